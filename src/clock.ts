@@ -1,0 +1,23 @@
+// Clock: time and timers as a parameter, so tests can run a mesh deterministically.
+
+/** A scheduled callback that can be cancelled. */
+export interface Timer {
+  cancel(): void;
+}
+
+/** The source of time and timers for every component. */
+export interface Clock {
+  /** Milliseconds since an arbitrary epoch (monotonic for the real clock). */
+  now(): number;
+  setTimer(ms: number, fn: () => void): Timer;
+}
+
+/** The real clock: `performance.now()` and unref'd Node timers (they never keep the process alive). */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimer(ms, fn) {
+    const handle = setTimeout(fn, ms);
+    handle.unref();
+    return { cancel: () => clearTimeout(handle) };
+  },
+};

@@ -1,0 +1,55 @@
+// Error classes with stable codes: programs match on `code`, people read `message`.
+
+/** Every stable error code weave-ts throws or reports. */
+export type WeaveErrorCode =
+  | 'short-read'
+  | 'trailing-bytes'
+  | 'bad-value'
+  | 'too-large'
+  | 'bad-magic'
+  | 'version-mismatch'
+  | 'crypto-mismatch'
+  | 'bad-password'
+  | 'decrypt-failed'
+  | 'handshake-timeout'
+  | 'connect-to-self'
+  | 'name-collision'
+  | 'duplicate-connection'
+  | 'connection-limit'
+  | 'heartbeat-timeout'
+  | 'closed'
+  | 'protocol'
+  | 'invalid-option'
+  | 'unknown-peer'
+  | 'crypto-unavailable';
+
+/** Base class of every error weave-ts throws; `code` is stable across releases. */
+export class WeaveError extends Error {
+  constructor(
+    readonly code: WeaveErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bytes from outside (network, disk) that do not decode. */
+export class DecodeError extends WeaveError {}
+
+/** A control connection that failed before or during the handshake. */
+export class HandshakeError extends WeaveError {}
+
+/** An established control connection that broke (tampering, replay, silence, protocol violation). */
+export class ConnectionError extends WeaveError {}
+
+/** Options that cannot work; the message says what to fix. */
+export class OptionsError extends WeaveError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('invalid-option', message, options);
+  }
+}
+
+/** A cryptographic operation that failed or is not available. */
+export class CryptoError extends WeaveError {}
