@@ -1,0 +1,879 @@
+// MeshRouter: the control plane: listens and dials, keeps one link per neighbour, gossips topology and channels.
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { hostname } from 'node:os';
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'eventemitter3';
+import { systemClock, type Clock, type Timer } from '../clock.js';
+import { systemRandom, type Random } from '../random.js';
+import { ConnectionError, HandshakeError, OptionsError, WeaveError } from '../errors.js';
+import { decodeWith, encodeWith } from '../wire/codec.js';
+import { MessageTag, type ControlMessage } from '../wire/messages.js';
+import { decodeTopologyUpdate, encodeTopologyUpdate, type ConnectionSummary, type PeerRecord } from '../wire/topology.js';
+import type { FeatureRecord } from '../wire/handshake.js';
+import { loadSodium, type SodiumBackend } from '../crypto/sodium.js';
+import { deriveNetworkKey, type NetworkKey } from '../crypto/network-key.js';
+import { Connection, type ConnectionCrypto, type ConnectionTimings } from './connection.js';
+import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
+import { Topology } from './topology.js';
+import { Routes } from './routes.js';
+import { TokenBucket } from './token-bucket.js';
+import { isValidChannelName, type GossipChannel, type GossipChannelStats, type GossipHandler } from './gossip.js';
+import { formatPeerName, isPeerName, parsePeerName, randomPeerName, type PeerName } from './peer-name.js';
+import { canonicalAddress, DEFAULT_PORT, formatHostPort, parseHostPort, parseListenAddress } from './address.js';
+import { Peer, type LinkInfo, type PeerSource } from './peer.js';
+
+/** The channel name topology gossip uses. */
+export const TOPOLOGY_CHANNEL = 'topology';
+
+/** Options of a mesh router; every field has a sane default. */
+export interface MeshRouterOptions {
+  /** Permanent peer name (MAC form or number); random when omitted. */
+  name?: string | PeerName;
+  /** Display name; defaults to the host name. */
+  nickname?: string;
+  /** Where to accept control connections: `host:port` (default `0.0.0.0:6783`; port 0 picks one), or false for none. */
+  listen?: string | false;
+  /** Peers to dial at start (`host[:port]`). */
+  peers?: readonly string[];
+  /** Network password: encrypts and authenticates every link. Omit for a plain (unauthenticated!) mesh. */
+  password?: string | Uint8Array;
+  /** A network key already stretched with `deriveNetworkKey` (instead of `password`). */
+  networkKey?: NetworkKey;
+  /** Maximum number of links, established or in handshake (default 200; 0 = unlimited). */
+  connectionLimit?: number;
+  /** Inbound accept throttle: a bucket of `burst` tokens refilled one every `refillMs` (default 20 / 50 ms). */
+  acceptRate?: { burst: number; refillMs: number };
+  /** Dial peers that topology gossip tells us about (default true). */
+  discovery?: boolean;
+  /** Period of full gossip to random neighbours (default 30 s). */
+  gossipIntervalMs?: number;
+  /** Coalescing delay for topology updates after local link changes (default 1 s). */
+  topologyDelayMs?: number;
+  /** Delay before unreachable peers are forgotten after topology arrives (default 1 s). */
+  gcDelayMs?: number;
+  /** Handshake deadline, heartbeat interval and silence timeout. */
+  timings?: Partial<ConnectionTimings>;
+  /** Reconnect backoff. */
+  backoff?: Partial<BackoffOptions>;
+  clock?: Clock;
+  random?: Random;
+  /** Which libsodium binding to prefer (default native, falling back to WASM). */
+  sodium?: 'native' | 'wasm';
+  /** Opens outbound TCP sockets (tests inject one to simulate partitions). */
+  connectSocket?: (host: string, port: number) => Socket;
+}
+
+/** Why a link ended or failed, as reported in events. */
+export interface LinkFailure {
+  address: string;
+  peer?: PeerName;
+  error: WeaveError;
+}
+
+/** Typed events of the router. */
+export interface MeshRouterEvents {
+  /** A peer became known (directly linked or learned from topology). */
+  'peer:up': (peer: Peer) => void;
+  /** A peer is no longer reachable and was forgotten. */
+  'peer:down': (peer: Peer) => void;
+  /** A known peer came back with a new incarnation (uid). */
+  'peer:restarted': (peer: Peer) => void;
+  /** A direct link was accepted. */
+  'connection:up': (link: LinkInfo) => void;
+  /** A direct link closed. */
+  'connection:down': (link: LinkInfo, error: WeaveError | undefined) => void;
+  /** A dial or an inbound handshake failed. */
+  'connection:failed': (failure: LinkFailure) => void;
+  /** The topology changed (routes may differ). */
+  'topology:changed': () => void;
+  /** A gossip payload was rejected (and counted); the link stays up. */
+  'gossip:rejected': (channel: string, from: PeerName, error: Error) => void;
+  /** A data-plane control message from a neighbour (used by the sleeve). */
+  'overlay:control': (from: PeerName, kind: number, payload: Uint8Array) => void;
+}
+
+interface Link {
+  connection: Connection;
+  info: LinkInfo;
+  uid: bigint;
+}
+
+/** Counters for status and metrics. */
+export interface MeshRouterStats {
+  acceptsThrottled: number;
+  connectionsRefused: number;
+  handshakeFailures: Record<string, number>;
+  terminations: number;
+  unicastUnroutable: number;
+  unknownChannelDropped: number;
+}
+
+/** A router's status as JSON-serialisable data. */
+export interface MeshRouterStatus {
+  name: string;
+  nickname: string;
+  uid: string;
+  encryption: boolean;
+  listenAddress?: string;
+  peerDiscovery: boolean;
+  connectionLimit: number;
+  peers: ReturnType<Peer['toJSON']>[];
+  links: (Omit<LinkInfo, 'peer'> & { peer: string })[];
+  targets: TargetStatus[];
+  unicastRoutes: { dest: string; via: string }[];
+  broadcastRoutes: { source: string; via: string[] }[];
+  gossip: Record<string, GossipChannelStats>;
+  stats: MeshRouterStats;
+}
+
+interface ChannelState {
+  handler: GossipHandler | undefined;
+  stats: GossipChannelStats;
+}
+
+/**
+ * The mesh router: one TCP link per neighbour, authenticated by the network password, a gossiped
+ * topology with deterministic routes, and named gossip channels for applications.
+ */
+export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSource {
+  readonly selfName: PeerName;
+  readonly nickname: string;
+  readonly uid: bigint;
+  private readonly options: MeshRouterOptions;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly topology: Topology;
+  private readonly links = new Map<PeerName, Link>();
+  private readonly pending = new Set<Connection>();
+  private readonly channels = new Map<string, ChannelState>();
+  private readonly peerObjects = new Map<PeerName, Peer>();
+  private readonly lastSeenAt = new Map<PeerName, number>();
+  private readonly surrogateSeen = new Set<string>();
+  private readonly maker: ConnectionMaker;
+  private readonly acceptBucket: TokenBucket;
+  private readonly connectionLimit: number;
+  private readonly discovery: boolean;
+  private readonly stats: MeshRouterStats = {
+    acceptsThrottled: 0,
+    connectionsRefused: 0,
+    handshakeFailures: {},
+    terminations: 0,
+    unicastUnroutable: 0,
+    unknownChannelDropped: 0,
+  };
+  private routesCache: Routes | undefined;
+  private server: Server | undefined;
+  private listenPort = 0;
+  private crypto: ConnectionCrypto | undefined;
+  private sodium: SodiumBackend | undefined;
+  private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  private startPromise: Promise<void> | undefined;
+  private stopPromise: Promise<void> | undefined;
+  private topologyTimer: Timer | undefined;
+  private gcTimer: Timer | undefined;
+  private gossipTimer: Timer | undefined;
+  private dirtyPeers = new Set<PeerName>();
+
+  constructor(options: MeshRouterOptions = {}) {
+    super();
+    this.options = { ...options };
+    validateOptions(options);
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? systemRandom;
+    this.selfName =
+      options.name === undefined
+        ? randomPeerName((b) => this.random.fill(b))
+        : typeof options.name === 'number'
+          ? options.name
+          : parsePeerName(options.name);
+    this.nickname = options.nickname ?? hostname();
+    let uid = this.random.u64();
+    while (uid === 0n) uid = this.random.u64();
+    this.uid = uid;
+    this.connectionLimit = options.connectionLimit ?? 200;
+    this.discovery = options.discovery ?? true;
+    this.topology = new Topology({ name: this.selfName, nickname: this.nickname, uid: this.uid });
+    const rate = options.acceptRate ?? { burst: 20, refillMs: 50 };
+    this.acceptBucket = new TokenBucket(this.clock, rate.burst, rate.refillMs);
+    this.maker = new ConnectionMaker({
+      clock: this.clock,
+      random: this.random,
+      dial: (address) => this.dial(address),
+      discovery: this.discovery,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+    });
+    this.channels.set(TOPOLOGY_CHANNEL, { handler: undefined, stats: newChannelStats() });
+  }
+
+  /** Our own peer. */
+  get self(): Peer {
+    return this.peer(this.selfName) as Peer;
+  }
+
+  /** True when links are encrypted with a network password. */
+  get encrypted(): boolean {
+    return this.options.password !== undefined || this.options.networkKey !== undefined;
+  }
+
+  /** The listening address once started ("host:port"), or undefined when not listening. */
+  get listenAddress(): string | undefined {
+    const listen = this.options.listen;
+    if (listen === false) return undefined;
+    if (this.server === undefined) return undefined;
+    const { host } = parseListenAddress(listen ?? `0.0.0.0:${DEFAULT_PORT}`);
+    return formatHostPort(host, this.listenPort);
+  }
+
+  /** The TCP port we listen on (0 when not listening). */
+  get port(): number {
+    return this.listenPort;
+  }
+
+  /** The libsodium binding in use (after start, when encrypted). */
+  get cryptoBackend(): string | undefined {
+    return this.sodium?.name;
+  }
+
+  /** Starts listening and dialling; idempotent. */
+  start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    this.startPromise ??= this.doStart(options.signal);
+    return this.startPromise;
+  }
+
+  private async doStart(signal: AbortSignal | undefined): Promise<void> {
+    signal?.throwIfAborted();
+    this.state = 'starting';
+    if (this.encrypted) {
+      this.sodium = await loadSodium(this.options.sodium ? { prefer: this.options.sodium } : {});
+      const networkKey = this.options.networkKey ?? (await deriveNetworkKey(this.options.password as string | Uint8Array, this.sodium));
+      this.crypto = { sodium: this.sodium, networkKey };
+    }
+    signal?.throwIfAborted();
+    if (this.options.listen !== false) await this.listen(signal);
+    this.topology.setLocalConnections([]);
+    this.state = 'running';
+    this.emit('peer:up', this.self);
+    this.scheduleGossip();
+    for (const peer of this.options.peers ?? []) this.connect(peer);
+  }
+
+  private async listen(signal: AbortSignal | undefined): Promise<void> {
+    const { host, port } = parseListenAddress(this.options.listen || `0.0.0.0:${DEFAULT_PORT}`);
+    const server = createServer({ noDelay: true }, (socket) => this.onInbound(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        server.close();
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      server.once('error', (cause) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(new OptionsError(`cannot listen on ${formatHostPort(host, port)}: ${cause.message}`, { cause }));
+      });
+      server.listen(port, host, () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+    server.on('error', () => undefined);
+    const address = server.address();
+    this.listenPort = typeof address === 'object' && address !== null ? address.port : port;
+  }
+
+  /** Closes every link and stops listening; idempotent. */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
+    await this.startPromise?.catch(() => undefined);
+    this.state = 'stopping';
+    this.maker.stop();
+    this.topologyTimer?.cancel();
+    this.gcTimer?.cancel();
+    this.gossipTimer?.cancel();
+    for (const connection of this.pending) connection.close(new ConnectionError('closed', 'router stopped'));
+    for (const link of [...this.links.values()]) link.connection.close(new ConnectionError('closed', 'router stopped'));
+    const server = this.server;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.state = 'stopped';
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /** Adds a direct target (`host[:port]`) and dials it now. */
+  connect(address: string): void {
+    this.maker.connect(canonicalAddress(address));
+  }
+
+  /** Removes a direct target; an existing link stays up but is not re-dialled. */
+  forget(address: string): void {
+    this.maker.forget(canonicalAddress(address));
+  }
+
+  /** Closes our direct link to a peer, if any (the connection maker may dial it again). */
+  disconnect(peer: PeerName, reason = 'closed by request'): void {
+    this.links.get(peer)?.connection.close(new ConnectionError('closed', reason));
+  }
+
+  /** Every peer currently known, ourselves included. */
+  peers(): Peer[] {
+    return [...this.topology.records()].map((r) => this.peer(r.name) as Peer);
+  }
+
+  /** The live view of one peer, or undefined when it is not known. */
+  peer(name: PeerName | string): Peer | undefined {
+    const n = typeof name === 'string' ? parsePeerName(name) : name;
+    if (!this.topology.has(n)) return undefined;
+    let p = this.peerObjects.get(n);
+    if (!p) {
+      p = new Peer(this, n);
+      this.peerObjects.set(n, p);
+    }
+    return p;
+  }
+
+  /** Our direct links. */
+  linkInfos(): LinkInfo[] {
+    return [...this.links.values()].map((l) => ({ ...l.info }));
+  }
+
+  /** The current routes (recomputed lazily after topology changes). */
+  get routes(): Routes {
+    this.routesCache ??= Routes.compute(this.topology);
+    return this.routesCache;
+  }
+
+  /** The topology records, for status and tests. */
+  topologyRecords(): PeerRecord[] {
+    return this.topology.select([...this.topology.records()].map((r) => r.name));
+  }
+
+  /** Connection maker targets. */
+  targets(): TargetStatus[] {
+    return this.maker.status();
+  }
+
+  // PeerSource, for Peer's live view.
+  peerRecord(name: PeerName): PeerRecord | undefined {
+    return this.topology.get(name);
+  }
+
+  link(name: PeerName): LinkInfo | undefined {
+    const link = this.links.get(name);
+    return link ? { ...link.info } : undefined;
+  }
+
+  isReachable(name: PeerName): boolean {
+    return name === this.selfName || this.routes.unicastAll(name) !== undefined;
+  }
+
+  lastSeen(name: PeerName): number | undefined {
+    return name === this.selfName ? this.clock.now() : this.lastSeenAt.get(name);
+  }
+
+  /**
+   * Registers an application gossip channel. Messages for channels a peer has not registered are
+   * still relayed by it, so peers with different features can share a mesh.
+   */
+  registerGossip(name: string, handler: GossipHandler): GossipChannel {
+    if (!isValidChannelName(name) || name === TOPOLOGY_CHANNEL) {
+      throw new OptionsError(`gossip channel name "${name}" is reserved or invalid: use 1-255 printable ASCII characters`);
+    }
+    const existing = this.channels.get(name);
+    if (existing?.handler) throw new OptionsError(`gossip channel "${name}" is already registered`);
+    const state: ChannelState = { handler, stats: existing?.stats ?? newChannelStats() };
+    this.channels.set(name, state);
+    return {
+      name,
+      broadcast: (payload) => {
+        state.stats.sent += this.relayBroadcast(name, this.selfName, payload, undefined);
+      },
+      unicast: (destination, payload) => {
+        const ok = this.sendUnicast({ tag: MessageTag.GossipUnicast, channel: name, source: this.selfName, destination, payload });
+        if (ok) state.stats.sent += 1;
+        return ok;
+      },
+      gossipNeighbours: (payload) => {
+        state.stats.sent += this.gossipToNeighbours(name, payload, undefined);
+      },
+    };
+  }
+
+  /** Sends a data-plane control message to a directly linked neighbour; false if there is no link. */
+  sendOverlayControl(peer: PeerName, kind: number, payload: Uint8Array): boolean {
+    const link = this.links.get(peer);
+    if (!link) return false;
+    link.connection.send({ tag: MessageTag.OverlayControl, kind, payload });
+    return true;
+  }
+
+  /** A JSON-serialisable snapshot. */
+  status(): MeshRouterStatus {
+    const routes = this.routes;
+    const others = [...this.topology.records()].map((r) => r.name).filter((n) => n !== this.selfName);
+    const gossip: Record<string, GossipChannelStats> = {};
+    for (const [name, state] of this.channels) gossip[name] = { ...state.stats };
+    const listenAddress = this.listenAddress;
+    return {
+      name: formatPeerName(this.selfName),
+      nickname: this.nickname,
+      uid: String(this.uid),
+      encryption: this.encrypted,
+      ...(listenAddress !== undefined ? { listenAddress } : {}),
+      peerDiscovery: this.discovery,
+      connectionLimit: this.connectionLimit,
+      peers: this.peers().map((p) => p.toJSON()),
+      links: this.linkInfos().map((l) => ({ ...l, peer: formatPeerName(l.peer) })),
+      targets: this.targets(),
+      unicastRoutes: others.flatMap((dest) => {
+        const via = routes.unicast(dest);
+        return via === undefined ? [] : [{ dest: formatPeerName(dest), via: formatPeerName(via) }];
+      }),
+      broadcastRoutes: [this.selfName, ...others].map((source) => ({
+        source: formatPeerName(source),
+        via: routes.broadcast(source).map(formatPeerName),
+      })),
+      gossip,
+      stats: { ...this.stats, handshakeFailures: { ...this.stats.handshakeFailures } },
+    };
+  }
+
+  // ---- links ----
+
+  private localFeatures(): Omit<FeatureRecord, 'connectionId'> {
+    return { name: this.selfName, nickname: this.nickname, uid: this.uid, listenPort: this.listenPort, capabilities: [] };
+  }
+
+  private linkCount(): number {
+    return this.links.size + this.pending.size;
+  }
+
+  private atLimit(): boolean {
+    return this.connectionLimit > 0 && this.linkCount() >= this.connectionLimit;
+  }
+
+  private newConnection(socket: Socket, outbound: boolean, address?: string): Connection {
+    const connection = new Connection({
+      socket,
+      outbound,
+      ...(address !== undefined ? { address } : {}),
+      local: this.localFeatures(),
+      ...(this.crypto ? { crypto: this.crypto } : {}),
+      clock: this.clock,
+      random: this.random,
+      ...(this.options.timings ? { timings: this.options.timings } : {}),
+    });
+    this.pending.add(connection);
+    connection.once('close', () => this.pending.delete(connection));
+    return connection;
+  }
+
+  private onInbound(socket: Socket): void {
+    if (this.state !== 'running') {
+      socket.destroy();
+      return;
+    }
+    if (!this.acceptBucket.tryTake()) {
+      this.stats.acceptsThrottled += 1;
+      socket.destroy();
+      return;
+    }
+    if (this.atLimit()) {
+      this.stats.connectionsRefused += 1;
+      socket.destroy();
+      return;
+    }
+    const connection = this.newConnection(socket, false);
+    connection.handshake().then(
+      () => {
+        try {
+          this.admit(connection);
+        } catch (error) {
+          this.reportFailure(connection.remoteAddress, error, connection);
+        }
+      },
+      (error: unknown) => this.reportFailure(connection.remoteAddress, error, connection),
+    );
+  }
+
+  /** Dials one target; resolves with the remote peer once a link to it is up. */
+  private async dial(address: string): Promise<PeerName> {
+    if (this.state !== 'running') throw new ConnectionError('closed', 'router is not running');
+    if (this.atLimit()) {
+      throw new ConnectionError('connection-limit', `not dialling ${address}: the connection limit of ${this.connectionLimit} is reached`);
+    }
+    const { host, port } = parseHostPort(address);
+    const socket = this.options.connectSocket ? this.options.connectSocket(host, port) : netConnect({ host, port });
+    const connection = this.newConnection(socket, true, address);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        if (!socket.connecting && !socket.destroyed) {
+          resolve();
+          return;
+        }
+        socket.once('connect', () => resolve());
+        connection.once('close', (error) => reject(error ?? new ConnectionError('closed', `connection to ${address} closed`)));
+      });
+      await connection.handshake();
+      return this.admit(connection);
+    } catch (error) {
+      const failure = this.reportFailure(address, error, connection);
+      // A duplicate means a link to that peer is up after all: the dial's goal is met.
+      const remote = connection.remoteIfKnown;
+      if (failure.code === 'duplicate-connection' && remote && this.links.has(remote.name)) return remote.name;
+      throw failure;
+    }
+  }
+
+  private reportFailure(address: string, error: unknown, connection: Connection): WeaveError {
+    const failure = error instanceof WeaveError ? error : new ConnectionError('protocol', String(error), { cause: error });
+    connection.close(failure);
+    this.stats.handshakeFailures[failure.code] = (this.stats.handshakeFailures[failure.code] ?? 0) + 1;
+    const peer = connection.remoteIfKnown?.name;
+    this.emit('connection:failed', { address, ...(peer !== undefined ? { peer } : {}), error: failure });
+    return failure;
+  }
+
+  /** Decides whether a handshaken connection becomes the link to its peer; throws if not. */
+  private admit(connection: Connection): PeerName {
+    const remote = connection.remote;
+    if (this.state !== 'running') throw new ConnectionError('closed', 'router is stopping');
+    if (remote.name === this.selfName) {
+      if (remote.uid === this.uid) throw new HandshakeError('connect-to-self', `${connection.remoteAddress} is this peer itself`);
+      throw new HandshakeError(
+        'name-collision',
+        `${connection.remoteAddress} uses our peer name ${formatPeerName(this.selfName)}: give every peer a unique name (cloned machine id?)`,
+      );
+    }
+    const existing = this.links.get(remote.name);
+    if (existing) {
+      if (existing.uid === remote.uid) {
+        // Both ends compare the same ids, so both keep the same connection.
+        if (connection.id >= existing.connection.id) {
+          const why = `a link to ${formatPeerName(remote.name)} already exists`;
+          throw new ConnectionError('duplicate-connection', connection.id === existing.connection.id ? `${why} (equal ids)` : why);
+        }
+        existing.connection.close(new ConnectionError('duplicate-connection', `replaced by a simultaneous link with a lower id`));
+      } else {
+        existing.connection.close(new ConnectionError('closed', `${formatPeerName(remote.name)} restarted: replacing the link to its old incarnation`));
+      }
+    }
+    this.pending.delete(connection);
+    const now = this.clock.now();
+    const link: Link = {
+      connection,
+      uid: remote.uid,
+      info: {
+        peer: remote.name,
+        nickname: remote.nickname,
+        remoteAddress: connection.remoteAddress,
+        listenAddress: connection.remoteListenAddress,
+        outbound: connection.outbound,
+        // No data plane is attached at this layer, so a link is usable for gossip as soon as it is up.
+        established: true,
+        encrypted: connection.encrypted,
+        since: now,
+        lastReceived: now,
+      },
+    };
+    this.links.set(remote.name, link);
+    this.lastSeenAt.set(remote.name, now);
+    connection.on('message', (message) => this.onMessage(link, message));
+    connection.once('close', (error) => this.onLinkClosed(link, error));
+    connection.start();
+    const known = this.topology.get(remote.name);
+    this.updateLocalTopology();
+    if (known && known.uid !== remote.uid) this.emit('peer:restarted', this.peer(remote.name) as Peer);
+    this.sendAllGossipTo(link);
+    this.emit('connection:up', { ...link.info });
+    return remote.name;
+  }
+
+  private onLinkClosed(link: Link, error: WeaveError | undefined): void {
+    if (this.links.get(link.info.peer) !== link) return;
+    this.links.delete(link.info.peer);
+    this.stats.terminations += 1;
+    this.emit('connection:down', { ...link.info }, error);
+    if (this.state === 'running') {
+      this.updateLocalTopology();
+      this.garbageCollect();
+    }
+  }
+
+  // ---- topology ----
+
+  /** Republishes our connection list after a local change, coalesced. */
+  private updateLocalTopology(): void {
+    const summaries: ConnectionSummary[] = [...this.links.values()]
+      .map((l) => ({ peer: l.info.peer, address: l.info.listenAddress, outbound: l.info.outbound, established: l.info.established }))
+      .sort((a, b) => a.peer - b.peer);
+    if (this.topology.setLocalConnections(summaries)) {
+      this.dirtyPeers.add(this.selfName);
+      this.topologyChanged([]);
+      this.topologyTimer ??= this.clock.setTimer(this.options.topologyDelayMs ?? 1000, () => {
+        this.topologyTimer = undefined;
+        const names = [...this.dirtyPeers];
+        this.dirtyPeers.clear();
+        this.gossipToNeighbours(TOPOLOGY_CHANNEL, this.encodeTopology(names), undefined);
+      });
+    }
+    this.maker.setConnected(
+      [...this.links.values()].map((l) => l.info.listenAddress),
+      this.links.keys(),
+    );
+  }
+
+  private encodeTopology(names: Iterable<PeerName>): Uint8Array {
+    return encodeWith(encodeTopologyUpdate, this.topology.select(names));
+  }
+
+  /** Applies received topology; returns the encoded delta of what changed, or undefined. */
+  private applyTopology(payload: Uint8Array): Uint8Array | undefined {
+    const records = decodeWith(decodeTopologyUpdate, payload);
+    const before = new Set([...this.topology.records()].map((r) => r.name));
+    const change = this.topology.applyUpdate(records);
+    if (change.changed.length === 0) return undefined;
+    const now = this.clock.now();
+    for (const name of change.changed) if (name !== this.selfName) this.lastSeenAt.set(name, now);
+    this.topologyChanged(change.changed.filter((n) => !before.has(n)));
+    for (const name of change.restarted) this.emit('peer:restarted', this.peer(name) as Peer);
+    this.gcTimer ??= this.clock.setTimer(this.options.gcDelayMs ?? 1000, () => {
+      this.gcTimer = undefined;
+      this.garbageCollect();
+    });
+    return this.encodeTopology(change.changed);
+  }
+
+  private topologyChanged(added: PeerName[]): void {
+    this.routesCache = undefined;
+    for (const name of added) this.emit('peer:up', this.peer(name) as Peer);
+    this.refreshDiscovered();
+    this.emit('topology:changed');
+  }
+
+  private refreshDiscovered(): void {
+    if (!this.discovery) return;
+    const addresses: string[] = [];
+    for (const record of this.topology.records()) {
+      if (record.name === this.selfName) continue;
+      for (const c of record.connections) {
+        if (c.peer === this.selfName || this.links.has(c.peer) || c.address.endsWith(':0')) continue;
+        addresses.push(c.address);
+      }
+    }
+    this.maker.setDiscovered(addresses);
+  }
+
+  private garbageCollect(): void {
+    const removed = this.topology.garbageCollect((name) => this.links.has(name));
+    if (removed.length === 0) return;
+    this.routesCache = undefined;
+    for (const name of removed) {
+      const peer = this.peerObjects.get(name) ?? new Peer(this, name);
+      this.peerObjects.delete(name);
+      this.lastSeenAt.delete(name);
+      this.emit('peer:down', peer);
+    }
+    this.refreshDiscovered();
+    this.emit('topology:changed');
+  }
+
+  // ---- gossip ----
+
+  private scheduleGossip(): void {
+    const interval = this.options.gossipIntervalMs ?? 30_000;
+    this.gossipTimer = this.clock.setTimer(interval, () => {
+      this.surrogateSeen.clear();
+      this.gossipToNeighbours(TOPOLOGY_CHANNEL, this.encodeTopology([...this.topology.records()].map((r) => r.name)), undefined);
+      for (const [name, state] of this.channels) {
+        const payload = name === TOPOLOGY_CHANNEL ? undefined : this.channelGossip(name, state);
+        if (payload) state.stats.sent += this.gossipToNeighbours(name, payload, undefined);
+      }
+      this.scheduleGossip();
+    });
+  }
+
+  private channelGossip(name: string, state: ChannelState): Uint8Array | undefined {
+    try {
+      return state.handler?.gossip?.();
+    } catch (error) {
+      state.stats.lastError = `gossip() of channel ${name} threw: ${String(error)}`;
+      return undefined;
+    }
+  }
+
+  /** Full state of every channel down a new link. */
+  private sendAllGossipTo(link: Link): void {
+    const send = (channel: string, payload: Uint8Array): void =>
+      link.connection.send({ tag: MessageTag.Gossip, channel, sender: this.selfName, payload });
+    send(TOPOLOGY_CHANNEL, this.encodeTopology([...this.topology.records()].map((r) => r.name)));
+    for (const [name, state] of this.channels) {
+      if (name === TOPOLOGY_CHANNEL) continue;
+      const payload = this.channelGossip(name, state);
+      if (payload) send(name, payload);
+    }
+  }
+
+  private gossipToNeighbours(channel: string, payload: Uint8Array, except: PeerName | undefined): number {
+    let sent = 0;
+    for (const peer of this.routes.randomNeighbours(this.random, except)) {
+      const link = this.links.get(peer);
+      if (!link) continue;
+      link.connection.send({ tag: MessageTag.Gossip, channel, sender: this.selfName, payload });
+      sent += 1;
+    }
+    return sent;
+  }
+
+  private relayBroadcast(channel: string, source: PeerName, payload: Uint8Array, from: PeerName | undefined): number {
+    let sent = 0;
+    for (const peer of this.routes.broadcastAll(source)) {
+      if (peer === from) continue;
+      const link = this.links.get(peer);
+      if (!link) continue;
+      link.connection.send({ tag: MessageTag.GossipBroadcast, channel, source, payload });
+      sent += 1;
+    }
+    return sent;
+  }
+
+  private sendUnicast(message: ControlMessage & { tag: MessageTag.GossipUnicast }): boolean {
+    const hop = this.routes.unicastAll(message.destination);
+    const link = hop === undefined ? undefined : this.links.get(hop);
+    if (!link) {
+      this.stats.unicastUnroutable += 1;
+      return false;
+    }
+    link.connection.send(message);
+    return true;
+  }
+
+  private onMessage(link: Link, message: ControlMessage): void {
+    const now = this.clock.now();
+    link.info.lastReceived = now;
+    this.lastSeenAt.set(link.info.peer, now);
+    switch (message.tag) {
+      case MessageTag.Heartbeat:
+        return;
+      case MessageTag.OverlayControl:
+        this.emit('overlay:control', link.info.peer, message.kind, message.payload);
+        return;
+      case MessageTag.Gossip:
+        this.onGossip(link, message.channel, message.payload);
+        return;
+      case MessageTag.GossipBroadcast:
+        this.onBroadcast(link, message.channel, message.source, message.payload);
+        return;
+      case MessageTag.GossipUnicast:
+        this.onUnicast(link, message);
+        return;
+    }
+  }
+
+  private channelState(name: string): ChannelState {
+    let state = this.channels.get(name);
+    if (!state) {
+      state = { handler: undefined, stats: newChannelStats() };
+      this.channels.set(name, state);
+    }
+    return state;
+  }
+
+  /** Runs a handler; a throw is a rejected payload: counted and reported, never fatal to the link. */
+  private guarded<T>(channel: string, from: PeerName, state: ChannelState, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (error) {
+      const err = error instanceof Error ? error : new Error(String(error));
+      state.stats.rejected += 1;
+      state.stats.lastError = err.message;
+      this.emit('gossip:rejected', channel, from, err);
+      return undefined;
+    }
+  }
+
+  private onGossip(link: Link, channel: string, payload: Uint8Array): void {
+    const state = this.channelState(channel);
+    state.stats.received += 1;
+    const from = link.info.peer;
+    let delta: Uint8Array | undefined;
+    if (channel === TOPOLOGY_CHANNEL) {
+      delta = this.guarded(channel, from, state, () => this.applyTopology(payload));
+    } else if (state.handler) {
+      const handler = state.handler;
+      delta = this.guarded(channel, from, state, () => handler.onGossip?.(payload, from));
+    } else {
+      // Unknown channel: relay each distinct payload once per gossip interval.
+      const key = `${channel}\0${createHash('sha1').update(payload).digest('base64')}`;
+      if (this.surrogateSeen.has(key)) return;
+      this.surrogateSeen.add(key);
+      delta = payload;
+    }
+    if (delta) state.stats.relayed += this.gossipToNeighbours(channel, delta, from);
+  }
+
+  private onBroadcast(link: Link, channel: string, source: PeerName, payload: Uint8Array): void {
+    const state = this.channelState(channel);
+    state.stats.received += 1;
+    if (source === this.selfName) return;
+    const handler = state.handler;
+    const relay = handler ? this.guarded(channel, link.info.peer, state, () => handler.onBroadcast?.(payload, source)) : payload;
+    if (relay) state.stats.relayed += this.relayBroadcast(channel, source, relay, link.info.peer);
+  }
+
+  private onUnicast(link: Link, message: ControlMessage & { tag: MessageTag.GossipUnicast }): void {
+    const state = this.channelState(message.channel);
+    if (message.destination !== this.selfName) {
+      if (this.sendUnicast(message)) state.stats.relayed += 1;
+      return;
+    }
+    state.stats.received += 1;
+    const handler = state.handler;
+    if (!handler) {
+      this.stats.unknownChannelDropped += 1;
+      return;
+    }
+    this.guarded(message.channel, link.info.peer, state, () => handler.onUnicast?.(message.payload, message.source));
+  }
+}
+
+function newChannelStats(): GossipChannelStats {
+  return { received: 0, sent: 0, relayed: 0, rejected: 0 };
+}
+
+function validateOptions(o: MeshRouterOptions): void {
+  if (o.password !== undefined && o.networkKey !== undefined) {
+    throw new OptionsError('give either password or networkKey, not both');
+  }
+  if (o.name !== undefined && typeof o.name === 'number' && !isPeerName(o.name)) {
+    throw new OptionsError(`name ${o.name} is not a valid 48-bit peer name (1 to 2^48-1)`);
+  }
+  if (o.name !== undefined && typeof o.name === 'string') {
+    try {
+      if (!isPeerName(parsePeerName(o.name))) throw new Error('reserved');
+    } catch (cause) {
+      throw new OptionsError(`name "${o.name}" is not a valid peer name: use MAC form like aa:bb:cc:dd:ee:ff`, { cause });
+    }
+  }
+  if (o.nickname !== undefined && Buffer.byteLength(o.nickname) > 255) {
+    throw new OptionsError('nickname is longer than 255 bytes');
+  }
+  if (o.listen !== undefined && o.listen !== false) parseListenAddress(o.listen);
+  for (const p of o.peers ?? []) parseHostPort(p);
+  for (const [key, value] of Object.entries({
+    connectionLimit: o.connectionLimit,
+    gossipIntervalMs: o.gossipIntervalMs,
+    topologyDelayMs: o.topologyDelayMs,
+    gcDelayMs: o.gcDelayMs,
+  })) {
+    if (value !== undefined && (!Number.isFinite(value) || value < 0)) {
+      throw new OptionsError(`${key} must be a non-negative number, got ${String(value)}`);
+    }
+  }
+  if (o.gossipIntervalMs === 0) throw new OptionsError('gossipIntervalMs must be greater than 0');
+}
