@@ -21,7 +21,8 @@ export type WeaveErrorCode =
   | 'protocol'
   | 'invalid-option'
   | 'unknown-peer'
-  | 'crypto-unavailable';
+  | 'crypto-unavailable'
+  | 'counter-exhausted';
 
 /** Base class of every error weave-ts throws; `code` is stable across releases. */
 export class WeaveError extends Error {

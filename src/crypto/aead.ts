@@ -32,7 +32,7 @@ function copyKey(key: Uint8Array): Uint8Array {
 
 function exhausted(): CryptoError {
   // A rekey would be needed after 2^64 messages; reconnecting does that.
-  return new CryptoError('bad-value', 'stream nonce counter is exhausted; reconnect to get fresh keys');
+  return new CryptoError('counter-exhausted', 'stream nonce counter is exhausted; reconnect to get fresh keys');
 }
 
 /** One direction of a stream with implicit counters (TCP): each seal uses the next counter, from 0. */

@@ -512,8 +512,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     const connection = this.newConnection(socket, true, address);
     try {
       await new Promise<void>((resolve, reject) => {
-        if (!socket.connecting && !socket.destroyed) {
-          resolve();
+        if (!socket.connecting && socket.remoteAddress !== undefined) {
+          resolve(); // an injected socket that is already connected
           return;
         }
         socket.once('connect', () => resolve());
