@@ -551,16 +551,19 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       );
     }
     const existing = this.links.get(remote.name);
+    let replaced: { link: Link; error: WeaveError } | undefined;
     if (existing) {
       if (existing.uid === remote.uid) {
         // Both ends compare the same ids, so both keep the same connection.
-        if (connection.id >= existing.connection.id) {
-          const why = `a link to ${formatPeerName(remote.name)} already exists`;
-          throw new ConnectionError('duplicate-connection', connection.id === existing.connection.id ? `${why} (equal ids)` : why);
+        const why = `a link to ${formatPeerName(remote.name)} already exists`;
+        if (connection.id === existing.connection.id) {
+          existing.connection.close(new ConnectionError('duplicate-connection', `${why} with an equal id: closing both`));
         }
-        existing.connection.close(new ConnectionError('duplicate-connection', `replaced by a simultaneous link with a lower id`));
+        if (connection.id >= existing.connection.id) throw new ConnectionError('duplicate-connection', why);
+        replaced = { link: existing, error: new ConnectionError('duplicate-connection', 'replaced by a simultaneous link with a lower id') };
       } else {
-        existing.connection.close(new ConnectionError('closed', `${formatPeerName(remote.name)} restarted: replacing the link to its old incarnation`));
+        const why = `${formatPeerName(remote.name)} restarted: replacing the link to its old incarnation`;
+        replaced = { link: existing, error: new ConnectionError('closed', why) };
       }
     }
     this.pending.delete(connection);
@@ -581,7 +584,9 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         lastReceived: now,
       },
     };
+    // The new link takes the slot before the old one closes, so the peer never looks unreachable.
     this.links.set(remote.name, link);
+    replaced?.link.connection.close(replaced.error);
     this.lastSeenAt.set(remote.name, now);
     connection.on('message', (message) => this.onMessage(link, message));
     connection.once('close', (error) => this.onLinkClosed(link, error));
@@ -595,10 +600,10 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   }
 
   private onLinkClosed(link: Link, error: WeaveError | undefined): void {
-    if (this.links.get(link.info.peer) !== link) return;
-    this.links.delete(link.info.peer);
     this.stats.terminations += 1;
     this.emit('connection:down', { ...link.info }, error);
+    if (this.links.get(link.info.peer) !== link) return; // already replaced by a newer link
+    this.links.delete(link.info.peer);
     if (this.state === 'running') {
       this.updateLocalTopology();
       this.garbageCollect();
