@@ -169,7 +169,8 @@ export class ConnectionMaker {
       } else if (!connected && target.state === 'connected') {
         this.scheduleRetry(target, now, now - target.connectedAt >= this.backoff.resetAfterMs);
       }
-      if (!target.direct && !target.discovered && target.state !== 'attempting') this.targets.delete(address);
+      // Connected targets stay, so a link that drops keeps its backoff state instead of being redialled at once.
+      if (!target.direct && !target.discovered && (target.state === 'waiting' || target.state === 'failed')) this.targets.delete(address);
     }
     let next = Infinity;
     for (const [address, target] of this.targets) {

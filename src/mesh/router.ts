@@ -667,7 +667,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     for (const record of this.topology.records()) {
       if (record.name === this.selfName) continue;
       for (const c of record.connections) {
-        if (c.peer === this.selfName || this.links.has(c.peer) || c.address.endsWith(':0')) continue;
+        // Linked peers stay in the set: the maker keeps their backoff state for when the link drops.
+        if (c.peer === this.selfName || c.address.endsWith(':0')) continue;
         addresses.push(c.address);
       }
     }

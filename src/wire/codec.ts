@@ -1,7 +1,8 @@
 // Reader and Writer: the one cursor pair all wire code goes through, so bounds checks live in one place.
 import { DecodeError } from '../errors.js';
 
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is content, not a byte-order mark to strip silently.
+const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const textEncoder = new TextEncoder();
 
 /** Reads big-endian fields from a byte array; every read past the end throws `DecodeError('short-read')`. */
@@ -140,24 +141,28 @@ export class Writer {
   }
 
   u8(v: number): this {
+    checkRange(v, 0xff, 'u8');
     const at = this.reserve(1);
     this.view.setUint8(at, v);
     return this;
   }
 
   u16(v: number): this {
+    checkRange(v, 0xffff, 'u16');
     const at = this.reserve(2);
     this.view.setUint16(at, v);
     return this;
   }
 
   u32(v: number): this {
+    checkRange(v, 0xffff_ffff, 'u32');
     const at = this.reserve(4);
     this.view.setUint32(at, v);
     return this;
   }
 
   u48(v: number): this {
+    checkRange(v, 2 ** 48 - 1, 'u48');
     const at = this.reserve(6);
     this.view.setUint16(at, Math.floor(v / 0x1_0000_0000));
     this.view.setUint32(at + 2, v >>> 0);
@@ -165,6 +170,7 @@ export class Writer {
   }
 
   u64(v: bigint): this {
+    if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw new RangeError(`${v} does not fit in a u64 field`);
     const at = this.reserve(8);
     this.view.setBigUint64(at, v);
     return this;
@@ -200,6 +206,11 @@ export class Writer {
   finish(): Uint8Array {
     return this.buf.slice(0, this.offset);
   }
+}
+
+/** Encoders refuse values a field cannot hold instead of letting them wrap. */
+function checkRange(v: number, max: number, field: string): void {
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${v} does not fit in a ${field} field`);
 }
 
 /** Encodes a value with `encode` into a fresh byte array. */

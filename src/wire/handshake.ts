@@ -64,6 +64,9 @@ export interface FeatureRecord {
 }
 
 export function encodeFeatures(w: Writer, f: FeatureRecord): void {
+  if (f.capabilities.length > MAX_CAPABILITIES) {
+    throw new RangeError(`${f.capabilities.length} capabilities exceed the limit of ${MAX_CAPABILITIES}`);
+  }
   w.u48(f.name).str8(f.nickname).u64(f.uid).u64(f.connectionId).u16(f.listenPort).u8(f.capabilities.length);
   for (const c of f.capabilities) w.str8(c);
 }
