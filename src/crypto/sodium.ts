@@ -262,7 +262,8 @@ async function loadWasm(): Promise<SodiumBackend> {
 
 // ---- selection ----
 
-type Preference = 'native' | 'wasm';
+/** Which libsodium binding to load first. */
+export type Preference = 'native' | 'wasm';
 
 const loaded = new Map<Preference, Promise<SodiumBackend>>();
 

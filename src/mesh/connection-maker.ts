@@ -2,7 +2,7 @@
 import type { Clock, Timer } from '../clock.js';
 import type { Random } from '../random.js';
 import { WeaveError } from '../errors.js';
-import type { PeerName } from './peer-name.js';
+import type { PeerName } from '../wire/peer-name.js';
 
 /** Where a target stands. */
 export type TargetState = 'waiting' | 'attempting' | 'connected' | 'failed';

@@ -22,6 +22,7 @@ import type { SodiumBackend } from '../crypto/sodium.js';
 import type { NetworkKey } from '../crypto/network-key.js';
 import { handshakeKeys, sessionKeys, type DirectionalKeys } from '../crypto/key-schedule.js';
 import { StreamOpener, StreamSealer } from '../crypto/aead.js';
+import { AEAD_TAG_BYTES } from '../crypto/sodium.js';
 import { ByteQueue } from './byte-queue.js';
 import { formatHostPort } from './address.js';
 
@@ -72,6 +73,11 @@ interface ConnectionEvents {
   message: (message: ControlMessage) => void;
   close: (error: WeaveError | undefined) => void;
 }
+
+/** A feature record is at most ~8.5 KiB; its frame (plus the AEAD tag) must fit in this. */
+const MAX_FEATURE_FRAME_BYTES = 16 * 1024;
+/** Bytes a not-yet-authenticated remote may make us buffer. */
+const MAX_HANDSHAKE_BUFFER_BYTES = 64 * 1024;
 
 const CRYPTO_FLAG_PLAIN = 0;
 const CRYPTO_FLAG_ENCRYPTED = 1;
@@ -190,9 +196,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     encodeHeader(hello, ours);
     hello.u8(keypair ? CRYPTO_FLAG_ENCRYPTED : CRYPTO_FLAG_PLAIN);
     if (keypair) hello.bytes(keypair.publicKey);
-    this.write(hello.finish());
+    const ourHello = hello.finish();
+    this.write(ourHello);
 
-    const theirs = decodeWith(decodeHeader, await this.read(HEADER_BYTES));
+    const theirHeader = (await this.read(HEADER_BYTES)).slice();
+    const theirs = decodeWith(decodeHeader, theirHeader);
     const version = negotiateVersion(ours, theirs);
     if (version === undefined) {
       throw new HandshakeError(
@@ -222,7 +230,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       const listenerPublic = this.outbound ? remotePublic : keypair.publicKey;
       const hs = this.directional(handshakeKeys(sodium, networkKey, shared, dialerPublic, listenerPublic));
       this.writeFrame(new StreamSealer(sodium, hs.send).seal(ourFeatures));
-      const sealed = await this.readFrame();
+      const sealed = await this.readFrame(MAX_FEATURE_FRAME_BYTES);
       try {
         theirFeatures = new StreamOpener(sodium, hs.receive).open(sealed);
       } catch (cause) {
@@ -232,22 +240,28 @@ export class Connection extends EventEmitter<ConnectionEvents> {
           { cause },
         );
       }
+      // Each side's transcript part is its clear header and crypto flag, then its feature record, so a
+      // man in the middle cannot rewrite the version range or the flag without breaking the keys.
+      const ourPart = concat(ourHello.subarray(0, HEADER_BYTES + 1), ourFeatures);
+      const theirPart = concat(theirHeader, Uint8Array.of(flag), theirFeatures);
       const keys = sessionKeys(
         sodium,
         networkKey,
         shared,
         dialerPublic,
         listenerPublic,
-        this.outbound ? ourFeatures : theirFeatures,
-        this.outbound ? theirFeatures : ourFeatures,
+        this.outbound ? ourPart : theirPart,
+        this.outbound ? theirPart : ourPart,
       );
+      shared.fill(0);
+      keypair.secretKey.fill(0);
       const tcp = this.directional(keys.tcp);
       this.sealer = new StreamSealer(sodium, tcp.send);
       this.opener = new StreamOpener(sodium, tcp.receive);
       this.udpKeys = this.directional(keys.udp);
     } else {
       this.writeFrame(ourFeatures);
-      theirFeatures = await this.readFrame();
+      theirFeatures = await this.readFrame(MAX_FEATURE_FRAME_BYTES);
     }
     this.remoteFeatures = decodeWith(decodeFeatures, theirFeatures);
     return this.remoteFeatures;
@@ -269,14 +283,16 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.deliver();
   }
 
-  /** Sends one message; silently ignored once closed (the close event already told the owner). */
-  send(message: ControlMessage): void {
-    if (this.closed) return;
+  /**
+   * Sends one message. Returns false, sending nothing, when the link is closed (the close event already
+   * told the owner) or the message is over the 10 MiB cap (the caller counts it).
+   */
+  send(message: ControlMessage): boolean {
+    if (this.closed) return false;
     const body = encodeMessageBody(message);
-    if (body.byteLength > MAX_MESSAGE_BYTES) {
-      throw new ConnectionError('protocol', `message of ${body.byteLength} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte limit`);
-    }
+    if (body.byteLength > MAX_MESSAGE_BYTES) return false;
     this.writeFrame(this.sealer ? this.sealer.seal(body) : body);
+    return true;
   }
 
   /** Closes the link once; the first error given is the one reported. */
@@ -323,6 +339,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   private onData(chunk: Buffer): void {
     this.queue.push(chunk);
+    if (!this.started && this.queue.length > MAX_HANDSHAKE_BUFFER_BYTES) {
+      // Before authentication nobody gets to make us buffer much.
+      this.close(new HandshakeError('too-large', `${this.remoteAddress} sent over ${MAX_HANDSHAKE_BUFFER_BYTES} bytes during the handshake`));
+      return;
+    }
     if (this.started) this.deliver();
     else {
       const wake = this.waiting;
@@ -336,7 +357,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     while (!this.closed) {
       let message: ControlMessage;
       try {
-        const frame = this.queue.takeFrame(MAX_MESSAGE_BYTES + 16);
+        const frame = this.queue.takeFrame(this.opener ? MAX_MESSAGE_BYTES + AEAD_TAG_BYTES : MAX_MESSAGE_BYTES);
         if (frame === undefined) return;
         const body = this.opener ? this.opener.open(frame) : frame;
         message = decodeMessage(body);
@@ -345,7 +366,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         return;
       }
       this.lastReceived = this.clock.now();
-      this.emit('message', message);
+      try {
+        this.emit('message', message);
+      } catch (error) {
+        // A throwing listener is a bug, but it must cost this link, not the process.
+        this.close(new ConnectionError('protocol', `handling a message from ${this.remoteAddress} failed: ${String(error)}`, { cause: error }));
+      }
     }
   }
 
@@ -359,9 +385,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  private async readFrame(): Promise<Uint8Array> {
+  private async readFrame(max: number): Promise<Uint8Array> {
     for (;;) {
-      const frame = this.queue.takeFrame(MAX_MESSAGE_BYTES + 16);
+      const frame = this.queue.takeFrame(max);
       if (frame !== undefined) return frame;
       if (this.closedWith) throw this.closedWith.error ?? new HandshakeError('closed', `connection to ${this.remoteAddress} closed`);
       await new Promise<void>((resolve) => (this.waiting = resolve));
@@ -389,3 +415,12 @@ function asConnectionError(error: unknown, address: string): WeaveError {
   return new ConnectionError('protocol', `message from ${address} could not be handled: ${String(error)}`, { cause: error });
 }
 
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 // Gossip channels: the contract between the mesh and an application that gossips mergeable state.
-import type { PeerName } from './peer-name.js';
+import type { PeerName } from '../wire/peer-name.js';
 
 /**
  * What an application implements to gossip state over the mesh. Every method is optional.
@@ -37,7 +37,4 @@ export interface GossipChannelStats {
   lastError?: string;
 }
 
-/** Channel names are one to 255 bytes of printable ASCII. */
-export function isValidChannelName(name: string): boolean {
-  return /^[\x21-\x7e]{1,255}$/.test(name);
-}
+export { isValidChannelName } from '../wire/messages.js';

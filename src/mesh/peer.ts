@@ -1,6 +1,6 @@
 // Peer: a peer's identity plus a live view of what this peer knows about it.
 import type { ConnectionSummary } from '../wire/topology.js';
-import { formatPeerName, type PeerName } from './peer-name.js';
+import { formatPeerName, type PeerName } from '../wire/peer-name.js';
 
 /** A direct link from this peer to a neighbour, as the router sees it now. */
 export interface LinkInfo {

@@ -5,25 +5,29 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { systemRandom, type Random } from '../random.js';
-import { ConnectionError, HandshakeError, OptionsError, WeaveError } from '../errors.js';
+import { ConnectionError, DecodeError, HandshakeError, OptionsError, WeaveError } from '../errors.js';
 import { decodeWith, encodeWith } from '../wire/codec.js';
 import { MessageTag, type ControlMessage } from '../wire/messages.js';
 import { decodeTopologyUpdate, encodeTopologyUpdate, type ConnectionSummary, type PeerRecord } from '../wire/topology.js';
 import type { FeatureRecord } from '../wire/handshake.js';
 import { loadSodium, type SodiumBackend } from '../crypto/sodium.js';
 import { deriveNetworkKey, type NetworkKey } from '../crypto/network-key.js';
-import { Connection, type ConnectionCrypto, type ConnectionTimings } from './connection.js';
+import { Connection, DEFAULT_CONNECTION_TIMINGS, type ConnectionCrypto, type ConnectionTimings } from './connection.js';
 import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
 import { Topology } from './topology.js';
 import { Routes } from './routes.js';
 import { TokenBucket } from './token-bucket.js';
 import { isValidChannelName, type GossipChannel, type GossipChannelStats, type GossipHandler } from './gossip.js';
-import { formatPeerName, isPeerName, parsePeerName, randomPeerName, type PeerName } from './peer-name.js';
+import { formatPeerName, isPeerName, parsePeerName, randomPeerName, type PeerName } from '../wire/peer-name.js';
 import { canonicalAddress, DEFAULT_PORT, formatHostPort, parseHostPort, parseListenAddress } from './address.js';
 import { Peer, type LinkInfo, type PeerSource } from './peer.js';
 
 /** The channel name topology gossip uses. */
 export const TOPOLOGY_CHANNEL = 'topology';
+/** Distinct channel names tracked in status before the rest are counted together. */
+const MAX_TRACKED_CHANNELS = 64;
+/** The status entry that counts channels beyond the bound. */
+const OTHER_CHANNELS = '(other)';
 
 /** Options of a mesh router; every field has a sane default. */
 export interface MeshRouterOptions {
@@ -106,6 +110,8 @@ export interface MeshRouterStats {
   terminations: number;
   unicastUnroutable: number;
   unknownChannelDropped: number;
+  /** Messages not sent because they exceeded the 10 MiB cap. */
+  messagesTooLarge: number;
 }
 
 /** A router's status as JSON-serialisable data. */
@@ -160,6 +166,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     terminations: 0,
     unicastUnroutable: 0,
     unknownChannelDropped: 0,
+    messagesTooLarge: 0,
   };
   private routesCache: Routes | undefined;
   private server: Server | undefined;
@@ -408,8 +415,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   sendOverlayControl(peer: PeerName, kind: number, payload: Uint8Array): boolean {
     const link = this.links.get(peer);
     if (!link) return false;
-    link.connection.send({ tag: MessageTag.OverlayControl, kind, payload });
-    return true;
+    return this.sendTo(link, { tag: MessageTag.OverlayControl, kind, payload });
   }
 
   /** A JSON-serialisable snapshot. */
@@ -511,13 +517,24 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     const socket = this.options.connectSocket ? this.options.connectSocket(host, port) : netConnect({ host, port });
     const connection = this.newConnection(socket, true, address);
     try {
+      const connectTimeoutMs = this.options.timings?.handshakeTimeoutMs ?? DEFAULT_CONNECTION_TIMINGS.handshakeTimeoutMs;
       await new Promise<void>((resolve, reject) => {
         if (!socket.connecting && socket.remoteAddress !== undefined) {
           resolve(); // an injected socket that is already connected
           return;
         }
-        socket.once('connect', () => resolve());
-        connection.once('close', (error) => reject(error ?? new ConnectionError('closed', `connection to ${address} closed`)));
+        // A silently dropped SYN would otherwise hold a pending slot for minutes.
+        const deadline = this.clock.setTimer(connectTimeoutMs, () =>
+          connection.close(new ConnectionError('handshake-timeout', `connecting to ${address} timed out after ${connectTimeoutMs} ms`)),
+        );
+        socket.once('connect', () => {
+          deadline.cancel();
+          resolve();
+        });
+        connection.once('close', (error) => {
+          deadline.cancel();
+          reject(error ?? new ConnectionError('closed', `connection to ${address} closed`));
+        });
       });
       await connection.handshake();
       return this.admit(connection);
@@ -624,7 +641,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         this.topologyTimer = undefined;
         const names = [...this.dirtyPeers];
         this.dirtyPeers.clear();
-        this.gossipToNeighbours(TOPOLOGY_CHANNEL, this.encodeTopology(names), undefined);
+        this.topologyStats().sent += this.gossipToNeighbours(TOPOLOGY_CHANNEL, this.encodeTopology(names), undefined);
       });
     }
     this.maker.setConnected(
@@ -695,7 +712,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     const interval = this.options.gossipIntervalMs ?? 30_000;
     this.gossipTimer = this.clock.setTimer(interval, () => {
       this.surrogateSeen.clear();
-      this.gossipToNeighbours(TOPOLOGY_CHANNEL, this.encodeTopology([...this.topology.records()].map((r) => r.name)), undefined);
+      this.topologyStats().sent += this.gossipToNeighbours(TOPOLOGY_CHANNEL, this.encodeTopology([...this.topology.records()].map((r) => r.name)), undefined);
       for (const [name, state] of this.channels) {
         const payload = name === TOPOLOGY_CHANNEL ? undefined : this.channelGossip(name, state);
         if (payload) state.stats.sent += this.gossipToNeighbours(name, payload, undefined);
@@ -715,8 +732,9 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   /** Full state of every channel down a new link. */
   private sendAllGossipTo(link: Link): void {
-    const send = (channel: string, payload: Uint8Array): void =>
-      link.connection.send({ tag: MessageTag.Gossip, channel, sender: this.selfName, payload });
+    const send = (channel: string, payload: Uint8Array): void => {
+      if (this.sendTo(link, { tag: MessageTag.Gossip, channel, sender: this.selfName, payload })) this.channelState(channel).stats.sent += 1;
+    };
     send(TOPOLOGY_CHANNEL, this.encodeTopology([...this.topology.records()].map((r) => r.name)));
     for (const [name, state] of this.channels) {
       if (name === TOPOLOGY_CHANNEL) continue;
@@ -725,13 +743,19 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     }
   }
 
+  /** Sends on a link; a message over the cap is dropped and counted rather than thrown. */
+  private sendTo(link: Link, message: ControlMessage): boolean {
+    if (link.connection.send(message)) return true;
+    if (!link.connection.closed) this.stats.messagesTooLarge += 1;
+    return false;
+  }
+
   private gossipToNeighbours(channel: string, payload: Uint8Array, except: PeerName | undefined): number {
     let sent = 0;
     for (const peer of this.routes.randomNeighbours(this.random, except)) {
       const link = this.links.get(peer);
       if (!link) continue;
-      link.connection.send({ tag: MessageTag.Gossip, channel, sender: this.selfName, payload });
-      sent += 1;
+      if (this.sendTo(link, { tag: MessageTag.Gossip, channel, sender: this.selfName, payload })) sent += 1;
     }
     return sent;
   }
@@ -742,8 +766,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       if (peer === from) continue;
       const link = this.links.get(peer);
       if (!link) continue;
-      link.connection.send({ tag: MessageTag.GossipBroadcast, channel, source, payload });
-      sent += 1;
+      if (this.sendTo(link, { tag: MessageTag.GossipBroadcast, channel, source, payload })) sent += 1;
     }
     return sent;
   }
@@ -755,8 +778,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       this.stats.unicastUnroutable += 1;
       return false;
     }
-    link.connection.send(message);
-    return true;
+    return this.sendTo(link, message);
   }
 
   private onMessage(link: Link, message: ControlMessage): void {
@@ -781,9 +803,15 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     }
   }
 
+  private topologyStats(): GossipChannelStats {
+    return this.channelState(TOPOLOGY_CHANNEL).stats;
+  }
+
+  /** State of a channel; unknown channels beyond a bound share one entry so remote names cannot grow memory. */
   private channelState(name: string): ChannelState {
     let state = this.channels.get(name);
     if (!state) {
+      if (this.channels.size >= MAX_TRACKED_CHANNELS) return this.channelState(OTHER_CHANNELS);
       state = { handler: undefined, stats: newChannelStats() };
       this.channels.set(name, state);
     }
@@ -826,6 +854,12 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private onBroadcast(link: Link, channel: string, source: PeerName, payload: Uint8Array): void {
     const state = this.channelState(channel);
     state.stats.received += 1;
+    if (channel === TOPOLOGY_CHANNEL) {
+      this.guarded(channel, link.info.peer, state, () => {
+        throw new DecodeError('protocol', 'topology is never broadcast: message rejected');
+      });
+      return;
+    }
     if (source === this.selfName) return;
     const handler = state.handler;
     const relay = handler ? this.guarded(channel, link.info.peer, state, () => handler.onBroadcast?.(payload, source)) : payload;
@@ -834,6 +868,12 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   private onUnicast(link: Link, message: ControlMessage & { tag: MessageTag.GossipUnicast }): void {
     const state = this.channelState(message.channel);
+    if (message.channel === TOPOLOGY_CHANNEL) {
+      this.guarded(message.channel, link.info.peer, state, () => {
+        throw new DecodeError('protocol', 'topology is never unicast: message rejected');
+      });
+      return;
+    }
     if (message.destination !== this.selfName) {
       if (this.sendUnicast(message)) state.stats.relayed += 1;
       return;

@@ -1,6 +1,6 @@
 // Routes: next hops and per-source broadcast trees, computed from the topology by a deterministic BFS.
 import type { Random } from '../random.js';
-import type { PeerName } from './peer-name.js';
+import type { PeerName } from '../wire/peer-name.js';
 import type { PeerRecord } from '../wire/topology.js';
 
 /** The read side of a topology that routes are computed from (`Topology` satisfies it). */

@@ -1,6 +1,6 @@
 // Topology: the peer table CRDT, a map from peer name to a last-writer-wins record keyed by (version, uid).
 import { OptionsError, WeaveError } from '../errors.js';
-import { formatPeerName, isPeerName, type PeerName } from './peer-name.js';
+import { formatPeerName, isPeerName, type PeerName } from '../wire/peer-name.js';
 import {
   MAX_ADDRESS_BYTES,
   MAX_CONNECTIONS_PER_PEER,
@@ -117,8 +117,8 @@ export class Topology {
 
   /**
    * Removes peers not reachable from us over any listed connection (ignoring the established and
-   * symmetric flags), except those for which `isPinned(name)` is true (live local connections and
-   * handshakes). Returns the removed names, sorted.
+   * symmetric flags), except those for which `isPinned(name)` is true (the router pins peers
+   * with a live local link). Returns the removed names, sorted.
    */
   garbageCollect(isPinned: (name: PeerName) => boolean = () => false): PeerName[] {
     const reached = new Set<PeerName>([this.selfName]);

@@ -61,9 +61,14 @@ function peerName(r: Reader, what: string): number {
   return name;
 }
 
+/** Channel names are one to 255 bytes of printable ASCII. */
+export function isValidChannelName(name: string): boolean {
+  return /^[\x21-\x7e]{1,255}$/.test(name);
+}
+
 function channelName(r: Reader): string {
   const channel = r.str8();
-  if (channel.length === 0) throw new DecodeError('bad-value', 'gossip channel name is empty');
+  if (!isValidChannelName(channel)) throw new DecodeError('bad-value', 'gossip channel name is not 1-255 printable ASCII characters');
   return channel;
 }
 

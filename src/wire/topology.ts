@@ -13,21 +13,21 @@
 // |   connection count     | u16   | cannot exceed remaining bytes / 8 (the smallest connection)   |
 // |   per connection:      |       | the owner's complete connection list                          |
 // |     peer               | u48   | non-zero; not the record's own name; unique within the list   |
-// |     address            | str8  | remote TCP "host:port" as the owner sees it, at most 255 bytes |
+// |     address            | str8  | the remote's listen "host:port" (its IP, its advertised port) |
 // |     flags              | u8    | bit 0 outbound, bit 1 established; other bits must be 0       |
 import { DecodeError } from '../errors.js';
-import { formatPeerName, type PeerName } from '../mesh/peer-name.js';
+import { formatPeerName, type PeerName } from './peer-name.js';
 import type { Reader, Writer } from './codec.js';
 
 /** One entry of a peer's connection list, as the peer that owns the connection reports it. */
 export interface ConnectionSummary {
   /** The peer at the other end. */
   peer: PeerName;
-  /** Remote TCP "host:port" as seen by the owner. */
+  /** The remote's listening "host:port" as the owner sees it: its IP and its advertised listen port. */
   address: string;
   /** True when the owner dialled the connection. */
   outbound: boolean;
-  /** True once the connection's UDP data path works (heartbeats flow). */
+  /** True once the link is usable: at once without a data plane, after UDP heartbeats flow with one. */
   established: boolean;
 }
 

@@ -3,7 +3,7 @@ import { MeshRouter, type MeshRouterOptions } from '../../src/mesh/router.js';
 import { Routes } from '../../src/mesh/routes.js';
 import { deriveNetworkKey, type NetworkKey } from '../../src/crypto/network-key.js';
 import { seededRandom } from '../../src/random.js';
-import type { PeerName } from '../../src/mesh/peer-name.js';
+import type { PeerName } from '../../src/wire/peer-name.js';
 
 /** Fast timings for tests: topology goes out at once, gossip every 200 ms. */
 export const FAST: MeshRouterOptions = {

@@ -1,6 +1,6 @@
 // A socket factory for routers on loopback that can cut and heal the links between groups of peers.
 import { connect, Socket } from 'node:net';
-import type { PeerName } from '../../src/mesh/peer-name.js';
+import type { PeerName } from '../../src/wire/peer-name.js';
 
 interface Tracked {
   from: PeerName;

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { converged, edges, simulateBroadcast, startMesh, waitUntil, walkUnicast, type Shape } from '../helpers/mesh.js';
 import type { MeshRouter } from '../../src/mesh/router.js';
-import type { PeerName } from '../../src/mesh/peer-name.js';
+import type { PeerName } from '../../src/wire/peer-name.js';
 
 const convergence = suite('convergence');
 

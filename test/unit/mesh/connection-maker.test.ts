@@ -4,7 +4,7 @@ import { ConnectionMaker, DEFAULT_BACKOFF, type ConnectionMakerOptions, type Tar
 import { ConnectionError, HandshakeError } from '../../../src/errors.js';
 import { FakeClock } from '../../../src/testing/fake-clock.js';
 import { seededRandom, type Random } from '../../../src/random.js';
-import type { PeerName } from '../../../src/mesh/peer-name.js';
+import type { PeerName } from '../../../src/wire/peer-name.js';
 
 const A = '10.0.0.1:6783';
 const B = '10.0.0.2:6783';

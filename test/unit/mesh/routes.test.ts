@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Routes, type TopologyView } from '../../../src/mesh/routes.js';
 import { Topology } from '../../../src/mesh/topology.js';
-import { randomPeerName, type PeerName } from '../../../src/mesh/peer-name.js';
+import { randomPeerName, type PeerName } from '../../../src/wire/peer-name.js';
 import { seededRandom, type Random } from '../../../src/random.js';
 import type { ConnectionSummary, PeerRecord } from '../../../src/wire/topology.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { formatPeerName, isPeerName, parsePeerName, randomPeerName } from '../../../src/mesh/peer-name.js';
+import { formatPeerName, isPeerName, parsePeerName, randomPeerName } from '../../../src/wire/peer-name.js';
 import { DecodeError } from '../../../src/errors.js';
 import { seededRandom } from '../../../src/random.js';
 
