@@ -32,6 +32,7 @@
 import { CryptoError } from '../errors.js';
 import type { NetworkKey } from './network-key.js';
 import { X25519_BYTES, type SodiumBackend } from './sodium.js';
+import { concatBytes } from '../wire/codec.js';
 
 /** One key per direction of a connection, named by who sends. */
 export interface DirectionalKeys {
@@ -63,18 +64,6 @@ function checkInputs(networkKey: NetworkKey, shared: Uint8Array, dialerPublic: U
   checkLength('listener public key', listenerPublic, X25519_BYTES);
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function u32be(n: number): Uint8Array {
   const out = new Uint8Array(4);
   new DataView(out.buffer).setUint32(0, n);
@@ -82,7 +71,7 @@ function u32be(n: number): Uint8Array {
 }
 
 function deriveKey(sodium: SodiumBackend, networkKey: NetworkKey, label: Uint8Array, rest: readonly Uint8Array[]): Uint8Array {
-  const input = concat([label, ...rest]);
+  const input = concatBytes([label, ...rest]);
   try {
     return sodium.blake2b(KEY_BYTES, input, networkKey.bytes);
   } finally {
@@ -100,7 +89,7 @@ export function transcriptHash(
 ): Uint8Array {
   return sodium.blake2b(
     HASH_BYTES,
-    concat([dialerPublic, listenerPublic, u32be(dialerFeatures.length), dialerFeatures, u32be(listenerFeatures.length), listenerFeatures]),
+    concatBytes([dialerPublic, listenerPublic, u32be(dialerFeatures.length), dialerFeatures, u32be(listenerFeatures.length), listenerFeatures]),
   );
 }
 

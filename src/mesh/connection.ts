@@ -4,7 +4,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { Clock, Timer } from '../clock.js';
 import type { Random } from '../random.js';
 import { ConnectionError, CryptoError, DecodeError, HandshakeError, WeaveError } from '../errors.js';
-import { decodeWith, encodeWith, Writer } from '../wire/codec.js';
+import { concatBytes, decodeWith, encodeWith, Writer } from '../wire/codec.js';
 import {
   decodeFeatures,
   decodeHeader,
@@ -242,8 +242,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
       // Each side's transcript part is its clear header and crypto flag, then its feature record, so a
       // man in the middle cannot rewrite the version range or the flag without breaking the keys.
-      const ourPart = concat(ourHello.subarray(0, HEADER_BYTES + 1), ourFeatures);
-      const theirPart = concat(theirHeader, Uint8Array.of(flag), theirFeatures);
+      const ourPart = concatBytes([ourHello.subarray(0, HEADER_BYTES + 1), ourFeatures]);
+      const theirPart = concatBytes([theirHeader, Uint8Array.of(flag), theirFeatures]);
       const keys = sessionKeys(
         sodium,
         networkKey,
@@ -415,12 +415,3 @@ function asConnectionError(error: unknown, address: string): WeaveError {
   return new ConnectionError('protocol', `message from ${address} could not be handled: ${String(error)}`, { cause: error });
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}

@@ -8,7 +8,15 @@ import { systemRandom, type Random } from '../random.js';
 import { ConnectionError, DecodeError, HandshakeError, OptionsError, WeaveError } from '../errors.js';
 import { decodeWith, encodeWith } from '../wire/codec.js';
 import { MessageTag, type ControlMessage } from '../wire/messages.js';
-import { decodeTopologyUpdate, encodeTopologyUpdate, type ConnectionSummary, type PeerRecord } from '../wire/topology.js';
+import {
+  decodeTopologyRequest,
+  decodeTopologyUpdate,
+  encodeTopologyRequest,
+  encodeTopologyUpdate,
+  MAX_REQUESTED_RECORDS,
+  type ConnectionSummary,
+  type PeerRecord,
+} from '../wire/topology.js';
 import type { FeatureRecord } from '../wire/handshake.js';
 import { loadSodium, type SodiumBackend } from '../crypto/sodium.js';
 import { deriveNetworkKey, type NetworkKey } from '../crypto/network-key.js';
@@ -26,6 +34,8 @@ import { Peer, type LinkInfo, type PeerSource } from './peer.js';
 export const TOPOLOGY_CHANNEL = 'topology';
 /** Distinct channel names tracked in status before the rest are counted together. */
 const MAX_TRACKED_CHANNELS = 64;
+/** A record asked for is not asked for again (from anyone) within this time. */
+const TOPOLOGY_REQUEST_BACKOFF_MS = 1000;
 /** The status entry that counts channels beyond the bound. */
 const OTHER_CHANNELS = '(other)';
 
@@ -155,6 +165,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private readonly peerObjects = new Map<PeerName, Peer>();
   private readonly lastSeenAt = new Map<PeerName, number>();
   private readonly surrogateSeen = new Set<string>();
+  private readonly broadcastSeen = new Set<string>();
   private readonly maker: ConnectionMaker;
   private readonly acceptBucket: TokenBucket;
   private readonly connectionLimit: number;
@@ -180,6 +191,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private gcTimer: Timer | undefined;
   private gossipTimer: Timer | undefined;
   private dirtyPeers = new Set<PeerName>();
+  private unreachableSince = new Map<PeerName, number>();
+  private readonly requestedAt = new Map<PeerName, number>();
 
   constructor(options: MeshRouterOptions = {}) {
     super();
@@ -609,7 +622,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     connection.once('close', (error) => this.onLinkClosed(link, error));
     connection.start();
     const known = this.topology.get(remote.name);
-    this.updateLocalTopology();
+    this.updateLocalTopology(remote.name);
     if (known && known.uid !== remote.uid) this.emit('peer:restarted', this.peer(remote.name) as Peer);
     this.sendAllGossipTo(link);
     this.emit('connection:up', { ...link.info });
@@ -622,15 +635,20 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     if (this.links.get(link.info.peer) !== link) return; // already replaced by a newer link
     this.links.delete(link.info.peer);
     if (this.state === 'running') {
-      this.updateLocalTopology();
+      this.updateLocalTopology(link.info.peer);
       this.garbageCollect();
     }
   }
 
   // ---- topology ----
 
-  /** Republishes our connection list after a local change, coalesced. */
-  private updateLocalTopology(): void {
+  /**
+   * Republishes our connection list after a local change, coalesced. The neighbour's record travels
+   * with ours: a peer that learns of the link without the neighbour's record could not reach it, and
+   * would garbage-collect that record if it arrived separately.
+   */
+  private updateLocalTopology(neighbour: PeerName): void {
+    if (this.topology.has(neighbour)) this.dirtyPeers.add(neighbour);
     const summaries: ConnectionSummary[] = [...this.links.values()]
       .map((l) => ({ peer: l.info.peer, address: l.info.listenAddress, outbound: l.info.outbound, established: l.info.established }))
       .sort((a, b) => a.peer - b.peer);
@@ -641,7 +659,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         this.topologyTimer = undefined;
         const names = [...this.dirtyPeers];
         this.dirtyPeers.clear();
-        this.topologyStats().sent += this.gossipToNeighbours(TOPOLOGY_CHANNEL, this.encodeTopology(names), undefined);
+        // A local change goes to every peer exactly once, along our broadcast tree.
+        this.topologyStats().sent += this.relayBroadcast(TOPOLOGY_CHANNEL, this.selfName, this.encodeTopology(names), undefined);
       });
     }
     this.maker.setConnected(
@@ -655,20 +674,59 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   }
 
   /** Applies received topology; returns the encoded delta of what changed, or undefined. */
-  private applyTopology(payload: Uint8Array): Uint8Array | undefined {
+  private applyTopology(payload: Uint8Array, from: Link): Uint8Array | undefined {
     const records = decodeWith(decodeTopologyUpdate, payload);
     const before = new Set([...this.topology.records()].map((r) => r.name));
     const change = this.topology.applyUpdate(records);
+    this.requestMissingRecords(records, from);
     if (change.changed.length === 0) return undefined;
     const now = this.clock.now();
     for (const name of change.changed) if (name !== this.selfName) this.lastSeenAt.set(name, now);
     this.topologyChanged(change.changed.filter((n) => !before.has(n)));
     for (const name of change.restarted) this.emit('peer:restarted', this.peer(name) as Peer);
-    this.gcTimer ??= this.clock.setTimer(this.options.gcDelayMs ?? 1000, () => {
+    this.scheduleGarbageCollection(this.options.gcDelayMs ?? 1000);
+    // Our own record travels with the relayed delta: it is how receivers reach the peers in it.
+    return this.encodeTopology([...change.changed, this.selfName]);
+  }
+
+  /**
+   * Asks the neighbour that sent `records` for the records of peers they link to that we do not know.
+   * Records can arrive before the update that makes them reachable and be garbage-collected; without
+   * this pull they would only come back with the next periodic gossip.
+   */
+  private requestMissingRecords(records: readonly PeerRecord[], from: Link): void {
+    const now = this.clock.now();
+    const missing = new Set<PeerName>();
+    for (const record of records) {
+      for (const c of record.connections) {
+        if (c.peer === this.selfName || this.topology.has(c.peer) || missing.size >= MAX_REQUESTED_RECORDS) continue;
+        const asked = this.requestedAt.get(c.peer);
+        if (asked !== undefined && now - asked < TOPOLOGY_REQUEST_BACKOFF_MS) continue;
+        missing.add(c.peer);
+      }
+    }
+    if (missing.size === 0) return;
+    for (const name of missing) this.requestedAt.set(name, now);
+    for (const [name, at] of this.requestedAt) if (now - at >= TOPOLOGY_REQUEST_BACKOFF_MS) this.requestedAt.delete(name);
+    const payload = encodeWith(encodeTopologyRequest, [...missing]);
+    this.sendTo(from, { tag: MessageTag.GossipUnicast, channel: TOPOLOGY_CHANNEL, source: this.selfName, destination: from.info.peer, payload });
+  }
+
+  /** Answers a neighbour's topology request with the records we have (and ours). */
+  private answerTopologyRequest(link: Link, message: ControlMessage & { tag: MessageTag.GossipUnicast }): void {
+    if (message.destination !== this.selfName || message.source !== link.info.peer) {
+      throw new DecodeError('protocol', 'topology requests go to a direct neighbour only and are never relayed');
+    }
+    const names = decodeWith(decodeTopologyRequest, message.payload);
+    this.topologyStats().sent += 1;
+    this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_CHANNEL, sender: this.selfName, payload: this.encodeTopology([...names, this.selfName]) });
+  }
+
+  private scheduleGarbageCollection(delayMs: number): void {
+    this.gcTimer ??= this.clock.setTimer(delayMs, () => {
       this.gcTimer = undefined;
       this.garbageCollect();
     });
-    return this.encodeTopology(change.changed);
   }
 
   private topologyChanged(added: PeerName[]): void {
@@ -692,8 +750,29 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.maker.setDiscovered(addresses);
   }
 
+  /**
+   * Forgets peers that have been unreachable for the whole GC delay. The grace period matters: records
+   * can arrive before the update that makes them reachable (they travel different paths), and a
+   * record forgotten too early is not sent again until the next periodic gossip.
+   */
   private garbageCollect(): void {
-    const removed = this.topology.garbageCollect((name) => this.links.has(name));
+    const now = this.clock.now();
+    const grace = this.options.gcDelayMs ?? 1000;
+    const unreachable = new Map<PeerName, number>();
+    const removed = this.topology.garbageCollect((name) => {
+      if (this.links.has(name)) return true;
+      const since = this.unreachableSince.get(name) ?? now;
+      if (now - since < grace) {
+        unreachable.set(name, since);
+        return true;
+      }
+      return false;
+    });
+    this.unreachableSince = unreachable;
+    if (unreachable.size > 0) {
+      const due = Math.min(...unreachable.values()) + grace - now;
+      this.scheduleGarbageCollection(Math.max(1, due));
+    }
     if (removed.length === 0) return;
     this.routesCache = undefined;
     for (const name of removed) {
@@ -712,6 +791,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     const interval = this.options.gossipIntervalMs ?? 30_000;
     this.gossipTimer = this.clock.setTimer(interval, () => {
       this.surrogateSeen.clear();
+      this.broadcastSeen.clear();
       this.topologyStats().sent += this.gossipToNeighbours(TOPOLOGY_CHANNEL, this.encodeTopology([...this.topology.records()].map((r) => r.name)), undefined);
       for (const [name, state] of this.channels) {
         const payload = name === TOPOLOGY_CHANNEL ? undefined : this.channelGossip(name, state);
@@ -762,7 +842,10 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   private relayBroadcast(channel: string, source: PeerName, payload: Uint8Array, from: PeerName | undefined): number {
     let sent = 0;
-    for (const peer of this.routes.broadcastAll(source)) {
+    const routes = this.routes;
+    // A source we cannot reach in our (stale) view has no tree here: flood rather than drop.
+    const hops = routes.hasTreeFrom(source) ? routes.broadcastAll(source) : [...this.links.keys()];
+    for (const peer of hops) {
       if (peer === from) continue;
       const link = this.links.get(peer);
       if (!link) continue;
@@ -837,7 +920,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     const from = link.info.peer;
     let delta: Uint8Array | undefined;
     if (channel === TOPOLOGY_CHANNEL) {
-      delta = this.guarded(channel, from, state, () => this.applyTopology(payload));
+      delta = this.guarded(channel, from, state, () => this.applyTopology(payload, link));
     } else if (state.handler) {
       const handler = state.handler;
       delta = this.guarded(channel, from, state, () => handler.onGossip?.(payload, from));
@@ -854,13 +937,20 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private onBroadcast(link: Link, channel: string, source: PeerName, payload: Uint8Array): void {
     const state = this.channelState(channel);
     state.stats.received += 1;
+    if (source === this.selfName) return;
     if (channel === TOPOLOGY_CHANNEL) {
-      this.guarded(channel, link.info.peer, state, () => {
-        throw new DecodeError('protocol', 'topology is never broadcast: message rejected');
+      // Floods while views disagree can bring a payload back; each one is handled once per interval.
+      const key = `${source}\0${createHash('sha1').update(payload).digest('base64')}`;
+      if (this.broadcastSeen.has(key)) return;
+      this.broadcastSeen.add(key);
+      // Relayed whole along the source's tree even when nothing was new here: the subtree may not know it.
+      const applied = this.guarded(channel, link.info.peer, state, () => {
+        this.applyTopology(payload, link);
+        return true;
       });
+      if (applied) state.stats.relayed += this.relayBroadcast(channel, source, payload, link.info.peer);
       return;
     }
-    if (source === this.selfName) return;
     const handler = state.handler;
     const relay = handler ? this.guarded(channel, link.info.peer, state, () => handler.onBroadcast?.(payload, source)) : payload;
     if (relay) state.stats.relayed += this.relayBroadcast(channel, source, relay, link.info.peer);
@@ -869,9 +959,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private onUnicast(link: Link, message: ControlMessage & { tag: MessageTag.GossipUnicast }): void {
     const state = this.channelState(message.channel);
     if (message.channel === TOPOLOGY_CHANNEL) {
-      this.guarded(message.channel, link.info.peer, state, () => {
-        throw new DecodeError('protocol', 'topology is never unicast: message rejected');
-      });
+      state.stats.received += 1;
+      this.guarded(message.channel, link.info.peer, state, () => this.answerTopologyRequest(link, message));
       return;
     }
     if (message.destination !== this.selfName) {

@@ -98,6 +98,14 @@ export class Routes {
     return this.tree(source, this.all, this.broadcastAllCache);
   }
 
+  /**
+   * True when `source` has a broadcast tree over all links that reaches us. It has none while our view
+   * is inconsistent (its record unknown, or stale records that leave us off its tree).
+   */
+  hasTreeFrom(source: PeerName): boolean {
+    return this.known.has(source) && bfs(this.all, source, this.selfName).found;
+  }
+
   /** Peers reachable from us over all links, ourselves included, sorted by name. */
   reachable(): PeerName[] {
     return [...this.unicastAllTable.keys()].sort(byName);

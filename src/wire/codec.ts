@@ -227,3 +227,14 @@ export function decodeWith<T>(decode: (r: Reader) => T, bytes: Uint8Array): T {
   r.end();
   return value;
 }
+
+/** Joins byte arrays into one new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}

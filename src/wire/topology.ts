@@ -118,3 +118,30 @@ function decodeConnections(r: Reader, owner: PeerName): ConnectionSummary[] {
   }
   return connections;
 }
+
+/** Most names one topology request may ask for. */
+export const MAX_REQUESTED_RECORDS = 1024;
+
+/**
+ * A topology request, sent as a gossip unicast on the "topology" channel to a neighbour: "send me the
+ * records of these peers". Layout: u16 count (1..1024), then that many u48 non-zero names.
+ */
+export function encodeTopologyRequest(w: Writer, names: readonly PeerName[]): void {
+  if (names.length === 0 || names.length > MAX_REQUESTED_RECORDS) {
+    throw new RangeError(`a topology request names 1 to ${MAX_REQUESTED_RECORDS} peers, not ${names.length}`);
+  }
+  w.u16(names.length);
+  for (const name of names) w.u48(name);
+}
+
+export function decodeTopologyRequest(r: Reader): PeerName[] {
+  const n = r.u16();
+  if (n === 0 || n > MAX_REQUESTED_RECORDS) throw new DecodeError('bad-value', `a topology request names ${n} peers (allowed: 1 to ${MAX_REQUESTED_RECORDS})`);
+  const names: PeerName[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = r.u48();
+    if (name === 0) throw new DecodeError('bad-value', 'a topology request names the reserved peer name 0');
+    names.push(name);
+  }
+  return names;
+}

@@ -1,6 +1,8 @@
-// Fuzz helpers: a decoder fed random or mutated bytes may only return or throw a DecodeError.
+// Decoder test helpers: fuzzing (random or mutated bytes may only give a DecodeError), expected rejections, hand-made bytes.
 import fc from 'fast-check';
+import * as assert from 'uvu/assert';
 import { DecodeError } from '../../src/errors.js';
+import { Writer } from '../../src/wire/codec.js';
 
 /** Random bytes plus bit-flipped, truncated and extended mutations of valid encodings. */
 export function mutatedBytes(valid: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
@@ -40,4 +42,22 @@ export function fuzzDecoder(decode: (bytes: Uint8Array) => unknown, valid: fc.Ar
     }),
     { numRuns },
   );
+}
+
+/** Asserts that decoding `bytes` throws a DecodeError with `code`. */
+export function expectDecodeError(decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array, code: string): void {
+  try {
+    decode(bytes);
+    assert.unreachable('should have thrown');
+  } catch (e) {
+    assert.instance(e, DecodeError);
+    assert.is((e as DecodeError).code, code);
+  }
+}
+
+/** Hand-made bytes, so tests can put invalid values on the wire. */
+export function rawBytes(write: (w: Writer) => void): Uint8Array {
+  const w = new Writer();
+  write(w);
+  return w.finish();
 }

@@ -7,7 +7,7 @@ import { converged, startMesh, waitUntil } from '../helpers/mesh.js';
 const text = (b: Uint8Array): string => Buffer.from(b).toString();
 
 test('a peer that does not know a channel still relays its broadcasts, unicasts and periodic gossip', async () => {
-  const mesh = await startMesh(3, 'line');
+  const mesh = await startMesh(3, 'line', { gossipIntervalMs: 100 });
   try {
     const [a, b, c] = mesh.routers as [MeshRouter, MeshRouter, MeshRouter];
     await waitUntil(mesh.routers, () => converged(mesh.routers), 5000);

@@ -3,20 +3,11 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { ByteQueue } from '../../../src/mesh/byte-queue.js';
 import { DecodeError } from '../../../src/errors.js';
+import { concatBytes } from '../../../src/wire/codec.js';
 
 const MAX = 1024;
 
 /** Concatenates byte arrays. */
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
 /** A u32 big-endian length prefix then the body. */
 function framed(body: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + body.byteLength);
@@ -65,7 +56,7 @@ test('any split of a frame stream gives back the same frames in order (all chunk
   fc.assert(
     fc.property(framesArb, cutsArb, (frames, cuts) => {
       const q = new ByteQueue();
-      for (const chunk of split(concat(frames.map(framed)), cuts)) q.push(chunk);
+      for (const chunk of split(concatBytes(frames.map(framed)), cuts)) q.push(chunk);
       const out: Uint8Array[] = [];
       drainFrames(q, out);
       assert.equal(out, frames.map((f) => Uint8Array.from(f)));
@@ -80,7 +71,7 @@ test('any split of a frame stream gives back the same frames in order (draining 
     fc.property(framesArb, cutsArb, (frames, cuts) => {
       const q = new ByteQueue();
       const out: Uint8Array[] = [];
-      for (const chunk of split(concat(frames.map(framed)), cuts)) {
+      for (const chunk of split(concatBytes(frames.map(framed)), cuts)) {
         q.push(chunk);
         drainFrames(q, out);
       }
@@ -180,7 +171,7 @@ test('a length of exactly the limit is accepted', () => {
 
 test('a partial frame gives undefined until its last byte arrives, then the frame', () => {
   const body = Uint8Array.from([9, 8, 7, 6, 5, 4, 3]);
-  const bytes = concat([framed(body), framed(new Uint8Array([1]))]);
+  const bytes = concatBytes([framed(body), framed(new Uint8Array([1]))]);
   const q = new ByteQueue();
   const firstEnd = 4 + body.byteLength;
   for (let i = 0; i < firstEnd - 1; i++) {
@@ -198,7 +189,7 @@ test('a partial frame gives undefined until its last byte arrives, then the fram
 
 test('a zero-length frame is an empty body, not "incomplete"', () => {
   const q = new ByteQueue();
-  q.push(concat([prefix(0), prefix(0)]));
+  q.push(concatBytes([prefix(0), prefix(0)]));
   assert.equal(q.takeFrame(MAX), new Uint8Array(0));
   assert.equal(q.takeFrame(MAX), new Uint8Array(0));
   assert.is(q.takeFrame(MAX), undefined);

@@ -2,7 +2,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { Writer, decodeWith, encodeWith } from '../../../src/wire/codec.js';
-import { DecodeError } from '../../../src/errors.js';
 import {
   HEADER_BYTES,
   MAGIC,
@@ -17,7 +16,7 @@ import {
   type FeatureRecord,
   type ProtocolHeader,
 } from '../../../src/wire/handshake.js';
-import { fuzzDecoder } from '../../helpers/fuzz.js';
+import { fuzzDecoder, expectDecodeError, rawBytes } from '../../helpers/fuzz.js';
 
 const utf8 = new TextEncoder();
 
@@ -75,23 +74,6 @@ const sample: FeatureRecord = {
   capabilities: ['gossip', 'overlay'],
 };
 
-function rejects(decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array, code: string): void {
-  try {
-    decode(bytes);
-    assert.unreachable('should have thrown');
-  } catch (e) {
-    assert.instance(e, DecodeError);
-    assert.is((e as DecodeError).code, code);
-  }
-}
-
-/** Writes hand-made bytes so tests can put invalid values on the wire. */
-function raw(write: (w: Writer) => void): Uint8Array {
-  const w = new Writer();
-  write(w);
-  return w.finish();
-}
-
 /** The feature record fields up to (not including) the capability count, with overridable values. */
 function featurePrefix(w: Writer, over: { name?: number; uid?: bigint } = {}): Writer {
   return w.u48(over.name ?? 5).str8('n').u64(over.uid ?? 1n).u64(9n).u16(6783);
@@ -120,22 +102,22 @@ test('any change to the magic is a bad-magic DecodeError', () => {
     fc.property(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 255 }), (at, delta) => {
       const bytes = encodeH({ minVersion: 1, maxVersion: 1 });
       bytes[at] = ((bytes[at] as number) + delta) & 0xff;
-      rejects(decodeH, bytes, 'bad-magic');
+      expectDecodeError(decodeH, bytes, 'bad-magic');
     }),
   );
-  rejects(decodeH, utf8.encode('GET / HTTP/1.1\r\n'), 'bad-magic');
+  expectDecodeError(decodeH, utf8.encode('GET / HTTP/1.1\r\n'), 'bad-magic');
 });
 
 test('a header whose minimum version exceeds its maximum is rejected', () => {
-  rejects(decodeH, raw((w) => w.bytes(MAGIC).u8(2).u8(1)), 'bad-value');
-  rejects(decodeH, raw((w) => w.bytes(MAGIC).u8(255).u8(0)), 'bad-value');
-  assert.equal(decodeH(raw((w) => w.bytes(MAGIC).u8(4).u8(4))), { minVersion: 4, maxVersion: 4 });
+  expectDecodeError(decodeH, rawBytes((w) => w.bytes(MAGIC).u8(2).u8(1)), 'bad-value');
+  expectDecodeError(decodeH, rawBytes((w) => w.bytes(MAGIC).u8(255).u8(0)), 'bad-value');
+  assert.equal(decodeH(rawBytes((w) => w.bytes(MAGIC).u8(4).u8(4))), { minVersion: 4, maxVersion: 4 });
 });
 
 test('a truncated header is a short-read and trailing bytes are rejected by decodeWith', () => {
   const bytes = encodeH({ minVersion: 1, maxVersion: 2 });
-  for (let n = 0; n < bytes.length; n++) rejects(decodeH, bytes.subarray(0, n), 'short-read');
-  rejects(decodeH, raw((w) => w.bytes(bytes).u8(0)), 'trailing-bytes');
+  for (let n = 0; n < bytes.length; n++) expectDecodeError(decodeH, bytes.subarray(0, n), 'short-read');
+  expectDecodeError(decodeH, rawBytes((w) => w.bytes(bytes).u8(0)), 'trailing-bytes');
 });
 
 // ---- version negotiation ----
@@ -209,36 +191,36 @@ test('feature records at the limits round-trip', () => {
 });
 
 test('the feature record layout is the documented one', () => {
-  const expected = raw((w) =>
+  const expected = rawBytes((w) =>
     w.u48(0x0a0000000001).str8('alpha').u64(7n).u64(0x0102030405060708n).u16(6783).u8(2).str8('gossip').str8('overlay'),
   );
   assert.equal(encodeF(sample), expected);
 });
 
 test('a zero peer name is rejected', () => {
-  rejects(decodeF, raw((w) => featurePrefix(w, { name: 0 }).u8(0)), 'bad-value');
-  rejects(decodeF, encodeF({ ...sample, name: 0 }), 'bad-value');
+  expectDecodeError(decodeF, rawBytes((w) => featurePrefix(w, { name: 0 }).u8(0)), 'bad-value');
+  expectDecodeError(decodeF, encodeF({ ...sample, name: 0 }), 'bad-value');
 });
 
 test('a zero uid is rejected', () => {
-  rejects(decodeF, raw((w) => featurePrefix(w, { uid: 0n }).u8(0)), 'bad-value');
-  rejects(decodeF, encodeF({ ...sample, uid: 0n }), 'bad-value');
+  expectDecodeError(decodeF, rawBytes((w) => featurePrefix(w, { uid: 0n }).u8(0)), 'bad-value');
+  expectDecodeError(decodeF, encodeF({ ...sample, uid: 0n }), 'bad-value');
 });
 
 test('more than 32 capabilities are rejected before reading them', () => {
   const caps = (n: number): string[] => Array.from({ length: n }, (_, i) => `c${i}`);
   assert.is(decodeF(encodeF({ ...sample, capabilities: caps(32) })).capabilities.length, 32);
-  rejects(
+  expectDecodeError(
     decodeF,
-    raw((w) => {
+    rawBytes((w) => {
       featurePrefix(w).u8(33);
       for (const c of caps(33)) w.str8(c);
     }),
     'too-large',
   );
   // The count alone is enough: nothing follows it.
-  rejects(decodeF, raw((w) => featurePrefix(w).u8(33)), 'too-large');
-  rejects(decodeF, raw((w) => featurePrefix(w).u8(255)), 'too-large');
+  expectDecodeError(decodeF, rawBytes((w) => featurePrefix(w).u8(33)), 'too-large');
+  expectDecodeError(decodeF, rawBytes((w) => featurePrefix(w).u8(255)), 'too-large');
 });
 
 test('invalid UTF-8 in the nickname or a capability is a bad-value DecodeError', () => {
@@ -251,8 +233,8 @@ test('invalid UTF-8 in the nickname or a capability is a bad-value DecodeError',
   ];
   for (const bad of invalid) {
     const nick = new Uint8Array(bad);
-    rejects(decodeF, raw((w) => w.u48(5).u8(nick.length).bytes(nick).u64(1n).u64(0n).u16(0).u8(0)), 'bad-value');
-    rejects(decodeF, raw((w) => featurePrefix(w).u8(2).str8('ok').u8(nick.length).bytes(nick)), 'bad-value');
+    expectDecodeError(decodeF, rawBytes((w) => w.u48(5).u8(nick.length).bytes(nick).u64(1n).u64(0n).u16(0).u8(0)), 'bad-value');
+    expectDecodeError(decodeF, rawBytes((w) => featurePrefix(w).u8(2).str8('ok').u8(nick.length).bytes(nick)), 'bad-value');
   }
 });
 
@@ -260,12 +242,12 @@ test('every truncation is a short-read and trailing bytes are rejected by decode
   fc.assert(
     fc.property(featuresArb, fc.nat(), (f, cut) => {
       const bytes = encodeF(f);
-      rejects(decodeF, bytes.subarray(0, cut % bytes.length), 'short-read');
+      expectDecodeError(decodeF, bytes.subarray(0, cut % bytes.length), 'short-read');
     }),
     { numRuns: 300 },
   );
-  rejects(decodeF, raw((w) => w.bytes(encodeF(sample)).u8(0)), 'trailing-bytes');
-  rejects(decodeF, raw((w) => w.bytes(encodeF({ ...sample, capabilities: [] })).str8('extra')), 'trailing-bytes');
+  expectDecodeError(decodeF, rawBytes((w) => w.bytes(encodeF(sample)).u8(0)), 'trailing-bytes');
+  expectDecodeError(decodeF, rawBytes((w) => w.bytes(encodeF({ ...sample, capabilities: [] })).str8('extra')), 'trailing-bytes');
 });
 
 test('the encoder refuses strings longer than 255 bytes', () => {

@@ -9,7 +9,7 @@ import {
   encodeMessageBody,
   type ControlMessage,
 } from '../../../src/wire/messages.js';
-import { fuzzDecoder } from '../../helpers/fuzz.js';
+import { fuzzDecoder, expectDecodeError, rawBytes } from '../../helpers/fuzz.js';
 
 // Channel names: 1 to 255 printable ASCII characters.
 const printable = fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c));
@@ -51,23 +51,6 @@ function normalized(m: ControlMessage): ControlMessage {
   return 'payload' in m ? { ...m, payload: Uint8Array.from(m.payload) } : { ...m };
 }
 
-function rejects(bytes: Uint8Array, code: string): void {
-  try {
-    decodeMessage(bytes);
-    assert.unreachable('should have thrown');
-  } catch (e) {
-    assert.instance(e, DecodeError);
-    assert.is((e as DecodeError).code, code);
-  }
-}
-
-/** Writes a hand-made body so tests can put invalid values on the wire. */
-function raw(write: (w: Writer) => void): Uint8Array {
-  const w = new Writer();
-  write(w);
-  return w.finish();
-}
-
 test('every message kind round-trips, payload byte for byte', () => {
   fc.assert(
     fc.property(messageArb, (m) => {
@@ -96,24 +79,24 @@ test('the body layouts are the documented ones', () => {
   assert.equal(encodeMessageBody({ tag: MessageTag.Heartbeat }), new Uint8Array([0]));
   assert.equal(
     encodeMessageBody({ tag: MessageTag.Gossip, channel: 'ch', sender: 0x010203040506, payload }),
-    raw((w) => w.u8(1).str8('ch').u48(0x010203040506).bytes(payload)),
+    rawBytes((w) => w.u8(1).str8('ch').u48(0x010203040506).bytes(payload)),
   );
   assert.equal(
     encodeMessageBody({ tag: MessageTag.GossipUnicast, channel: 'ch', source: 5, destination: 6, payload }),
-    raw((w) => w.u8(2).str8('ch').u48(5).u48(6).bytes(payload)),
+    rawBytes((w) => w.u8(2).str8('ch').u48(5).u48(6).bytes(payload)),
   );
   assert.equal(
     encodeMessageBody({ tag: MessageTag.GossipBroadcast, channel: 'ch', source: 5, payload }),
-    raw((w) => w.u8(3).str8('ch').u48(5).bytes(payload)),
+    rawBytes((w) => w.u8(3).str8('ch').u48(5).bytes(payload)),
   );
   assert.equal(
     encodeMessageBody({ tag: MessageTag.OverlayControl, kind: 9, payload }),
-    raw((w) => w.u8(4).u8(9).bytes(payload)),
+    rawBytes((w) => w.u8(4).u8(9).bytes(payload)),
   );
 });
 
 test('a decoded payload is a view into the received body, running to its end', () => {
-  const body = raw((w) => w.u8(1).str8('ch').u48(5).bytes(new Uint8Array([1, 2, 3])));
+  const body = rawBytes((w) => w.u8(1).str8('ch').u48(5).bytes(new Uint8Array([1, 2, 3])));
   const m = decodeMessage(body);
   assert.is(m.tag, MessageTag.Gossip);
   if (m.tag !== MessageTag.Gossip) return;
@@ -124,35 +107,35 @@ test('a decoded payload is a view into the received body, running to its end', (
 
 test('unknown tags are rejected', () => {
   for (let tag = 5; tag <= 255; tag++) {
-    rejects(new Uint8Array([tag]), 'bad-value');
-    rejects(raw((w) => w.u8(tag).str8('ch').u48(5)), 'bad-value');
+    expectDecodeError(decodeMessage, new Uint8Array([tag]), 'bad-value');
+    expectDecodeError(decodeMessage, rawBytes((w) => w.u8(tag).str8('ch').u48(5)), 'bad-value');
   }
 });
 
 test('an empty body is a short-read', () => {
-  rejects(new Uint8Array(0), 'short-read');
+  expectDecodeError(decodeMessage, new Uint8Array(0), 'short-read');
 });
 
 test('an empty channel name is rejected for every gossip kind', () => {
-  rejects(raw((w) => w.u8(MessageTag.Gossip).str8('').u48(5)), 'bad-value');
-  rejects(raw((w) => w.u8(MessageTag.GossipUnicast).str8('').u48(5).u48(6)), 'bad-value');
-  rejects(raw((w) => w.u8(MessageTag.GossipBroadcast).str8('').u48(5)), 'bad-value');
+  expectDecodeError(decodeMessage, rawBytes((w) => w.u8(MessageTag.Gossip).str8('').u48(5)), 'bad-value');
+  expectDecodeError(decodeMessage, rawBytes((w) => w.u8(MessageTag.GossipUnicast).str8('').u48(5).u48(6)), 'bad-value');
+  expectDecodeError(decodeMessage, rawBytes((w) => w.u8(MessageTag.GossipBroadcast).str8('').u48(5)), 'bad-value');
 });
 
 test('the reserved peer name 0 is rejected in every name field', () => {
-  rejects(raw((w) => w.u8(MessageTag.Gossip).str8('ch').u48(0).u8(1)), 'bad-value');
-  rejects(raw((w) => w.u8(MessageTag.GossipUnicast).str8('ch').u48(0).u48(6)), 'bad-value');
-  rejects(raw((w) => w.u8(MessageTag.GossipUnicast).str8('ch').u48(5).u48(0)), 'bad-value');
-  rejects(raw((w) => w.u8(MessageTag.GossipBroadcast).str8('ch').u48(0)), 'bad-value');
+  expectDecodeError(decodeMessage, rawBytes((w) => w.u8(MessageTag.Gossip).str8('ch').u48(0).u8(1)), 'bad-value');
+  expectDecodeError(decodeMessage, rawBytes((w) => w.u8(MessageTag.GossipUnicast).str8('ch').u48(0).u48(6)), 'bad-value');
+  expectDecodeError(decodeMessage, rawBytes((w) => w.u8(MessageTag.GossipUnicast).str8('ch').u48(5).u48(0)), 'bad-value');
+  expectDecodeError(decodeMessage, rawBytes((w) => w.u8(MessageTag.GossipBroadcast).str8('ch').u48(0)), 'bad-value');
 });
 
 test('invalid UTF-8 in a channel name is rejected', () => {
-  rejects(raw((w) => w.u8(MessageTag.Gossip).u8(2).u8(0xc3).u8(0x28).u48(5)), 'bad-value');
+  expectDecodeError(decodeMessage, rawBytes((w) => w.u8(MessageTag.Gossip).u8(2).u8(0xc3).u8(0x28).u48(5)), 'bad-value');
 });
 
 test('a heartbeat with trailing bytes is rejected', () => {
-  rejects(new Uint8Array([MessageTag.Heartbeat, 0]), 'trailing-bytes');
-  rejects(new Uint8Array([MessageTag.Heartbeat, 1, 2, 3]), 'trailing-bytes');
+  expectDecodeError(decodeMessage, new Uint8Array([MessageTag.Heartbeat, 0]), 'trailing-bytes');
+  expectDecodeError(decodeMessage, new Uint8Array([MessageTag.Heartbeat, 1, 2, 3]), 'trailing-bytes');
 });
 
 test('a body cut before the payload is a short-read', () => {
@@ -160,7 +143,7 @@ test('a body cut before the payload is a short-read', () => {
     fc.property(messageArb.filter((m) => m.tag !== MessageTag.Heartbeat), fc.nat(), (m, cut) => {
       const body = encodeMessageBody(m);
       const headerLength = body.byteLength - ('payload' in m ? m.payload.byteLength : 0);
-      rejects(body.subarray(0, cut % headerLength), 'short-read');
+      expectDecodeError(decodeMessage, body.subarray(0, cut % headerLength), 'short-read');
     }),
     { numRuns: 300 },
   );

@@ -42,4 +42,23 @@ test('random names are locally administered unicast', () => {
   }
 });
 
+test('fuzz: any text either parses to a valid name or is a DecodeError', () => {
+  const text = fc.oneof(
+    fc.string({ maxLength: 24 }),
+    fc.stringMatching(/^[0-9a-fA-F:]{0,20}$/),
+    fc.array(fc.stringMatching(/^[0-9a-f]{0,3}$/), { maxLength: 8 }).map((g) => g.join(':')),
+  );
+  fc.assert(
+    fc.property(text, (t) => {
+      try {
+        const n = parsePeerName(t);
+        assert.ok(Number.isInteger(n) && n >= 0 && n < 2 ** 48);
+      } catch (e) {
+        assert.instance(e, DecodeError);
+      }
+    }),
+    { numRuns: 3000 },
+  );
+});
+
 test.run();

@@ -2,14 +2,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { Writer, decodeWith, encodeWith } from '../../../src/wire/codec.js';
-import { DecodeError } from '../../../src/errors.js';
 import {
   decodeTopologyUpdate,
   encodeTopologyUpdate,
   type ConnectionSummary,
   type PeerRecord,
 } from '../../../src/wire/topology.js';
-import { fuzzDecoder } from '../../helpers/fuzz.js';
+import { fuzzDecoder, expectDecodeError, rawBytes } from '../../helpers/fuzz.js';
 
 const nameArb = fc.integer({ min: 1, max: 2 ** 48 - 1 });
 const u64Arb = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
@@ -54,23 +53,6 @@ const sample: PeerRecord[] = [
   { name: 0x0a0000000002, nickname: 'beta', uid: 9n, version: 1n, connections: [] },
 ];
 
-function rejects(bytes: Uint8Array, code: string): void {
-  try {
-    decode(bytes);
-    assert.unreachable('should have thrown');
-  } catch (e) {
-    assert.instance(e, DecodeError);
-    assert.is((e as DecodeError).code, code);
-  }
-}
-
-/** Writes a hand-made update so tests can put invalid values on the wire. */
-function raw(write: (w: Writer) => void): Uint8Array {
-  const w = new Writer();
-  write(w);
-  return w.finish();
-}
-
 test('every record round-trips', () => {
   fc.assert(
     fc.property(updateArb, (records) => {
@@ -81,7 +63,7 @@ test('every record round-trips', () => {
 
 test('the layout is the documented one', () => {
   const bytes = encode([sample[0] as PeerRecord]);
-  const expected = raw((w) =>
+  const expected = rawBytes((w) =>
     w.u32(1).u48(0x0a0000000001).str8('alpha').u64(7n).u64(3n).u16(1).u48(0x0a0000000002).str8('10.0.0.2:6783').u8(0b11),
   );
   assert.equal(bytes, expected);
@@ -93,47 +75,47 @@ test('an empty update is four zero bytes', () => {
 });
 
 test('a zero peer name is rejected', () => {
-  rejects(raw((w) => w.u32(1).u48(0).str8('x').u64(1n).u64(1n).u16(0)), 'bad-value');
-  rejects(raw((w) => w.u32(1).u48(5).str8('x').u64(1n).u64(1n).u16(1).u48(0).str8('a').u8(0)), 'bad-value');
+  expectDecodeError(decode, rawBytes((w) => w.u32(1).u48(0).str8('x').u64(1n).u64(1n).u16(0)), 'bad-value');
+  expectDecodeError(decode, rawBytes((w) => w.u32(1).u48(5).str8('x').u64(1n).u64(1n).u16(1).u48(0).str8('a').u8(0)), 'bad-value');
 });
 
 test('a zero uid is rejected', () => {
-  rejects(raw((w) => w.u32(1).u48(5).str8('x').u64(0n).u64(1n).u16(0)), 'bad-value');
+  expectDecodeError(decode, rawBytes((w) => w.u32(1).u48(5).str8('x').u64(0n).u64(1n).u16(0)), 'bad-value');
 });
 
 test('unknown connection flag bits are rejected', () => {
   for (const flags of [0x04, 0x80, 0xff]) {
-    rejects(raw((w) => w.u32(1).u48(5).str8('x').u64(1n).u64(1n).u16(1).u48(6).str8('a').u8(flags)), 'bad-value');
+    expectDecodeError(decode, rawBytes((w) => w.u32(1).u48(5).str8('x').u64(1n).u64(1n).u16(1).u48(6).str8('a').u8(flags)), 'bad-value');
   }
 });
 
 test('the same peer twice in one update is rejected', () => {
   const one = (w: Writer): Writer => w.u48(5).str8('x').u64(1n).u64(1n).u16(0);
-  rejects(raw((w) => one(one(w.u32(2)))), 'bad-value');
+  expectDecodeError(decode, rawBytes((w) => one(one(w.u32(2)))), 'bad-value');
 });
 
 test('the same peer twice in one connection list is rejected', () => {
-  rejects(
-    raw((w) => w.u32(1).u48(5).str8('x').u64(1n).u64(1n).u16(2).u48(6).str8('a').u8(0).u48(6).str8('b').u8(0)),
+  expectDecodeError(decode, 
+    rawBytes((w) => w.u32(1).u48(5).str8('x').u64(1n).u64(1n).u16(2).u48(6).str8('a').u8(0).u48(6).str8('b').u8(0)),
     'bad-value',
   );
 });
 
 test('a peer listing a connection to itself is rejected', () => {
-  rejects(raw((w) => w.u32(1).u48(5).str8('x').u64(1n).u64(1n).u16(1).u48(5).str8('a').u8(0)), 'bad-value');
+  expectDecodeError(decode, rawBytes((w) => w.u32(1).u48(5).str8('x').u64(1n).u64(1n).u16(1).u48(5).str8('a').u8(0)), 'bad-value');
 });
 
 test('record and connection counts larger than the bytes could hold are rejected before allocating', () => {
-  rejects(raw((w) => w.u32(0xffffffff)), 'too-large');
-  rejects(raw((w) => w.u32(1).u48(5).str8('x').u64(1n).u64(1n).u16(0xffff).u48(6).str8('a').u8(0)), 'too-large');
+  expectDecodeError(decode, rawBytes((w) => w.u32(0xffffffff)), 'too-large');
+  expectDecodeError(decode, rawBytes((w) => w.u32(1).u48(5).str8('x').u64(1n).u64(1n).u16(0xffff).u48(6).str8('a').u8(0)), 'too-large');
 });
 
 test('truncation is a short-read and trailing bytes are rejected by decodeWith', () => {
   const bytes = encode(sample);
-  rejects(bytes.subarray(0, bytes.length - 1), 'short-read');
+  expectDecodeError(decode, bytes.subarray(0, bytes.length - 1), 'short-read');
   const longer = new Uint8Array(bytes.length + 1);
   longer.set(bytes);
-  rejects(longer, 'trailing-bytes');
+  expectDecodeError(decode, longer, 'trailing-bytes');
 });
 
 test('the encoder refuses what the layout cannot hold', () => {
