@@ -145,4 +145,31 @@ test('an unreachable peer is forgotten (peer:down) after its last link goes', as
   }
 });
 
+test('a peer that lost a record it needs asks the neighbour for it and gets it back', async () => {
+  const net = new PartitionableNetwork();
+  const { routers, stop } = await ring(4, net);
+  try {
+    await waitUntil(routers, () => converged(routers), 10_000);
+    const [a, b, c] = routers as [MeshRouter, MeshRouter, MeshRouter]; // a—b—c—d—a: c has no link to a
+    // Reach past the public API to create the race the pull exists for: c forgets a's record, then
+    // hears b's record (which lists a) without a's record alongside it.
+    type Internals = {
+      topology: { peers: Map<number, unknown> };
+      sendTo(link: unknown, message: unknown): boolean;
+      links: Map<number, unknown>;
+      encodeTopology(names: number[]): Uint8Array;
+    };
+    const ci = c as unknown as Internals;
+    const bi = b as unknown as Internals;
+    ci.topology.peers.delete(a.selfName);
+    assert.is(c.peer(a.selfName), undefined, 'c forgot a');
+    const requestsBefore = b.status().gossip['topology']?.received ?? 0;
+    bi.sendTo(bi.links.get(c.selfName), { tag: 1, channel: 'topology', sender: b.selfName, payload: bi.encodeTopology([b.selfName]) });
+    await waitUntil(routers, () => c.peer(a.selfName) !== undefined, 5000, () => 'c to get a back');
+    assert.ok((b.status().gossip['topology']?.received ?? 0) > requestsBefore, 'b received the request');
+  } finally {
+    await stop();
+  }
+});
+
 test.run();

@@ -7,6 +7,9 @@ import {
   encodeTopologyUpdate,
   type ConnectionSummary,
   type PeerRecord,
+  decodeTopologyRequest,
+  encodeTopologyRequest,
+  MAX_REQUESTED_RECORDS,
 } from '../../../src/wire/topology.js';
 import { fuzzDecoder, expectDecodeError, rawBytes } from '../../helpers/fuzz.js';
 
@@ -129,6 +132,29 @@ test('the encoder refuses what the layout cannot hold', () => {
 
 test('fuzz: random and mutated bytes only give DecodeErrors', () => {
   fuzzDecoder(decode, updateArb.map(encode));
+});
+
+const requestArb = fc.array(fc.integer({ min: 1, max: 2 ** 48 - 1 }), { minLength: 1, maxLength: 50 });
+
+test('topology requests round-trip', () => {
+  fc.assert(
+    fc.property(requestArb, (names) => {
+      assert.equal(decodeWith(decodeTopologyRequest, encodeWith(encodeTopologyRequest, names)), names);
+    }),
+  );
+});
+
+test('topology requests reject empty, oversized and zero-name lists', () => {
+  const decodeRequest = (b: Uint8Array) => decodeWith(decodeTopologyRequest, b);
+  expectDecodeError(decodeRequest, rawBytes((w) => w.u16(0)), 'bad-value');
+  expectDecodeError(decodeRequest, rawBytes((w) => w.u16(MAX_REQUESTED_RECORDS + 1)), 'bad-value');
+  expectDecodeError(decodeRequest, rawBytes((w) => w.u16(1).u48(0)), 'bad-value');
+  expectDecodeError(decodeRequest, rawBytes((w) => w.u16(2).u48(5)), 'short-read');
+  assert.throws(() => encodeWith(encodeTopologyRequest, []), (e: unknown) => e instanceof RangeError);
+});
+
+test('fuzz: topology requests only give DecodeErrors', () => {
+  fuzzDecoder((b) => decodeWith(decodeTopologyRequest, b), requestArb.map((names) => encodeWith(encodeTopologyRequest, names)));
 });
 
 test.run();
