@@ -696,6 +696,10 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
    */
   private requestMissingRecords(records: readonly PeerRecord[], from: Link): void {
     const now = this.clock.now();
+    // Only unanswered requests hold back a repeat; a record that arrived may be needed again later.
+    for (const [name, at] of this.requestedAt) {
+      if (this.topology.has(name) || now - at >= TOPOLOGY_REQUEST_BACKOFF_MS) this.requestedAt.delete(name);
+    }
     const missing = new Set<PeerName>();
     for (const record of records) {
       for (const c of record.connections) {
@@ -707,7 +711,6 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     }
     if (missing.size === 0) return;
     for (const name of missing) this.requestedAt.set(name, now);
-    for (const [name, at] of this.requestedAt) if (now - at >= TOPOLOGY_REQUEST_BACKOFF_MS) this.requestedAt.delete(name);
     const payload = encodeWith(encodeTopologyRequest, [...missing]);
     this.sendTo(from, { tag: MessageTag.GossipUnicast, channel: TOPOLOGY_CHANNEL, source: this.selfName, destination: from.info.peer, payload });
   }
