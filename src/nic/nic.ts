@@ -1,0 +1,36 @@
+// Nic: the interface every endpoint attachment implements (kernel TAP device or in-process memory NIC).
+
+/**
+ * Receives batches of Ethernet frames. The array and the frames in it are only valid during the call:
+ * implementations reuse their buffers, so a consumer that keeps a frame must copy it.
+ */
+export type FrameBatchHandler = (frames: readonly Uint8Array[]) => void;
+
+/** Counters every NIC keeps. */
+export interface NicStats {
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  /** Frames not sent, by reason (for example `too-big`, `queue-full`, `closed`). */
+  drops: Record<string, number>;
+}
+
+/** A network interface that carries Ethernet frames (14-byte header, no FCS). */
+export interface Nic {
+  /** Interface name (the kernel name for a TAP device). */
+  readonly name: string;
+  /** The NIC's own MAC address (6 bytes). */
+  readonly mac: Uint8Array;
+  /** Largest IP packet the NIC carries (the frame may be 14 bytes longer, 18 with a VLAN tag). */
+  readonly mtu: number;
+  /** Sets the one handler that receives every batch of frames read from the NIC. */
+  onFrames(handler: FrameBatchHandler): void;
+  /** Sends one frame out of the NIC; returns false when it was dropped (and counted in `stats`). */
+  send(frame: Uint8Array): boolean;
+  /** Sends several frames; returns how many were sent. */
+  sendBatch(frames: readonly Uint8Array[]): number;
+  readonly stats: NicStats;
+  /** Stops reading and releases the device; idempotent. */
+  close(): Promise<void>;
+}
