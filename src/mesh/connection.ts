@@ -157,6 +157,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return formatHostPort(host, this.remote.listenPort);
   }
 
+  /** The remote's IP address (IPv4-mapped IPv6 written as IPv4). */
+  get remoteHost(): string {
+    const host = this.socket.remoteAddress ?? 'unknown';
+    return host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
+  }
+
   get localAddress(): string {
     return formatHostPort(this.socket.localAddress ?? 'unknown', this.socket.localPort ?? 0);
   }

@@ -29,6 +29,7 @@ import { isValidChannelName, type GossipChannel, type GossipChannelStats, type G
 import { formatPeerName, isPeerName, parsePeerName, randomPeerName, type PeerName } from '../wire/peer-name.js';
 import { canonicalAddress, DEFAULT_PORT, formatHostPort, parseHostPort, parseListenAddress } from './address.js';
 import { Peer, type LinkInfo, type PeerSource } from './peer.js';
+import type { LinkOverlay } from './overlay.js';
 
 /** The channel name topology gossip uses. */
 export const TOPOLOGY_CHANNEL = 'topology';
@@ -76,6 +77,9 @@ export interface MeshRouterOptions {
   /** Opens outbound TCP sockets (tests inject one to simulate partitions). */
   connectSocket?: (host: string, port: number) => Socket;
 }
+
+/** A data plane to attach (see `attachOverlay`). */
+export type { LinkOverlay, OverlayLink } from './overlay.js';
 
 /** Why a link ended or failed, as reported in events. */
 export interface LinkFailure {
@@ -192,6 +196,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private gossipTimer: Timer | undefined;
   private dirtyPeers = new Set<PeerName>();
   private unreachableSince = new Map<PeerName, number>();
+  private overlay: LinkOverlay | undefined;
   private readonly requestedAt = new Map<PeerName, number>();
 
   constructor(options: MeshRouterOptions = {}) {
@@ -270,6 +275,11 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     }
     signal?.throwIfAborted();
     if (this.options.listen !== false) await this.listen(signal);
+    if (this.overlay?.start) {
+      const listen = this.options.listen === false ? undefined : { host: parseListenAddress(this.options.listen || `0.0.0.0:${DEFAULT_PORT}`).host, port: this.listenPort };
+      await this.overlay.start(listen);
+    }
+    signal?.throwIfAborted();
     this.topology.setLocalConnections([]);
     this.state = 'running';
     this.emit('peer:up', this.self);
@@ -318,6 +328,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     for (const link of [...this.links.values()]) link.connection.close(new ConnectionError('closed', 'router stopped'));
     const server = this.server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await this.overlay?.stop?.();
     this.state = 'stopped';
   }
 
@@ -422,6 +433,24 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         state.stats.sent += this.gossipToNeighbours(name, payload, undefined);
       },
     };
+  }
+
+  /**
+   * Plugs in a data plane before `start()`. From then on links start not established, and the data
+   * plane reports when its path works with `setLinkEstablished`.
+   */
+  attachOverlay(overlay: LinkOverlay): void {
+    if (this.state !== 'new') throw new OptionsError('attach the data plane before starting the router');
+    if (this.overlay) throw new OptionsError('a data plane is already attached');
+    this.overlay = overlay;
+  }
+
+  /** Marks our link to `peer` as carrying data (or not); the change is published in our topology record. */
+  setLinkEstablished(peer: PeerName, established: boolean): void {
+    const link = this.links.get(peer);
+    if (!link || link.info.established === established || this.state !== 'running') return;
+    link.info.established = established;
+    this.updateLocalTopology(peer);
   }
 
   /** Sends a data-plane control message to a directly linked neighbour; false if there is no link. */
@@ -607,8 +636,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         remoteAddress: connection.remoteAddress,
         listenAddress: connection.remoteListenAddress,
         outbound: connection.outbound,
-        // No data plane is attached at this layer, so a link is usable for gossip as soon as it is up.
-        established: true,
+        // Without a data plane a link is usable as soon as it is up; with one, the data plane decides.
+        established: this.overlay === undefined,
         encrypted: connection.encrypted,
         since: now,
         lastReceived: now,
@@ -625,6 +654,14 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.updateLocalTopology(remote.name);
     if (known && known.uid !== remote.uid) this.emit('peer:restarted', this.peer(remote.name) as Peer);
     this.sendAllGossipTo(link);
+    this.overlay?.linkUp({
+      peer: remote.name,
+      connectionId: connection.id,
+      outbound: connection.outbound,
+      remoteHost: connection.remoteHost,
+      remotePort: remote.listenPort,
+      keys: connection.datagramKeys,
+    });
     this.emit('connection:up', { ...link.info });
     return remote.name;
   }
@@ -634,6 +671,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.emit('connection:down', { ...link.info }, error);
     if (this.links.get(link.info.peer) !== link) return; // already replaced by a newer link
     this.links.delete(link.info.peer);
+    this.overlay?.linkDown(link.info.peer);
     if (this.state === 'running') {
       this.updateLocalTopology(link.info.peer);
       this.garbageCollect();
@@ -875,6 +913,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       case MessageTag.Heartbeat:
         return;
       case MessageTag.OverlayControl:
+        this.overlay?.onControl(link.info.peer, message.kind, message.payload);
         this.emit('overlay:control', link.info.peer, message.kind, message.payload);
         return;
       case MessageTag.Gossip:

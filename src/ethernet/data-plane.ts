@@ -1,0 +1,157 @@
+// DataPlane: plugs a switch and the sleeve into a mesh router, giving its peers one virtual Ethernet segment.
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { systemClock, type Clock, type Timer } from '../clock.js';
+import { loadSodium, type SodiumBackend } from '../crypto/sodium.js';
+import type { MeshRouter } from '../mesh/router.js';
+import type { LinkOverlay, OverlayLink } from '../mesh/overlay.js';
+import type { Nic } from '../nic/nic.js';
+import type { PeerName } from '../wire/peer-name.js';
+import { OptionsError } from '../errors.js';
+import { Sleeve, type SleeveLinkStatus, type SleeveTimings } from './sleeve.js';
+import { Switch, type SwitchStats } from './switch.js';
+import type { MacEntry, PortId } from './mac-table.js';
+import { formatMac } from './frame.js';
+import { formatPeerName } from '../wire/peer-name.js';
+
+export interface DataPlaneOptions {
+  /** Never send fragmented UDP: discover each path's MTU and fragment or refuse big frames ourselves. */
+  noFragmentation?: boolean;
+  /** Sleeve heartbeat and probe timing. */
+  timings?: Partial<SleeveTimings>;
+  /** UDP socket buffer sizes in bytes (default 4 MiB: fewer drops under bursts). */
+  socketBufferBytes?: number;
+  clock?: Clock;
+  /** Which libsodium binding to prefer (default native). */
+  sodium?: 'native' | 'wasm';
+}
+
+/** A JSON-serialisable view of the data plane. */
+export interface DataPlaneStatus {
+  udpAddress?: string;
+  links: SleeveLinkStatus[];
+  switch: SwitchStats;
+  sleeveDrops: Record<string, number>;
+  macs: { mac: string; port: string; seen: number }[];
+}
+
+/**
+ * The data plane of a mesh router: a UDP socket on the router's port, the sleeve that carries frames to
+ * neighbours, and the switch that connects local NICs to every peer. Create it before starting the
+ * router; it starts and stops with the router.
+ */
+export class DataPlane implements LinkOverlay {
+  private readonly clock: Clock;
+  private socket: UdpSocket | undefined;
+  private sleeve: Sleeve | undefined;
+  private switchCore: Switch | undefined;
+  private sweepTimer: Timer | undefined;
+  private readonly pendingPorts: Nic[] = [];
+
+  constructor(
+    private readonly router: MeshRouter,
+    private readonly options: DataPlaneOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    router.attachOverlay(this);
+    router.on('peer:down', (peer) => this.switchCore?.forgetPeer(peer.name));
+  }
+
+  /** Connects a NIC to the segment (before or after start). */
+  attach(nic: Nic): PortId | undefined {
+    if (!this.switchCore) {
+      this.pendingPorts.push(nic);
+      return undefined;
+    }
+    return this.switchCore.addPort(nic);
+  }
+
+  detach(port: PortId): void {
+    this.switchCore?.removePort(port);
+  }
+
+  /** Largest overlay IP packet the link to `peer` carries in one piece. */
+  linkMtu(peer: PeerName): number | undefined {
+    const frame = this.sleeve?.maxFrame(peer);
+    return frame === undefined ? undefined : frame - 14;
+  }
+
+  status(): DataPlaneStatus {
+    const address = this.socket?.address();
+    return {
+      ...(address ? { udpAddress: `${address.address}:${address.port}` } : {}),
+      links: this.sleeve?.status() ?? [],
+      switch: this.switchCore ? { ...this.switchCore.stats, drops: { ...this.switchCore.stats.drops } } : emptySwitchStats(),
+      sleeveDrops: { ...(this.sleeve?.drops ?? {}) },
+      macs: (this.switchCore?.macTable() ?? []).map((e: MacEntry) => ({
+        mac: formatMac(e.mac),
+        port: e.port < 0 ? `local${-e.port}` : formatPeerName(e.port),
+        seen: e.seen,
+      })),
+    };
+  }
+
+  // ---- LinkOverlay, called by the router ----
+
+  async start(listen: { host: string; port: number } | undefined): Promise<void> {
+    const sodium: SodiumBackend | undefined = this.router.encrypted
+      ? await loadSodium(this.options.sodium ? { prefer: this.options.sodium } : {})
+      : undefined;
+    const host = listen?.host ?? '0.0.0.0';
+    const bufferBytes = this.options.socketBufferBytes ?? 4 * 1024 * 1024;
+    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', (cause) =>
+        reject(new OptionsError(`cannot bind the data plane's UDP socket to ${host}:${listen?.port ?? 0}: ${cause.message}`, { cause })),
+      );
+      socket.bind(listen?.port ?? 0, host, () => resolve());
+    });
+    socket.on('error', () => undefined);
+    this.socket = socket;
+    const self = this.router.selfName;
+    this.sleeve = new Sleeve({
+      self,
+      socket,
+      clock: this.clock,
+      ...(sodium ? { sodium } : {}),
+      ...(this.options.noFragmentation ? { noFragmentation: true } : {}),
+      ...(this.options.timings ? { timings: this.options.timings } : {}),
+      sendControl: (peer, kind, payload) => this.router.sendOverlayControl(peer, kind, payload),
+      setEstablished: (peer, established) => this.router.setLinkEstablished(peer, established),
+    });
+    const sleeve = this.sleeve;
+    this.switchCore = new Switch({ self, clock: this.clock, routes: () => this.router.routes, transport: sleeve });
+    const core = this.switchCore;
+    sleeve.on('frame', (source, destination, frame, from) => core.fromOverlay(source, destination, frame, from));
+    for (const nic of this.pendingPorts.splice(0)) core.addPort(nic);
+    const sweep = (): void => {
+      core.sweep();
+      this.sweepTimer = this.clock.setTimer(60_000, sweep);
+    };
+    this.sweepTimer = this.clock.setTimer(60_000, sweep);
+  }
+
+  async stop(): Promise<void> {
+    this.sweepTimer?.cancel();
+    this.sleeve?.close();
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  linkUp(link: OverlayLink): void {
+    this.sleeve?.linkUp(link);
+  }
+
+  linkDown(peer: PeerName): void {
+    this.sleeve?.linkDown(peer);
+  }
+
+  onControl(peer: PeerName, kind: number, payload: Uint8Array): void {
+    this.sleeve?.onControl(peer, kind, payload);
+  }
+}
+
+function emptySwitchStats(): SwitchStats {
+  return { captured: 0, delivered: 0, forwarded: 0, relayed: 0, fragmented: 0, icmpTooBig: 0, drops: {} };
+}

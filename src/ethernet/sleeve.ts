@@ -1,0 +1,515 @@
+// Sleeve: the UDP transport between neighbouring peers: batching, AEAD, replay check, heartbeats, MTU discovery.
+import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
+import { EventEmitter } from 'eventemitter3';
+import type { Clock, Timer } from '../clock.js';
+import type { SodiumBackend } from '../crypto/sodium.js';
+import { AEAD_TAG_BYTES } from '../crypto/sodium.js';
+import { writeCounterNonce } from '../crypto/aead.js';
+import { ReplayWindow } from '../crypto/replay-window.js';
+import type { OverlayLink } from '../mesh/overlay.js';
+import type { PeerName } from '../wire/peer-name.js';
+import { formatPeerName } from '../wire/peer-name.js';
+import { DecodeError } from '../errors.js';
+import {
+  ENTRY_HEADER_BYTES,
+  forEachEntry,
+  MAX_UDP_PAYLOAD,
+  PACKET_HEADER_BYTES,
+  packetCounter,
+  packetSender,
+  SleeveControl,
+  writeEntry,
+  writePacketHeader,
+} from '../wire/sleeve.js';
+
+/** Overlay control message kinds the sleeve sends over the TCP link. */
+export const enum SleeveAck {
+  /** "Your heartbeat reached me": the sender's UDP path works. Payload: u64 connection id. */
+  Heartbeat = 1,
+  /** "Your fragmentation test reached me": the path carries fragmented UDP. */
+  FragTest = 2,
+  /** "Your MTU probe of this size reached me". Payload: u16 size. */
+  MtuProbe = 3,
+}
+
+/** How frames travel on a link. */
+export type LinkMode =
+  /** Heartbeats not acknowledged yet. */
+  | 'connecting'
+  /** Checking whether fragmented UDP crosses the path. */
+  | 'testing'
+  /** Searching the path MTU (fragments do not cross). */
+  | 'searching'
+  /** Big frames go as one datagram and the kernel fragments them. */
+  | 'fragmenting'
+  /** Datagrams stay within the discovered path MTU. */
+  | 'pmtu';
+
+/** Per-link state for status. */
+export interface SleeveLinkStatus {
+  peer: string;
+  mode: LinkMode;
+  established: boolean;
+  encrypted: boolean;
+  remote?: string;
+  /** Largest Ethernet frame (header included) the link carries in one piece. */
+  maxFrame: number;
+  /** The overlay IP MTU this link supports (maxFrame − 14). */
+  mtu: number;
+  packetsOut: number;
+  packetsIn: number;
+}
+
+/** Drop counters by reason. */
+export type SleeveDrops = Record<string, number>;
+
+/** Timing of heartbeats and probes; the defaults follow Weave. */
+export interface SleeveTimings {
+  fastHeartbeatMs: number;
+  slowHeartbeatMs: number;
+  heartbeatTimeoutMs: number;
+  fragTestTimeoutMs: number;
+  probeTimeoutMs: number;
+}
+
+export const DEFAULT_SLEEVE_TIMINGS: SleeveTimings = {
+  fastHeartbeatMs: 500,
+  slowHeartbeatMs: 10_000,
+  heartbeatTimeoutMs: 60_000,
+  fragTestTimeoutMs: 300,
+  probeTimeoutMs: 100,
+};
+
+export interface SleeveOptions {
+  self: PeerName;
+  socket: UdpSocket;
+  clock: Clock;
+  /** The libsodium binding, needed when links carry keys. */
+  sodium?: SodiumBackend;
+  /** Never send fragmented datagrams: always discover the path MTU (default false). */
+  noFragmentation?: boolean;
+  timings?: Partial<SleeveTimings>;
+  /** Sends a control message to a neighbour over its TCP link. */
+  sendControl: (peer: PeerName, kind: number, payload: Uint8Array) => boolean;
+  /** Reports that a link's data path works (or stopped working). */
+  setEstablished: (peer: PeerName, established: boolean) => void;
+}
+
+interface SleeveEvents {
+  /** A frame arrived: captured by `source`, for `destination` (0 = flood), via neighbour `from`. */
+  frame: (source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName) => void;
+  /** A link changed mode or MTU. */
+  link: (status: SleeveLinkStatus) => void;
+}
+
+interface Forwarder {
+  peer: PeerName;
+  connectionId: bigint;
+  sendKey: Uint8Array | undefined;
+  receiveKey: Uint8Array | undefined;
+  sendCounter: bigint;
+  replay: ReplayWindow;
+  remoteHost: string | undefined;
+  remotePort: number;
+  mode: LinkMode;
+  established: boolean;
+  lastHeard: number;
+  /** Largest UDP payload that crosses the path in one piece (or MAX when fragments cross). */
+  maxPayload: number;
+  probe: { good: number; bad: number; trying: number; tries: number } | undefined;
+  body: Uint8Array;
+  bodyLength: number;
+  heartbeatTimer: Timer | undefined;
+  testTimer: Timer | undefined;
+  packetsOut: number;
+  packetsIn: number;
+}
+
+const FRAG_TEST_PAYLOAD = 60_001;
+const MIN_PATH_PAYLOAD = 552 - 28;
+const FRAG_TEST_TRIES = 3;
+const PROBE_TRIES = 3;
+
+/** Result of `send`: `too-big` carries the largest frame the link takes in one piece. */
+export type SendResult = { ok: true } | { ok: false; reason: 'no-link' | 'not-established' | 'too-big'; maxFrame?: number };
+
+const SENT: SendResult = { ok: true };
+
+/**
+ * The sleeve transport. Frames for a neighbour are packed into one datagram until it is full or the
+ * current turn of the event loop ends (`flush`), sealed with the link's key and sent on one UDP socket.
+ */
+export class Sleeve extends EventEmitter<SleeveEvents> {
+  private readonly forwarders = new Map<PeerName, Forwarder>();
+  private readonly dirty = new Set<Forwarder>();
+  private readonly timings: SleeveTimings;
+  private readonly nonce = new Uint8Array(12);
+  private readonly openBuffer = new Uint8Array(MAX_UDP_PAYLOAD);
+  private readonly pool: Buffer[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  readonly drops: SleeveDrops = {};
+
+  constructor(private readonly options: SleeveOptions) {
+    super();
+    this.timings = { ...DEFAULT_SLEEVE_TIMINGS, ...options.timings };
+    options.socket.on('message', (packet: Buffer, rinfo: RemoteInfo) => this.onPacket(packet, rinfo));
+  }
+
+  /** A link was admitted: start heartbeating (once the neighbour's UDP address is known). */
+  linkUp(link: OverlayLink): void {
+    this.linkDown(link.peer);
+    if (link.keys && !this.options.sodium) throw new Error('sleeve: links carry keys but no libsodium binding was given');
+    const f: Forwarder = {
+      peer: link.peer,
+      connectionId: link.connectionId,
+      sendKey: link.keys?.send,
+      receiveKey: link.keys?.receive,
+      sendCounter: 0n,
+      replay: new ReplayWindow(),
+      // The dialler knows where the neighbour listens; the other side learns it from authentic packets.
+      remoteHost: link.outbound ? link.remoteHost : undefined,
+      remotePort: link.remotePort,
+      mode: 'connecting',
+      established: false,
+      lastHeard: this.options.clock.now(),
+      maxPayload: MAX_UDP_PAYLOAD,
+      probe: undefined,
+      body: new Uint8Array(MAX_UDP_PAYLOAD),
+      bodyLength: 0,
+      heartbeatTimer: undefined,
+      testTimer: undefined,
+      packetsOut: 0,
+      packetsIn: 0,
+    };
+    this.forwarders.set(link.peer, f);
+    this.heartbeat(f);
+  }
+
+  linkDown(peer: PeerName): void {
+    const f = this.forwarders.get(peer);
+    if (!f) return;
+    f.heartbeatTimer?.cancel();
+    f.testTimer?.cancel();
+    this.dirty.delete(f);
+    this.forwarders.delete(peer);
+  }
+
+  /** Stops all timers; the socket belongs to the caller. */
+  close(): void {
+    this.closed = true;
+    for (const peer of [...this.forwarders.keys()]) this.linkDown(peer);
+  }
+
+  status(): SleeveLinkStatus[] {
+    return [...this.forwarders.values()].map((f) => this.linkStatus(f));
+  }
+
+  /** Largest Ethernet frame the link to `peer` carries in one piece, or undefined without a link. */
+  maxFrame(peer: PeerName): number | undefined {
+    const f = this.forwarders.get(peer);
+    return f ? this.frameLimit(f) : undefined;
+  }
+
+  /**
+   * Queues a frame for the neighbour `nextHop`. Nothing is sent until the datagram is full or `flush`
+   * runs (scheduled automatically for the end of this turn).
+   */
+  send(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array): SendResult {
+    const f = this.forwarders.get(nextHop);
+    if (!f) return this.dropResult('no-link');
+    if (!f.established) return this.dropResult('not-established');
+    const limit = this.frameLimit(f);
+    if (frame.byteLength > limit) return { ok: false, reason: 'too-big', maxFrame: limit };
+    if (f.bodyLength + ENTRY_HEADER_BYTES + frame.byteLength > this.bodyLimit(f)) this.flushForwarder(f);
+    f.bodyLength = writeEntry(f.body, f.bodyLength, source, destination, frame);
+    this.markDirty(f);
+    return SENT;
+  }
+
+  /** Sends every queued datagram now. */
+  flush(): void {
+    for (const f of this.dirty) this.flushForwarder(f);
+    this.dirty.clear();
+  }
+
+  private dropResult(reason: 'no-link' | 'not-established'): SendResult {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+    return { ok: false, reason };
+  }
+
+  private markDirty(f: Forwarder): void {
+    this.dirty.add(f);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private overhead(f: Forwarder): number {
+    return PACKET_HEADER_BYTES + (f.sendKey ? AEAD_TAG_BYTES : 0);
+  }
+
+  private bodyLimit(f: Forwarder): number {
+    return f.maxPayload - this.overhead(f);
+  }
+
+  private frameLimit(f: Forwarder): number {
+    return this.bodyLimit(f) - ENTRY_HEADER_BYTES;
+  }
+
+  private takeBuffer(): Buffer {
+    return this.pool.pop() ?? Buffer.allocUnsafeSlow(MAX_UDP_PAYLOAD);
+  }
+
+  private flushForwarder(f: Forwarder): void {
+    if (f.bodyLength === 0) return;
+    this.sendBody(f, f.body.subarray(0, f.bodyLength));
+    f.bodyLength = 0;
+  }
+
+  /** Seals and sends one body to the neighbour; the datagram buffer returns to the pool once sent. */
+  private sendBody(f: Forwarder, body: Uint8Array): void {
+    if (f.remoteHost === undefined || this.closed) {
+      this.drops['no-address'] = (this.drops['no-address'] ?? 0) + 1;
+      return;
+    }
+    const packet = this.takeBuffer();
+    const counter = f.sendCounter++;
+    let length = writePacketHeader(packet, this.options.self, counter);
+    if (f.sendKey && this.options.sodium) {
+      writeCounterNonce(this.nonce, counter);
+      length += this.options.sodium.aeadSeal(packet, length, body, this.nonce, f.sendKey, packet.subarray(0, PACKET_HEADER_BYTES));
+    } else {
+      packet.set(body, length);
+      length += body.byteLength;
+    }
+    f.packetsOut += 1;
+    this.options.socket.send(packet, 0, length, f.remotePort, f.remoteHost, () => {
+      if (this.pool.length < 256) this.pool.push(packet);
+    });
+  }
+
+  /**
+   * Sends one control entry of at least `minLength` bytes, padded so the whole datagram payload is
+   * `payloadSize` bytes when that is larger.
+   */
+  private sendControl(f: Forwarder, kind: SleeveControl, minLength: number, payloadSize: number, fill?: (entry: Uint8Array) => void): void {
+    const entryLength = Math.max(minLength, payloadSize - this.overhead(f) - ENTRY_HEADER_BYTES);
+    const entry = new Uint8Array(entryLength);
+    entry[0] = kind;
+    fill?.(entry);
+    const body = new Uint8Array(ENTRY_HEADER_BYTES + entryLength);
+    writeEntry(body, 0, 0, 0, entry);
+    this.sendBody(f, body);
+  }
+
+  // ---- link liveness and MTU ----
+
+  private heartbeat(f: Forwarder): void {
+    f.heartbeatTimer?.cancel();
+    if (this.options.clock.now() - f.lastHeard > this.timings.heartbeatTimeoutMs) {
+      this.setEstablished(f, false);
+      f.mode = 'connecting';
+      f.lastHeard = this.options.clock.now();
+      this.emit('link', this.linkStatus(f));
+    }
+    if (f.remoteHost !== undefined) {
+      this.sendControl(f, SleeveControl.Heartbeat, 9, 0, (entry) => {
+        new DataView(entry.buffer, entry.byteOffset).setBigUint64(1, f.connectionId);
+      });
+    }
+    const every = f.established ? this.timings.slowHeartbeatMs : this.timings.fastHeartbeatMs;
+    f.heartbeatTimer = this.options.clock.setTimer(every, () => this.heartbeat(f));
+  }
+
+  /** The neighbour acknowledged one of our sleeve control entries over TCP. */
+  onControl(peer: PeerName, kind: number, payload: Uint8Array): void {
+    const f = this.forwarders.get(peer);
+    if (!f) return;
+    if (kind === SleeveAck.Heartbeat) {
+      if (payload.byteLength !== 8 || new DataView(payload.buffer, payload.byteOffset, 8).getBigUint64(0) !== f.connectionId) return;
+      if (f.mode === 'connecting') this.startFragTest(f);
+    } else if (kind === SleeveAck.FragTest) {
+      if (f.mode !== 'testing') return;
+      f.testTimer?.cancel();
+      f.maxPayload = MAX_UDP_PAYLOAD;
+      this.ready(f, 'fragmenting');
+    } else if (kind === SleeveAck.MtuProbe) {
+      if (f.mode !== 'searching' || !f.probe || payload.byteLength !== 2) return;
+      const size = (payload[0] as number) * 256 + (payload[1] as number);
+      if (size !== f.probe.trying) return;
+      f.testTimer?.cancel();
+      f.probe.good = size;
+      this.nextProbe(f);
+    }
+  }
+
+  private startFragTest(f: Forwarder, tries = 0): void {
+    if (this.options.noFragmentation) {
+      this.startSearch(f);
+      return;
+    }
+    f.mode = 'testing';
+    this.sendControl(f, SleeveControl.FragTest, 1, FRAG_TEST_PAYLOAD);
+    f.testTimer = this.options.clock.setTimer(this.timings.fragTestTimeoutMs, () => {
+      if (tries + 1 < FRAG_TEST_TRIES) this.startFragTest(f, tries + 1);
+      else this.startSearch(f);
+    });
+  }
+
+  /** Binary search of the largest datagram that crosses unfragmented (fragments are being dropped). */
+  private startSearch(f: Forwarder): void {
+    f.mode = 'searching';
+    f.probe = { good: MIN_PATH_PAYLOAD, bad: MAX_UDP_PAYLOAD + 1, trying: 0, tries: 0 };
+    this.nextProbe(f);
+  }
+
+  private nextProbe(f: Forwarder): void {
+    const p = f.probe;
+    if (!p) return;
+    if (p.good + 1 >= p.bad) {
+      f.maxPayload = p.good;
+      f.probe = undefined;
+      this.ready(f, 'pmtu');
+      return;
+    }
+    // Common MTUs first: most paths are 1500 (payload 1472) or jumbo.
+    const guess = p.trying === 0 && 1472 > p.good && 1472 < p.bad ? 1472 : Math.floor((p.good + p.bad) / 2);
+    p.trying = guess;
+    p.tries = 0;
+    this.sendProbe(f);
+  }
+
+  private sendProbe(f: Forwarder): void {
+    const p = f.probe;
+    if (!p) return;
+    const size = p.trying;
+    this.sendControl(f, SleeveControl.MtuProbe, 3, size, (entry) => {
+      entry[1] = size >>> 8;
+      entry[2] = size & 0xff;
+    });
+    f.testTimer = this.options.clock.setTimer(this.timings.probeTimeoutMs * 2 ** p.tries, () => {
+      if (++p.tries < PROBE_TRIES) this.sendProbe(f);
+      else {
+        p.bad = size;
+        this.nextProbe(f);
+      }
+    });
+  }
+
+  private ready(f: Forwarder, mode: 'fragmenting' | 'pmtu'): void {
+    f.mode = mode;
+    this.setEstablished(f, true);
+    this.emit('link', this.linkStatus(f));
+  }
+
+  private setEstablished(f: Forwarder, established: boolean): void {
+    if (f.established === established) return;
+    f.established = established;
+    this.options.setEstablished(f.peer, established);
+  }
+
+  private linkStatus(f: Forwarder): SleeveLinkStatus {
+    const maxFrame = this.frameLimit(f);
+    return {
+      peer: formatPeerName(f.peer),
+      mode: f.mode,
+      established: f.established,
+      encrypted: f.sendKey !== undefined,
+      ...(f.remoteHost !== undefined ? { remote: `${f.remoteHost}:${f.remotePort}` } : {}),
+      maxFrame,
+      mtu: maxFrame - 14,
+      packetsOut: f.packetsOut,
+      packetsIn: f.packetsIn,
+    };
+  }
+
+  // ---- receive path ----
+
+  private drop(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
+
+  private onPacket(packet: Buffer, rinfo: RemoteInfo): void {
+    const sender = packetSender(packet);
+    const f = sender === 0 ? undefined : this.forwarders.get(sender);
+    if (!f) {
+      this.drop(sender === 0 ? 'malformed' : 'unknown-peer');
+      return;
+    }
+    const counter = packetCounter(packet);
+    let body: Uint8Array;
+    if (f.receiveKey && this.options.sodium) {
+      if (!f.replay.isFresh(counter)) {
+        this.drop('replayed');
+        return;
+      }
+      writeCounterNonce(this.nonce, counter);
+      const n = this.options.sodium.aeadOpen(
+        this.openBuffer,
+        0,
+        packet.subarray(PACKET_HEADER_BYTES),
+        this.nonce,
+        f.receiveKey,
+        packet.subarray(0, PACKET_HEADER_BYTES),
+      );
+      if (n < 0) {
+        this.drop('auth-failed');
+        return;
+      }
+      // Only an authentic packet moves the window, so forged counters cannot push it forward.
+      f.replay.accept(counter);
+      body = this.openBuffer.subarray(0, n);
+    } else {
+      body = packet.subarray(PACKET_HEADER_BYTES);
+    }
+    f.packetsIn += 1;
+    // The neighbour's address is learned (or follows a NAT rebinding) only from authentic packets.
+    if (f.remoteHost !== rinfo.address || f.remotePort !== rinfo.port) {
+      const first = f.remoteHost === undefined;
+      f.remoteHost = rinfo.address;
+      f.remotePort = rinfo.port;
+      if (first) this.heartbeat(f);
+    }
+    try {
+      forEachEntry(body, (source, destination, frame) => {
+        if (source === 0) this.onControlEntry(f, frame, packet.byteLength);
+        else this.emit('frame', source, destination, frame, f.peer);
+      });
+    } catch (error) {
+      if (error instanceof DecodeError) this.drop('malformed');
+      else throw error;
+    }
+  }
+
+  private onControlEntry(f: Forwarder, entry: Uint8Array, datagramSize: number): void {
+    switch (entry[0]) {
+      case SleeveControl.Heartbeat: {
+        if (entry.byteLength < 9) return this.drop('malformed');
+        const id = new DataView(entry.buffer, entry.byteOffset, 9).getBigUint64(1);
+        if (id !== f.connectionId) return this.drop('stale-heartbeat');
+        f.lastHeard = this.options.clock.now();
+        const ack = new Uint8Array(8);
+        new DataView(ack.buffer).setBigUint64(0, id);
+        this.options.sendControl(f.peer, SleeveAck.Heartbeat, ack);
+        return;
+      }
+      case SleeveControl.FragTest:
+        this.options.sendControl(f.peer, SleeveAck.FragTest, new Uint8Array(0));
+        return;
+      case SleeveControl.MtuProbe: {
+        if (entry.byteLength < 3) return this.drop('malformed');
+        const size = ((entry[1] as number) << 8) | (entry[2] as number);
+        if (size !== datagramSize) return this.drop('malformed');
+        this.options.sendControl(f.peer, SleeveAck.MtuProbe, Uint8Array.of(size >>> 8, size & 0xff));
+        return;
+      }
+      default:
+        this.drop('unknown-control');
+    }
+  }
+}

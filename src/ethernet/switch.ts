@@ -1,0 +1,212 @@
+// Switch: learns MACs, forwards frames between local NICs and remote peers, floods along broadcast trees.
+import type { Clock } from '../clock.js';
+import type { Nic } from '../nic/nic.js';
+import type { PeerName } from '../wire/peer-name.js';
+import { destinationMac, isGroupDestination, isLinkLocalControl, sourceMac } from './frame.js';
+import { isLocalPort, MacTable, type MacEntry, type PortId } from './mac-table.js';
+import { fragmentIpv4Frame, fragmentationNeeded } from './ipv4.js';
+import type { SendResult } from './sleeve.js';
+
+/** The destination peer that means "every peer" (flood along the source's broadcast tree). */
+export const FLOOD = 0;
+
+/** The routes the switch needs: over established links only. */
+export interface SwitchRoutes {
+  unicast(destination: PeerName): PeerName | undefined;
+  broadcast(source: PeerName): PeerName[];
+}
+
+/** Where frames for other peers go (the sleeve). */
+export interface OverlayTransport {
+  send(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array): SendResult;
+  flush(): void;
+}
+
+export interface SwitchOptions {
+  self: PeerName;
+  clock: Clock;
+  routes: () => SwitchRoutes;
+  transport: OverlayTransport;
+  /** Learned MACs expire after this long without a frame (default 10 min). */
+  macMaxAgeMs?: number;
+}
+
+/** Counters of the switch. */
+export interface SwitchStats {
+  /** Frames captured from local NICs. */
+  captured: number;
+  /** Frames delivered to local NICs. */
+  delivered: number;
+  /** Frames sent towards other peers (one per next hop). */
+  forwarded: number;
+  /** Frames relayed for other peers without looking at their MACs. */
+  relayed: number;
+  /** Oversized IPv4 packets we fragmented, and "fragmentation needed" answers we generated. */
+  fragmented: number;
+  icmpTooBig: number;
+  /** Frames dropped, by reason. */
+  drops: Record<string, number>;
+}
+
+interface Port {
+  id: PortId;
+  nic: Nic;
+}
+
+/**
+ * An Ethernet switch whose ports are local NICs and, through the transport, every other peer.
+ * Unknown unicast, broadcast and multicast are flooded to local ports and along the broadcast tree of
+ * the capturing peer; frames for another destination peer are relayed by peer name alone (multi-hop).
+ */
+export class Switch {
+  private readonly ports = new Map<PortId, Port>();
+  private readonly macs: MacTable;
+  private nextPortId = -1;
+  readonly stats: SwitchStats = { captured: 0, delivered: 0, forwarded: 0, relayed: 0, fragmented: 0, icmpTooBig: 0, drops: {} };
+
+  constructor(private readonly options: SwitchOptions) {
+    this.macs = new MacTable(options.macMaxAgeMs);
+  }
+
+  /** Connects a local NIC; every batch it reads is switched. */
+  addPort(nic: Nic): PortId {
+    const id = this.nextPortId--;
+    this.ports.set(id, { id, nic });
+    nic.onFrames((frames) => {
+      for (const frame of frames) this.fromLocal(id, frame);
+      this.options.transport.flush();
+    });
+    return id;
+  }
+
+  removePort(id: PortId): void {
+    const port = this.ports.get(id);
+    if (!port) return;
+    port.nic.onFrames(() => undefined);
+    this.ports.delete(id);
+    this.macs.forgetPort(id);
+  }
+
+  /** Forgets the MACs learned behind a peer that went away. */
+  forgetPeer(peer: PeerName): void {
+    this.macs.forgetPort(peer);
+  }
+
+  /** Learned MACs, for status. */
+  macTable(): MacEntry[] {
+    return this.macs.list();
+  }
+
+  /** Drops expired MAC entries (call now and then). */
+  sweep(): void {
+    this.macs.sweep(this.options.clock.now());
+  }
+
+  private drop(reason: string): void {
+    this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
+  }
+
+  /** A frame captured on a local port. */
+  fromLocal(ingress: PortId, frame: Uint8Array): void {
+    this.stats.captured += 1;
+    if (frame.byteLength < 14) return this.drop('runt');
+    if (isLinkLocalControl(frame)) return this.drop('link-local-control');
+    const now = this.options.clock.now();
+    this.macs.learn(sourceMac(frame), ingress, now);
+    if (isGroupDestination(frame)) {
+      this.floodLocal(frame, ingress);
+      this.floodPeers(frame, ingress);
+      return;
+    }
+    const port = this.macs.lookup(destinationMac(frame), now);
+    if (port === undefined) {
+      this.floodLocal(frame, ingress);
+      this.floodPeers(frame, ingress);
+    } else if (isLocalPort(port)) {
+      if (port !== ingress) this.deliver(port, frame);
+    } else {
+      this.toPeer(port, frame, ingress);
+    }
+  }
+
+  /** A frame from the overlay: captured by `source`, for `destination`, arriving from neighbour `from`. */
+  fromOverlay(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName): void {
+    const self = this.options.self;
+    if (source === self) return this.drop('own-frame-returned');
+    if (destination !== FLOOD && destination !== self) {
+      // Multi-hop: pass it on by peer name, without looking at the frame.
+      const hop = this.options.routes().unicast(destination);
+      if (hop === undefined || hop === from) return this.drop('no-route');
+      const result = this.options.transport.send(hop, source, destination, frame);
+      if (result.ok) this.stats.relayed += 1;
+      else this.drop(`relay-${result.reason}`);
+      return;
+    }
+    this.macs.learn(sourceMac(frame), source, this.options.clock.now());
+    if (destination === FLOOD) {
+      for (const hop of this.options.routes().broadcast(source)) {
+        if (hop === from) continue;
+        const result = this.options.transport.send(hop, source, FLOOD, frame);
+        if (result.ok) this.stats.relayed += 1;
+        else this.drop(`relay-${result.reason}`);
+      }
+    }
+    if (isGroupDestination(frame)) {
+      this.floodLocal(frame, undefined);
+      return;
+    }
+    const port = this.macs.lookup(destinationMac(frame), this.options.clock.now());
+    if (port !== undefined && isLocalPort(port)) this.deliver(port, frame);
+    else if (destination === self || port === undefined) this.floodLocal(frame, undefined);
+  }
+
+  private deliver(port: PortId, frame: Uint8Array): void {
+    const p = this.ports.get(port);
+    if (!p) return this.drop('no-port');
+    if (p.nic.send(frame)) this.stats.delivered += 1;
+    else this.drop('nic-refused');
+  }
+
+  private floodLocal(frame: Uint8Array, except: PortId | undefined): void {
+    for (const id of this.ports.keys()) if (id !== except) this.deliver(id, frame);
+  }
+
+  private floodPeers(frame: Uint8Array, ingress: PortId): void {
+    const self = this.options.self;
+    for (const hop of this.options.routes().broadcast(self)) this.sendFromLocal(hop, FLOOD, frame, ingress);
+  }
+
+  private toPeer(peer: PeerName, frame: Uint8Array, ingress: PortId): void {
+    const hop = this.options.routes().unicast(peer);
+    if (hop === undefined) return this.drop('no-route');
+    this.sendFromLocal(hop, peer, frame, ingress);
+  }
+
+  /** Sends a locally captured frame; one too big for the link is fragmented or answered with ICMP. */
+  private sendFromLocal(hop: PeerName, destination: PeerName, frame: Uint8Array, ingress: PortId): void {
+    const self = this.options.self;
+    const result = this.options.transport.send(hop, self, destination, frame);
+    if (result.ok) {
+      this.stats.forwarded += 1;
+      return;
+    }
+    if (result.reason !== 'too-big' || result.maxFrame === undefined) return this.drop(result.reason);
+    const fragments = fragmentIpv4Frame(frame, result.maxFrame);
+    if (fragments) {
+      this.stats.fragmented += 1;
+      for (const piece of fragments) {
+        if (this.options.transport.send(hop, self, destination, piece).ok) this.stats.forwarded += 1;
+        else this.drop('fragment-refused');
+      }
+      return;
+    }
+    const icmp = destination === FLOOD ? undefined : fragmentationNeeded(frame, result.maxFrame - 14);
+    if (icmp) {
+      // The sender's stack learns the path MTU as if a router on the way had said so.
+      this.stats.icmpTooBig += 1;
+      this.deliver(ingress, icmp);
+      return;
+    }
+    this.drop('too-big');
+  }
+}

@@ -1,0 +1,33 @@
+// LinkOverlay: the contract between the mesh and a data plane that rides on its links.
+import type { PeerName } from '../wire/peer-name.js';
+import type { DatagramKeys } from './connection.js';
+
+/** What a data plane learns about a newly admitted link. */
+export interface OverlayLink {
+  peer: PeerName;
+  /** The id both ends share (local XOR remote connection id). */
+  connectionId: bigint;
+  /** True when we dialled. */
+  outbound: boolean;
+  /** The neighbour's IP address as our TCP socket sees it. */
+  remoteHost: string;
+  /** The port the neighbour listens on (its data plane uses the same number). */
+  remotePort: number;
+  /** Per-direction data-plane keys from the handshake; undefined in a plain mesh. */
+  keys: DatagramKeys | undefined;
+}
+
+/**
+ * A data plane plugged into the router. With one, links start not established and the data plane
+ * says when its own path works (`MeshRouter.setLinkEstablished`), so routes only use working links.
+ */
+export interface LinkOverlay {
+  /** Called by `MeshRouter.start()` once it listens (before any link), with where it listens. */
+  start?(listen: { host: string; port: number } | undefined): Promise<void>;
+  /** Called by `MeshRouter.stop()` after every link closed. */
+  stop?(): Promise<void>;
+  linkUp(link: OverlayLink): void;
+  linkDown(peer: PeerName): void;
+  /** A control message from a neighbour (sent with `MeshRouter.sendOverlayControl`). */
+  onControl(peer: PeerName, kind: number, payload: Uint8Array): void;
+}

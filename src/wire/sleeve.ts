@@ -1,0 +1,108 @@
+// Sleeve packet layout: the UDP datagrams that carry Ethernet frames between neighbouring peers.
+//
+// | offset | size | field |
+// |---|---|---|
+// | 0 | 6 | sender: the neighbour that sent this packet (u48 peer name, clear) |
+// | 6 | 8 | counter: u64, one per packet and direction, clear; the AEAD nonce and the replay check use it |
+// | 14 | n | body: plain, or sealed with ChaCha20-Poly1305 (n includes the 16-byte tag; AD = bytes 0..13) |
+//
+// The body is a list of entries, as many as fit:
+//
+// | size | field |
+// |---|---|
+// | 6 | source peer: the peer that captured the frame; 0 marks a sleeve control entry |
+// | 6 | destination peer: the peer the frame is for; 0 = flood along the source's broadcast tree |
+// | 2 | length of what follows (u16) |
+// | len | an Ethernet frame (14-byte header, no FCS), or a control entry: kind (u8) then its payload |
+import { DecodeError } from '../errors.js';
+
+export const PACKET_HEADER_BYTES = 14;
+export const ENTRY_HEADER_BYTES = 14;
+/** Largest UDP payload over IPv4. */
+export const MAX_UDP_PAYLOAD = 65_507;
+/** Sleeve control entry kinds (source peer 0). */
+export const enum SleeveControl {
+  /** Payload: u64 connection id. Makes the link established once acknowledged. */
+  Heartbeat = 1,
+  /** Payload: zero padding; tests whether the path carries fragmented UDP. */
+  FragTest = 2,
+  /** Payload: u16 total UDP payload size being probed, then zero padding. */
+  MtuProbe = 3,
+}
+
+/** Writes the packet header; returns the offset of the body. */
+export function writePacketHeader(packet: Uint8Array, sender: number, counter: bigint): number {
+  const view = new DataView(packet.buffer, packet.byteOffset, PACKET_HEADER_BYTES);
+  view.setUint16(0, Math.floor(sender / 0x1_0000_0000));
+  view.setUint32(2, sender >>> 0);
+  view.setBigUint64(6, counter);
+  return PACKET_HEADER_BYTES;
+}
+
+/** The sender peer of a packet (0 when the packet is too short to have one). */
+export function packetSender(packet: Uint8Array): number {
+  if (packet.byteLength < PACKET_HEADER_BYTES) return 0;
+  return ((packet[0] as number) * 0x100 + (packet[1] as number)) * 0x1_0000_0000 + readU32(packet, 2);
+}
+
+/** The packet counter; call only after `packetSender` returned non-zero. */
+export function packetCounter(packet: Uint8Array): bigint {
+  return (BigInt(readU32(packet, 6)) << 32n) | BigInt(readU32(packet, 10));
+}
+
+/** Appends one entry at `offset` of `body`; returns the offset after it. The caller checks the space. */
+export function writeEntry(body: Uint8Array, offset: number, source: number, destination: number, frame: Uint8Array): number {
+  writeU48(body, offset, source);
+  writeU48(body, offset + 6, destination);
+  body[offset + 12] = frame.byteLength >>> 8;
+  body[offset + 13] = frame.byteLength & 0xff;
+  body.set(frame, offset + ENTRY_HEADER_BYTES);
+  return offset + ENTRY_HEADER_BYTES + frame.byteLength;
+}
+
+/** Receives each entry of a body; `frame` is a view into the body, valid only during the call. */
+export type EntryVisitor = (source: number, destination: number, frame: Uint8Array) => void;
+
+/**
+ * Walks the entries of a decrypted body. A truncated entry, an empty one or a control entry with a
+ * non-zero destination throws `DecodeError`; entries before it have already been visited.
+ */
+export function forEachEntry(body: Uint8Array, visit: EntryVisitor): void {
+  let at = 0;
+  while (at < body.byteLength) {
+    if (body.byteLength - at < ENTRY_HEADER_BYTES) {
+      throw new DecodeError('short-read', `sleeve entry header cut short at offset ${at}`);
+    }
+    const source = readU48(body, at);
+    const destination = readU48(body, at + 6);
+    const length = ((body[at + 12] as number) << 8) | (body[at + 13] as number);
+    const start = at + ENTRY_HEADER_BYTES;
+    if (length === 0) throw new DecodeError('bad-value', `empty sleeve entry at offset ${at}`);
+    if (start + length > body.byteLength) {
+      throw new DecodeError('short-read', `sleeve entry of ${length} bytes at offset ${at} runs past the packet`);
+    }
+    if (source === 0 && destination !== 0) throw new DecodeError('bad-value', 'sleeve control entry with a destination');
+    if (source !== 0 && length < 14) throw new DecodeError('bad-value', `frame of ${length} bytes is shorter than an Ethernet header`);
+    visit(source, destination, body.subarray(start, start + length));
+    at = start + length;
+  }
+}
+
+function readU32(b: Uint8Array, at: number): number {
+  return (((b[at] as number) << 24) >>> 0) + ((b[at + 1] as number) << 16) + ((b[at + 2] as number) << 8) + (b[at + 3] as number);
+}
+
+function readU48(b: Uint8Array, at: number): number {
+  return ((b[at] as number) * 0x100 + (b[at + 1] as number)) * 0x1_0000_0000 + readU32(b, at + 2);
+}
+
+function writeU48(b: Uint8Array, at: number, v: number): void {
+  const high = Math.floor(v / 0x1_0000_0000);
+  const low = v >>> 0;
+  b[at] = high >>> 8;
+  b[at + 1] = high & 0xff;
+  b[at + 2] = low >>> 24;
+  b[at + 3] = (low >>> 16) & 0xff;
+  b[at + 4] = (low >>> 8) & 0xff;
+  b[at + 5] = low & 0xff;
+}
