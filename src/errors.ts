@@ -22,7 +22,9 @@ export type WeaveErrorCode =
   | 'invalid-option'
   | 'unknown-peer'
   | 'crypto-unavailable'
-  | 'counter-exhausted';
+  | 'counter-exhausted'
+  | 'tap-unavailable'
+  | 'permission-denied';
 
 /** Base class of every error weave-ts throws; `code` is stable across releases. */
 export class WeaveError extends Error {
@@ -54,3 +56,6 @@ export class OptionsError extends WeaveError {
 
 /** A cryptographic operation that failed or is not available. */
 export class CryptoError extends WeaveError {}
+
+/** A network interface that cannot be created or used (TAP binding not built, no /dev/net/tun, no privilege). */
+export class NicError extends WeaveError {}

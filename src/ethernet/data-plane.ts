@@ -12,6 +12,7 @@ import { Sleeve, type SleeveLinkStatus, type SleeveTimings } from './sleeve.js';
 import { Switch, type SwitchStats } from './switch.js';
 import type { MacEntry, PortId } from './mac-table.js';
 import { formatMac } from './frame.js';
+import { setDontFragment } from './dont-fragment.js';
 import { formatPeerName } from '../wire/peer-name.js';
 
 export interface DataPlaneOptions {
@@ -107,6 +108,13 @@ export class DataPlane implements LinkOverlay {
       socket.bind(listen?.port ?? 0, host, () => resolve());
     });
     socket.on('error', () => undefined);
+    if (this.options.noFragmentation) {
+      const why = setDontFragment(socket, isIPv6(host));
+      if (why) {
+        socket.close();
+        throw new OptionsError(`noFragmentation needs don't-fragment on the UDP socket, but ${why}`);
+      }
+    }
     this.socket = socket;
     const self = this.router.selfName;
     this.sleeve = new Sleeve({

@@ -1,0 +1,239 @@
+// Systems under test for the data-plane benchmark: each builds a tunnel (or none) between two namespace hosts.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NetnsLab } from '../../test/helpers/netns.js';
+
+/** One side of the underlay: a lab host and its veth end. */
+export interface BenchHost {
+  /** Host name in the lab (as given to NetnsLab.addHost). */
+  host: string;
+  /** Underlay (veth) IPv4 address of this host. */
+  address: string;
+  /** Underlay veth interface name inside the host's namespace. */
+  ifname: string;
+}
+
+/** What a system set up: the addresses traffic should target, and the processes that carry it. */
+export interface SystemEndpoints {
+  /** Address of side A that B-side tools should use (the overlay address, or the veth address for raw). */
+  addrA: string;
+  /** Address of side B that the A-side client targets. */
+  addrB: string;
+  /** PIDs of the tunnel processes (both sides), sampled for CPU use; empty when there are none. */
+  pids: number[];
+}
+
+export interface System {
+  name: string;
+  /** Why the system cannot run on this machine, or undefined when it can. A reason skips it with a printed note. */
+  unavailable?(): Promise<string | undefined>;
+  /** Builds the tunnel between a and b (which are already linked by a veth) and waits until traffic flows. */
+  setup(lab: NetnsLab, a: BenchHost, b: BenchHost): Promise<SystemEndpoints>;
+  /** Removes everything setup created; safe to call after a failed or partial setup. */
+  teardown(): Promise<void>;
+}
+
+/** The ceiling: traffic straight over the veth, no tunnel. */
+export function rawVeth(): System {
+  return {
+    name: 'raw veth',
+    async setup(_lab, a, b) {
+      return { addrA: a.address, addrB: b.address, pids: [] };
+    },
+    async teardown() {},
+  };
+}
+
+/** Overlay addresses used by the wireguard-go system. */
+export const WG_OVERLAY = { a: '10.251.0.1', b: '10.251.0.2', prefixLength: 24, mtu: 1420, port: 51820 } as const;
+
+/**
+ * wireguard-go (userspace; this kernel has no WireGuard module), one daemon per namespace, configured with `wg`.
+ * Its UAPI sockets live in /var/run/wireguard, which namespaces share, so each side's interface gets a distinct name.
+ */
+export function wireguardGo(): System {
+  let lab: NetnsLab | undefined;
+  const daemons: ChildProcess[] = [];
+  let keyDir: string | undefined;
+  const ifnames: string[] = [];
+
+  return {
+    name: 'wireguard-go',
+    async unavailable() {
+      for (const cmd of ['wireguard-go', 'wg']) {
+        try {
+          execFileSync('sh', ['-c', `command -v "$1"`, 'sh', cmd], { stdio: 'ignore' });
+        } catch {
+          return `${cmd} not installed (apt-get install wireguard-go wireguard-tools)`;
+        }
+      }
+      if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
+      return undefined;
+    },
+    async setup(theLab, a, b) {
+      lab = theLab;
+      const dir = mkdtempSync(join(tmpdir(), 'wtF-wg-'));
+      keyDir = dir;
+      const made = ifnames;
+      // Also run by the lab's exit/signal backstop if the benchmark dies before teardown.
+      lab.defer(() => {
+        rmSync(dir, { recursive: true, force: true });
+        for (const ifname of made) rmSync(`/var/run/wireguard/${ifname}.sock`, { force: true });
+      });
+      const sides = [
+        { side: a, overlay: WG_OVERLAY.a, ifname: `${lab.prefix}wa` },
+        { side: b, overlay: WG_OVERLAY.b, ifname: `${lab.prefix}wb` },
+      ] as const;
+      const keys = sides.map(() => {
+        const priv = execFileSync('wg', ['genkey'], { encoding: 'utf8' }).trim();
+        const pub = execFileSync('wg', ['pubkey'], { input: priv, encoding: 'utf8' }).trim();
+        return { priv, pub };
+      });
+      for (const [i, { side, ifname }] of sides.entries()) {
+        if (ifname.length > 15) throw new Error(`wireguard interface name '${ifname}' is too long`);
+        // -f: stay in the foreground, so the PID we hold is the daemon's and SIGTERM removes its socket and TUN.
+        const daemon = lab.spawn(side.host, ['wireguard-go', '-f', ifname], { LOG_LEVEL: 'error' });
+        daemons.push(daemon);
+        ifnames.push(ifname);
+        await waitFor(() => existsSync(`/var/run/wireguard/${ifname}.sock`), 5_000, `wireguard-go socket for ${ifname}`, daemon);
+        writeFileSync(join(keyDir, `${i}.key`), `${keys[i]?.priv}\n`, { mode: 0o600 });
+      }
+      for (const [i, { side, overlay, ifname }] of sides.entries()) {
+        const other = sides[1 - i];
+        const otherKey = keys[1 - i];
+        if (other === undefined || otherKey === undefined) throw new Error('unreachable');
+        await lab.execOk(side.host, [
+          'wg', 'set', ifname,
+          'private-key', join(keyDir, `${i}.key`),
+          'listen-port', String(WG_OVERLAY.port),
+          'peer', otherKey.pub,
+          'endpoint', `${other.side.address}:${WG_OVERLAY.port}`,
+          'allowed-ips', `${other.overlay}/32`,
+        ]);
+        await lab.execOk(side.host, ['ip', 'addr', 'add', `${overlay}/${WG_OVERLAY.prefixLength}`, 'dev', ifname]);
+        await lab.execOk(side.host, ['ip', 'link', 'set', ifname, 'mtu', String(WG_OVERLAY.mtu), 'up']);
+      }
+      await waitForPing(lab, a.host, WG_OVERLAY.b);
+      return { addrA: WG_OVERLAY.a, addrB: WG_OVERLAY.b, pids: daemons.map((d) => d.pid).filter((p): p is number => p !== undefined) };
+    },
+    async teardown() {
+      if (lab !== undefined) for (const d of daemons) await lab.kill(d);
+      daemons.length = 0;
+      // wireguard-go removes its socket on SIGTERM; after a SIGKILL it would not.
+      for (const ifname of ifnames) rmSync(`/var/run/wireguard/${ifname}.sock`, { force: true });
+      ifnames.length = 0;
+      if (keyDir !== undefined) rmSync(keyDir, { recursive: true, force: true });
+      keyDir = undefined;
+    },
+  };
+}
+
+/** Overlay addresses used by the weave-ts systems. */
+export const WEAVE_OVERLAY = { a: '10.251.1.1', b: '10.251.1.2', prefixLength: 24 } as const;
+
+/**
+ * weave-ts, encrypted (password set) or plain: one `examples/tap-agent` per namespace, each with a TAP
+ * device holding an overlay address; side A dials side B over the veth.
+ */
+export function weaveTs(options: { encrypted: boolean }): System {
+  let lab: NetnsLab | undefined;
+  const agents: ChildProcess[] = [];
+  const agentPath = new URL('../../examples/tap-agent.js', import.meta.url).pathname;
+  return {
+    name: options.encrypted ? 'weave-ts encrypted' : 'weave-ts plain',
+    async unavailable() {
+      if (!existsSync(agentPath)) return `${agentPath} is missing (run npm run build)`;
+      if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
+      const binding = new URL('../../../native/build/Release/weave_tap.node', import.meta.url).pathname;
+      if (!existsSync(binding)) return 'the native TAP binding is not built (npm run install)';
+      return undefined;
+    },
+    async setup(theLab, a, b) {
+      lab = theLab;
+      const sides = [
+        { side: a, overlay: WEAVE_OVERLAY.a, tap: `${lab.prefix}ta`, peers: [`${b.address}:6783`] },
+        { side: b, overlay: WEAVE_OVERLAY.b, tap: `${lab.prefix}tb`, peers: [] as string[] },
+      ];
+      for (const { side, overlay, tap, peers } of sides) {
+        if (tap.length > 15) throw new Error(`TAP name '${tap}' is too long`);
+        const config = {
+          listen: `${side.address}:6783`,
+          peers,
+          tap,
+          address: `${overlay}/${WEAVE_OVERLAY.prefixLength}`,
+          nickname: side.host,
+          ...(options.encrypted ? { password: 'weave-ts benchmark password' } : {}),
+        };
+        const agent = lab.spawn(side.host, [process.execPath, agentPath, JSON.stringify(config)]);
+        agents.push(agent);
+        await waitForLine(agent, 'READY', 15_000);
+      }
+      await waitForPing(lab, a.host, WEAVE_OVERLAY.b, 20_000);
+      return { addrA: WEAVE_OVERLAY.a, addrB: WEAVE_OVERLAY.b, pids: agents.map((x) => x.pid).filter((p): p is number => p !== undefined) };
+    },
+    async teardown() {
+      if (lab !== undefined) for (const x of agents) await lab.kill(x);
+      agents.length = 0;
+    },
+  };
+}
+
+/** Resolves when the child prints a line starting with `prefix`; rejects if it exits first or time runs out. */
+export function waitForLine(child: ChildProcess, prefix: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    let errors = '';
+    const timer = setTimeout(() => finish(new Error(`no "${prefix}" line within ${timeoutMs} ms; stderr: ${errors}`)), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      buffer += chunk.toString();
+      const line = buffer.split('\n').find((l) => l.startsWith(prefix));
+      if (line !== undefined) finish(undefined, line);
+    };
+    const onErr = (chunk: Buffer): void => {
+      errors += chunk.toString();
+    };
+    const onExit = (code: number | null): void => finish(new Error(`exited (${code}) before "${prefix}"; stderr: ${errors}`));
+    function finish(error: Error | undefined, line?: string): void {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.stderr?.off('data', onErr);
+      child.off('exit', onExit);
+      if (error) reject(error);
+      else resolve(line as string);
+    }
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onErr);
+    child.once('exit', onExit);
+  });
+}
+
+/** Every system, in report order: the ceiling first, then the peers, then ours. */
+export function allSystems(): System[] {
+  return [rawVeth(), wireguardGo(), weaveTs({ encrypted: true }), weaveTs({ encrypted: false })];
+}
+
+/** Pings `address` from `host` until one reply comes back (tunnels need a handshake first). */
+export async function waitForPing(lab: NetnsLab, host: string, address: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await lab.exec(host, ['ping', '-c', '1', '-W', '1', address]);
+    if (r.code === 0) return;
+    if (Date.now() > deadline) throw new Error(`no ping reply from ${address} in ${host} after ${timeoutMs} ms:\n${r.stdout}${r.stderr}`);
+    await sleep(100);
+  }
+}
+
+async function waitFor(check: () => boolean, timeoutMs: number, what: string, process?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (process !== undefined && process.exitCode !== null) throw new Error(`${what}: process exited with ${process.exitCode}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,270 @@
+// TapNic: a kernel TAP device as a Nic, over the native binding (poll-driven batch reads, one write per frame).
+import { NicError, OptionsError } from '../errors.js';
+import type { FrameBatchHandler, Nic, NicStats } from './nic.js';
+import { loadTapBinding, type TapBinding, type TapHandle, type TapSystemError } from './tap-binding.js';
+
+export interface TapNicOptions {
+  /** Kernel interface name, at most 15 bytes; a name ending in `%d` lets the kernel pick the number. */
+  name: string;
+  /** IP MTU of the device (68..65535); default: the kernel's (1500). */
+  mtu?: number;
+  /** Unicast MAC of the device (6 bytes); default: a random one chosen by the kernel. */
+  mac?: Uint8Array;
+  /**
+   * Most frames read per event-loop turn, delivered in one `onFrames` call (1..1024, default 32). More than ~32
+   * starves UDP sockets, which libuv reads at most 32 datagrams per turn (see docs/architecture.md).
+   */
+  batchSize?: number;
+}
+
+/** Ethernet header (14) + one VLAN tag (4): a frame may be this much longer than the MTU. */
+const FRAME_OVERHEAD = 18;
+const MIN_FRAME = 14;
+const DEFAULT_BATCH = 32;
+const MAX_BATCH = 1024;
+const EAGAIN = 11;
+const EIO = 5;
+
+function mapOpenError(error: unknown, name: string): Error {
+  const e = error as TapSystemError;
+  const detail = e instanceof Error ? e.message : String(error);
+  switch (e?.code) {
+    case 'EPERM':
+    case 'EACCES':
+      return new NicError(
+        'permission-denied',
+        `creating a TAP device needs root or CAP_NET_ADMIN (TAP "${name}": ${detail}); run as root or grant the capability, e.g. setcap cap_net_admin+ep $(which node)`,
+        { cause: error },
+      );
+    case 'ENOENT':
+    case 'ENODEV':
+    case 'ENXIO':
+      return new NicError(
+        'tap-unavailable',
+        `/dev/net/tun is not available (${detail}); load the tun module (modprobe tun) or, in a container, pass the device (--device /dev/net/tun)`,
+        { cause: error },
+      );
+    case 'EBUSY':
+      return new NicError('tap-unavailable', `TAP device "${name}" is already in use by another process (${detail})`, { cause: error });
+    case 'EINVAL':
+      if (e.syscall === 'ioctl(TUNSETIFF)') {
+        return new NicError('tap-unavailable', `an interface named "${name}" already exists and is not a TAP device (${detail})`, { cause: error });
+      }
+      break;
+  }
+  return new NicError('tap-unavailable', `cannot open TAP device "${name}": ${detail}`, { cause: error });
+}
+
+function validate(options: TapNicOptions): void {
+  const { name, mtu, mac, batchSize } = options;
+  if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > 15 || /[\s/:]/.test(name) || name === '.' || name === '..') {
+    throw new OptionsError(`TAP name ${JSON.stringify(name)} is not a valid interface name: use 1 to 15 characters without spaces, "/" or ":"`);
+  }
+  if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)) {
+    throw new OptionsError(`TAP mtu ${mtu} is out of range: use an integer from 68 to 65535`);
+  }
+  if (mac !== undefined && (!(mac instanceof Uint8Array) || mac.length !== 6 || (mac[0]! & 1) !== 0 || mac.every((b) => b === 0))) {
+    throw new OptionsError('TAP mac must be 6 bytes of a unicast address (lowest bit of the first byte clear, not all zero)');
+  }
+  if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH)) {
+    throw new OptionsError(`TAP batchSize ${batchSize} is out of range: use an integer from 1 to ${MAX_BATCH} (32 is recommended)`);
+  }
+}
+
+/**
+ * A Linux TAP device. Reading starts with the first `onFrames` call: each event-loop wakeup delivers up to `batchSize`
+ * frames in one call, as views into one reused buffer (valid only during the call). An active reader keeps the
+ * process alive like a listening socket; call `unref()` to let the process exit anyway. Without a reader the device
+ * holds nothing on the event loop. The device is deleted by the kernel when it is closed (or the process exits).
+ */
+export class TapNic implements Nic {
+  readonly name: string;
+  readonly mac: Uint8Array;
+  readonly mtu: number;
+  private readonly binding: TapBinding;
+  private readonly handle: TapHandle;
+  private readonly batchSize: number;
+  private readonly slot: number;
+  private readonly maxFrame: number;
+  private readonly counters: NicStats = { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, drops: {} };
+  private handler: FrameBatchHandler | undefined;
+  private reading = false;
+  private closed = false;
+  private readBuffer: ArrayBuffer | undefined;
+  private readLengths: Uint32Array | undefined;
+  /** Reused frame views, one per slot (a new view only when a slot's length changes). */
+  private views: Uint8Array[] = [];
+  private readonly batch: Uint8Array[] = [];
+  private readError: NicError | undefined;
+
+  private constructor(binding: TapBinding, handle: TapHandle, name: string, mac: Uint8Array, mtu: number, batchSize: number) {
+    this.binding = binding;
+    this.handle = handle;
+    this.name = name;
+    this.mac = mac;
+    this.mtu = mtu;
+    this.batchSize = batchSize;
+    this.maxFrame = mtu + FRAME_OVERHEAD;
+    // A slot is bigger than any frame the kernel can hand us, so a frame that fills its slot means it was cut.
+    this.slot = Math.ceil((this.maxFrame + 64) / 64) * 64;
+  }
+
+  /** Creates the TAP device (or attaches to an existing persistent one), sets MAC and MTU and brings it up. */
+  static async open(options: TapNicOptions): Promise<TapNic> {
+    validate(options);
+    const load = loadTapBinding();
+    if (load.binding === undefined) {
+      throw new NicError(
+        'tap-unavailable',
+        `the native TAP binding was not built (${load.path ?? 'native/build/Release/weave_tap.node'}: ${load.error.message.split('\n')[0]}): ` +
+          'install a C compiler, make and python3, then run `npm rebuild weave-ts` (or `node scripts/build-native.mjs`)',
+        { cause: load.error },
+      );
+    }
+    const binding = load.binding;
+    let opened;
+    try {
+      opened = binding.open(options.name, { mtu: options.mtu, mac: options.mac });
+    } catch (error) {
+      throw mapOpenError(error, options.name);
+    }
+    return new TapNic(binding, opened.handle, opened.name, new Uint8Array(opened.mac), opened.mtu, options.batchSize ?? DEFAULT_BATCH);
+  }
+
+  get stats(): NicStats {
+    if (!this.closed) {
+      const truncated = this.binding.truncated(this.handle);
+      if (truncated > 0) this.counters.drops['read-too-big'] = truncated;
+    }
+    return this.counters;
+  }
+
+  /** Why reading stopped, if a read failed (reading stops instead of spinning on a broken device). */
+  get error(): NicError | undefined {
+    return this.readError;
+  }
+
+  onFrames(handler: FrameBatchHandler): void {
+    this.handler = handler;
+    if (this.reading || this.closed) return;
+    const area = this.binding.startReading(this.handle, this.batchSize, this.slot, this.onRead);
+    this.readBuffer = area.buffer;
+    this.readLengths = area.lengths;
+    this.views = [];
+    this.reading = true;
+  }
+
+  send(frame: Uint8Array): boolean {
+    if (this.closed) return this.drop('closed', 1);
+    const length = frame.length;
+    if (length > this.maxFrame) return this.drop('too-big', 1);
+    if (length < MIN_FRAME) return this.drop('too-small', 1);
+    const r = this.binding.write(this.handle, frame);
+    if (r < 0) return this.drop(reasonOf(-r), 1);
+    this.counters.framesOut += 1;
+    this.counters.bytesOut += length;
+    return true;
+  }
+
+  sendBatch(frames: readonly Uint8Array[]): number {
+    const n = frames.length;
+    if (n === 0) return 0;
+    if (this.closed) {
+      this.drop('closed', n);
+      return 0;
+    }
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      const length = frames[i]!.length;
+      if (length > this.maxFrame || length < MIN_FRAME) return this.sendEach(frames);
+      bytes += length;
+    }
+    const written = this.binding.writeBatch(this.handle, frames);
+    if (written < n) {
+      // Counted once per frame not written: the native side stops at the first failure (full queue, device down).
+      bytes = 0;
+      for (let i = 0; i < written; i++) bytes += frames[i]!.length;
+      this.drop(reasonOf(this.binding.lastError(this.handle)), n - written);
+    }
+    this.counters.framesOut += written;
+    this.counters.bytesOut += bytes;
+    return written;
+  }
+
+  /** An active reader keeps the event loop alive (the default). */
+  ref(): this {
+    if (!this.closed) this.binding.ref(this.handle);
+    return this;
+  }
+
+  /** An active reader no longer keeps the event loop alive. */
+  unref(): this {
+    if (!this.closed) this.binding.unref(this.handle);
+    return this;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    void this.stats; // last read of the native counters
+    this.closed = true;
+    this.reading = false;
+    this.handler = undefined;
+    this.readBuffer = undefined;
+    this.readLengths = undefined;
+    this.views = [];
+    this.batch.length = 0;
+    this.binding.close(this.handle);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private sendEach(frames: readonly Uint8Array[]): number {
+    let sent = 0;
+    for (const frame of frames) if (this.send(frame)) sent++;
+    return sent;
+  }
+
+  private drop(reason: string, count: number): false {
+    this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + count;
+    return false;
+  }
+
+  /** Called by the binding once per wakeup with `count` frames in the shared buffer. */
+  private readonly onRead = (count: number, errno: number): void => {
+    const buffer = this.readBuffer;
+    const lengths = this.readLengths;
+    if (count > 0 && buffer !== undefined && lengths !== undefined) {
+      const views = this.views;
+      const batch = this.batch;
+      const slot = this.slot;
+      let bytes = 0;
+      for (let i = 0; i < count; i++) {
+        const length = lengths[i]!;
+        let view = views[i];
+        if (view === undefined || view.length !== length) {
+          view = new Uint8Array(buffer, i * slot, length);
+          views[i] = view;
+        }
+        batch[i] = view;
+        bytes += length;
+      }
+      batch.length = count;
+      this.counters.framesIn += count;
+      this.counters.bytesIn += bytes;
+      this.handler?.(batch);
+    }
+    if (errno !== 0 && !this.closed) {
+      this.readError = new NicError('tap-unavailable', `reading TAP device "${this.name}" failed (errno ${errno}); reading stopped`);
+      this.reading = false;
+      this.binding.stopReading(this.handle);
+    }
+  };
+}
+
+function reasonOf(errno: number): string {
+  if (errno === EAGAIN) return 'queue-full';
+  if (errno === EIO) return 'link-down';
+  return 'write-error';
+}
