@@ -5,6 +5,7 @@
 // discovery. Prints one line `READY {...}` when running and a line `STATUS {...}` on SIGUSR1; stops
 // cleanly on SIGINT/SIGTERM.
 import { execFileSync } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MeshRouter } from '../src/mesh/router.js';
 import { DataPlane } from '../src/ethernet/data-plane.js';
 import { TapNic } from '../src/nic/tap-nic.js';
@@ -55,7 +56,15 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
-  process.on('SIGUSR1', () => out(`STATUS ${JSON.stringify({ router: router.status(), dataPlane: dataPlane.status(), tap: tap.stats })}`));
+  // How long the event loop stalls is how long heartbeats and gossip could wait behind data.
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  loopDelay.enable();
+  process.on('SIGUSR1', () => {
+    const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
+    const eventLoopDelayMs = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) };
+    loopDelay.reset();
+    out(`STATUS ${JSON.stringify({ router: router.status(), dataPlane: dataPlane.status(), tap: tap.stats, eventLoopDelayMs })}`);
+  });
   out(`READY ${JSON.stringify({ name: router.self.id, listen: router.listenAddress, tap: tap.name, mtu: tap.mtu })}`);
 }
 

@@ -32,7 +32,7 @@ export class MacTable {
   /** Records that `mac` was seen on `port`; a MAC that shows up elsewhere moves at once (no hold-down). */
   learn(mac: number, port: PortId, now: number): LearnResult {
     const entry = this.entries.get(mac);
-    if (entry === undefined) {
+    if (entry === undefined || now - entry.seen > this.maxAgeMs) {
       this.entries.set(mac, { port, seen: now });
       return 'new';
     }

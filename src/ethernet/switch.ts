@@ -133,6 +133,7 @@ export class Switch {
   fromOverlay(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName): void {
     const self = this.options.self;
     if (source === self) return this.drop('own-frame-returned');
+    if (isLinkLocalControl(frame)) return this.drop('link-local-control');
     if (destination !== FLOOD && destination !== self) {
       // Multi-hop: pass it on by peer name, without looking at the frame.
       const hop = this.options.routes().unicast(destination);

@@ -183,4 +183,49 @@ nsTest('fragments dropped on the underlay: the links discover the path MTU by th
   });
 });
 
+/** Asks an agent for its status (SIGUSR1) and parses the STATUS line. */
+async function agentStatus(agent: ChildProcess): Promise<AgentStatus> {
+  const line = waitForLine(agent, 'STATUS', 5000);
+  agent.kill('SIGUSR1');
+  return JSON.parse((await line).slice('STATUS '.length)) as AgentStatus;
+}
+
+interface AgentStatus {
+  router: { links: { established: boolean }[]; stats: { terminations: number } };
+  dataPlane: { links: { established: boolean; mode: string; mtu: number }[] };
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
+}
+
+nsTest('the control plane is not starved at full data load: pings, links and the event loop stay responsive', async () => {
+  await withLab('s', async (lab) => {
+    await lab.addHost('x');
+    await lab.addHost('y');
+    await lab.link('x', 'y', { subnet: '10.250.16.0/24', mtu: 1500 });
+    const [y, x] = await startAgents(lab, [
+      { host: 'y', listen: '10.250.16.2:6783', overlay: '10.40.1.2' },
+      { host: 'x', listen: '10.250.16.1:6783', peers: ['10.250.16.2:6783'], overlay: '10.40.1.1' },
+    ]);
+    await waitForPing(lab, 'x', '10.40.1.2');
+    await agentStatus(x as ChildProcess); // resets the loop-delay histogram
+    const server = lab.spawn('y', ['iperf3', '-s', '-1']);
+    await lab.waitForListen('y', 5201);
+    const load = lab.exec('x', ['iperf3', '-c', '10.40.1.2', '-t', '4', '-P', '2', '--json'], { timeoutMs: 30_000 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const ping = await lab.exec('x', ['ping', '-c', '20', '-i', '0.1', '10.40.1.2']);
+    const loadResult = await load;
+    await lab.kill(server);
+    assert.is(loadResult.code, 0, loadResult.stderr);
+    assert.ok(parseIperf3(loadResult.stdout).receiverBps > 50e6, 'the link really was loaded');
+    const summary = parsePing(ping.stdout);
+    assert.ok(summary.received >= 19, `pings answered under load: ${summary.received}/20`);
+    assert.ok((summary.rttMs?.max ?? Infinity) < 250, `worst ping under load ${summary.rttMs?.max} ms`);
+    for (const agent of [x, y] as ChildProcess[]) {
+      const status = await agentStatus(agent);
+      assert.is(status.router.stats.terminations, 0, 'no control link was dropped');
+      assert.ok(status.dataPlane.links.every((l) => l.established), 'the data link stayed established');
+      assert.ok(status.eventLoopDelayMs.p99 < 100, `event loop p99 stall ${status.eventLoopDelayMs.p99} ms`);
+    }
+  });
+});
+
 test.run();
