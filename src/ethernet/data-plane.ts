@@ -130,7 +130,10 @@ export class DataPlane implements LinkOverlay {
     const sleeve = this.sleeve;
     this.switchCore = new Switch({ self, clock: this.clock, routes: () => this.router.routes, transport: sleeve });
     const core = this.switchCore;
-    sleeve.on('frame', (source, destination, frame, from) => core.fromOverlay(source, destination, frame, from));
+    sleeve.setReceiver({
+      frame: (source, destination, frame, from) => core.fromOverlay(source, destination, frame, from),
+      end: () => core.flushLocal(),
+    });
     for (const nic of this.pendingPorts.splice(0)) core.addPort(nic);
     const sweep = (): void => {
       core.sweep();

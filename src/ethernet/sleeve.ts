@@ -95,9 +95,15 @@ export interface SleeveOptions {
   setEstablished: (peer: PeerName, established: boolean) => void;
 }
 
+/** Receives the frames of one datagram; `frame` is only valid during the call. */
+export interface FrameReceiver {
+  /** A frame captured by `source`, for `destination` (0 = flood), arriving via neighbour `from`. */
+  frame(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName): void;
+  /** The datagram's last frame was handed over (a moment to flush batched writes). */
+  end(): void;
+}
+
 interface SleeveEvents {
-  /** A frame arrived: captured by `source`, for `destination` (0 = flood), via neighbour `from`. */
-  frame: (source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName) => void;
   /** A link changed mode or MTU. */
   link: (status: SleeveLinkStatus) => void;
 }
@@ -148,12 +154,18 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   private readonly pool: Buffer[] = [];
   private flushScheduled = false;
   private closed = false;
+  private receiver: FrameReceiver | undefined;
   readonly drops: SleeveDrops = {};
 
   constructor(private readonly options: SleeveOptions) {
     super();
     this.timings = { ...DEFAULT_SLEEVE_TIMINGS, ...options.timings };
     options.socket.on('message', (packet: Buffer, rinfo: RemoteInfo) => this.onPacket(packet, rinfo));
+  }
+
+  /** Sets where received frames go (a direct call per frame: this is the hot path). */
+  setReceiver(receiver: FrameReceiver): void {
+    this.receiver = receiver;
   }
 
   /** A link was admitted: start heartbeating (once the neighbour's UDP address is known). */
@@ -475,14 +487,17 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       f.remotePort = rinfo.port;
       if (first) this.heartbeat(f);
     }
+    const receiver = this.receiver;
     try {
       forEachEntry(body, (source, destination, frame) => {
         if (source === 0) this.onControlEntry(f, frame, packet.byteLength);
-        else this.emit('frame', source, destination, frame, f.peer);
+        else receiver?.frame(source, destination, frame, f.peer);
       });
     } catch (error) {
       if (error instanceof DecodeError) this.drop('malformed');
       else throw error;
+    } finally {
+      receiver?.end();
     }
   }
 

@@ -51,6 +51,8 @@ export interface SwitchStats {
 interface Port {
   id: PortId;
   nic: Nic;
+  /** Frames waiting for `flushLocal`. */
+  pending: Uint8Array[];
 }
 
 /**
@@ -61,6 +63,7 @@ interface Port {
 export class Switch {
   private readonly ports = new Map<PortId, Port>();
   private readonly macs: MacTable;
+  private readonly pendingPorts = new Set<Port>();
   private nextPortId = -1;
   readonly stats: SwitchStats = { captured: 0, delivered: 0, forwarded: 0, relayed: 0, fragmented: 0, icmpTooBig: 0, drops: {} };
 
@@ -71,9 +74,10 @@ export class Switch {
   /** Connects a local NIC; every batch it reads is switched. */
   addPort(nic: Nic): PortId {
     const id = this.nextPortId--;
-    this.ports.set(id, { id, nic });
+    this.ports.set(id, { id, nic, pending: [] });
     nic.onFrames((frames) => {
       for (const frame of frames) this.fromLocal(id, frame);
+      this.flushLocal();
       this.options.transport.flush();
     });
     return id;
@@ -83,6 +87,7 @@ export class Switch {
     const port = this.ports.get(id);
     if (!port) return;
     port.nic.onFrames(() => undefined);
+    this.pendingPorts.delete(port);
     this.ports.delete(id);
     this.macs.forgetPort(id);
   }
@@ -161,11 +166,28 @@ export class Switch {
     else if (destination === self || port === undefined) this.floodLocal(frame, undefined);
   }
 
+  /**
+   * Queues a frame for a local port; `flushLocal` hands each port its frames in one batch (one
+   * native call for a TAP device). Frames are views into the caller's buffer, so the caller flushes
+   * before that buffer is reused: at the end of each NIC batch and each datagram.
+   */
   private deliver(port: PortId, frame: Uint8Array): void {
     const p = this.ports.get(port);
     if (!p) return this.drop('no-port');
-    if (p.nic.send(frame)) this.stats.delivered += 1;
-    else this.drop('nic-refused');
+    p.pending.push(frame);
+    this.pendingPorts.add(p);
+  }
+
+  /** Sends every frame queued for local ports. */
+  flushLocal(): void {
+    for (const p of this.pendingPorts) {
+      const frames = p.pending;
+      const sent = frames.length === 1 ? (p.nic.send(frames[0] as Uint8Array) ? 1 : 0) : p.nic.sendBatch(frames);
+      this.stats.delivered += sent;
+      if (sent < frames.length) this.stats.drops['nic-refused'] = (this.stats.drops['nic-refused'] ?? 0) + frames.length - sent;
+      frames.length = 0;
+    }
+    this.pendingPorts.clear();
   }
 
   private floodLocal(frame: Uint8Array, except: PortId | undefined): void {

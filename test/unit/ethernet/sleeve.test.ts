@@ -68,7 +68,7 @@ async function pair(encrypted: boolean, options: { noFragmentation?: boolean } =
   a.linkUp({ peer: B, connectionId: 77n, outbound: true, remoteHost: '127.0.0.1', remotePort: sb.address().port, keys: keysA });
   b.linkUp({ peer: A, connectionId: 77n, outbound: false, remoteHost: '127.0.0.1', remotePort: sa.address().port, keys: keysB });
   const received: Received[] = [];
-  b.on('frame', (source, destination, frame) => received.push({ source, destination, bytes: Buffer.from(frame) }));
+  b.setReceiver({ frame: (source, destination, frame) => received.push({ source, destination, bytes: Buffer.from(frame) }), end: () => undefined });
   const deadline = Date.now() + 5000;
   while (!(established.has(`a-${B}`) && established.has(`b-${A}`))) {
     if (Date.now() > deadline) throw new Error(`links not established: ${[...established].join(',')}`);

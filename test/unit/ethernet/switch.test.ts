@@ -7,6 +7,12 @@ import { internetChecksum } from '../../../src/ethernet/ipv4.js';
 import { MemoryNic } from '../../../src/nic/memory-nic.js';
 import { FakeClock } from '../../../src/testing/fake-clock.js';
 
+/** Hands one frame to the switch as the sleeve would: one datagram, then the end-of-datagram flush. */
+function fromOverlay(sw: Switch, source: number, destination: number, frame: Uint8Array, from: number): void {
+  sw.fromOverlay(source, destination, frame, from);
+  sw.flushLocal();
+}
+
 const SELF = 0x0a;
 const P = 0x0b;
 const Q = 0x0c;
@@ -209,7 +215,7 @@ test('a frame to a MAC learned behind a remote peer goes to unicast(peer) with t
   next.set(P, Q); // P is reached through Q
   trees.set(SELF, [Q]);
   const [a, b] = endpoints as [Endpoint, Endpoint];
-  sw.fromOverlay(P, FLOOD, frame(BROADCAST, MAC_REMOTE), Q);
+  fromOverlay(sw, P, FLOOD, frame(BROADCAST, MAC_REMOTE), Q);
   assert.equal(sw.macTable().map((e) => [e.mac, e.port]), [[MAC_REMOTE, P]]);
   await settle();
   for (const e of endpoints) e.received.length = 0;
@@ -223,7 +229,7 @@ test('a frame to a MAC learned behind a remote peer goes to unicast(peer) with t
 
 test('a frame to a remote MAC whose peer has no route is dropped as no-route', async () => {
   const { sw, transport, endpoints } = setup();
-  sw.fromOverlay(P, SELF, frame(MAC_A, MAC_REMOTE), P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P);
   const [a] = endpoints as [Endpoint];
   a.send(frame(MAC_REMOTE, MAC_A));
   await settle();
@@ -238,7 +244,7 @@ test('frames from the overlay: source MAC learned behind the source peer, unicas
   await settle();
   for (const e of endpoints) e.received.length = 0;
   const f = frame(MAC_B, MAC_REMOTE, { tag: 7 });
-  sw.fromOverlay(P, SELF, f, Q);
+  fromOverlay(sw, P, SELF, f, Q);
   await settle();
   assert.equal(b.received, [f]);
   assert.equal(a.received, []);
@@ -251,7 +257,7 @@ test('frames from the overlay: source MAC learned behind the source peer, unicas
 test('frames from the overlay for an unknown MAC flood to every local port', async () => {
   const { sw, endpoints } = setup();
   const f = frame(MAC_C, MAC_REMOTE);
-  sw.fromOverlay(P, SELF, f, P);
+  fromOverlay(sw, P, SELF, f, P);
   await settle();
   for (const e of endpoints) assert.equal(e.received, [f]);
 });
@@ -263,8 +269,8 @@ test('group frames from the overlay flood to every local port', async () => {
   await settle();
   const bc = frame(BROADCAST, MAC_REMOTE, { tag: 8 });
   const mc = frame(MULTICAST, MAC_REMOTE, { tag: 9 });
-  sw.fromOverlay(P, FLOOD, bc, P);
-  sw.fromOverlay(P, FLOOD, mc, P);
+  fromOverlay(sw, P, FLOOD, bc, P);
+  fromOverlay(sw, P, FLOOD, mc, P);
   await settle();
   assert.equal(a.received, [bc, mc]);
   for (const e of endpoints.slice(1)) assert.equal(e.received.slice(-2), [bc, mc]);
@@ -272,15 +278,15 @@ test('group frames from the overlay flood to every local port', async () => {
 
 test('an overlay frame for a MAC we place behind another peer: sent to us, it floods locally; flooded, it is not delivered', async () => {
   const { sw, endpoints } = setup(2);
-  sw.fromOverlay(Q, FLOOD, frame(BROADCAST, MAC_C), Q); // MAC_C lives behind Q
+  fromOverlay(sw, Q, FLOOD, frame(BROADCAST, MAC_C), Q); // MAC_C lives behind Q
   await settle();
   for (const e of endpoints) e.received.length = 0;
   const flooded = frame(MAC_C, MAC_REMOTE, { tag: 10 });
-  sw.fromOverlay(P, FLOOD, flooded, P);
+  fromOverlay(sw, P, FLOOD, flooded, P);
   await settle();
   for (const e of endpoints) assert.equal(e.received, [], 'Q delivers it');
   const addressed = frame(MAC_C, MAC_REMOTE, { tag: 11 });
-  sw.fromOverlay(P, SELF, addressed, P); // P's table says MAC_C is here: ours may be stale
+  fromOverlay(sw, P, SELF, addressed, P); // P's table says MAC_C is here: ours may be stale
   await settle();
   for (const e of endpoints) assert.equal(e.received, [addressed]);
 });
@@ -291,14 +297,14 @@ test('group frames flood in both directions even when a station has used the gro
   a.send(frame(BROADCAST, MULTICAST)); // a bogus source MAC gets learned on port a
   await settle();
   for (const e of endpoints) e.received.length = 0;
-  const fromOverlay = frame(MULTICAST, MAC_REMOTE, { tag: 12 });
-  sw.fromOverlay(P, FLOOD, fromOverlay, P);
+  const overlayFrame = frame(MULTICAST, MAC_REMOTE, { tag: 12 });
+  fromOverlay(sw, P, FLOOD, overlayFrame, P);
   const fromLocal = frame(MULTICAST, MAC_B, { tag: 13 });
   b.send(fromLocal);
   await settle();
-  assert.equal(a.received, [fromOverlay, fromLocal]);
-  assert.equal(b.received, [fromOverlay]);
-  assert.equal(c.received, [fromOverlay, fromLocal]);
+  assert.equal(a.received, [overlayFrame, fromLocal]);
+  assert.equal(b.received, [overlayFrame]);
+  assert.equal(c.received, [overlayFrame, fromLocal]);
 });
 
 test('FLOOD frames are relayed along the source peer\'s tree, not back to the neighbour they came from', async () => {
@@ -306,11 +312,11 @@ test('FLOOD frames are relayed along the source peer\'s tree, not back to the ne
   trees.set(P, [Q, R]);
   trees.set(SELF, [P]); // our own tree must not be used for someone else's flood
   const f = frame(BROADCAST, MAC_REMOTE);
-  sw.fromOverlay(P, FLOOD, f, Q);
+  fromOverlay(sw, P, FLOOD, f, Q);
   assert.equal(transport.sent, [{ hop: R, source: P, destination: FLOOD, frame: f }]);
   assert.is(sw.stats.relayed, 1);
   const u = frame(MAC_C, MAC_REMOTE); // unknown unicast flooded by P
-  sw.fromOverlay(P, FLOOD, u, P);
+  fromOverlay(sw, P, FLOOD, u, P);
   assert.equal(transport.sent.slice(1).map((s) => [s.hop, s.source, s.destination]), [[Q, P, FLOOD], [R, P, FLOOD]]);
   assert.is(sw.stats.relayed, 3);
 });
@@ -320,8 +326,8 @@ test('a relay refused by the transport is counted by reason', () => {
   trees.set(P, [R]);
   next.set(R, Q);
   transport.script = () => ({ ok: false, reason: 'not-established' });
-  sw.fromOverlay(P, FLOOD, frame(BROADCAST, MAC_REMOTE), Q);
-  sw.fromOverlay(P, R, frame(MAC_C, MAC_REMOTE), P);
+  fromOverlay(sw, P, FLOOD, frame(BROADCAST, MAC_REMOTE), Q);
+  fromOverlay(sw, P, R, frame(MAC_C, MAC_REMOTE), P);
   assert.is(sw.stats.drops['relay-not-established'], 2);
   assert.is(sw.stats.relayed, 0);
 });
@@ -330,22 +336,22 @@ test('frames for another peer are relayed by destination without learning or loc
   const { sw, transport, next, endpoints } = setup();
   next.set(R, Q);
   const f = frame(MAC_C, MAC_REMOTE);
-  sw.fromOverlay(P, R, f, P);
+  fromOverlay(sw, P, R, f, P);
   assert.equal(transport.sent, [{ hop: Q, source: P, destination: R, frame: f }]);
   assert.equal(sw.macTable(), [], 'nothing learned');
   assert.is(sw.stats.relayed, 1);
   const group = frame(BROADCAST, MAC_REMOTE);
-  sw.fromOverlay(P, R, group, P);
+  fromOverlay(sw, P, R, group, P);
   await settle();
   for (const e of endpoints) assert.equal(e.received, [], 'relayed frames are not delivered locally');
 });
 
 test('frames for another peer with no route, or whose route leads back where they came from, are dropped', () => {
   const { sw, transport, next } = setup(1);
-  sw.fromOverlay(P, R, frame(MAC_C, MAC_REMOTE), P);
+  fromOverlay(sw, P, R, frame(MAC_C, MAC_REMOTE), P);
   assert.is(sw.stats.drops['no-route'], 1);
   next.set(R, P);
-  sw.fromOverlay(P, R, frame(MAC_C, MAC_REMOTE), P);
+  fromOverlay(sw, P, R, frame(MAC_C, MAC_REMOTE), P);
   assert.is(sw.stats.drops['no-route'], 2);
   assert.equal(transport.sent, []);
 });
@@ -353,7 +359,7 @@ test('frames for another peer with no route, or whose route leads back where the
 test('our own frames coming back from the overlay are dropped', async () => {
   const { sw, transport, trees, endpoints } = setup();
   trees.set(SELF, [P, Q]);
-  sw.fromOverlay(SELF, FLOOD, frame(BROADCAST, MAC_A), P);
+  fromOverlay(sw, SELF, FLOOD, frame(BROADCAST, MAC_A), P);
   await settle();
   assert.equal(transport.sent, []);
   for (const e of endpoints) assert.equal(e.received, []);
@@ -401,7 +407,7 @@ test('a MAC that moves from a local port to a remote peer is re-learned at once'
   const [a, b] = endpoints as [Endpoint, Endpoint];
   a.send(frame(BROADCAST, MAC_A));
   await settle();
-  sw.fromOverlay(P, FLOOD, frame(BROADCAST, MAC_A), P); // the host behind a now lives behind P
+  fromOverlay(sw, P, FLOOD, frame(BROADCAST, MAC_A), P); // the host behind a now lives behind P
   await settle();
   for (const e of endpoints) e.received.length = 0;
   const f = frame(MAC_A, MAC_B);
@@ -441,8 +447,8 @@ test('learned MACs expire after macMaxAgeMs and unicast to them floods again', a
 
 test('forgetPeer forgets the MACs behind that peer', () => {
   const { sw } = setup(0);
-  sw.fromOverlay(P, FLOOD, frame(BROADCAST, MAC_REMOTE), P);
-  sw.fromOverlay(Q, FLOOD, frame(BROADCAST, MAC_C), Q);
+  fromOverlay(sw, P, FLOOD, frame(BROADCAST, MAC_REMOTE), P);
+  fromOverlay(sw, Q, FLOOD, frame(BROADCAST, MAC_C), Q);
   sw.forgetPeer(P);
   assert.equal(sw.macTable().map((e) => [e.mac, e.port]), [[MAC_C, Q]]);
 });
@@ -450,7 +456,7 @@ test('forgetPeer forgets the MACs behind that peer', () => {
 test('too big: an IPv4 frame without DF is fragmented to fit the link', async () => {
   const { sw, transport, next, endpoints } = setup();
   next.set(P, P);
-  sw.fromOverlay(P, SELF, frame(MAC_A, MAC_REMOTE), P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P);
   await settle();
   for (const e of endpoints) e.received.length = 0;
   transport.script = (_hop, f) => (f.byteLength > 1000 ? { ok: false, reason: 'too-big', maxFrame: 1000 } : { ok: true });
@@ -477,7 +483,7 @@ test('too big: an IPv4 frame without DF is fragmented to fit the link', async ()
 test('too big: a DF IPv4 frame is answered on the ingress port with ICMP fragmentation needed', async () => {
   const { sw, transport, next, endpoints } = setup();
   next.set(P, P);
-  sw.fromOverlay(P, SELF, frame(MAC_A, MAC_REMOTE), P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P);
   await settle();
   for (const e of endpoints) e.received.length = 0;
   transport.script = (_hop, f) => (f.byteLength > 1000 ? { ok: false, reason: 'too-big', maxFrame: 1000 } : { ok: true });
@@ -515,7 +521,7 @@ test('too big: a DF frame flooded to an unknown MAC is dropped without ICMP', as
 test('too big: a non-IPv4 frame is dropped as too-big', async () => {
   const { sw, transport, next, endpoints } = setup();
   next.set(P, P);
-  sw.fromOverlay(P, SELF, frame(MAC_A, MAC_REMOTE), P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P);
   await settle();
   for (const e of endpoints) e.received.length = 0;
   transport.script = (_hop, f) => (f.byteLength > 1000 ? { ok: false, reason: 'too-big', maxFrame: 1000 } : { ok: true });
