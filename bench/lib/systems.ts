@@ -3,7 +3,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NetnsLab } from '../../test/helpers/netns.js';
+import { waitForLine, type NetnsLab } from '../../test/helpers/netns.js';
 
 /** One side of the underlay: a lab host and its veth end. */
 export interface BenchHost {
@@ -180,34 +180,6 @@ export function weaveTs(options: { encrypted: boolean }): System {
   };
 }
 
-/** Resolves when the child prints a line starting with `prefix`; rejects if it exits first or time runs out. */
-export function waitForLine(child: ChildProcess, prefix: string, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffer = '';
-    let errors = '';
-    const timer = setTimeout(() => finish(new Error(`no "${prefix}" line within ${timeoutMs} ms; stderr: ${errors}`)), timeoutMs);
-    const onData = (chunk: Buffer): void => {
-      buffer += chunk.toString();
-      const line = buffer.split('\n').find((l) => l.startsWith(prefix));
-      if (line !== undefined) finish(undefined, line);
-    };
-    const onErr = (chunk: Buffer): void => {
-      errors += chunk.toString();
-    };
-    const onExit = (code: number | null): void => finish(new Error(`exited (${code}) before "${prefix}"; stderr: ${errors}`));
-    function finish(error: Error | undefined, line?: string): void {
-      clearTimeout(timer);
-      child.stdout?.off('data', onData);
-      child.stderr?.off('data', onErr);
-      child.off('exit', onExit);
-      if (error) reject(error);
-      else resolve(line as string);
-    }
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onErr);
-    child.once('exit', onExit);
-  });
-}
 
 /** Every system, in report order: the ceiling first, then the peers, then ours. */
 export function allSystems(): System[] {

@@ -524,3 +524,32 @@ interface Iperf3Json {
     cpu_utilization_percent?: { host_total?: number; remote_total?: number };
   };
 }
+
+/** Resolves when the child prints a line starting with `prefix`; rejects if it exits first or time runs out. */
+export function waitForLine(child: ChildProcess, prefix: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    let errors = '';
+    const timer = setTimeout(() => finish(new Error(`no "${prefix}" line within ${timeoutMs} ms; stderr: ${errors}`)), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      buffer += chunk.toString();
+      const line = buffer.split('\n').find((l) => l.startsWith(prefix));
+      if (line !== undefined) finish(undefined, line);
+    };
+    const onErr = (chunk: Buffer): void => {
+      errors += chunk.toString();
+    };
+    const onExit = (code: number | null): void => finish(new Error(`exited (${code}) before "${prefix}"; stderr: ${errors}`));
+    function finish(error: Error | undefined, line?: string): void {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.stderr?.off('data', onErr);
+      child.off('exit', onExit);
+      if (error) reject(error);
+      else resolve(line as string);
+    }
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onErr);
+    child.once('exit', onExit);
+  });
+}

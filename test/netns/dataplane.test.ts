@@ -3,8 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { canUseNetns, hasCommand, NetnsLab, parseIperf3, parsePing } from '../helpers/netns.js';
-import { waitForLine } from '../../bench/lib/systems.js';
+import { canUseNetns, hasCommand, NetnsLab, parseIperf3, parsePing, waitForLine } from '../helpers/netns.js';
 
 const agentPath = new URL('../../examples/tap-agent.js', import.meta.url).pathname;
 const bindingPath = new URL('../../../native/build/Release/weave_tap.node', import.meta.url).pathname;
