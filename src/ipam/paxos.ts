@@ -6,33 +6,9 @@
 // promised once that proposal's proposer accepted it. The value is decided when a quorum accepted the
 // same proposal. Only the owner of claims changes them, so the merge is a per-node last-writer-wins.
 import type { PeerName } from '../wire/peer-name.js';
+import { nodeKey, type NodeClaims, type NodeId, type PaxosState, type ProposalId } from '../wire/paxos.js';
 
-/** A voting node: a peer incarnation (name and uid). */
-export interface NodeId {
-  name: PeerName;
-  uid: bigint;
-}
-
-/** A proposal number: higher rounds win, ties broken by the proposer's identity. */
-export interface ProposalId {
-  round: number;
-  proposer: NodeId;
-}
-
-/** What one node has promised and accepted. */
-export interface NodeClaims {
-  promise: ProposalId | undefined;
-  accepted: ProposalId | undefined;
-  /** The value accepted with `accepted`: the sorted peer names that will own the initial ring. */
-  value: PeerName[] | undefined;
-}
-
-/** Every node's claims, keyed by `nodeKey`. */
-export type PaxosState = Map<string, { node: NodeId; claims: NodeClaims }>;
-
-export function nodeKey(node: NodeId): string {
-  return `${node.name}/${node.uid}`;
-}
+export { nodeKey, type NodeClaims, type NodeId, type PaxosState, type ProposalId };
 
 function compareNodes(a: NodeId, b: NodeId): number {
   if (a.name !== b.name) return a.name < b.name ? -1 : 1;
