@@ -23,6 +23,9 @@ export type WeaveErrorCode =
   | 'unknown-peer'
   | 'crypto-unavailable'
   | 'counter-exhausted'
+  | 'address-in-use'
+  | 'peer-reachable'
+  | 'corrupt-state'
   | 'tap-unavailable'
   | 'permission-denied';
 

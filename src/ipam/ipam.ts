@@ -1,0 +1,690 @@
+// Ipam: conflict-free address allocation over the mesh's gossip: the ring, consensus, donation, reclaim, persistence.
+import { EventEmitter } from 'eventemitter3';
+import { systemClock, type Clock, type Timer } from '../clock.js';
+import { systemRandom, type Random } from '../random.js';
+import { OptionsError, WeaveError } from '../errors.js';
+import { decodeWith, encodeWith } from '../wire/codec.js';
+import { decodeIpamMessage, encodeIpamMessage, IpamMessageKind, type IpamMessage, type SubnetRef } from '../wire/ipam-messages.js';
+import { formatPeerName, parsePeerName, type PeerName } from '../wire/peer-name.js';
+import type { MeshRouter } from '../mesh/router.js';
+import type { GossipChannel } from '../mesh/gossip.js';
+import { cidrsInRange, formatCidr, formatIPv4, hostRange, parseCidr, parseIPv4, type Cidr } from './address.js';
+import { Ring, type OwnedRange } from './ring.js';
+import { PaxosNode } from './paxos.js';
+import { IpamStore, type IpamSnapshot } from './persistence.js';
+
+/** The gossip channel IPAM uses. */
+export const IPAM_CHANNEL = 'ipam';
+/** Version raised on entries taken over from a dead or departing peer, so the takeover beats ordinary updates. */
+export const TAKEOVER_BUMP = 1_000_000;
+
+/** How the ring is first divided. */
+export type IpamInit =
+  /** Majority consensus among this many expected initial peers (⌊N/2⌋ + 1 must agree). */
+  | { consensus: number }
+  /** The ring is divided among these peers at once, with no consensus (every peer must get the same list). */
+  | { seed: readonly (PeerName | string)[] }
+  /** This peer never owns space until it asks for some. */
+  | { observer: true };
+
+export interface IpamOptions {
+  /** The allocation range (default 10.32.0.0/12). Every peer must use the same. */
+  range?: string;
+  /** The subnet `allocate` uses when none is given (default: the whole range). */
+  defaultSubnet?: string;
+  /** Initial division (default: consensus among 1 peer, i.e. a single-peer network). */
+  init?: IpamInit;
+  /** Directory for the persisted ring and allocations (default: none, state lives in memory). */
+  dataDir?: string;
+  /** Retry period for consensus, space requests and claims (default 5 s). */
+  tickMs?: number;
+  /** Reclaim the ranges of a peer unreachable this long (default: never; see docs/ipam.md). */
+  autoReclaimAfterMs?: number;
+  clock?: Clock;
+  random?: Random;
+}
+
+/** Where allocation stands. */
+export type IpamState = 'idle' | 'awaiting-consensus' | 'ready' | 'waiting-for-space';
+
+/** A detected ownership conflict: one of our allocations sits in a range someone else now owns. */
+export interface IpamConflict {
+  address: string;
+  id: string;
+  owner: string;
+  at: number;
+}
+
+interface IpamEvents {
+  /** The ring changed (merged, divided, granted, taken over). */
+  'ring:changed': () => void;
+  allocated: (id: string, address: string) => void;
+  released: (id: string, address: string) => void;
+  /** One of our addresses is now inside a range another peer owns (rmpeer while we were away, split rings). */
+  conflict: (conflict: IpamConflict) => void;
+  /** Something an operator should know (state set aside, takeover refused, …). */
+  warning: (message: string) => void;
+}
+
+/** JSON status of the allocator. */
+export interface IpamStatus {
+  state: IpamState;
+  range: string;
+  defaultSubnet: string;
+  size: number;
+  /** Per owner: its ranges, free count and reachability. */
+  owners: { peer: string; nickname: string; ranges: string[]; size: number; free: number; reachable: boolean }[];
+  /** Addresses owned by unreachable peers, as a percentage of the range. */
+  unreachablePct: number;
+  allocated: { id: string; addresses: string[] }[];
+  pending: { allocates: number; claims: number };
+  consensus?: { quorum: number; known: number };
+  conflicts: IpamConflict[];
+}
+
+interface Pending {
+  kind: 'allocate' | 'claim';
+  id: string;
+  subnet: Cidr;
+  address: number | undefined;
+  tries: number;
+  resolve: (address: number) => void;
+  reject: (error: Error) => void;
+}
+
+/** IPAM errors with stable codes. */
+export class IpamError extends WeaveError {}
+
+/**
+ * Allocates addresses from a ring of ranges shared by all peers: each range has one owner, only the
+ * owner allocates from it, and the ring merges as a CRDT over the router's gossip channel, so no
+ * cluster store is needed and no address is handed out twice.
+ */
+export class Ipam extends EventEmitter<IpamEvents> {
+  readonly range: Cidr;
+  readonly defaultSubnet: Cidr;
+  private ring: Ring;
+  private readonly init: IpamInit;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly store: IpamStore | undefined;
+  private readonly owned = new Map<number, string>();
+  private readonly pending: Pending[] = [];
+  private readonly conflicts: IpamConflict[] = [];
+  private readonly unreachableSince = new Map<PeerName, number>();
+  private paxos: PaxosNode | undefined;
+  private channel: GossipChannel | undefined;
+  private tickTimer: Timer | undefined;
+  private broadcastScheduled = false;
+  private started = false;
+  private stopped = false;
+
+  constructor(
+    private readonly router: MeshRouter,
+    private readonly options: IpamOptions = {},
+  ) {
+    super();
+    this.range = parseCidr(options.range ?? '10.32.0.0/12');
+    if (this.range.prefix > 30) throw new OptionsError(`IPAM range ${formatCidr(this.range)} is too small: use a /30 or larger`);
+    this.defaultSubnet = options.defaultSubnet ? parseCidr(options.defaultSubnet) : this.range;
+    if (!this.inRange(this.defaultSubnet.start) || !this.inRange(this.defaultSubnet.start + this.defaultSubnet.size - 1)) {
+      throw new OptionsError(`default subnet ${formatCidr(this.defaultSubnet)} must lie inside the IPAM range ${formatCidr(this.range)}`);
+    }
+    this.init = options.init ?? { consensus: 1 };
+    if ('consensus' in this.init && (!Number.isInteger(this.init.consensus) || this.init.consensus < 1)) {
+      throw new OptionsError(`consensus must be the number of expected initial peers (1 or more), got ${this.init.consensus}`);
+    }
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? systemRandom;
+    this.ring = new Ring({ start: this.range.start, end: this.range.start + this.range.size });
+    this.store = options.dataDir ? new IpamStore(options.dataDir) : undefined;
+  }
+
+  private inRange(address: number): boolean {
+    return address >= this.range.start && address < this.range.start + this.range.size;
+  }
+
+  private get self(): PeerName {
+    return this.router.selfName;
+  }
+
+  /** Loads persisted state and joins the gossip channel; idempotent. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    if (this.store) {
+      const loaded = await this.store.load(this.self, this.range);
+      if (loaded.setAside) this.emit('warning', loaded.setAside);
+      if (loaded.snapshot) {
+        this.ring = Ring.fromState(loaded.snapshot.ring);
+        for (const [address, id] of loaded.snapshot.owned) this.owned.set(address, id);
+      }
+    }
+    this.channel = this.router.registerGossip(IPAM_CHANNEL, {
+      gossip: () => this.encodeState(),
+      onGossip: (payload, sender) => {
+        this.onMessage(decodeWith(decodeIpamMessage, payload), sender);
+        return undefined; // full state travels by periodic gossip and broadcasts; nothing to relay
+      },
+      onBroadcast: (payload, source) => {
+        this.onMessage(decodeWith(decodeIpamMessage, payload), source);
+        return payload; // relayed along the tree: the subtree may not have it yet
+      },
+      onUnicast: (payload, source) => this.onMessage(decodeWith(decodeIpamMessage, payload), source),
+    });
+    if ('seed' in this.init && this.ring.isEmpty()) {
+      this.ring.claimForPeers(this.init.seed.map((p) => (typeof p === 'string' ? parsePeerName(p) : p)));
+      this.ringChanged();
+    }
+    this.scheduleTick();
+  }
+
+  /**
+   * Stops the allocator. With `transfer`, our ranges go to a reachable heir first, so they are not
+   * stranded; the allocations we made are forgotten with them.
+   */
+  async stop(options: { transfer?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.tickTimer?.cancel();
+    for (const p of this.pending.splice(0)) p.reject(new IpamError('closed', 'IPAM stopped before the request completed'));
+    if (options.transfer && !this.ring.isEmpty()) {
+      const heir = this.heirFor(this.self, (p) => p !== this.self && this.router.isReachable(p));
+      if (heir === undefined) this.emit('warning', 'no reachable peer to hand our ranges to: they stay ours until rmpeer');
+      else {
+        this.ring.transfer(this.self, heir, TAKEOVER_BUMP);
+        this.owned.clear();
+        this.channel?.broadcast(this.encodeState());
+        await this.persist();
+      }
+    }
+    await this.store?.flush();
+  }
+
+  // ---- public operations ----
+
+  /** Allocates the lowest free address of `subnet` for `id` (the same id gets the same address again). */
+  allocate(id: string, options: { subnet?: string; signal?: AbortSignal } = {}): Promise<string> {
+    const subnet = options.subnet ? parseCidr(options.subnet) : this.defaultSubnet;
+    this.checkSubnet(subnet);
+    const existing = this.addressesOf(id).find((a) => a >= subnet.start && a < subnet.start + subnet.size);
+    if (existing !== undefined) return Promise.resolve(`${formatIPv4(existing)}/${subnet.prefix}`);
+    return this.enqueue({ kind: 'allocate', id, subnet, address: undefined }, options.signal).then(
+      (a) => `${formatIPv4(a)}/${subnet.prefix}`,
+    );
+  }
+
+  /** Records that `id` uses `address` (restarts, manual addresses); asks its owner for it when needed. */
+  async claim(id: string, address: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    const a = parseIPv4(address.split('/')[0] ?? address);
+    const holder = this.owned.get(a);
+    if (holder !== undefined && holder !== id) throw new IpamError('address-in-use', `${address} is already allocated to ${holder}`);
+    if (!this.inRange(a)) {
+      this.record(id, a); // outside the ring: nobody else allocates it
+      return;
+    }
+    await this.enqueue({ kind: 'claim', id, subnet: this.defaultSubnet, address: a }, options.signal);
+  }
+
+  /** Frees every address of `id`, or only `address`; returns how many were freed. */
+  async release(id: string, address?: string): Promise<number> {
+    const targets = address ? [parseIPv4(address.split('/')[0] ?? address)] : this.addressesOf(id);
+    let freed = 0;
+    for (const a of targets) {
+      if (this.owned.get(a) !== id) continue;
+      this.owned.delete(a);
+      freed += 1;
+      this.emit('released', id, formatIPv4(a));
+    }
+    if (freed > 0) {
+      this.updateFree();
+      await this.persist();
+    }
+    return freed;
+  }
+
+  /** The addresses allocated to `id` on this peer. */
+  lookup(id: string): string[] {
+    return this.addressesOf(id).map(formatIPv4);
+  }
+
+  /**
+   * Hands every range of a dead peer to an heir that every peer computes the same way (the next owner
+   * after it by name), so running it on several peers at once converges with no conflict. Refuses a
+   * peer that is reachable. Returns how many addresses moved.
+   */
+  rmpeer(peer: PeerName | string): number {
+    const name = typeof peer === 'string' ? parsePeerName(peer) : peer;
+    if (name === this.self) throw new IpamError('invalid-option', 'rmpeer of this peer itself: use stop({ transfer: true })');
+    if (this.router.isReachable(name)) {
+      throw new IpamError('peer-reachable', `${formatPeerName(name)} is reachable: rmpeer is only for dead peers (stop it first)`);
+    }
+    const heir = this.heirFor(name, () => true) ?? this.self;
+    const moved = this.ring.transfer(name, heir, TAKEOVER_BUMP);
+    if (moved > 0) this.ringChanged();
+    return moved;
+  }
+
+  status(): IpamStatus {
+    const owners = this.ring.owners().map((peer) => {
+      const ranges = this.ring.rangesOf(peer);
+      const size = ranges.reduce((n, r) => n + r.end - r.start, 0);
+      return {
+        peer: formatPeerName(peer),
+        nickname: this.router.peer(peer)?.nickname ?? '',
+        ranges: ranges.flatMap((r) => cidrsInRange(r.start, r.end).map(formatCidr)),
+        size,
+        free: this.ring.freeOf(peer),
+        reachable: this.router.isReachable(peer),
+      };
+    });
+    const unreachable = owners.filter((o) => !o.reachable).reduce((n, o) => n + o.size, 0);
+    const byId = new Map<string, string[]>();
+    for (const [a, id] of [...this.owned].sort((x, y) => x[0] - y[0])) byId.set(id, [...(byId.get(id) ?? []), formatIPv4(a)]);
+    return {
+      state: this.state(),
+      range: formatCidr(this.range),
+      defaultSubnet: formatCidr(this.defaultSubnet),
+      size: this.range.size,
+      owners,
+      unreachablePct: Math.round((unreachable / this.range.size) * 10_000) / 100,
+      allocated: [...byId].map(([id, addresses]) => ({ id, addresses })),
+      pending: {
+        allocates: this.pending.filter((p) => p.kind === 'allocate').length,
+        claims: this.pending.filter((p) => p.kind === 'claim').length,
+      },
+      ...(this.paxos && this.ring.isEmpty() ? { consensus: { quorum: this.paxos.quorum, known: this.paxos.knownNodes().length } } : {}),
+      conflicts: [...this.conflicts],
+    };
+  }
+
+  private state(): IpamState {
+    if (this.ring.isEmpty()) return this.pending.length > 0 ? 'awaiting-consensus' : 'idle';
+    return this.pending.length > 0 ? 'waiting-for-space' : 'ready';
+  }
+
+  // ---- requests ----
+
+  private checkSubnet(subnet: Cidr): void {
+    if (!this.inRange(subnet.start) || !this.inRange(subnet.start + subnet.size - 1)) {
+      throw new OptionsError(`subnet ${formatCidr(subnet)} is not inside the IPAM range ${formatCidr(this.range)}`);
+    }
+  }
+
+  private addressesOf(id: string): number[] {
+    const out: number[] = [];
+    for (const [a, holder] of this.owned) if (holder === id) out.push(a);
+    return out.sort((x, y) => x - y);
+  }
+
+  private enqueue(request: Omit<Pending, 'resolve' | 'reject' | 'tries'>, signal: AbortSignal | undefined): Promise<number> {
+    if (this.stopped || !this.started) return Promise.reject(new IpamError('closed', 'IPAM is not running: call start() first'));
+    signal?.throwIfAborted();
+    return new Promise<number>((resolve, reject) => {
+      const p: Pending = { ...request, tries: 0, resolve, reject };
+      const onAbort = (): void => {
+        const i = this.pending.indexOf(p);
+        if (i >= 0) this.pending.splice(i, 1);
+        reject(signal?.reason ?? new IpamError('closed', 'aborted'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      p.resolve = (a) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(a);
+      };
+      p.reject = (e) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(e);
+      };
+      this.pending.push(p);
+      this.progress();
+    });
+  }
+
+  /** Moves every pending request as far as it can go now. */
+  private progress(): void {
+    if (this.ring.isEmpty()) {
+      this.seekConsensus();
+      return;
+    }
+    let changed = false;
+    for (const p of [...this.pending]) {
+      const address = p.kind === 'allocate' ? this.freeAddress(p.subnet) : this.claimable(p);
+      if (address === undefined) {
+        // Ask at once the first time; the tick repeats the request until space arrives.
+        if (p.tries === 0 && this.pending.includes(p)) {
+          p.tries = 1;
+          if (p.kind === 'allocate') this.requestSpace(p);
+          else this.requestClaim(p);
+        }
+        continue;
+      }
+      this.pending.splice(this.pending.indexOf(p), 1);
+      this.record(p.id, address);
+      changed = true;
+      p.resolve(address);
+    }
+    if (changed) void this.persist();
+  }
+
+  private record(id: string, address: number): void {
+    this.owned.set(address, id);
+    this.emit('allocated', id, formatIPv4(address));
+    this.updateFree();
+  }
+
+  /** The lowest free address of `subnet` in our ranges, excluding its network and broadcast addresses. */
+  private freeAddress(subnet: Cidr): number | undefined {
+    const { first, last } = hostRange(subnet);
+    for (const r of this.ring.rangesOf(this.self)) {
+      for (let a = Math.max(r.start, first); a < Math.min(r.end, last + 1); a++) if (!this.owned.has(a)) return a;
+    }
+    return undefined;
+  }
+
+  /** For a claim: the address when we own it and it is free (or already this id's). */
+  private claimable(p: Pending): number | undefined {
+    const a = p.address as number;
+    if (this.ring.ownerOf(a) !== this.self) return undefined;
+    const holder = this.owned.get(a);
+    if (holder !== undefined && holder !== p.id) {
+      this.pending.splice(this.pending.indexOf(p), 1);
+      p.reject(new IpamError('address-in-use', `${formatIPv4(a)} is already allocated to ${holder}`));
+      return undefined;
+    }
+    return a;
+  }
+
+  /** Runs every tick: retries consensus, space and claim requests, and automatic reclaim. */
+  private scheduleTick(): void {
+    this.tickTimer = this.clock.setTimer(this.options.tickMs ?? 5000, () => {
+      this.tick();
+      this.scheduleTick();
+    });
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.autoReclaim();
+    if (this.ring.isEmpty()) {
+      if (this.pending.length > 0) {
+        this.paxos?.propose();
+        this.seekConsensus();
+      }
+      return;
+    }
+    this.progress();
+    for (const p of this.pending) {
+      if (p.kind === 'allocate') this.requestSpace(p);
+      else this.requestClaim(p);
+    }
+  }
+
+  // ---- consensus ----
+
+  private seekConsensus(): void {
+    if ('seed' in this.init) return; // the ring was created at start
+    if ('observer' in this.init) {
+      // Observers never vote: announcing an empty state makes voters establish the ring.
+      this.channel?.broadcast(this.encodeState());
+      return;
+    }
+    if (!this.paxos) {
+      this.paxos = new PaxosNode({ name: this.self, uid: this.router.uid }, Math.floor(this.init.consensus / 2) + 1);
+      this.paxos.propose();
+    }
+    while (this.paxos.think());
+    this.checkConsensus();
+    this.channel?.broadcast(this.encodeState());
+  }
+
+  private checkConsensus(): void {
+    const value = this.paxos?.consensus();
+    if (!value || !this.ring.isEmpty()) return;
+    this.ring.claimForPeers(value);
+    this.ringChanged();
+  }
+
+  // ---- gossip ----
+
+  private encodeState(): Uint8Array {
+    const message: IpamMessage = {
+      kind: IpamMessageKind.State,
+      ring: this.ring.isEmpty() ? undefined : this.ring.toState(),
+      paxos: this.ring.isEmpty() ? this.paxos?.snapshot() : undefined,
+    };
+    return encodeWith(encodeIpamMessage, message);
+  }
+
+  private send(peer: PeerName, message: IpamMessage): void {
+    this.channel?.unicast(peer, encodeWith(encodeIpamMessage, message));
+  }
+
+  /** Broadcasts our state once per turn however many changes there were. */
+  private scheduleBroadcast(): void {
+    if (this.broadcastScheduled) return;
+    this.broadcastScheduled = true;
+    queueMicrotask(() => {
+      this.broadcastScheduled = false;
+      if (!this.stopped) this.channel?.broadcast(this.encodeState());
+    });
+  }
+
+  private onMessage(message: IpamMessage, from: PeerName): void {
+    if (this.stopped) return;
+    switch (message.kind) {
+      case IpamMessageKind.State:
+        this.onState(message, from);
+        return;
+      case IpamMessageKind.SpaceRequest:
+        this.donate(from, message.subnet);
+        return;
+      case IpamMessageKind.ClaimRequest:
+        this.donateAddress(from, message.address);
+        return;
+      case IpamMessageKind.SpaceDenied:
+        this.onDenied(from, message.subnet);
+        return;
+    }
+  }
+
+  private onState(message: IpamMessage & { kind: IpamMessageKind.State }, from: PeerName): void {
+    if (message.ring) {
+      if (message.ring.start !== this.ring.start || message.ring.end !== this.ring.end) {
+        throw new IpamError(
+          'bad-value',
+          `${formatPeerName(from)} uses IPAM range ${formatIPv4(message.ring.start)}+${message.ring.end - message.ring.start}, we use ${formatCidr(this.range)}: every peer must use the same range`,
+        );
+      }
+      const before = new Map(this.owned);
+      const result = this.ring.merge(Ring.fromState(message.ring));
+      if (result.changed) {
+        this.checkConflicts(before);
+        this.ringChanged(false);
+      }
+      return;
+    }
+    if (!this.ring.isEmpty()) return;
+    if (message.paxos && this.paxos && 'consensus' in this.init) {
+      if (this.paxos.merge(message.paxos)) {
+        while (this.paxos.think());
+        this.checkConsensus();
+        if (this.ring.isEmpty()) this.scheduleBroadcast();
+      }
+    } else if ('consensus' in this.init && (message.paxos || !message.ring)) {
+      // Someone (a voter, or an observer that needs space) wants the ring: join the vote.
+      if (!this.paxos) {
+        this.paxos = new PaxosNode({ name: this.self, uid: this.router.uid }, Math.floor(this.init.consensus / 2) + 1);
+        if (!message.paxos) this.paxos.propose();
+      }
+      if (message.paxos) this.paxos.merge(message.paxos);
+      while (this.paxos.think());
+      this.checkConsensus();
+      if (this.ring.isEmpty()) this.scheduleBroadcast();
+    }
+  }
+
+  /** Our allocations that a merge put in someone else's range are conflicts: reported, never silent. */
+  private checkConflicts(before: ReadonlyMap<number, string>): void {
+    for (const [address, id] of before) {
+      const owner = this.ring.ownerOf(address);
+      if (owner === undefined || owner === this.self) continue;
+      const conflict = { address: formatIPv4(address), id, owner: formatPeerName(owner), at: this.clock.now() };
+      this.conflicts.push(conflict);
+      if (this.conflicts.length > 100) this.conflicts.shift();
+      this.emit('conflict', conflict);
+    }
+  }
+
+  /** After any ring change: free counts, persistence, waiting requests, and (for local changes) a broadcast. */
+  private ringChanged(local = true): void {
+    this.updateFree();
+    if (local) this.scheduleBroadcast();
+    void this.persist();
+    this.emit('ring:changed');
+    this.progress();
+  }
+
+  /** Publishes how many addresses of each of our entries are free (so others pick donors well). */
+  private updateFree(): void {
+    let changed = false;
+    for (const e of this.ring.entries()) {
+      if (e.owner !== this.self) continue;
+      let used = 0;
+      for (const r of this.ring.rangesOfEntry(e.token)) for (const a of this.owned.keys()) if (a >= r.start && a < r.end) used += 1;
+      if (this.ring.setFree(this.self, e.token, this.ring.sizeOf(e.token) - used)) changed = true;
+    }
+    if (changed) this.scheduleBroadcast();
+  }
+
+  // ---- donation ----
+
+  /** Asks a reachable peer with free space in the subnet, picked at random weighted by its free count. */
+  private requestSpace(p: Pending): void {
+    const candidates = new Map<PeerName, number>();
+    for (const e of this.ring.entries()) {
+      if (e.owner === this.self || e.free === 0 || !this.router.isReachable(e.owner)) continue;
+      if (this.ring.rangesOfEntry(e.token).some((r) => r.start < p.subnet.start + p.subnet.size && p.subnet.start < r.end)) {
+        candidates.set(e.owner, (candidates.get(e.owner) ?? 0) + e.free);
+      }
+    }
+    let best: PeerName | undefined;
+    let bestScore = -1;
+    for (const [peer, free] of candidates) {
+      const score = free * this.random.float();
+      if (score > bestScore) [best, bestScore] = [peer, score];
+    }
+    if (best === undefined) return; // nobody reachable has space: keep waiting (status says why)
+    this.send(best, { kind: IpamMessageKind.SpaceRequest, subnet: { start: p.subnet.start, prefix: p.subnet.prefix } });
+  }
+
+  private requestClaim(p: Pending): void {
+    const a = p.address as number;
+    const owner = this.ring.ownerOf(a);
+    if (owner === undefined || owner === this.self) return;
+    p.tries += 1;
+    if (!this.router.isReachable(owner) && p.tries >= 5) {
+      this.pending.splice(this.pending.indexOf(p), 1);
+      p.reject(new IpamError('unknown-peer', `${formatIPv4(a)} belongs to ${formatPeerName(owner)}, which is unreachable`));
+      return;
+    }
+    this.send(owner, { kind: IpamMessageKind.ClaimRequest, address: a });
+  }
+
+  /** Donor: gives the largest CIDR-aligned free block in the subnet, at most half our free space there. */
+  private donate(requester: PeerName, ref: SubnetRef): void {
+    const size = 2 ** (32 - ref.prefix);
+    const blocks: Cidr[] = [];
+    let free = 0;
+    for (const r of this.ring.rangesOf(this.self)) {
+      const start = Math.max(r.start, ref.start);
+      const end = Math.min(r.end, ref.start + size);
+      let runStart = start;
+      for (let a = start; a <= end; a++) {
+        if (a === end || this.owned.has(a)) {
+          if (a > runStart) {
+            free += a - runStart;
+            blocks.push(...cidrsInRange(runStart, a));
+          }
+          runStart = a + 1;
+        }
+      }
+    }
+    const limit = Math.max(1, Math.floor(free / 2));
+    const cap = 2 ** Math.floor(Math.log2(limit)); // the largest aligned block size within the limit
+    let best: { start: number; size: number } | undefined;
+    for (const b of blocks) {
+      // A block over the cap gives its upper aligned part (the lower part stays with us).
+      const candidate = b.size <= cap ? { start: b.start, size: b.size } : { start: b.start + b.size - cap, size: cap };
+      if (!best || candidate.size > best.size || (candidate.size === best.size && candidate.start > best.start)) best = candidate;
+    }
+    if (!best) {
+      this.send(requester, { kind: IpamMessageKind.SpaceDenied, subnet: ref });
+      return;
+    }
+    this.grantTo(requester, { start: best.start, end: best.start + best.size });
+  }
+
+  /** Owner of a claimed address: hands over that one address if it is free. */
+  private donateAddress(requester: PeerName, address: number): void {
+    if (this.ring.ownerOf(address) !== this.self) return; // not ours (any more): the ring will tell them
+    if (this.owned.has(address)) {
+      this.send(requester, { kind: IpamMessageKind.SpaceDenied, subnet: { start: address, prefix: 32 } });
+      return;
+    }
+    this.grantTo(requester, { start: address, end: address + 1 });
+  }
+
+  private grantTo(requester: PeerName, range: OwnedRange): void {
+    this.ring.grant(this.self, range, requester);
+    this.ringChanged();
+    this.send(requester, { kind: IpamMessageKind.State, ring: this.ring.toState(), paxos: undefined });
+  }
+
+  private onDenied(from: PeerName, ref: SubnetRef): void {
+    if (ref.prefix !== 32) return; // a space request was refused: the tick asks another peer
+    for (const p of [...this.pending]) {
+      if (p.kind === 'claim' && p.address === ref.start) {
+        this.pending.splice(this.pending.indexOf(p), 1);
+        p.reject(new IpamError('address-in-use', `${formatIPv4(ref.start)} is in use on ${formatPeerName(from)}`));
+      }
+    }
+  }
+
+  // ---- dead peers ----
+
+  /** The next ring owner after `peer` by name (wrapping), among those `eligible` allows. */
+  private heirFor(peer: PeerName, eligible: (p: PeerName) => boolean): PeerName | undefined {
+    const owners = this.ring.owners().filter((p) => p !== peer && eligible(p));
+    return owners.find((p) => p > peer) ?? owners[0];
+  }
+
+  private autoReclaim(): void {
+    const after = this.options.autoReclaimAfterMs;
+    if (after === undefined) return;
+    const now = this.clock.now();
+    for (const owner of this.ring.owners()) {
+      if (owner === this.self || this.router.isReachable(owner)) {
+        this.unreachableSince.delete(owner);
+        continue;
+      }
+      const since = this.unreachableSince.get(owner) ?? now;
+      this.unreachableSince.set(owner, since);
+      if (now - since >= after) {
+        const moved = this.rmpeer(owner);
+        this.emit('warning', `reclaimed ${moved} addresses of ${formatPeerName(owner)}, unreachable for ${Math.round((now - since) / 1000)} s`);
+        this.unreachableSince.delete(owner);
+      }
+    }
+  }
+
+  // ---- persistence ----
+
+  private snapshot(): IpamSnapshot {
+    return { peer: this.self, ring: this.ring.toState(), owned: [...this.owned] };
+  }
+
+  private async persist(): Promise<void> {
+    await this.store?.save(this.snapshot());
+  }
+}
