@@ -15,6 +15,7 @@ export type { SwitchStats } from './ethernet/switch.js';
 export type { Nic, NicStats, FrameBatchHandler } from './nic/nic.js';
 export { MemoryNic, type MemoryNicOptions } from './nic/memory-nic.js';
 export { TapNic, type TapNicOptions } from './nic/tap-nic.js';
+export { Ipam, IpamError, IPAM_CHANNEL, TAKEOVER_BUMP, type IpamOptions, type IpamInit, type IpamStatus, type IpamState, type IpamConflict } from './ipam/ipam.js';
 export { formatPeerName, parsePeerName, type PeerName } from './wire/peer-name.js';
 export { deriveNetworkKey, ARGON2ID_OPSLIMIT, ARGON2ID_MEMLIMIT, NETWORK_KEY_SALT, type NetworkKey } from './crypto/network-key.js';
 export { loadSodium, type SodiumBackend, type SodiumBackendName, type Preference as SodiumPreference } from './crypto/sodium.js';

@@ -172,5 +172,62 @@ test('a restart with the data directory keeps every allocation; a corrupt file i
   }
 });
 
+test('consensus among 5 with one peer late: the early four decide, the late one adopts the ring', async () => {
+  const networkKey = await testNetworkKey();
+  const routers = Array.from({ length: 5 }, (_, i) => new MeshRouter({ ...FAST, name: testName(i), nickname: `p${i}`, networkKey }));
+  const ipams = routers.map((r) => new Ipam(r, { ...FAST_IPAM, range: '10.46.0.0/16', init: { consensus: 5 } }));
+  try {
+    await Promise.all(routers.slice(0, 4).map((r) => r.start()));
+    for (let i = 1; i < 4; i++) routers[i]?.connect(`127.0.0.1:${routers[0]?.port}`);
+    await Promise.all(ipams.slice(0, 4).map((x) => x.start()));
+    const early = await Promise.all(ipams.slice(0, 4).map((x, i) => x.allocate(`early${i}`, bounded())));
+    assert.is(new Set(early).size, 4);
+    assert.is(ipams[0]?.status().owners.length, 4, 'the quorum of 3 decided on the four peers it knew');
+    await routers[4]?.start();
+    await ipams[4]?.start();
+    routers[4]?.connect(`127.0.0.1:${routers[0]?.port}`);
+    const late = await ipams[4]?.allocate('late', bounded());
+    assert.ok(late && !early.includes(late));
+    await waitUntil(routers, () => new Set(ipams.map(ringKey)).size === 1, 5000, () => 'one ring everywhere');
+  } finally {
+    await Promise.all(ipams.map((x) => x.stop()));
+    await Promise.all(routers.map((r) => r.stop()));
+  }
+});
+
+test('claims: an address owned elsewhere is handed over; one in use elsewhere is refused', async () => {
+  const { ipams, stop } = await ipamMesh(2, 'line', { range: '10.47.0.0/24', init: { consensus: 2 } });
+  try {
+    const [a, b] = ipams as [Ipam, Ipam];
+    await a.allocate('a0', bounded());
+    const inUse = await b.allocate('b0', bounded()); // b owns the upper half
+    await a.claim('manual', '10.47.0.200', bounded());
+    assert.equal(a.lookup('manual'), ['10.47.0.200']);
+    await waitUntil([], () => b.status().owners.find((o) => o.peer === a.status().owners[0]?.peer) !== undefined, 2000);
+    try {
+      await a.claim('thief', inUse.split('/')[0] as string, bounded());
+      assert.unreachable('an address in use on another peer cannot be claimed');
+    } catch (e) {
+      assert.is((e as WeaveError).code, 'address-in-use');
+    }
+  } finally {
+    await stop();
+  }
+});
+
+test('a graceful stop with transfer hands our ranges to a live peer', async () => {
+  const { routers, ipams, stop } = await ipamMesh(2, 'line', { range: '10.48.0.0/24', init: { consensus: 2 } });
+  try {
+    const [a, b] = ipams as [Ipam, Ipam];
+    await Promise.all([a.allocate('x', bounded()), b.allocate('y', bounded())]);
+    await b.stop({ transfer: true });
+    await waitUntil(routers, () => a.status().owners.length === 1, 5000, () => 'a to own the whole range');
+    assert.is(a.status().owners[0]?.peer, routers[0]?.self.id);
+    assert.is(a.status().owners[0]?.size, 256);
+  } finally {
+    await stop();
+  }
+});
+
 test.run();
 void edges;
