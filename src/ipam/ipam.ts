@@ -161,7 +161,8 @@ export class Ipam extends EventEmitter<IpamEvents> {
       }
     }
     this.channel = this.router.registerGossip(IPAM_CHANNEL, {
-      gossip: () => this.encodeState(),
+      // Before a ring or a vote exists there is nothing to say; an empty state is an observer's request.
+      gossip: () => (this.ring.isEmpty() && !this.paxos ? undefined : this.encodeState()),
       onGossip: (payload, sender) => {
         this.onMessage(decodeWith(decodeIpamMessage, payload), sender);
         return undefined; // full state travels by periodic gossip and broadcasts; nothing to relay
@@ -221,6 +222,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     if (holder !== undefined && holder !== id) throw new IpamError('address-in-use', `${address} is already allocated to ${holder}`);
     if (!this.inRange(a)) {
       this.record(id, a); // outside the ring: nobody else allocates it
+      await this.persist();
       return;
     }
     await this.enqueue({ kind: 'claim', id, subnet: this.defaultSubnet, address: a }, options.signal);
@@ -259,7 +261,9 @@ export class Ipam extends EventEmitter<IpamEvents> {
     if (this.router.isReachable(name)) {
       throw new IpamError('peer-reachable', `${formatPeerName(name)} is reachable: rmpeer is only for dead peers (stop it first)`);
     }
-    const heir = this.heirFor(name, () => true) ?? this.self;
+    // When the dead peer owned the whole ring, the heir is the next known peer by name: every peer that
+    // knows the same peers picks the same one, so concurrent takeovers agree.
+    const heir = this.heirFor(name, () => true) ?? nextByName(name, this.router.peers().map((p) => p.name)) ?? this.self;
     const moved = this.ring.transfer(name, heir, TAKEOVER_BUMP);
     if (moved > 0) this.ringChanged();
     return moved;
@@ -347,9 +351,11 @@ export class Ipam extends EventEmitter<IpamEvents> {
       this.seekConsensus();
       return;
     }
-    let changed = false;
+    const done: [Pending, number][] = [];
     for (const p of [...this.pending]) {
-      const address = p.kind === 'allocate' ? this.freeAddress(p.subnet) : this.claimable(p);
+      // Two waiting allocations for one id get one address.
+      const already = p.kind === 'allocate' ? this.addressesOf(p.id).find((a) => a >= p.subnet.start && a < p.subnet.start + p.subnet.size) : undefined;
+      const address = already ?? (p.kind === 'allocate' ? this.freeAddress(p.subnet) : this.claimable(p));
       if (address === undefined) {
         // Ask at once the first time; the tick repeats the request until space arrives.
         if (p.tries === 0 && this.pending.includes(p)) {
@@ -360,11 +366,11 @@ export class Ipam extends EventEmitter<IpamEvents> {
         continue;
       }
       this.pending.splice(this.pending.indexOf(p), 1);
-      this.record(p.id, address);
-      changed = true;
-      p.resolve(address);
+      if (already === undefined) this.record(p.id, address);
+      done.push([p, address]);
     }
-    if (changed) void this.persist();
+    // An address is handed out only once it is on disk: a crash cannot forget it after the caller has it.
+    if (done.length > 0) void this.persist().then(() => done.forEach(([p, a]) => p.resolve(a)));
   }
 
   private record(id: string, address: number): void {
@@ -496,10 +502,10 @@ export class Ipam extends EventEmitter<IpamEvents> {
           `${formatPeerName(from)} uses IPAM range ${formatIPv4(message.ring.start)}+${message.ring.end - message.ring.start}, we use ${formatCidr(this.range)}: every peer must use the same range`,
         );
       }
-      const before = new Map(this.owned);
+      const ours = [...this.owned].filter(([a]) => this.ring.ownerOf(a) === this.self);
       const result = this.ring.merge(Ring.fromState(message.ring));
       if (result.changed) {
-        this.checkConflicts(before);
+        this.checkConflicts(ours);
         this.ringChanged(false);
       }
       return;
@@ -524,9 +530,12 @@ export class Ipam extends EventEmitter<IpamEvents> {
     }
   }
 
-  /** Our allocations that a merge put in someone else's range are conflicts: reported, never silent. */
-  private checkConflicts(before: ReadonlyMap<number, string>): void {
-    for (const [address, id] of before) {
+  /**
+   * Our allocations that were in our ranges before a merge and are in someone else's after it are
+   * conflicts: reported once, never silent (and never a dropped link).
+   */
+  private checkConflicts(oursBefore: readonly [number, string][]): void {
+    for (const [address, id] of oursBefore) {
       const owner = this.ring.ownerOf(address);
       if (owner === undefined || owner === this.self) continue;
       const conflict = { address: formatIPv4(address), id, owner: formatPeerName(owner), at: this.clock.now() };
@@ -684,7 +693,18 @@ export class Ipam extends EventEmitter<IpamEvents> {
     return { peer: this.self, ring: this.ring.toState(), owned: [...this.owned] };
   }
 
+  /** Saves the state; a failed write is reported (warning) and retried with the next change, never fatal. */
   private async persist(): Promise<void> {
-    await this.store?.save(this.snapshot());
+    try {
+      await this.store?.save(this.snapshot());
+    } catch (error) {
+      this.emit('warning', `could not save IPAM state to ${this.store?.path}: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
+}
+
+/** The first name after `peer` in ascending order (wrapping), `peer` itself excluded. */
+function nextByName(peer: PeerName, names: readonly PeerName[]): PeerName | undefined {
+  const others = [...new Set(names)].filter((n) => n !== peer).sort((a, b) => a - b);
+  return others.find((n) => n > peer) ?? others[0];
 }

@@ -10,7 +10,7 @@
 // | ring | see src/wire/ipam.ts | range and entries |
 // | allocation count | u32 | cannot exceed remaining bytes / 5 |
 // | per allocation: address, id | u32, str8 | addresses unique |
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DecodeError, WeaveError } from '../errors.js';
 import { decodeWith, encodeWith, type Reader, type Writer } from '../wire/codec.js';
@@ -21,6 +21,7 @@ import { formatCidr, type Cidr } from './address.js';
 const MAGIC = [0x57, 0x54, 0x49, 0x50]; // "WTIP"
 const FORMAT_VERSION = 1;
 export const IPAM_FILE = 'ipam.db';
+let setAsideCounter = 0;
 
 /** What is saved: whose state it is, the ring, and our allocations (address → id). */
 export interface IpamSnapshot {
@@ -96,7 +97,7 @@ export class IpamStore {
     }
     const sameRange = snapshot.ring.start === range.start && snapshot.ring.end === range.start + range.size;
     if (snapshot.peer !== self || !sameRange) {
-      const aside = `${this.path}.set-aside-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      const aside = `${this.path}.set-aside-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}-${(setAsideCounter += 1)}`;
       await rename(this.path, aside);
       const why = snapshot.peer !== self ? `it belongs to peer ${formatPeerName(snapshot.peer)}, we are ${formatPeerName(self)}` : `its range differs from ${formatCidr(range)}`;
       return { setAside: `IPAM state ${this.path} set aside as ${aside}: ${why}` };
@@ -107,7 +108,8 @@ export class IpamStore {
   /** Saves a snapshot; writes are serialised and coalesced (the newest snapshot wins). */
   save(snapshot: IpamSnapshot): Promise<void> {
     this.latest = snapshot;
-    this.writing = this.writing.then(() => this.writeLatest());
+    // A failed write must not poison every later one: each save starts from a settled chain.
+    this.writing = this.writing.catch(() => undefined).then(() => this.writeLatest());
     return this.writing;
   }
 
@@ -122,13 +124,25 @@ export class IpamStore {
     this.latest = undefined;
     await mkdir(this.dir, { recursive: true });
     const temp = `${this.path}.tmp-${process.pid}`;
-    const file = await open(temp, 'w', 0o600);
     try {
-      await file.writeFile(encodeWith(encodeSnapshot, snapshot, 4096));
-      await file.sync();
-    } finally {
-      await file.close();
+      const file = await open(temp, 'w', 0o600);
+      try {
+        await file.writeFile(encodeWith(encodeSnapshot, snapshot, 4096));
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(temp, this.path);
+    } catch (error) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw error;
     }
-    await rename(temp, this.path);
+    // The rename is only durable once the directory entry is on disk too.
+    const dir = await open(this.dir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
   }
 }

@@ -36,10 +36,14 @@ export function encodeIpamMessage(w: Writer, m: IpamMessage): void {
     case IpamMessageKind.State:
       w.u8((m.ring ? 1 : 0) | (m.paxos ? 2 : 0));
       if (m.ring) encodeRing(w, m.ring);
+      if (m.paxos && m.paxos.size === 0) throw new RangeError('an empty paxos state is not sent');
       if (m.paxos) encodePaxosState(w, m.paxos);
       return;
     case IpamMessageKind.SpaceRequest:
     case IpamMessageKind.SpaceDenied:
+      if (m.subnet.prefix > 32 || m.subnet.start % 2 ** (32 - m.subnet.prefix) !== 0) {
+        throw new RangeError(`subnet ${m.subnet.start}/${m.subnet.prefix} is not an aligned CIDR block`);
+      }
       w.u32(m.subnet.start).u8(m.subnet.prefix);
       return;
     case IpamMessageKind.ClaimRequest:

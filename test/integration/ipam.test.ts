@@ -229,5 +229,37 @@ test('a graceful stop with transfer hands our ranges to a live peer', async () =
   }
 });
 
+test('two waiting allocations for one id get one address', async () => {
+  const { ipams, stop } = await ipamMesh(2, 'line', { range: '10.49.0.0/24', init: { consensus: 2 } });
+  try {
+    const [a] = ipams as [Ipam, Ipam];
+    const [x1, x2] = await Promise.all([a.allocate('x', bounded()), a.allocate('x', bounded())]);
+    assert.is(x1, x2);
+    assert.is(a.lookup('x').length, 1);
+  } finally {
+    await stop();
+  }
+});
+
+test('rmpeer of a dead peer that owned the whole ring, on two peers at once, agrees on one heir', async () => {
+  const dead = testName(9);
+  const { ipams, stop } = await ipamMesh(2, 'line', { range: '10.50.0.0/24', init: { seed: [dead] } });
+  try {
+    const [a, b] = ipams as [Ipam, Ipam];
+    const conflicts: unknown[] = [];
+    a.on('conflict', (c) => conflicts.push(c));
+    b.on('conflict', (c) => conflicts.push(c));
+    assert.is(a.rmpeer(dead), 256);
+    assert.is(b.rmpeer(dead), 256);
+    await waitUntil([], () => ringKey(a) === ringKey(b), 5000);
+    assert.is(a.status().owners.length, 1, 'one heir');
+    const [x, y] = await Promise.all([a.allocate('x', bounded()), b.allocate('y', bounded())]);
+    assert.is.not(x, y);
+    assert.equal(conflicts, []);
+  } finally {
+    await stop();
+  }
+});
+
 test.run();
 void edges;

@@ -102,8 +102,8 @@ function dividedRing(): Ring {
   return ring;
 }
 
-/** Three voters that gossiped until they agreed. */
-function decidedPaxos(): PaxosState {
+/** Three voters that gossiped until they agreed, and the decided value. */
+function decided(): { state: PaxosState; value: PeerName[] } {
   const nodes = [A, B, C].map((name, i) => new PaxosNode({ name, uid: BigInt(100 + i) }, 2));
   (nodes[0] as PaxosNode).propose();
   for (let round = 0; round < 4; round++) {
@@ -115,9 +115,12 @@ function decidedPaxos(): PaxosState {
       }
     }
   }
-  assert.ok((nodes[1] as PaxosNode).consensus(), 'the voters agreed');
-  return (nodes[1] as PaxosNode).snapshot();
+  const value = (nodes[1] as PaxosNode).consensus();
+  assert.ok(value, 'the voters agreed');
+  return { state: (nodes[1] as PaxosNode).snapshot(), value };
 }
+
+const decidedPaxos = (): PaxosState => decided().state;
 
 test('a state with neither ring nor paxos claims round-trips (an observer asking for the ring)', () => {
   const m: IpamMessage = { kind: IpamMessageKind.State, ring: undefined, paxos: undefined };
@@ -148,14 +151,14 @@ test('a state with paxos claims round-trips, before and after a decision', () =>
   lone.propose();
   lone.think();
   assertRoundTrip({ kind: IpamMessageKind.State, ring: undefined, paxos: lone.snapshot() });
-  const decided = decidedPaxos();
-  const m: IpamMessage = { kind: IpamMessageKind.State, ring: undefined, paxos: decided };
+  const { state, value } = decided();
+  const m: IpamMessage = { kind: IpamMessageKind.State, ring: undefined, paxos: state };
   assertRoundTrip(m);
   const back = decode(encode(m));
   assert.ok(back.kind === IpamMessageKind.State && back.paxos);
   const node = new PaxosNode({ name: A, uid: 999n }, 2);
   node.merge(back.paxos);
-  assert.equal(node.consensus(), [A, B, C], 'the decoded claims still carry the decision');
+  assert.equal(node.consensus(), value, 'the decoded claims still carry the decision');
 });
 
 test('a state with both a ring and paxos claims round-trips', () => {
@@ -204,7 +207,8 @@ test('state flags other than ring and paxos are rejected', () => {
 test('subnets not aligned to their prefix are rejected', () => {
   for (const kind of [IpamMessageKind.SpaceRequest, IpamMessageKind.SpaceDenied]) {
     expectDecodeError(decode, Uint8Array.from([kind, 10, 32, 1, 1, 24]), 'bad-value');
-    expectDecodeError(decode, Uint8Array.from([kind, 10, 48, 0, 0, 12]), 'bad-value'); // 10.48.0.0 is inside 10.32.0.0/11
+    expectDecodeError(decode, Uint8Array.from([kind, 10, 48, 0, 0, 11]), 'bad-value'); // 10.48.0.0 is inside 10.32.0.0/11
+    assert.ok(decode(Uint8Array.from([kind, 10, 48, 0, 0, 12])), '10.48.0.0/12 is aligned');
     expectDecodeError(decode, Uint8Array.from([kind, 0, 0, 0, 1, 0]), 'bad-value');
     assert.ok(decode(Uint8Array.from([kind, 10, 32, 1, 1, 32])));
   }
