@@ -55,7 +55,8 @@ export interface IpamConflict {
   at: number;
 }
 
-interface IpamEvents {
+/** Typed events of the allocator. */
+export interface IpamEvents {
   /** The ring changed (merged, divided, granted, taken over). */
   'ring:changed': () => void;
   allocated: (id: string, address: string) => void;

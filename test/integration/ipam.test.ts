@@ -261,5 +261,26 @@ test('rmpeer of a dead peer that owned the whole ring, on two peers at once, agr
   }
 });
 
+test('automatic reclaim (opt-in) takes over a peer unreachable for the configured time', async () => {
+  const { routers, ipams, stop } = await ipamMesh(2, 'line', (i) => ({
+    range: '10.51.0.0/24',
+    init: { consensus: 2 },
+    ...(i === 0 ? { autoReclaimAfterMs: 300 } : {}),
+  }));
+  try {
+    const [a, b] = ipams as [Ipam, Ipam];
+    await Promise.all([a.allocate('x', bounded()), b.allocate('y', bounded())]);
+    const warnings: string[] = [];
+    a.on('warning', (w) => warnings.push(w));
+    await b.stop();
+    await routers[1]?.stop();
+    await waitUntil([routers[0] as MeshRouter], () => a.status().owners.length === 1, 5000, () => 'the reclaim');
+    assert.is(a.status().owners[0]?.size, 256);
+    assert.match(warnings.join('\n'), /reclaimed 128 addresses/);
+  } finally {
+    await stop();
+  }
+});
+
 test.run();
 void edges;
