@@ -16,8 +16,8 @@ export function parseHostPort(text: string, defaultPort = DEFAULT_PORT): HostPor
 }
 
 /** Parses a listen address; port 0 asks the OS for a free port. */
-export function parseListenAddress(text: string): HostPort {
-  return parseAddress(text, DEFAULT_PORT, 'listen address', 0);
+export function parseListenAddress(text: string, defaultPort = DEFAULT_PORT): HostPort {
+  return parseAddress(text, defaultPort, 'listen address', 0);
 }
 
 function parseAddress(text: string, defaultPort: number, what: string, minPort: number): HostPort {

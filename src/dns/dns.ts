@@ -1,0 +1,220 @@
+// Dns: names gossiped across the mesh (a record CRDT on the "dns" channel), served locally to real resolvers.
+import { isIPv4 } from 'node:net';
+import { EventEmitter } from 'eventemitter3';
+import { systemClock, type Clock, type Timer } from '../clock.js';
+import { decodeWith, encodeWith } from '../wire/codec.js';
+import { decodeRecords, encodeRecords, type DnsRecord } from '../wire/dns-records.js';
+import { formatPeerName, type PeerName } from '../wire/peer-name.js';
+import type { MeshRouter } from '../mesh/router.js';
+import type { GossipChannel } from '../mesh/gossip.js';
+import { parseListenAddress } from '../mesh/address.js';
+import { normaliseName, RecordStore } from './records.js';
+import { DnsServer, type NameSource } from './server.js';
+
+/** The gossip channel DNS uses. */
+export const DNS_CHANNEL = 'dns';
+
+export interface DnsOptions {
+  /** The domain served from records (default `weave.local.`). */
+  domain?: string;
+  /** The DNS server; `false` gossips names without serving them. */
+  server?:
+    | false
+    | {
+        /** `host:port` (default `0.0.0.0:53`; port 0 picks one). */
+        listen?: string;
+        /** Answer TTL in seconds (default 5: endpoints come and go). */
+        ttl?: number;
+        /** Upstream resolvers for other names (default: from /etc/resolv.conf). */
+        upstream?: string[];
+        resolvConfPath?: string;
+        upstreamTimeoutMs?: number;
+      };
+  /** How long records of an unreachable peer stay served, marked stale (default 10 min). */
+  staleGraceMs?: number;
+  /** How long tombstones are kept, on the local clock (default 30 min). */
+  tombstoneTtlMs?: number;
+  clock?: Clock;
+}
+
+/** Typed events of the DNS service. */
+export interface DnsEvents {
+  /** Records became live or went away (by tombstone, expiry or grace). */
+  change: (added: readonly DnsRecord[], removed: readonly DnsRecord[]) => void;
+}
+
+/** JSON status of the DNS service. */
+export interface DnsStatus {
+  domain: string;
+  server?: { address: string; port: number };
+  records: { name: string; address: string; id: string; origin: string; version: number; tombstone: boolean; stale: boolean }[];
+}
+
+/**
+ * Name-based discovery with no registry: every peer holds every record (a CRDT gossiped over the mesh)
+ * and answers queries locally. Records of unreachable peers keep being served, marked stale, for a
+ * grace period, so names do not vanish on the far side of a partition.
+ */
+export class Dns extends EventEmitter<DnsEvents> {
+  readonly domain: string;
+  private readonly clock: Clock;
+  private readonly store: RecordStore;
+  private readonly staleGraceMs: number;
+  private channel: GossipChannel | undefined;
+  private server: DnsServer | undefined;
+  private expireTimer: Timer | undefined;
+  private started = false;
+
+  constructor(
+    private readonly router: MeshRouter,
+    private readonly options: DnsOptions = {},
+  ) {
+    super();
+    const domain = (options.domain ?? 'weave.local.').toLowerCase();
+    this.domain = domain.endsWith('.') ? domain : `${domain}.`;
+    this.clock = options.clock ?? systemClock;
+    this.staleGraceMs = options.staleGraceMs ?? 10 * 60_000;
+    this.store = new RecordStore({
+      self: router.selfName,
+      selfUid: router.uid,
+      clock: this.clock,
+      domain: this.domain,
+      ...(options.tombstoneTtlMs !== undefined ? { tombstoneTtlMs: options.tombstoneTtlMs } : {}),
+    });
+  }
+
+  /** Joins the gossip channel and starts the server; idempotent. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.channel = this.router.registerGossip(DNS_CHANNEL, {
+      gossip: () => encodeWith(encodeRecords, this.store.all()),
+      onGossip: (payload) => this.mergePayload(payload),
+      onBroadcast: (payload) => this.mergePayload(payload),
+    });
+    this.router.on('topology:changed', this.onTopology);
+    const server = this.options.server;
+    if (server !== false) {
+      const { host, port } = parseListenAddress(server?.listen ?? '0.0.0.0:53', 53);
+      this.server = new DnsServer({
+        source: this.nameSource(),
+        domain: this.domain,
+        listen: { host, port },
+        ...(server?.ttl !== undefined ? { ttl: server.ttl } : {}),
+        ...(server?.upstream ? { upstream: server.upstream } : {}),
+        ...(server?.resolvConfPath ? { resolvConfPath: server.resolvConfPath } : {}),
+        ...(server?.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: server.upstreamTimeoutMs } : {}),
+        clock: this.clock,
+      });
+      await this.server.start();
+    }
+    this.scheduleExpiry();
+  }
+
+  async stop(): Promise<void> {
+    this.expireTimer?.cancel();
+    this.router.off('topology:changed', this.onTopology);
+    await this.server?.stop();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /** The server's port (after start), for clients. */
+  get port(): number | undefined {
+    return this.server?.port;
+  }
+
+  /** Adds a record for `name` (single labels get the domain) owned by `id`; every peer learns it. */
+  add(name: string, address: string, options: { id: string }): void {
+    const record = this.store.add(normaliseName(name, this.domain), address, options.id);
+    this.publish([record]);
+    this.emit('change', [record], []);
+  }
+
+  /** Removes our records by name or by id (and address); returns how many. */
+  remove(nameOrId: string | { name?: string; id?: string }, address?: string): number {
+    const filter = typeof nameOrId === 'string' ? { name: normaliseName(nameOrId, this.domain) } : { ...nameOrId, ...(nameOrId.name ? { name: normaliseName(nameOrId.name, this.domain) } : {}) };
+    const removed = this.store.remove({ ...filter, ...(address ? { address } : {}) });
+    if (removed.length > 0) {
+      this.publish(removed);
+      this.emit('change', [], removed);
+    }
+    return removed.length;
+  }
+
+  /** Addresses of a name (case-insensitive; single labels get the domain). */
+  lookup(name: string): string[] {
+    return this.store.lookup(normaliseName(name, this.domain)).map((r) => r.address);
+  }
+
+  /** Names that point at `address`. */
+  reverse(address: string): string[] {
+    return this.store.reverse(address);
+  }
+
+  status(): DnsStatus {
+    return {
+      domain: this.domain,
+      ...(this.server ? { server: { address: this.server.address, port: this.server.port } } : {}),
+      records: this.store.all().map((r) => ({
+        name: r.name,
+        address: r.address,
+        id: r.id,
+        origin: formatPeerName(r.origin),
+        version: r.version,
+        tombstone: r.tombstone,
+        stale: this.store.isStale(r),
+      })),
+    };
+  }
+
+  private nameSource(): NameSource {
+    return {
+      resolve: (name, family) => {
+        const records = this.store.lookup(name);
+        if (records.length === 0) return undefined;
+        return records.filter((r) => (family === 4) === isIPv4(r.address)).map((r) => r.address);
+      },
+      reverse: (address) => this.store.reverse(address),
+    };
+  }
+
+  private publish(records: DnsRecord[]): void {
+    this.channel?.broadcast(encodeWith(encodeRecords, records));
+  }
+
+  /** Merges a payload; returns what was new (relayed), or undefined. */
+  private mergePayload(payload: Uint8Array): Uint8Array | undefined {
+    const changed = this.store.merge(decodeWith(decodeRecords, payload));
+    if (changed.length === 0) return undefined;
+    this.emit(
+      'change',
+      changed.filter((r) => !r.tombstone),
+      changed.filter((r) => r.tombstone),
+    );
+    return encodeWith(encodeRecords, changed);
+  }
+
+  /** Peers that became unreachable keep their records (stale) for the grace period. */
+  private readonly onTopology = (): void => {
+    const now = this.clock.now();
+    const origins = new Set<PeerName>(this.store.all().map((r) => r.origin));
+    for (const origin of origins) {
+      if (origin === this.router.selfName) continue;
+      if (this.router.isReachable(origin)) this.store.markReachable(origin);
+      else this.store.markUnreachable(origin, now);
+    }
+  };
+
+  private scheduleExpiry(): void {
+    const every = Math.min(60_000, Math.max(10, Math.floor(this.staleGraceMs / 4)));
+    this.expireTimer = this.clock.setTimer(every, () => {
+      const dropped = this.store.expire(this.clock.now(), this.staleGraceMs);
+      const gone = dropped.filter((r) => !r.tombstone);
+      if (gone.length > 0) this.emit('change', [], gone);
+      this.scheduleExpiry();
+    });
+  }
+}
