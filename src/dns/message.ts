@@ -2,6 +2,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { DecodeError } from '../errors.js';
 import { Reader, Writer } from '../wire/codec.js';
+import { formatAddress } from '../wire/dns-records.js';
 
 /** Size of the fixed message header. */
 export const HEADER_SIZE = 12;
@@ -283,28 +284,9 @@ export function ipv6Bytes(address: string): Uint8Array | undefined {
   return out;
 }
 
-/** RFC 5952 text form of 16 address bytes (lower case, longest zero run compressed). */
+/** RFC 5952 text form of 16 address bytes (the records' canonical form, so lookups match). */
 export function formatIpv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] as number) << 8) | (bytes[i + 1] as number));
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+  return formatAddress(bytes);
 }
 
 /** The address a reverse-lookup name (`4.3.2.1.in-addr.arpa.`, 32 nibbles `.ip6.arpa.`) stands for, or undefined. */
