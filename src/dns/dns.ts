@@ -87,12 +87,16 @@ export class Dns extends EventEmitter<DnsEvents> {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    this.channel = this.router.registerGossip(DNS_CHANNEL, {
-      gossip: () => encodeWith(encodeRecords, this.store.all()),
-      onGossip: (payload) => this.mergePayload(payload),
-      onBroadcast: (payload) => this.mergePayload(payload),
-    });
-    this.router.on('topology:changed', this.onTopology);
+    try {
+      await this.startOnce();
+    } catch (error) {
+      this.started = false; // a failed start (port in use, …) can be retried
+      throw error;
+    }
+  }
+
+  private async startOnce(): Promise<void> {
+    // The server first: if it cannot bind, nothing else has been set up and start() can be retried.
     const server = this.options.server;
     if (server !== false) {
       const { host, port } = parseListenAddress(server?.listen ?? '0.0.0.0:53', 53);
@@ -108,6 +112,12 @@ export class Dns extends EventEmitter<DnsEvents> {
       });
       await this.server.start();
     }
+    this.channel ??= this.router.registerGossip(DNS_CHANNEL, {
+      gossip: () => encodeWith(encodeRecords, this.store.all()),
+      onGossip: (payload) => this.mergePayload(payload),
+      onBroadcast: (payload) => this.mergePayload(payload),
+    });
+    this.router.on('topology:changed', this.onTopology);
     this.scheduleExpiry();
   }
 
@@ -133,7 +143,7 @@ export class Dns extends EventEmitter<DnsEvents> {
     this.emit('change', [record], []);
   }
 
-  /** Removes our records by name or by id (and address); returns how many. */
+  /** Removes our records: a string is a name; or a filter by name and/or id; optionally only `address`. Returns how many. */
   remove(nameOrId: string | { name?: string; id?: string }, address?: string): number {
     const filter = typeof nameOrId === 'string' ? { name: normaliseName(nameOrId, this.domain) } : { ...nameOrId, ...(nameOrId.name ? { name: normaliseName(nameOrId.name, this.domain) } : {}) };
     const removed = this.store.remove({ ...filter, ...(address ? { address } : {}) });
@@ -175,7 +185,8 @@ export class Dns extends EventEmitter<DnsEvents> {
       resolve: (name, family) => {
         const records = this.store.lookup(name);
         if (records.length === 0) return undefined;
-        return records.filter((r) => (family === 4) === isIPv4(r.address)).map((r) => r.address);
+        // One address registered under several ids (or by several peers) is answered once.
+        return [...new Set(records.filter((r) => (family === 4) === isIPv4(r.address)).map((r) => r.address))];
       },
       reverse: (address) => this.store.reverse(address),
     };
@@ -189,6 +200,7 @@ export class Dns extends EventEmitter<DnsEvents> {
   private mergePayload(payload: Uint8Array): Uint8Array | undefined {
     const changed = this.store.merge(decodeWith(decodeRecords, payload));
     if (changed.length === 0) return undefined;
+    this.onTopology(); // records of a peer that is already unreachable are stale from the start
     this.emit(
       'change',
       changed.filter((r) => !r.tombstone),
@@ -200,7 +212,8 @@ export class Dns extends EventEmitter<DnsEvents> {
   /** Peers that became unreachable keep their records (stale) for the grace period. */
   private readonly onTopology = (): void => {
     const now = this.clock.now();
-    const origins = new Set<PeerName>(this.store.all().map((r) => r.origin));
+    // Peers whose records were dropped after their grace still need to be seen coming back.
+    const origins = new Set<PeerName>([...this.store.all().map((r) => r.origin), ...this.store.stalePeers().map((s) => s.peer)]);
     for (const origin of origins) {
       if (origin === this.router.selfName) continue;
       if (this.router.isReachable(origin)) this.store.markReachable(origin);

@@ -97,4 +97,19 @@ test('a restarted peer cleans up the records of its previous incarnation', async
   }
 });
 
+test('names of a peer dropped after its grace period come back when it is reachable again', async () => {
+  const net = new PartitionableNetwork();
+  const { routers, dnses, stop } = await dnsMesh(3, net, { ...OPTIONS, staleGraceMs: 100 });
+  try {
+    dnses[0]?.add('svc', '10.32.0.11', { id: 's' });
+    await waitUntil(routers, () => dnses.every((d) => d.lookup('svc').length === 1), 2000);
+    net.partition([routers[0]?.selfName as number], routers.slice(1).map((r) => r.selfName));
+    await waitUntil(routers, () => dnses[2]?.lookup('svc').length === 0, 5000, () => 'the names to go after the grace');
+    net.heal();
+    await waitUntil(routers, () => dnses[2]?.lookup('svc').length === 1, 15_000, () => 'the names to come back');
+  } finally {
+    await stop();
+  }
+});
+
 test.run();
