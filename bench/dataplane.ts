@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { canUseNetns, hasCommand, leftovers, NetnsLab } from '../test/helpers/netns.js';
 import { ensurePackages, versionOf } from './lib/deps.js';
 import { pingMedianUs, sampleCpu, tcpMbps, udpSearch, type Path } from './lib/measure.js';
-import { fmt, formatTable, median, ratio } from './lib/stats.js';
+import { fmt, formatTable, median, ratio, envNumber } from './lib/stats.js';
 import { allSystems, type BenchHost, type System } from './lib/systems.js';
 
 /** One row of bench/results/dataplane.json. */
@@ -55,14 +55,6 @@ const settings = {
 const details: { system: string; runs: Record<string, unknown[]> }[] = [];
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const outDir = process.env.BENCH_OUT_DIR ?? join(repoRoot, 'bench', 'results');
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
-  return value;
-}
 
 async function measure(system: System, lab: NetnsLab, a: BenchHost, b: BenchHost): Promise<DataplaneRow> {
   const ends = await system.setup(lab, a, b);

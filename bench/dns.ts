@@ -34,7 +34,7 @@ import { benchNames, dnsperfQueries, hostsFile } from './lib/dns-names.js';
 import { dnsperfVersion, runDnsperf, type DnsperfResult } from './lib/dns-perf.js';
 import { allDnsSystems, type DnsEndpoint, type DnsSystem } from './lib/dns-systems.js';
 import { sampleCpu } from './lib/measure.js';
-import { fmt, formatTable, median, ratio } from './lib/stats.js';
+import { fmt, formatTable, median, ratio, envNumber } from './lib/stats.js';
 
 /** One row of bench/results/dns.json. */
 export interface DnsRow {
@@ -74,16 +74,6 @@ const TARGET_RATIO = 0.5;
 const details: { system: string; endpoint: DnsEndpoint; runs: (Omit<DnsperfResult, 'argv'> & { serverCpuPct: number })[] }[] = [];
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const outDir = process.env.BENCH_OUT_DIR ?? join(repoRoot, 'bench', 'results');
-
-function envNumber(name: string, fallback: number, zeroOk = false): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroOk)) {
-    throw new Error(`${name} must be a ${zeroOk ? 'non-negative' : 'positive'} number, got '${raw}'`);
-  }
-  return value;
-}
 
 interface Running {
   system: DnsSystem;

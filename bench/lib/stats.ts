@@ -27,3 +27,14 @@ export function ratio(value: number | null, reference: number | null): string {
   if (value === null || reference === null || !Number.isFinite(value) || !Number.isFinite(reference) || reference === 0) return '-';
   return `${(value / reference).toFixed(2)}×`;
 }
+
+/** A numeric benchmark setting from the environment (positive; zero too when `zeroOk`), else `fallback`. */
+export function envNumber(name: string, fallback: number, zeroOk = false): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroOk)) {
+    throw new Error(`${name} must be a ${zeroOk ? 'non-negative' : 'positive'} number, got '${raw}'`);
+  }
+  return value;
+}

@@ -10,6 +10,7 @@ import { PaxosNode } from '../../../src/ipam/paxos.js';
 import { parseCidr } from '../../../src/ipam/address.js';
 import type { PeerName } from '../../../src/wire/peer-name.js';
 import { expectDecodeError, fuzzDecoder, rawBytes } from '../../helpers/fuzz.js';
+import { paxosStateArb } from '../../helpers/paxos.js';
 
 const A = 0x0a0000000001;
 const B = 0x0a0000000002;
@@ -64,20 +65,7 @@ const ringArb: fc.Arbitrary<RingState> = fc
     return ring.toState();
   });
 
-/** Paxos states as real nodes produce them: some proposals, some gossip. */
-const paxosArb: fc.Arbitrary<PaxosState> = fc
-  .tuple(fc.integer({ min: 1, max: 6 }), fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 20 }), fc.nat())
-  .map(([n, steps, pick]) => {
-    const nodes = Array.from({ length: n }, (_, i) => new PaxosNode({ name: i + 1, uid: BigInt(i + 7) }, Math.floor(n / 2) + 1));
-    for (const [a, b] of steps) {
-      const x = nodes[a % n] as PaxosNode;
-      const y = nodes[b % n] as PaxosNode;
-      if (a % 3 === 0) x.propose();
-      y.merge(x.snapshot());
-      while (y.think());
-    }
-    return (nodes[pick % n] as PaxosNode).snapshot();
-  });
+const paxosArb = paxosStateArb;
 
 const subnetArb = fc.integer({ min: 0, max: 32 }).chain((prefix) =>
   fc.nat({ max: 2 ** prefix - 1 }).map((i) => ({ start: i * 2 ** (32 - prefix), prefix })),

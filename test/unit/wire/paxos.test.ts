@@ -3,23 +3,10 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { decodeWith, encodeWith } from '../../../src/wire/codec.js';
 import { decodePaxosState, encodePaxosState, type PaxosState } from '../../../src/wire/paxos.js';
-import { PaxosNode } from '../../../src/ipam/paxos.js';
 import { expectDecodeError, fuzzDecoder, rawBytes } from '../../helpers/fuzz.js';
+import { paxosStateArb } from '../../helpers/paxos.js';
 
-/** Paxos states as real nodes produce them: some proposals, some gossip. */
-const stateArb: fc.Arbitrary<PaxosState> = fc
-  .tuple(fc.integer({ min: 1, max: 6 }), fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 20 }), fc.nat())
-  .map(([n, steps, pick]) => {
-    const nodes = Array.from({ length: n }, (_, i) => new PaxosNode({ name: i + 1, uid: BigInt(i + 7) }, Math.floor(n / 2) + 1));
-    for (const [a, b] of steps) {
-      const x = nodes[a % n] as PaxosNode;
-      const y = nodes[b % n] as PaxosNode;
-      if (a % 3 === 0) x.propose();
-      y.merge(x.snapshot());
-      while (y.think());
-    }
-    return (nodes[pick % n] as PaxosNode).snapshot();
-  });
+const stateArb = paxosStateArb;
 
 const encode = (s: PaxosState) => encodeWith(encodePaxosState, s);
 const decode = (b: Uint8Array) => decodeWith(decodePaxosState, b);
