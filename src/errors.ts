@@ -27,7 +27,17 @@ export type WeaveErrorCode =
   | 'peer-reachable'
   | 'corrupt-state'
   | 'tap-unavailable'
-  | 'permission-denied';
+  | 'permission-denied'
+  | 'timeout'
+  | 'aborted'
+  | 'unreachable'
+  | 'message-too-big'
+  | 'not-bound'
+  | 'not-found'
+  | 'already-exists'
+  | 'not-running'
+  | 'unauthorized'
+  | 'command-failed';
 
 /** Base class of every error weave-ts throws; `code` is stable across releases. */
 export class WeaveError extends Error {
@@ -62,3 +72,12 @@ export class CryptoError extends WeaveError {}
 
 /** A network interface that cannot be created or used (TAP binding not built, no /dev/net/tun, no privilege). */
 export class NicError extends WeaveError {}
+
+/** An operation of the userspace IPv4 stack of an in-process endpoint that failed (timeout, unreachable, too big). */
+export class StackError extends WeaveError {}
+
+/** An endpoint that cannot be attached or detached (namespace missing, command failed, name taken). */
+export class EndpointError extends WeaveError {}
+
+/** The agent's control API refused or failed a request. */
+export class ApiError extends WeaveError {}

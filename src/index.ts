@@ -23,6 +23,6 @@ export { DnsServer, type DnsServerOptions, type DnsServerStats, type NameSource,
 export { formatPeerName, parsePeerName, type PeerName } from './wire/peer-name.js';
 export { deriveNetworkKey, ARGON2ID_OPSLIMIT, ARGON2ID_MEMLIMIT, NETWORK_KEY_SALT, type NetworkKey } from './crypto/network-key.js';
 export { loadSodium, type SodiumBackend, type SodiumBackendName, type Preference as SodiumPreference } from './crypto/sodium.js';
-export { WeaveError, DecodeError, HandshakeError, ConnectionError, OptionsError, CryptoError, NicError, type WeaveErrorCode } from './errors.js';
+export { WeaveError, DecodeError, HandshakeError, ConnectionError, OptionsError, CryptoError, NicError, StackError, EndpointError, ApiError, type WeaveErrorCode } from './errors.js';
 export { systemClock, type Clock, type Timer } from './clock.js';
 export { systemRandom, seededRandom, type Random } from './random.js';
