@@ -1,115 +1,82 @@
-// Demo: three encrypted peers in one process: a mesh on loopback, a virtual Ethernet segment with
-// in-process NICs, addresses from IPAM, names in DNS. Run with `npm run demo` (no root needed).
-import { DataPlane, deriveNetworkKey, Dns, formatPeerName, Ipam, MemoryNic, MeshRouter } from '../src/index.js';
+// Demo: three encrypted peers in one process (no root): endpoints with addresses from IPAM and names in
+// DNS, a ping by name across the mesh, one multicast message delivered to every subscriber, then the
+// mesh as one peer sees it. Run with `npm run demo`.
+import { deriveNetworkKey, Overlay, type MemoryEndpoint, type RemoteInfo } from '../src/index.js';
+import { formatStatus } from '../src/cli/format.js';
 
 const log = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
 
-/** Resolves when `ready()` holds, re-checking on every topology change and every 20 ms; rejects after `ms`. */
-function when(peers: MeshRouter[], ready: () => boolean, ms: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (!ready()) return;
-      clearTimeout(timer);
-      clearInterval(poll);
-      for (const p of peers) p.off('topology:changed', check);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      clearInterval(poll);
-      reject(new Error(`${what} did not happen within ${ms} ms`));
-    }, ms);
-    const poll = setInterval(check, 20);
-    for (const p of peers) p.on('topology:changed', check);
-    check();
-  });
-}
-
-interface DemoPeer {
-  router: MeshRouter;
-  dataPlane: DataPlane;
-  ipam: Ipam;
-  dns: Dns;
-  /** The application's end of the peer's in-process NIC. */
-  endpoint: MemoryNic;
-  received: string[];
+async function waitFor(what: string, ms: number, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 async function main(): Promise<void> {
   const started = performance.now();
   // Stretch the password once (Argon2id); every peer of a network derives the same key from it.
   const networkKey = await deriveNetworkKey(process.env.WEAVE_PASSWORD ?? 'demo password: use a long random one');
-  const peers: DemoPeer[] = ['alpha', 'bravo', 'charlie'].map((nickname) => {
-    const router = new MeshRouter({ nickname, networkKey, listen: '127.0.0.1:0', topologyDelayMs: 10, gcDelayMs: 10 });
-    const dataPlane = new DataPlane(router, { timings: { fastHeartbeatMs: 50 } });
-    const [port, endpoint] = MemoryNic.pair({ name: `${nickname}0` });
-    dataPlane.attach(port);
-    const received: string[] = [];
-    endpoint.onFrames((frames) => {
-      for (const f of frames) received.push(Buffer.from(f.subarray(14)).toString().replace(/\0+$/, ''));
+  const nicknames = ['alpha', 'bravo', 'charlie'];
+  const overlays: Overlay[] = [];
+  for (const nickname of nicknames) {
+    const overlay = new Overlay({
+      nickname,
+      networkKey,
+      listen: '127.0.0.1:0',
+      ipam: { range: '10.32.0.0/24', init: { consensus: 3 } },
+      tuning: { topologyDelayMs: 10, gcDelayMs: 10, sleeve: { fastHeartbeatMs: 50 }, ipamTickMs: 200 },
     });
-    const ipam = new Ipam(router, { range: '10.32.0.0/24', init: { consensus: 3 }, tickMs: 200 });
-    const dns = new Dns(router, { server: { listen: '127.0.0.1:0', upstream: [] } });
-    return { router, dataPlane, ipam, dns, endpoint, received };
-  });
-  const routers = peers.map((p) => p.router);
-  await Promise.all(routers.map((r) => r.start()));
-  await Promise.all(peers.map((p) => Promise.all([p.ipam.start(), p.dns.start()])));
-  const [alpha, bravo, charlie] = peers as [DemoPeer, DemoPeer, DemoPeer];
-  for (const p of peers) log(`started ${p.router.nickname} as ${p.router.self.id} on ${p.router.listenAddress} (${p.router.cryptoBackend})`);
-
-  // Only alpha—bravo and charlie—bravo are configured; discovery adds alpha—charlie from gossip.
-  alpha.router.connect(`127.0.0.1:${bravo.router.port}`);
-  charlie.router.connect(`127.0.0.1:${bravo.router.port}`);
-  await when(routers, () => routers.every((r) => r.linkInfos().length === 2 && routers.every((o) => o === r || r.routes.unicast(o.selfName) !== undefined)), 10_000, 'a full mesh with working data links');
+    overlay.on('peer:up', (peer) => {
+      if (!peer.isSelf) log(`  ${nickname} sees ${peer.nickname} (${peer.id})`);
+    });
+    overlays.push(overlay);
+  }
+  const [alpha, bravo, charlie] = overlays as [Overlay, Overlay, Overlay];
+  await Promise.all(overlays.map((o) => o.start()));
+  // Only alpha–bravo and charlie–bravo are configured; discovery adds alpha–charlie from gossip.
+  alpha.connect(`127.0.0.1:${bravo.router.port}`);
+  charlie.connect(`127.0.0.1:${bravo.router.port}`);
+  for (const o of overlays) log(`started ${o.router.nickname} as ${o.self.id} on ${o.router.listenAddress} (${o.router.cryptoBackend})`);
+  await waitFor('a full mesh with working data links', 10_000, () =>
+    overlays.every((o) => o.status().links.filter((l) => l.direct && l.established).length === 2),
+  );
   log(`full mesh with encrypted data links in ${Math.round(performance.now() - started)} ms, key stretching included`);
 
-  // Addresses: the three peers agree on the ring by consensus, then each allocates for its endpoint.
-  const addresses = await Promise.all(peers.map((p) => p.ipam.allocate(`${p.router.nickname}-endpoint`, { signal: AbortSignal.timeout(10_000) })));
-  peers.forEach((p, i) => log(`${p.router.nickname}'s endpoint got ${addresses[i]} from IPAM`));
+  // Endpoints: IPAM divides the range by consensus among the three, each endpoint gets an address and a name.
+  const endpoints = await Promise.all([alpha.attach({ name: 'web' }), bravo.attach({ name: 'cache' }), charlie.attach({ name: 'db' })]);
+  for (const [i, e] of endpoints.entries()) log(`${nicknames[i]}: endpoint ${e.name} is ${e.info.address} (${e.info.mac}, ${e.info.fqdn})`);
+  const [web, cache, db] = endpoints as [MemoryEndpoint, MemoryEndpoint, MemoryEndpoint];
+  await waitFor('names everywhere', 5_000, () => overlays.every((o) => ['web', 'cache', 'db'].every((n) => o.dns?.lookup(n).length === 1)));
 
-  // Names: each peer registers its endpoint; every peer can resolve every name.
-  peers.forEach((p, i) => p.dns.add(p.router.nickname, (addresses[i] as string).split('/')[0] as string, { id: `${p.router.nickname}-endpoint` }));
-  await when(routers, () => peers.every((p) => ['alpha', 'bravo', 'charlie'].every((n) => p.dns.lookup(n).length === 1)), 5_000, 'names everywhere');
-  log(`charlie resolves alpha.weave.local → ${charlie.dns.lookup('alpha').join(', ')} (its DNS server: 127.0.0.1:${charlie.dns.port})`);
+  // Ping by name: web (on alpha) resolves db through the overlay's DNS and sends ICMP echo across the mesh.
+  for (let i = 0; i < 3; i++) {
+    const reply = await web.ping('db', { timeoutMs: 2_000 });
+    log(`web: 64 bytes from db (${reply.address}): icmp_seq=${i + 1} ttl=${reply.ttl} time=${reply.rttMs.toFixed(2)} ms`);
+  }
 
-  // A broadcast frame from alpha's endpoint reaches the other endpoints once each.
-  const frame = Buffer.alloc(64);
-  frame.fill(0xff, 0, 6);
-  frame.set(alpha.endpoint.mac, 6);
-  frame.writeUInt16BE(0x88b5, 12);
-  frame.write('hello, segment', 14);
-  alpha.endpoint.send(frame);
-  await when(routers, () => bravo.received.length > 0 && charlie.received.length > 0, 5_000, 'delivery of the broadcast frame');
-  log(`bravo got "${bravo.received[0]}", charlie got "${charlie.received[0]}" (sent by ${formatPeerName(alpha.router.selfName)})`);
+  // Multicast: cache and db join a group; one datagram from web reaches both.
+  const got = [cache, db].map(async (endpoint) => {
+    const socket = endpoint.createUdpSocket();
+    await socket.bind(5999);
+    socket.addMembership('239.1.2.3');
+    return new Promise<string>((resolve) =>
+      socket.once('message', (msg: Buffer, from: RemoteInfo) => resolve(`${endpoint.name} got "${msg.toString()}" from ${from.address}:${from.port}`)),
+    );
+  });
+  const sender = web.createUdpSocket();
+  await sender.bind();
+  await sender.send(Buffer.from('tick 42.17'), 5999, '239.1.2.3');
+  for (const line of await Promise.all(got)) log(line);
 
   log('');
-  log(table(bravo));
-  await Promise.all(peers.map((p) => Promise.all([p.ipam.stop(), p.dns.stop()])));
-  await Promise.all(routers.map((r) => r.stop()));
+  log(`the mesh as ${alpha.router.nickname} sees it:`);
+  log(formatStatus(alpha.status()).trimEnd());
+  await Promise.all(overlays.map((o) => o.stop()));
   log('\nall peers stopped cleanly');
-}
-
-function table(peer: DemoPeer): string {
-  const status = peer.router.status();
-  const links = peer.dataPlane.status().links;
-  const rows = [['PEER', 'NICKNAME', 'LINK ADDRESS', 'ENCRYPTED', 'DATA LINK', 'IPAM RANGES']];
-  const owners = peer.ipam.status().owners;
-  for (const p of status.peers) {
-    const link = links.find((l) => l.peer === p.name);
-    rows.push([
-      p.name + (p.self ? ' (self)' : ''),
-      p.nickname,
-      p.self ? (status.listenAddress ?? '-') : (p.address ?? '-'),
-      p.self ? '-' : String(p.encrypted ?? false),
-      link ? `${link.mode}, mtu ${link.mtu}` : '-',
-      owners.find((o) => o.peer === p.name)?.ranges.join(' ') ?? '-',
-    ]);
-  }
-  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
-  return [`the mesh as ${status.nickname} sees it:`, ...lines].join('\n');
 }
 
 main().catch((error: unknown) => {

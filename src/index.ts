@@ -26,3 +26,23 @@ export { loadSodium, type SodiumBackend, type SodiumBackendName, type Preference
 export { WeaveError, DecodeError, HandshakeError, ConnectionError, OptionsError, CryptoError, NicError, StackError, EndpointError, ApiError, type WeaveErrorCode } from './errors.js';
 export { systemClock, type Clock, type Timer } from './clock.js';
 export { systemRandom, seededRandom, type Random } from './random.js';
+export { Overlay, DEFAULT_ENDPOINT_MTU, EXPOSE_ID } from './overlay.js';
+export type {
+  OverlayOptions,
+  OverlayIpamOptions,
+  OverlayDnsOptions,
+  OverlayTuning,
+  OverlayEvents,
+  OverlayStatus,
+  OverlayState,
+  AttachOptions,
+  Endpoint,
+  NetnsEndpoint,
+} from './overlay.js';
+export type { OverlayLinkView } from './status/links.js';
+export { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
+export type { IpCommand } from './endpoint/ip-command.js';
+export { NetStack, StackUdpSocket, type NetStackOptions, type NetStackStats, type PingOptions, type PingResult, type RemoteInfo, type UdpSocketEvents, type ArpCacheOptions, type ReassemblyOptions } from './stack/index.js';
+export { silentLogger, jsonLineLogger, type Logger, type LogMethod } from './logger.js';
+export { VERSION } from './version.js';
+export { nodeTransport, type Transport, type StreamSocket, type StreamListener, type DatagramSocket, type DatagramSender, type DatagramBindOptions } from './mesh/transport.js';

@@ -9,7 +9,7 @@ import type { MeshRouter } from '../mesh/router.js';
 import type { GossipChannel } from '../mesh/gossip.js';
 import { parseListenAddress } from '../mesh/address.js';
 import { normaliseName, RecordStore } from './records.js';
-import { DnsServer, type NameSource } from './server.js';
+import { DnsServer, type DnsServerStats, type NameSource } from './server.js';
 
 /** The gossip channel DNS uses. */
 export const DNS_CHANNEL = 'dns';
@@ -47,6 +47,8 @@ export interface DnsEvents {
 export interface DnsStatus {
   domain: string;
   server?: { address: string; port: number };
+  /** Every listening server with its counters. */
+  servers: ({ address: string; port: number } & DnsServerStats)[];
   records: { name: string; address: string; id: string; origin: string; version: number; tombstone: boolean; stale: boolean }[];
 }
 
@@ -61,7 +63,8 @@ export class Dns extends EventEmitter<DnsEvents> {
   private readonly store: RecordStore;
   private readonly staleGraceMs: number;
   private channel: GossipChannel | undefined;
-  private server: DnsServer | undefined;
+  /** One server per listening address; the first is the one `port` and `status().server` describe. */
+  private readonly servers: DnsServer[] = [];
   private expireTimer: Timer | undefined;
   private started = false;
 
@@ -98,20 +101,7 @@ export class Dns extends EventEmitter<DnsEvents> {
   private async startOnce(): Promise<void> {
     // The server first: if it cannot bind, nothing else has been set up and start() can be retried.
     const server = this.options.server;
-    if (server !== false) {
-      const { host, port } = parseListenAddress(server?.listen ?? '0.0.0.0:53', 53);
-      this.server = new DnsServer({
-        source: this.nameSource(),
-        domain: this.domain,
-        listen: { host, port },
-        ...(server?.ttl !== undefined ? { ttl: server.ttl } : {}),
-        ...(server?.upstream ? { upstream: server.upstream } : {}),
-        ...(server?.resolvConfPath ? { resolvConfPath: server.resolvConfPath } : {}),
-        ...(server?.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: server.upstreamTimeoutMs } : {}),
-        clock: this.clock,
-      });
-      await this.server.start();
-    }
+    if (server !== false) await this.serve(server?.listen ?? '0.0.0.0:53');
     this.channel ??= this.router.registerGossip(DNS_CHANNEL, {
       gossip: () => encodeWith(encodeRecords, this.store.all()),
       onGossip: (payload) => this.mergePayload(payload),
@@ -124,7 +114,40 @@ export class Dns extends EventEmitter<DnsEvents> {
   async stop(): Promise<void> {
     this.expireTimer?.cancel();
     this.router.off('topology:changed', this.onTopology);
-    await this.server?.stop();
+    await Promise.all(this.servers.splice(0).map((s) => s.stop()));
+  }
+
+  /**
+   * Serves the names on one more address (`host:port`, default port 53), for example the host's overlay
+   * address once it is exposed. Returns the bound address. Idempotent per address.
+   */
+  async serve(listen: string): Promise<{ address: string; port: number }> {
+    const { host, port } = parseListenAddress(listen, 53);
+    const existing = this.servers.find((s) => s.address === host && (port === 0 || s.port === port));
+    if (existing) return { address: existing.address, port: existing.port };
+    const server = this.options.server === false ? undefined : this.options.server;
+    const dnsServer = new DnsServer({
+      source: this.nameSource(),
+      domain: this.domain,
+      listen: { host, port },
+      ...(server?.ttl !== undefined ? { ttl: server.ttl } : {}),
+      ...(server?.upstream ? { upstream: server.upstream } : {}),
+      ...(server?.resolvConfPath ? { resolvConfPath: server.resolvConfPath } : {}),
+      ...(server?.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: server.upstreamTimeoutMs } : {}),
+      clock: this.clock,
+    });
+    await dnsServer.start();
+    this.servers.push(dnsServer);
+    return { address: dnsServer.address, port: dnsServer.port };
+  }
+
+  /** Stops serving on `host` (every port there); returns whether a server was stopped. */
+  async unserve(host: string): Promise<boolean> {
+    const gone = this.servers.filter((s) => s.address === host);
+    if (gone.length === 0) return false;
+    for (const s of gone) this.servers.splice(this.servers.indexOf(s), 1);
+    await Promise.all(gone.map((s) => s.stop()));
+    return true;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -133,7 +156,7 @@ export class Dns extends EventEmitter<DnsEvents> {
 
   /** The server's port (after start), for clients. */
   get port(): number | undefined {
-    return this.server?.port;
+    return this.servers[0]?.port;
   }
 
   /** Adds a record for `name` (single labels get the domain) owned by `id`; every peer learns it. */
@@ -167,7 +190,8 @@ export class Dns extends EventEmitter<DnsEvents> {
   status(): DnsStatus {
     return {
       domain: this.domain,
-      ...(this.server ? { server: { address: this.server.address, port: this.server.port } } : {}),
+      ...(this.servers[0] ? { server: { address: this.servers[0].address, port: this.servers[0].port } } : {}),
+      servers: this.servers.map((s) => ({ address: s.address, port: s.port, ...s.stats })),
       records: this.store.all().map((r) => ({
         name: r.name,
         address: r.address,

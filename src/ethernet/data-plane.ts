@@ -1,10 +1,10 @@
 // DataPlane: plugs a switch and the sleeve into a mesh router, giving its peers one virtual Ethernet segment.
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { loadSodium, type SodiumBackend } from '../crypto/sodium.js';
 import type { MeshRouter } from '../mesh/router.js';
 import type { LinkOverlay, OverlayLink } from '../mesh/overlay.js';
+import type { DatagramSocket, Transport } from '../mesh/transport.js';
 import type { Nic } from '../nic/nic.js';
 import type { PeerName } from '../wire/peer-name.js';
 import { OptionsError } from '../errors.js';
@@ -12,7 +12,6 @@ import { Sleeve, type SleeveLinkStatus, type SleeveTimings } from './sleeve.js';
 import { Switch, type SwitchStats } from './switch.js';
 import type { MacEntry, PortId } from './mac-table.js';
 import { formatMac } from './frame.js';
-import { setDontFragment } from './dont-fragment.js';
 import { formatPeerName } from '../wire/peer-name.js';
 
 export interface DataPlaneOptions {
@@ -25,6 +24,8 @@ export interface DataPlaneOptions {
   clock?: Clock;
   /** Which libsodium binding to prefer (default native). */
   sodium?: 'native' | 'wasm';
+  /** Binds the UDP socket (default the router's transport). */
+  transport?: Transport;
 }
 
 /** A JSON-serialisable view of the data plane. */
@@ -43,11 +44,12 @@ export interface DataPlaneStatus {
  */
 export class DataPlane implements LinkOverlay {
   private readonly clock: Clock;
-  private socket: UdpSocket | undefined;
+  private socket: DatagramSocket | undefined;
   private sleeve: Sleeve | undefined;
   private switchCore: Switch | undefined;
   private sweepTimer: Timer | undefined;
   private readonly pendingPorts: Nic[] = [];
+  private readonly linkListeners: ((link: SleeveLinkStatus) => void)[] = [];
 
   constructor(
     private readonly router: MeshRouter,
@@ -56,6 +58,11 @@ export class DataPlane implements LinkOverlay {
     this.clock = options.clock ?? systemClock;
     router.attachOverlay(this);
     router.on('peer:down', (peer) => this.switchCore?.forgetPeer(peer.name));
+  }
+
+  /** Calls `listener` whenever a link's mode, MTU or established state changes. */
+  onLinkChange(listener: (link: SleeveLinkStatus) => void): void {
+    this.linkListeners.push(listener);
   }
 
   /** Connects a NIC to the segment (before or after start). */
@@ -99,17 +106,14 @@ export class DataPlane implements LinkOverlay {
       ? await loadSodium(this.options.sodium ? { prefer: this.options.sodium } : {})
       : undefined;
     const host = listen?.host ?? '0.0.0.0';
+    const port = listen?.port ?? 0;
+    const transport = this.options.transport ?? this.router.transport;
     const bufferBytes = this.options.socketBufferBytes ?? 4 * 1024 * 1024;
-    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', (cause) =>
-        reject(new OptionsError(`cannot bind the data plane's UDP socket to ${host}:${listen?.port ?? 0}: ${cause.message}`, { cause })),
-      );
-      socket.bind(listen?.port ?? 0, host, () => resolve());
+    const socket = await transport.bindDatagram(host, port, { bufferBytes }).catch((cause: Error) => {
+      throw new OptionsError(`cannot bind the data plane's UDP socket to ${host}:${port}: ${cause.message}`, { cause });
     });
-    socket.on('error', () => undefined);
     if (this.options.noFragmentation) {
-      const why = setDontFragment(socket, isIPv6(host));
+      const why = transport.setDontFragment ? transport.setDontFragment(socket, isIPv6(host)) : 'the transport has no such option';
       if (why) {
         socket.close();
         throw new OptionsError(`noFragmentation needs don't-fragment on the UDP socket, but ${why}`);
@@ -128,6 +132,9 @@ export class DataPlane implements LinkOverlay {
       setEstablished: (peer, established) => this.router.setLinkEstablished(peer, established),
     });
     const sleeve = this.sleeve;
+    sleeve.on('link', (link) => {
+      for (const listener of this.linkListeners) listener(link);
+    });
     this.switchCore = new Switch({ self, clock: this.clock, routes: () => this.router.routes, transport: sleeve });
     const core = this.switchCore;
     sleeve.setReceiver({

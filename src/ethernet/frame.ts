@@ -1,11 +1,6 @@
 // Ethernet frame helpers: MAC addresses as numbers (fast map keys), frame classification.
 
-/** Ethernet header length (destination, source, type). */
-export const ETHERNET_HEADER_BYTES = 14;
-export const ETHERTYPE_IPV4 = 0x0800;
-export const ETHERTYPE_ARP = 0x0806;
-export const ETHERTYPE_IPV6 = 0x86dd;
-export const ETHERTYPE_VLAN = 0x8100;
+export { ETHERNET_HEADER_BYTES, ETHERTYPE_IPV4, ETHERTYPE_ARP, ETHERTYPE_IPV6, ETHERTYPE_VLAN } from '../wire/ethertype.js';
 /** The broadcast MAC as a number. */
 export const BROADCAST_MAC = 0xffff_ffff_ffff;
 

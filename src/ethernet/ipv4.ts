@@ -1,5 +1,8 @@
 // IPv4 helpers for path-MTU handling: fragmenting inner packets and answering "fragmentation needed".
 import { ETHERNET_HEADER_BYTES, ETHERTYPE_IPV4, etherType } from './frame.js';
+import { internetChecksum } from '../wire/checksum.js';
+
+export { internetChecksum };
 
 const IP = ETHERNET_HEADER_BYTES;
 const FLAG_DF = 0x4000;
@@ -22,18 +25,6 @@ function u16(b: Uint8Array, at: number): number {
 function setU16(b: Uint8Array, at: number, v: number): void {
   b[at] = (v >>> 8) & 0xff;
   b[at + 1] = v & 0xff;
-}
-
-/** The Internet checksum (RFC 1071) of `b[start, end)`. */
-export function internetChecksum(b: Uint8Array, start: number, end: number): number {
-  let sum = 0;
-  for (let i = start; i + 1 < end; i += 2) {
-    sum += ((b[i] as number) << 8) | (b[i + 1] as number);
-    if (sum > 0xffff) sum = (sum & 0xffff) + 1; // fold as we go: the total never outgrows 32-bit operations
-  }
-  if ((end - start) % 2 === 1) sum += (b[end - 1] as number) << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
 }
 
 /** True when the frame is IPv4 with the Don't Fragment bit set. */

@@ -1,5 +1,4 @@
 // Sleeve: the UDP transport between neighbouring peers: batching, AEAD, replay check, heartbeats, MTU discovery.
-import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'eventemitter3';
 import type { Clock, Timer } from '../clock.js';
 import type { SodiumBackend } from '../crypto/sodium.js';
@@ -7,6 +6,7 @@ import { AEAD_TAG_BYTES } from '../crypto/sodium.js';
 import { writeCounterNonce } from '../crypto/aead.js';
 import { ReplayWindow } from '../crypto/replay-window.js';
 import type { OverlayLink } from '../mesh/overlay.js';
+import type { DatagramSender, DatagramSocket } from '../mesh/transport.js';
 import type { PeerName } from '../wire/peer-name.js';
 import { formatPeerName } from '../wire/peer-name.js';
 import { DecodeError } from '../errors.js';
@@ -58,6 +58,12 @@ export interface SleeveLinkStatus {
   mtu: number;
   packetsOut: number;
   packetsIn: number;
+  /** Ethernet frames sent to / received from this neighbour (relayed ones included). */
+  framesOut: number;
+  framesIn: number;
+  /** Bytes of those frames. */
+  bytesOut: number;
+  bytesIn: number;
 }
 
 /** Drop counters by reason. */
@@ -82,7 +88,8 @@ export const DEFAULT_SLEEVE_TIMINGS: SleeveTimings = {
 
 export interface SleeveOptions {
   self: PeerName;
-  socket: UdpSocket;
+  /** The bound UDP socket (its `send` is called directly for every datagram). */
+  socket: DatagramSocket;
   clock: Clock;
   /** The libsodium binding, needed when links carry keys. */
   sodium?: SodiumBackend;
@@ -129,6 +136,10 @@ interface Forwarder {
   testTimer: Timer | undefined;
   packetsOut: number;
   packetsIn: number;
+  framesOut: number;
+  framesIn: number;
+  bytesOut: number;
+  bytesIn: number;
 }
 
 const FRAG_TEST_PAYLOAD = 60_001;
@@ -160,7 +171,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   constructor(private readonly options: SleeveOptions) {
     super();
     this.timings = { ...DEFAULT_SLEEVE_TIMINGS, ...options.timings };
-    options.socket.on('message', (packet: Buffer, rinfo: RemoteInfo) => this.onPacket(packet, rinfo));
+    options.socket.on('message', (packet: Buffer, rinfo: DatagramSender) => this.onPacket(packet, rinfo));
   }
 
   /** Sets where received frames go (a direct call per frame: this is the hot path). */
@@ -193,6 +204,10 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       testTimer: undefined,
       packetsOut: 0,
       packetsIn: 0,
+      framesOut: 0,
+      framesIn: 0,
+      bytesOut: 0,
+      bytesIn: 0,
     };
     this.forwarders.set(link.peer, f);
     this.heartbeat(f);
@@ -235,6 +250,8 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     if (frame.byteLength > limit) return { ok: false, reason: 'too-big', maxFrame: limit };
     if (f.bodyLength + ENTRY_HEADER_BYTES + frame.byteLength > this.bodyLimit(f)) this.flushForwarder(f);
     f.bodyLength = writeEntry(f.body, f.bodyLength, source, destination, frame);
+    f.framesOut += 1;
+    f.bytesOut += frame.byteLength;
     this.markDirty(f);
     return SENT;
   }
@@ -437,6 +454,10 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       mtu: maxFrame - 14,
       packetsOut: f.packetsOut,
       packetsIn: f.packetsIn,
+      framesOut: f.framesOut,
+      framesIn: f.framesIn,
+      bytesOut: f.bytesOut,
+      bytesIn: f.bytesIn,
     };
   }
 
@@ -446,7 +467,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     this.drops[reason] = (this.drops[reason] ?? 0) + 1;
   }
 
-  private onPacket(packet: Buffer, rinfo: RemoteInfo): void {
+  private onPacket(packet: Buffer, rinfo: DatagramSender): void {
     const sender = packetSender(packet);
     const f = sender === 0 ? undefined : this.forwarders.get(sender);
     if (!f) {
@@ -491,7 +512,11 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     try {
       forEachEntry(body, (source, destination, frame) => {
         if (source === 0) this.onControlEntry(f, frame, packet.byteLength);
-        else receiver?.frame(source, destination, frame, f.peer);
+        else {
+          f.framesIn += 1;
+          f.bytesIn += frame.byteLength;
+          receiver?.frame(source, destination, frame, f.peer);
+        }
       });
     } catch (error) {
       if (error instanceof DecodeError) this.drop('malformed');

@@ -1,5 +1,4 @@
 // Connection: one TCP control link to a neighbour peer: handshake, keyed framing, heartbeats, silence timeout.
-import type { Socket } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import type { Clock, Timer } from '../clock.js';
 import type { Random } from '../random.js';
@@ -25,6 +24,7 @@ import { StreamOpener, StreamSealer } from '../crypto/aead.js';
 import { AEAD_TAG_BYTES } from '../crypto/sodium.js';
 import { ByteQueue } from './byte-queue.js';
 import { formatHostPort } from './address.js';
+import type { StreamSocket } from './transport.js';
 
 /** Timing of a control connection; the defaults are the protocol's. */
 export interface ConnectionTimings {
@@ -52,7 +52,7 @@ export interface ConnectionCrypto {
 }
 
 export interface ConnectionOptions {
-  socket: Socket;
+  socket: StreamSocket;
   outbound: boolean;
   /** The dialled "host:port" (outbound); inbound links take the socket's remote address. */
   address?: string;
@@ -90,7 +90,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   readonly outbound: boolean;
   /** "host:port" of the remote end of the TCP socket. */
   readonly remoteAddress: string;
-  private readonly socket: Socket;
+  private readonly socket: StreamSocket;
   private readonly local: LocalFeatures;
   private readonly cryptoParams: ConnectionCrypto | undefined;
   private readonly clock: Clock;

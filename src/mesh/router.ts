@@ -1,5 +1,4 @@
 // MeshRouter: the control plane: listens and dials, keeps one link per neighbour, gossips topology and channels.
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
@@ -30,6 +29,7 @@ import { formatPeerName, isPeerName, parsePeerName, randomPeerName, type PeerNam
 import { canonicalAddress, DEFAULT_PORT, formatHostPort, parseHostPort, parseListenAddress } from './address.js';
 import { Peer, type LinkInfo, type PeerSource } from './peer.js';
 import type { LinkOverlay } from './overlay.js';
+import { nodeTransport, type StreamListener, type StreamSocket, type Transport } from './transport.js';
 
 /** The channel name topology gossip uses. */
 export const TOPOLOGY_CHANNEL = 'topology';
@@ -74,8 +74,10 @@ export interface MeshRouterOptions {
   random?: Random;
   /** Which libsodium binding to prefer (default native, falling back to WASM). */
   sodium?: 'native' | 'wasm';
-  /** Opens outbound TCP sockets (tests inject one to simulate partitions). */
-  connectSocket?: (host: string, port: number) => Socket;
+  /** Listens and dials (default the real network; `VirtualWire` hosts give in-process ones). */
+  transport?: Transport;
+  /** Opens outbound TCP sockets instead of the transport (tests inject one to simulate partitions). */
+  connectSocket?: (host: string, port: number) => StreamSocket;
 }
 
 /** A data plane to attach (see `attachOverlay`). */
@@ -162,6 +164,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private readonly options: MeshRouterOptions;
   private readonly clock: Clock;
   private readonly random: Random;
+  /** How this router listens and dials; a data plane binds its UDP socket through it too. */
+  readonly transport: Transport;
   private readonly topology: Topology;
   private readonly links = new Map<PeerName, Link>();
   private readonly pending = new Set<Connection>();
@@ -184,7 +188,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     messagesTooLarge: 0,
   };
   private routesCache: Routes | undefined;
-  private server: Server | undefined;
+  private server: StreamListener | undefined;
   private listenPort = 0;
   private crypto: ConnectionCrypto | undefined;
   private sodium: SodiumBackend | undefined;
@@ -205,6 +209,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     validateOptions(options);
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
+    this.transport = options.transport ?? nodeTransport;
     this.selfName =
       options.name === undefined
         ? randomPeerName((b) => this.random.fill(b))
@@ -289,26 +294,27 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   private async listen(signal: AbortSignal | undefined): Promise<void> {
     const { host, port } = parseListenAddress(this.options.listen || `0.0.0.0:${DEFAULT_PORT}`);
-    const server = createServer({ noDelay: true }, (socket) => this.onInbound(socket));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
+    const listening = this.transport.listen(host, port, (socket) => this.onInbound(socket));
+    const server = await new Promise<StreamListener>((resolve, reject) => {
       const onAbort = (): void => {
-        server.close();
+        // A listener that opens after the abort is closed at once.
+        void listening.then((l) => l.close(), () => undefined);
         reject(signal?.reason);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      server.once('error', (cause) => {
-        signal?.removeEventListener('abort', onAbort);
-        reject(new OptionsError(`cannot listen on ${formatHostPort(host, port)}: ${cause.message}`, { cause }));
-      });
-      server.listen(port, host, () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      });
+      listening.then(
+        (l) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(l);
+        },
+        (cause: Error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(new OptionsError(`cannot listen on ${formatHostPort(host, port)}: ${cause.message}`, { cause }));
+        },
+      );
     });
-    server.on('error', () => undefined);
-    const address = server.address();
-    this.listenPort = typeof address === 'object' && address !== null ? address.port : port;
+    this.server = server;
+    this.listenPort = server.address().port;
   }
 
   /** Closes every link and stops listening; idempotent. */
@@ -327,7 +333,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     for (const connection of this.pending) connection.close(new ConnectionError('closed', 'router stopped'));
     for (const link of [...this.links.values()]) link.connection.close(new ConnectionError('closed', 'router stopped'));
     const server = this.server;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (server) await server.close();
     await this.overlay?.stop?.();
     this.state = 'stopped';
   }
@@ -505,7 +511,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     return this.connectionLimit > 0 && this.linkCount() >= this.connectionLimit;
   }
 
-  private newConnection(socket: Socket, outbound: boolean, address?: string): Connection {
+  private newConnection(socket: StreamSocket, outbound: boolean, address?: string): Connection {
     const connection = new Connection({
       socket,
       outbound,
@@ -521,7 +527,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     return connection;
   }
 
-  private onInbound(socket: Socket): void {
+  private onInbound(socket: StreamSocket): void {
     if (this.state !== 'running') {
       socket.destroy();
       return;
@@ -556,7 +562,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       throw new ConnectionError('connection-limit', `not dialling ${address}: the connection limit of ${this.connectionLimit} is reached`);
     }
     const { host, port } = parseHostPort(address);
-    const socket = this.options.connectSocket ? this.options.connectSocket(host, port) : netConnect({ host, port });
+    const socket = this.options.connectSocket ? this.options.connectSocket(host, port) : this.transport.connect(host, port);
     const connection = this.newConnection(socket, true, address);
     try {
       const connectTimeoutMs = this.options.timings?.handshakeTimeoutMs ?? DEFAULT_CONNECTION_TIMINGS.handshakeTimeoutMs;

@@ -1,0 +1,106 @@
+// Human output of the CLI: Weave-style status blocks and aligned tables (JSON output bypasses this).
+import type { OverlayStatus } from '../overlay.js';
+import type { EndpointInfo } from '../endpoint/memory-endpoint.js';
+import type { PeerSnapshot } from '../mesh/peer.js';
+
+/** Left-aligned columns separated by two spaces; the header row first. */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/** Width of the longest key of any block ("PeerDiscovery"), so every block lines up. */
+const KEY_WIDTH = 13;
+
+/** `key: value` lines with the keys right-aligned, as `weave status` prints them. */
+function block(entries: readonly [string, string][]): string {
+  return entries.map(([k, v]) => `${k.padStart(KEY_WIDTH + 4)}: ${v}`).join('\n');
+}
+
+/** The `status` report. */
+export function formatStatus(s: OverlayStatus): string {
+  const r = s.router;
+  const established = r.links.filter((l) => l.established).length;
+  const reachable = r.peers.filter((p) => p.reachable).length;
+  const parts = [
+    block([
+      ['Version', s.version],
+      ['Service', 'router'],
+      ['State', s.state],
+      ['Name', `${r.name}(${r.nickname})`],
+      ['Encryption', r.encryption ? 'enabled' : 'DISABLED (no password: anyone who reaches the port can join)'],
+      ['PeerDiscovery', r.peerDiscovery ? 'enabled' : 'disabled'],
+      ['Listen', r.listenAddress ?? 'none'],
+      ['Targets', String(r.targets.length)],
+      ['Connections', `${r.links.length} (${established} established)`],
+      ['Peers', `${r.peers.length} (${reachable} reachable)`],
+      ...(s.bridge ? ([['Bridge', `${s.bridge.name} (tap ${s.bridge.tap}, mtu ${s.bridge.mtu})`]] as [string, string][]) : []),
+      ...(s.exposed ? ([['Exposed', s.exposed]] as [string, string][]) : []),
+      ['Endpoints', String(s.endpoints.length)],
+    ]),
+  ];
+  if (s.ipam) {
+    const i = s.ipam;
+    const used = i.allocated.reduce((n, a) => n + a.addresses.length, 0);
+    parts.push(
+      block([
+        ['Service', 'ipam'],
+        ['Status', i.state + (i.consensus ? ` (quorum: ${i.consensus.quorum}, known: ${i.consensus.known})` : '')],
+        ['Range', i.range],
+        ['DefaultSubnet', i.defaultSubnet],
+        ['Allocated', `${used} on this peer`],
+        ['Unreachable', `${i.unreachablePct}% of the range`],
+      ]),
+    );
+  }
+  if (s.dns) {
+    const live = s.dns.records.filter((x) => !x.tombstone);
+    parts.push(
+      block([
+        ['Service', 'dns'],
+        ['Domain', s.dns.domain],
+        ['Listen', s.dns.servers.map((x) => `${x.address}:${x.port}`).join(', ') || 'none (expose the host to serve)'],
+        ['Entries', `${live.length} (${live.filter((x) => x.stale).length} stale)`],
+      ]),
+    );
+  }
+  if (s.links.length > 0) {
+    parts.push(
+      table(
+        ['PEER', 'NICKNAME', 'PATH', 'STATE', 'MODE', 'MTU', 'ENCRYPTED'],
+        s.links.map((l) => [
+          l.peer,
+          l.nickname,
+          l.direct ? 'direct' : l.via ? `via ${l.via}` : '-',
+          l.established ? 'established' : 'pending',
+          l.mode,
+          l.mtu === undefined ? '-' : String(l.mtu),
+          l.encrypted ? 'yes' : 'NO',
+        ]),
+      ),
+    );
+  }
+  if (s.warnings.length > 0) parts.push(s.warnings.map((w) => `WARNING: ${w}`).join('\n'));
+  return `${parts.join('\n\n')}\n`;
+}
+
+/** The `peers` table. */
+export function formatPeers(peers: readonly PeerSnapshot[]): string {
+  return `${table(
+    ['NAME', 'NICKNAME', 'SELF', 'REACHABLE', 'DIRECT', 'ADDRESS', 'CONNECTIONS'],
+    peers.map((p) => [p.name, p.nickname, p.self ? 'yes' : '', p.reachable ? 'yes' : 'no', p.direct ? 'yes' : '', p.address ?? '', String(p.connections.length)]),
+  )}\n`;
+}
+
+/** The `ps` table. */
+export function formatEndpoints(endpoints: readonly EndpointInfo[]): string {
+  return `${table(
+    ['NAME', 'KIND', 'NETNS', 'MAC', 'IP', 'DNS'],
+    endpoints.map((e) => [e.name, e.kind, e.netns ?? '', e.mac, e.address, e.fqdn ?? '']),
+  )}\n`;
+}

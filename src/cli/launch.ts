@@ -1,0 +1,160 @@
+// `weave-ts launch`: options to an Overlay, the control API with its token, one ready line, clean stop on signals.
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile, mkdir, chmod } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { OptionsError } from '../errors.js';
+import { jsonLineLogger } from '../logger.js';
+import { Overlay, type OverlayOptions } from '../overlay.js';
+import type { IpamInit } from '../ipam/ipam.js';
+import { flag, parseArgs, type FlagSpec, type ParsedArgs } from './args.js';
+import { ApiServer } from './api-server.js';
+import { DEFAULT_API_ADDRESS, TOKEN_FILE } from './api-protocol.js';
+
+/** Flags of `weave-ts launch`. */
+export const LAUNCH_FLAGS: FlagSpec = {
+  values: {
+    name: {},
+    nickname: {},
+    listen: {},
+    'password-file': {},
+    peer: { repeat: true },
+    'ipalloc-range': {},
+    'ipalloc-default-subnet': {},
+    'ipalloc-init': {},
+    bridge: {},
+    mtu: {},
+    'dns-domain': {},
+    'dns-listen': {},
+    'data-dir': {},
+    api: {},
+    'conn-limit': {},
+    'log-level': {},
+  },
+  booleans: ['no-dns', 'no-discovery', 'no-fragmentation', 'no-ipam'],
+};
+
+/** The data dir when none is given: system-wide for root, per user otherwise. */
+export function defaultDataDir(): string {
+  return process.getuid?.() === 0 ? '/var/lib/weave-ts' : join(homedir(), '.local', 'state', 'weave-ts');
+}
+
+/** Parses `--ipalloc-init consensus[=N] | seed=NAME,… | observer`. */
+export function parseIpamInit(text: string | undefined, peerCount: number): IpamInit {
+  if (text === undefined || text === 'consensus') return { consensus: peerCount + 1 };
+  const consensus = /^consensus=(\d{1,4})$/.exec(text);
+  if (consensus) {
+    const n = Number(consensus[1]);
+    if (n < 1) throw new OptionsError('--ipalloc-init consensus=N needs N ≥ 1 (the number of initial peers)');
+    return { consensus: n };
+  }
+  if (text === 'observer') return { observer: true };
+  const seed = /^seed=(.+)$/.exec(text);
+  if (seed) return { seed: (seed[1] as string).split(',').map((s) => s.trim()).filter((s) => s.length > 0) };
+  throw new OptionsError(`--ipalloc-init "${text}" is not understood: use consensus=N, seed=NAME,NAME,… or observer`);
+}
+
+/** Builds overlay options from launch flags (reads the password file); throws OptionsError on bad input. */
+export async function launchOptions(args: ParsedArgs, env: NodeJS.ProcessEnv): Promise<{ overlay: OverlayOptions; api: string; dataDir: string }> {
+  const peers = args.values.get('peer') ?? [];
+  const dataDir = flag(args, 'data-dir') ?? defaultDataDir();
+  let password: string | undefined;
+  const passwordFile = flag(args, 'password-file');
+  if (passwordFile) {
+    password = await readFile(passwordFile, 'utf8').then(
+      (t) => t.replace(/\r?\n$/, ''),
+      (cause: unknown) => {
+        throw new OptionsError(`cannot read --password-file ${passwordFile}: ${(cause as Error).message}`, { cause });
+      },
+    );
+    if (password.length === 0) throw new OptionsError(`--password-file ${passwordFile} is empty`);
+  } else if (env.WEAVE_PASSWORD !== undefined && env.WEAVE_PASSWORD.length > 0) {
+    password = env.WEAVE_PASSWORD;
+  }
+  const integer = (name: string, min: number, max: number): number | undefined => {
+    const text = flag(args, name);
+    if (text === undefined) return undefined;
+    if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new OptionsError(`--${name} ${text} is not an integer from ${min} to ${max}`);
+    return Number(text);
+  };
+  const mtu = integer('mtu', 576, 65_000);
+  const connectionLimit = integer('conn-limit', 0, 100_000);
+  const logLevel = flag(args, 'log-level') ?? 'info';
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new OptionsError(`--log-level ${logLevel}: use debug, info, warn or error`);
+  const noIpam = args.booleans.has('no-ipam');
+  const overlay: OverlayOptions = {
+    listen: flag(args, 'listen') ?? '0.0.0.0:6783',
+    peers,
+    dataDir,
+    ...(password !== undefined ? { password } : {}),
+    ...(flag(args, 'name') ? { name: flag(args, 'name') as string } : {}),
+    ...(flag(args, 'nickname') ? { nickname: flag(args, 'nickname') as string } : {}),
+    ...(flag(args, 'bridge') ? { bridge: flag(args, 'bridge') as string } : {}),
+    ...(mtu !== undefined ? { mtu } : {}),
+    ...(connectionLimit !== undefined ? { connectionLimit } : {}),
+    ...(args.booleans.has('no-discovery') ? { discovery: false } : {}),
+    ...(args.booleans.has('no-fragmentation') ? { noFragmentation: true } : {}),
+    ipam: noIpam
+      ? false
+      : {
+          ...(flag(args, 'ipalloc-range') ? { range: flag(args, 'ipalloc-range') as string } : {}),
+          ...(flag(args, 'ipalloc-default-subnet') ? { defaultSubnet: flag(args, 'ipalloc-default-subnet') as string } : {}),
+          init: parseIpamInit(flag(args, 'ipalloc-init'), peers.length),
+        },
+    dns: args.booleans.has('no-dns')
+      ? false
+      : {
+          ...(flag(args, 'dns-domain') ? { domain: flag(args, 'dns-domain') as string } : {}),
+          ...(flag(args, 'dns-listen') ? { listen: flag(args, 'dns-listen') as string } : {}),
+        },
+    logger: jsonLineLogger(process.stderr, logLevel as 'info'),
+  };
+  return { overlay, api: flag(args, 'api') ?? DEFAULT_API_ADDRESS, dataDir };
+}
+
+/** Runs the agent until SIGINT/SIGTERM. Resolves with the exit code. */
+export async function launch(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const args = parseArgs('launch', argv, LAUNCH_FLAGS);
+  const { overlay: options, api, dataDir } = await launchOptions(args, env);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const overlay = new Overlay(options);
+  const token = randomBytes(32).toString('hex');
+  const server = new ApiServer(overlay, { listen: api, token }); // validates --api before anything starts
+  await overlay.start();
+  const tokenPath = join(dataDir, TOKEN_FILE);
+  await writeFile(tokenPath, `${token}\n`, { mode: 0o600 });
+  await chmod(tokenPath, 0o600); // an older file keeps its mode on overwrite
+  let apiAddress: string;
+  try {
+    apiAddress = await server.start();
+  } catch (error) {
+    await overlay.stop();
+    throw error;
+  }
+  const status = overlay.status();
+  process.stdout.write(
+    `weave-ts ready: peer ${status.router.name} (${status.router.nickname}), listening on ${status.router.listenAddress ?? 'nothing'}, ` +
+      `API on ${apiAddress}, data dir ${dataDir}, encryption ${status.router.encryption ? 'on' : 'OFF (no password)'}\n`,
+  );
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        process.stderr.write(`weave-ts: ${signal} again: exiting without a clean stop\n`);
+        process.exit(1);
+      }
+      stopping = true;
+      void (async () => {
+        await server.stop().catch(() => undefined);
+        await overlay.stop();
+        process.stderr.write(`weave-ts: stopped (${signal})\n`);
+        resolve(0);
+      })().catch((error: unknown) => {
+        process.stderr.write(`weave-ts: stop failed: ${(error as Error).message}\n`);
+        resolve(1);
+      });
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+}

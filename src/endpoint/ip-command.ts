@@ -1,0 +1,40 @@
+// IpCommand: runs iproute2 (`ip …`) for kernel endpoints; injectable so tests and other hosts can substitute it.
+import { execFile } from 'node:child_process';
+import { EndpointError } from '../errors.js';
+
+/** Runs `ip` with arguments and returns its standard output; rejects with `EndpointError('command-failed')`. */
+export type IpCommand = (args: readonly string[]) => Promise<string>;
+
+/** The real `ip` binary (iproute2) on the PATH. */
+export const systemIpCommand: IpCommand = (args) =>
+  new Promise((resolve, reject) => {
+    execFile('ip', [...args], { timeout: 10_000, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (!error) {
+        resolve(stdout);
+        return;
+      }
+      const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+      const detail = missing ? 'the `ip` command is not installed (Debian: apt-get install iproute2)' : String(stderr).trim() || error.message;
+      reject(new EndpointError('command-failed', `ip ${args.join(' ')}: ${detail}`, { cause: error }));
+    });
+  });
+
+/** True when the failure says the object (link, address, route) is already there. */
+export function isExistsError(error: unknown): boolean {
+  return error instanceof EndpointError && /File exists|already exists|already assigned/i.test(error.message);
+}
+
+/** True when the failure says the object is not there (deleting something already gone). */
+export function isMissingError(error: unknown): boolean {
+  return error instanceof EndpointError && /Cannot find device|does not exist|No such device|Cannot assign requested address|not found/i.test(error.message);
+}
+
+/** Linux interface names: 1–15 bytes, no whitespace, '/' or ':'. */
+export function isValidIfname(name: string): boolean {
+  return name.length > 0 && Buffer.byteLength(name) <= 15 && !/[\s/:]/.test(name) && name !== '.' && name !== '..';
+}
+
+/** Names of `ip netns` namespaces: what `ip netns add` accepts and a path component under /run/netns. */
+export function isValidNetnsName(name: string): boolean {
+  return /^[A-Za-z0-9_.-]{1,64}$/.test(name) && name !== '.' && name !== '..';
+}

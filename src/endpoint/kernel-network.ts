@@ -1,0 +1,216 @@
+// KernelNetwork: the Linux side of kernel endpoints: a bridge with the overlay's TAP on it, veth pairs into
+// network namespaces, the host's own overlay address, and resolver files for `ip netns` namespaces.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EndpointError, OptionsError } from '../errors.js';
+import { isExistsError, isMissingError, isValidIfname, isValidNetnsName, systemIpCommand, type IpCommand } from './ip-command.js';
+
+/** Where `ip netns add` mounts namespaces; a namespace exists when its file does. */
+const NETNS_RUN_DIR = '/run/netns';
+/** First line of every resolv.conf we write: we only ever remove files that carry it. */
+const RESOLV_MARKER = '# written by weave-ts: removed again when the endpoint is detached';
+const BACKUP_SUFFIX = '.weave-ts-backup';
+/** The multicast route containers get, so multicast sockets work without a default route (as Weave does). */
+const MULTICAST_ROUTE = '224.0.0.0/4';
+
+export interface KernelNetworkOptions {
+  /** The bridge's interface name (1–15 bytes); veths and the TAP get names derived from it. */
+  bridge: string;
+  /** IP MTU of the TAP, the bridge and every veth. */
+  mtu: number;
+  ip?: IpCommand;
+  /** Where per-namespace resolver files live (default `/etc/netns`, what `ip netns exec` bind-mounts). */
+  netnsConfigDir?: string;
+  /** Where named namespaces are mounted (default `/run/netns`). */
+  netnsRunDir?: string;
+}
+
+/** One veth pair from the bridge into a namespace. */
+export interface NetnsLink {
+  netns: string;
+  /** Interface name inside the namespace. */
+  ifname: string;
+  /** The host end, on the bridge. */
+  hostIfname: string;
+  /** MAC of the interface inside the namespace. */
+  mac: string;
+}
+
+/**
+ * Creates and removes the kernel objects of kernel endpoints. Every method is safe to repeat: objects that
+ * already exist are reused and objects already gone are not an error, so an agent can resume after a restart.
+ */
+export class KernelNetwork {
+  readonly bridge: string;
+  readonly tapName: string;
+  readonly mtu: number;
+  private readonly ip: IpCommand;
+  private readonly configDir: string;
+  private readonly runDir: string;
+
+  constructor(options: KernelNetworkOptions) {
+    if (!isValidIfname(options.bridge) || Buffer.byteLength(options.bridge) > 11) {
+      throw new OptionsError(`bridge name ${JSON.stringify(options.bridge)} is not usable: use 1 to 11 characters without spaces, "/" or ":" (the TAP and veths get longer names derived from it)`);
+    }
+    if (!Number.isInteger(options.mtu) || options.mtu < 576 || options.mtu > 65_000) {
+      throw new OptionsError(`mtu ${options.mtu} is out of range: use an integer from 576 to 65000`);
+    }
+    this.bridge = options.bridge;
+    this.tapName = `${options.bridge}-tap`;
+    this.mtu = options.mtu;
+    this.ip = options.ip ?? systemIpCommand;
+    this.configDir = options.netnsConfigDir ?? '/etc/netns';
+    this.runDir = options.netnsRunDir ?? NETNS_RUN_DIR;
+  }
+
+  /** The host end's name for a namespace: the bridge's name plus a hash, so it is stable across restarts. */
+  hostIfnameFor(netns: string): string {
+    const hash = createHash('sha256').update(netns).digest('hex');
+    const prefix = this.bridge.slice(0, 7);
+    return `${prefix}v${hash.slice(0, 14 - prefix.length)}`;
+  }
+
+  /** Creates the bridge (no multicast snooping: multicast floods to every endpoint, like Weave's) and brings it up. */
+  async ensureBridge(): Promise<void> {
+    try {
+      await this.ip(['link', 'add', 'name', this.bridge, 'mtu', String(this.mtu), 'type', 'bridge', 'mcast_snooping', '0']);
+    } catch (error) {
+      if (!isExistsError(error)) throw error;
+      await this.ip(['link', 'set', this.bridge, 'type', 'bridge', 'mcast_snooping', '0']);
+    }
+    await this.ip(['link', 'set', this.bridge, 'mtu', String(this.mtu), 'up']);
+  }
+
+  /** Puts the (already opened) TAP device on the bridge and brings it up. */
+  async plugTap(): Promise<void> {
+    await this.ip(['link', 'set', this.tapName, 'mtu', String(this.mtu), 'master', this.bridge, 'up']);
+  }
+
+  /** Deletes the bridge (veths on it stay, unplugged); missing is fine. */
+  async removeBridge(): Promise<void> {
+    await this.ignoreMissing(['link', 'del', this.bridge]);
+  }
+
+  /** True when the named `ip netns` namespace exists. */
+  netnsExists(netns: string): boolean {
+    return existsSync(join(this.runDir, netns));
+  }
+
+  /**
+   * Creates a veth pair with one end on the bridge and the other, named `ifname`, in `netns`, gives it
+   * `address` (CIDR), the MTU and a multicast route. Undoes its own steps when one fails.
+   */
+  async attach(netns: string, ifname: string, address: string): Promise<NetnsLink> {
+    if (!isValidNetnsName(netns)) throw new OptionsError(`netns ${JSON.stringify(netns)} is not a valid namespace name: use letters, digits, "_", "." and "-"`);
+    if (!isValidIfname(ifname)) throw new OptionsError(`interface name ${JSON.stringify(ifname)} is not valid: use 1 to 15 characters without spaces, "/" or ":"`);
+    if (!this.netnsExists(netns)) {
+      throw new EndpointError('not-found', `network namespace "${netns}" does not exist: create it first (ip netns add ${netns})`);
+    }
+    const hostIfname = this.hostIfnameFor(netns);
+    const mtu = String(this.mtu);
+    try {
+      await this.ip(['link', 'add', 'name', hostIfname, 'mtu', mtu, 'type', 'veth', 'peer', 'name', ifname, 'mtu', mtu, 'netns', netns]);
+    } catch (error) {
+      if (isExistsError(error)) {
+        throw new EndpointError('already-exists', `cannot attach "${netns}": interface ${hostIfname} or ${ifname} in the namespace already exists (detach it first)`, { cause: error });
+      }
+      throw error;
+    }
+    try {
+      await this.ip(['link', 'set', hostIfname, 'master', this.bridge, 'up']);
+      await this.ip(['-n', netns, 'addr', 'add', address, 'dev', ifname]);
+      await this.ip(['-n', netns, 'link', 'set', ifname, 'up']);
+      await this.ip(['-n', netns, 'link', 'set', 'lo', 'up']);
+      try {
+        await this.ip(['-n', netns, 'route', 'add', MULTICAST_ROUTE, 'dev', ifname]);
+      } catch (error) {
+        if (!isExistsError(error)) throw error;
+      }
+      const mac = await this.macOf(ifname, netns);
+      return { netns, ifname, hostIfname, mac };
+    } catch (error) {
+      await this.ignoreMissing(['link', 'del', hostIfname]);
+      throw error;
+    }
+  }
+
+  /** Puts an existing host end back on the bridge (resuming after the bridge was recreated). */
+  async attachHostEnd(hostIfname: string): Promise<void> {
+    await this.ip(['link', 'set', hostIfname, 'master', this.bridge, 'up']);
+  }
+
+  /** Deletes the veth pair of a namespace (both ends go); missing is fine. */
+  async detach(hostIfname: string): Promise<void> {
+    await this.ignoreMissing(['link', 'del', hostIfname]);
+  }
+
+  /** True when the host end of an attachment still exists (for resuming after a restart). */
+  async linkExists(ifname: string, netns?: string): Promise<boolean> {
+    try {
+      await this.ip([...(netns ? ['-n', netns] : []), 'link', 'show', 'dev', ifname]);
+      return true;
+    } catch (error) {
+      if (isMissingError(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Gives the host an address on the bridge (CIDR). */
+  async addHostAddress(address: string): Promise<void> {
+    try {
+      await this.ip(['addr', 'add', address, 'dev', this.bridge]);
+    } catch (error) {
+      if (!isExistsError(error)) throw error;
+    }
+  }
+
+  /** Removes a host address from the bridge; missing is fine. */
+  async removeHostAddress(address: string): Promise<void> {
+    await this.ignoreMissing(['addr', 'del', address, 'dev', this.bridge]);
+  }
+
+  /**
+   * Points the namespace's resolver at `nameserver` (used by `ip netns exec`, which bind-mounts
+   * /etc/netns/NAME/resolv.conf). A file someone else wrote is kept aside and restored on detach.
+   */
+  async writeResolvConf(netns: string, nameserver: string, search: string): Promise<void> {
+    const dir = join(this.configDir, netns);
+    const path = join(dir, 'resolv.conf');
+    await mkdir(dir, { recursive: true });
+    const existing = await readFile(path, 'utf8').catch(() => undefined);
+    if (existing !== undefined && !existing.startsWith(RESOLV_MARKER)) await rename(path, path + BACKUP_SUFFIX);
+    const domain = search.endsWith('.') ? search.slice(0, -1) : search;
+    await writeFile(path, `${RESOLV_MARKER}\nnameserver ${nameserver}\nsearch ${domain}\noptions ndots:1\n`);
+  }
+
+  /** Removes our resolver file (restoring one we set aside); leaves foreign files and the directory's other files alone. */
+  async removeResolvConf(netns: string): Promise<void> {
+    const dir = join(this.configDir, netns);
+    const path = join(dir, 'resolv.conf');
+    const existing = await readFile(path, 'utf8').catch(() => undefined);
+    if (existing === undefined || !existing.startsWith(RESOLV_MARKER)) return;
+    if (existsSync(path + BACKUP_SUFFIX)) await rename(path + BACKUP_SUFFIX, path);
+    else {
+      await rm(path, { force: true });
+      await rmdir(dir).catch(() => undefined); // only succeeds when empty: we created it
+    }
+  }
+
+  private async macOf(ifname: string, netns: string): Promise<string> {
+    const text = await this.ip(['-n', netns, '-j', 'link', 'show', 'dev', ifname]);
+    const parsed = JSON.parse(text) as { address?: unknown }[];
+    const mac = parsed[0]?.address;
+    if (typeof mac !== 'string') throw new EndpointError('command-failed', `ip did not report a MAC for ${ifname} in ${netns}`);
+    return mac;
+  }
+
+  private async ignoreMissing(args: string[]): Promise<void> {
+    try {
+      await this.ip(args);
+    } catch (error) {
+      if (!isMissingError(error)) throw error;
+    }
+  }
+}

@@ -1,0 +1,73 @@
+// MemoryEndpoint: an in-process endpoint: a memory NIC on the overlay's switch driven by a userspace IPv4 stack.
+import type { MemoryNic } from '../nic/memory-nic.js';
+import { NetStack, type PingOptions, type PingResult, type StackUdpSocket } from '../stack/index.js';
+import type { Clock } from '../clock.js';
+import type { Random } from '../random.js';
+
+/** What an endpoint is, as reported in status and `ps`. */
+export interface EndpointInfo {
+  kind: 'memory' | 'netns';
+  /** The name given at attach (registered in DNS). */
+  name: string;
+  /** Fully qualified DNS name, when DNS is on. */
+  fqdn?: string;
+  /** The IPAM and DNS owner id (`mem:NAME` or `netns:NAMESPACE`). */
+  id: string;
+  /** CIDR. */
+  address: string;
+  mac: string;
+  mtu: number;
+  /** Kernel endpoints: the namespace and interface names. */
+  netns?: string;
+  ifname?: string;
+  hostIfname?: string;
+}
+
+/**
+ * An endpoint that lives in this process: it has its own MAC and IP on the overlay and speaks ARP, ICMP
+ * echo and UDP through a small userspace stack, so code in a test harness can talk over the mesh with
+ * no root and no kernel devices.
+ */
+export class MemoryEndpoint {
+  /** The userspace IPv4 stack (ARP, ICMP echo, UDP). */
+  readonly stack: NetStack;
+
+  /** @internal Created by `Overlay.attach`. */
+  constructor(
+    readonly info: EndpointInfo,
+    nic: MemoryNic,
+    options: { clock: Clock; random: Random; resolve: (name: string) => Promise<string[]> },
+  ) {
+    this.stack = new NetStack({ nic, address: info.address, clock: options.clock, random: options.random, resolve: options.resolve });
+  }
+
+  /** The endpoint's name. */
+  get name(): string {
+    return this.info.name;
+  }
+
+  /** The endpoint's IPv4 address (without prefix). */
+  get address(): string {
+    return this.stack.address;
+  }
+
+  /** Sends one ICMP echo request to an address or overlay name and waits for the reply. */
+  ping(target: string, options?: PingOptions): Promise<PingResult> {
+    return this.stack.ping(target, options);
+  }
+
+  /** A UDP socket on this endpoint (unicast, broadcast, multicast). */
+  createUdpSocket(): StackUdpSocket {
+    return this.stack.createUdpSocket();
+  }
+
+  /** Resolves an overlay name (or returns a dotted address as is). */
+  lookup(name: string): Promise<string> {
+    return this.stack.lookup(name);
+  }
+
+  /** @internal Closes the stack; the overlay also frees the NIC, the address and the name. */
+  async close(): Promise<void> {
+    await this.stack.close();
+  }
+}

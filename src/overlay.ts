@@ -1,0 +1,850 @@
+// Overlay: the composition root: mesh router, data plane, IPAM and DNS as one product, plus endpoints.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isIPv4 } from 'node:net';
+import { EventEmitter } from 'eventemitter3';
+import { systemClock, type Clock } from './clock.js';
+import { systemRandom, type Random } from './random.js';
+import { EndpointError, OptionsError, WeaveError } from './errors.js';
+import { silentLogger, type Logger } from './logger.js';
+import { VERSION } from './version.js';
+import { MeshRouter, type MeshRouterOptions, type MeshRouterStatus } from './mesh/router.js';
+import type { BackoffOptions } from './mesh/connection-maker.js';
+import type { Transport } from './mesh/transport.js';
+import type { ConnectionTimings } from './mesh/connection.js';
+import { Peer, type LinkInfo } from './mesh/peer.js';
+import type { NetworkKey } from './crypto/network-key.js';
+import { DataPlane, type DataPlaneStatus } from './ethernet/data-plane.js';
+import type { SleeveTimings } from './ethernet/sleeve.js';
+import type { PortId } from './ethernet/mac-table.js';
+import { formatMac, randomMac } from './ethernet/frame.js';
+import { MemoryNic } from './nic/memory-nic.js';
+import { TapNic } from './nic/tap-nic.js';
+import { Ipam, type IpamConflict, type IpamInit, type IpamStatus } from './ipam/ipam.js';
+import { parseIPv4 } from './ipam/address.js';
+import { Dns, type DnsStatus } from './dns/dns.js';
+import type { DnsRecord } from './wire/dns-records.js';
+import { formatPeerName, parsePeerName, randomPeerName, type PeerName } from './wire/peer-name.js';
+import { KernelNetwork } from './endpoint/kernel-network.js';
+import type { IpCommand } from './endpoint/ip-command.js';
+import { loadEndpointState, saveEndpointState, type PersistedNetnsEndpoint } from './endpoint/registry.js';
+import { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
+import { renderMetrics } from './status/metrics.js';
+import { linkViews, type OverlayLinkView } from './status/links.js';
+
+/** Weave's default endpoint MTU: fits an encrypted sleeve packet in a 1500-byte underlay. */
+export const DEFAULT_ENDPOINT_MTU = 1376;
+/** The IPAM/DNS owner id of the host's own overlay address (Weave's). */
+export const EXPOSE_ID = 'weave:expose';
+
+/** IPAM settings of an overlay. */
+export interface OverlayIpamOptions {
+  /** The allocation range (default 10.32.0.0/12); the same on every peer. */
+  range?: string;
+  /** The subnet endpoints get addresses from when they name none (default: the whole range). */
+  defaultSubnet?: string;
+  /** How the range is first divided (default `{ consensus: 1 }`: a one-peer network). */
+  init?: IpamInit;
+  /** Hand the ranges of a peer unreachable this long to a live one (default: never; use `rmpeer`). */
+  autoReclaimAfterMs?: number;
+}
+
+/** DNS settings of an overlay. */
+export interface OverlayDnsOptions {
+  /** The domain of endpoint names (default `weave.local.`). */
+  domain?: string;
+  /** Also serve names on this `host:port` from start (default: none; `expose()` adds the host's overlay address). */
+  listen?: string;
+  /** The port the DNS server uses on the host's overlay address after `expose()` (default 53). */
+  exposedPort?: number;
+  /** Answer TTL in seconds (default 5). */
+  ttl?: number;
+  /** Upstream resolvers for other names (default: from /etc/resolv.conf). */
+  upstream?: string[];
+  /** How long names of an unreachable peer keep being served, marked stale (default 10 min). */
+  staleGraceMs?: number;
+}
+
+/** Timing knobs, mostly for tests; the defaults follow Weave. */
+export interface OverlayTuning {
+  gossipIntervalMs?: number;
+  topologyDelayMs?: number;
+  gcDelayMs?: number;
+  connection?: Partial<ConnectionTimings>;
+  backoff?: Partial<BackoffOptions>;
+  sleeve?: Partial<SleeveTimings>;
+  /** IPAM retry period (default 5 s). */
+  ipamTickMs?: number;
+}
+
+/** Options of an overlay; everything has a sane default, so `new Overlay({ password })` is a full peer. */
+export interface OverlayOptions {
+  /** Permanent peer name (MAC form); default: persisted in `dataDir`, else random. */
+  name?: string;
+  /** Display name (default: the host name). */
+  nickname?: string;
+  /** Control (TCP) and data (UDP) address, `host:port` (default `0.0.0.0:6783`; port 0 picks one), or false. */
+  listen?: string | false;
+  /** Peers to connect to (`host[:port]`). */
+  peers?: readonly string[];
+  /** Network password: encrypts and authenticates every link. Without it the overlay is open to anyone who can reach it. */
+  password?: string | Uint8Array;
+  /** A network key already stretched with `deriveNetworkKey`, instead of `password`. */
+  networkKey?: NetworkKey;
+  /** Connect to peers learned from others (default true). */
+  discovery?: boolean;
+  /** Most links (default 200). */
+  connectionLimit?: number;
+  /** Where the peer name, IPAM state and kernel endpoints persist (default: nothing persists). */
+  dataDir?: string;
+  /** Address allocation, or false to give every endpoint an explicit `ip`. */
+  ipam?: false | OverlayIpamOptions;
+  /** Name discovery, or false for none. */
+  dns?: false | OverlayDnsOptions;
+  /** Name of the Linux bridge kernel endpoints attach to (default `weave`; created on first use). */
+  bridge?: string;
+  /** IP MTU of endpoints (default 1376; larger is faster where the underlay carries fragments). */
+  mtu?: number;
+  /** Never send fragmented UDP on the underlay: discover each path's MTU instead. */
+  noFragmentation?: boolean;
+  /** A pino-compatible logger (default: silent). */
+  logger?: Logger;
+  clock?: Clock;
+  random?: Random;
+  /** Which libsodium binding to prefer (default native, falling back to WASM). */
+  sodium?: 'native' | 'wasm';
+  tuning?: OverlayTuning;
+  /** Runs iproute2 for kernel endpoints (default: the `ip` command). */
+  ipCommand?: IpCommand;
+  /** Sockets for links and sleeve packets (default: the OS's; `weave-ts/testing` passes a virtual wire). */
+  transport?: Transport;
+  /** @internal Extra router options (tests: socket injection). */
+  router?: Partial<MeshRouterOptions>;
+}
+
+/** What to attach: a kernel namespace (`netns`) or, without it, an in-process endpoint. */
+export interface AttachOptions {
+  /** The endpoint's DNS name (a single label gets the overlay's domain). */
+  name: string;
+  /** An `ip netns` namespace: attach it through a veth on the bridge (needs root). */
+  netns?: string;
+  /** Interface name inside the namespace (default `ethwe`, Weave's). */
+  ifname?: string;
+  /** A fixed address (CIDR, or an address taking the default subnet's prefix); default: allocated by IPAM. */
+  ip?: string;
+  /** Allocate from this subnet instead of the default one. */
+  subnet?: string;
+  /** In-process endpoints: the MAC (default random, locally administered). */
+  mac?: string;
+  signal?: AbortSignal;
+}
+
+/** A kernel endpoint, as returned by `attach({ netns })`. */
+export interface NetnsEndpoint {
+  kind: 'netns';
+  info: EndpointInfo;
+}
+
+/** Typed events of an overlay. */
+export interface OverlayEvents {
+  'peer:up': (peer: Peer) => void;
+  'peer:down': (peer: Peer) => void;
+  'peer:restarted': (peer: Peer) => void;
+  /** A direct link to a neighbour came up (not yet carrying data: see `link:changed`). */
+  'link:up': (link: LinkInfo) => void;
+  'link:down': (link: LinkInfo, error: WeaveError | undefined) => void;
+  /** A link's data path changed: established, mode, MTU (and whether it is direct or relayed). */
+  'link:changed': (link: OverlayLinkView) => void;
+  'ipam:allocated': (id: string, address: string) => void;
+  'ipam:released': (id: string, address: string) => void;
+  'ipam:conflict': (conflict: IpamConflict) => void;
+  'dns:changed': (added: readonly DnsRecord[], removed: readonly DnsRecord[]) => void;
+  'endpoint:attached': (endpoint: EndpointInfo) => void;
+  'endpoint:detached': (endpoint: EndpointInfo) => void;
+  /** Something an operator should know; also logged. */
+  warning: (message: string) => void;
+}
+
+/** A JSON-serialisable snapshot of everything, in the spirit of Weave's report. */
+export interface OverlayStatus {
+  version: string;
+  state: OverlayState;
+  router: MeshRouterStatus;
+  /** Per peer: how frames reach it (direct or relayed), mode, MTU, encryption. */
+  links: OverlayLinkView[];
+  dataPlane: DataPlaneStatus;
+  ipam?: IpamStatus;
+  dns?: DnsStatus;
+  endpoints: EndpointInfo[];
+  /** The host's overlay address (CIDR), when exposed. */
+  exposed?: string;
+  bridge?: { name: string; tap: string; mtu: number };
+  /** Warnings an operator should see (no password, …). */
+  warnings: string[];
+}
+
+/** Where the overlay is in its life. */
+export type OverlayState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** An attached endpoint of either kind. */
+export type Endpoint = MemoryEndpoint | NetnsEndpoint;
+
+interface MemoryAttachment {
+  endpoint: MemoryEndpoint;
+  port: PortId | undefined;
+  nics: MemoryNic[];
+}
+
+/**
+ * One peer of a Weave-style overlay network: an encrypted mesh of peers, one virtual Ethernet segment
+ * across them, addresses allocated without a cluster store, and names resolvable everywhere.
+ *
+ * ```ts
+ * const overlay = new Overlay({ password, peers: ['192.0.2.2'] });
+ * await overlay.start();
+ * const db = await overlay.attach({ name: 'db' });          // in-process endpoint with an IP and a name
+ * await overlay.attach({ name: 'web', netns: 'web' });       // a kernel namespace (root)
+ * ```
+ */
+export class Overlay extends EventEmitter<OverlayEvents> {
+  /** The mesh router (links, topology, gossip). */
+  readonly router: MeshRouter;
+  /** The data plane (switch and sleeve). */
+  readonly dataPlane: DataPlane;
+  /** The address allocator, unless `ipam: false`. */
+  readonly ipam: Ipam | undefined;
+  /** The name service, unless `dns: false`. */
+  readonly dns: Dns | undefined;
+  readonly mtu: number;
+  private readonly options: OverlayOptions;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly kernel: KernelNetwork;
+  private readonly memory = new Map<string, MemoryAttachment>();
+  private readonly netns = new Map<string, EndpointInfo>();
+  private readonly warnings: string[] = [];
+  private exposedAddress: string | undefined;
+  private tap: TapNic | undefined;
+  private kernelReady: Promise<void> | undefined;
+  private lifecycle: OverlayState = 'new';
+  private startPromise: Promise<void> | undefined;
+  private startAttempt: Promise<void> | undefined;
+  private stopPromise: Promise<void> | undefined;
+  private lastLinkViews = new Map<string, string>();
+  /** Serialises kernel attach/detach/expose so registry writes and ip commands never interleave. */
+  private kernelQueue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: OverlayOptions = {}) {
+    super();
+    validateOverlayOptions(options);
+    this.options = options;
+    this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? systemRandom;
+    this.mtu = options.mtu ?? DEFAULT_ENDPOINT_MTU;
+    const name = options.name ?? (options.dataDir ? persistedPeerName(options.dataDir, this.random) : undefined);
+    const tuning = options.tuning ?? {};
+    this.router = new MeshRouter({
+      ...(name !== undefined ? { name } : {}),
+      ...(options.nickname !== undefined ? { nickname: options.nickname } : {}),
+      ...(options.listen !== undefined ? { listen: options.listen } : {}),
+      ...(options.peers ? { peers: options.peers } : {}),
+      ...(options.password !== undefined ? { password: options.password } : {}),
+      ...(options.networkKey ? { networkKey: options.networkKey } : {}),
+      ...(options.discovery !== undefined ? { discovery: options.discovery } : {}),
+      ...(options.connectionLimit !== undefined ? { connectionLimit: options.connectionLimit } : {}),
+      ...(tuning.gossipIntervalMs !== undefined ? { gossipIntervalMs: tuning.gossipIntervalMs } : {}),
+      ...(tuning.topologyDelayMs !== undefined ? { topologyDelayMs: tuning.topologyDelayMs } : {}),
+      ...(tuning.gcDelayMs !== undefined ? { gcDelayMs: tuning.gcDelayMs } : {}),
+      ...(tuning.connection ? { timings: tuning.connection } : {}),
+      ...(tuning.backoff ? { backoff: tuning.backoff } : {}),
+      ...(options.sodium ? { sodium: options.sodium } : {}),
+      clock: this.clock,
+      random: this.random,
+      ...(options.transport ? { transport: options.transport } : {}),
+      ...options.router,
+    });
+    this.dataPlane = new DataPlane(this.router, {
+      clock: this.clock,
+      ...(options.noFragmentation ? { noFragmentation: true } : {}),
+      ...(tuning.sleeve ? { timings: tuning.sleeve } : {}),
+      ...(options.sodium ? { sodium: options.sodium } : {}),
+    });
+    this.ipam =
+      options.ipam === false
+        ? undefined
+        : new Ipam(this.router, {
+            ...(options.ipam?.range ? { range: options.ipam.range } : {}),
+            ...(options.ipam?.defaultSubnet ? { defaultSubnet: options.ipam.defaultSubnet } : {}),
+            ...(options.ipam?.init ? { init: options.ipam.init } : {}),
+            ...(options.ipam?.autoReclaimAfterMs !== undefined ? { autoReclaimAfterMs: options.ipam.autoReclaimAfterMs } : {}),
+            ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+            ...(tuning.ipamTickMs !== undefined ? { tickMs: tuning.ipamTickMs } : {}),
+            clock: this.clock,
+            random: this.random,
+          });
+    const dns = options.dns === false ? undefined : (options.dns ?? {});
+    this.dns = dns
+      ? new Dns(this.router, {
+          ...(dns.domain ? { domain: dns.domain } : {}),
+          server: dns.listen
+            ? { listen: dns.listen, ...serverTuning(dns) }
+            : false,
+          ...(dns.staleGraceMs !== undefined ? { staleGraceMs: dns.staleGraceMs } : {}),
+          clock: this.clock,
+        })
+      : undefined;
+    this.kernel = new KernelNetwork({ bridge: options.bridge ?? 'weave', mtu: this.mtu, ...(options.ipCommand ? { ip: options.ipCommand } : {}) });
+    if (!this.router.encrypted) this.warnings.push('no password: links are neither encrypted nor authenticated; anyone who can reach the port can join');
+    this.forwardEvents();
+  }
+
+  /** This peer. */
+  get self(): Peer {
+    return this.router.self;
+  }
+
+  get state(): OverlayState {
+    return this.lifecycle;
+  }
+
+  /** Starts the mesh, IPAM and DNS, and resumes persisted kernel endpoints; idempotent and AbortSignal-aware. */
+  start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.lifecycle === 'stopping' || this.lifecycle === 'stopped') {
+      return Promise.reject(new EndpointError('not-running', 'this overlay was stopped: create a new Overlay to start again'));
+    }
+    if (this.startPromise) return this.startPromise;
+    this.startAttempt = this.doStart(options.signal);
+    this.startPromise = this.startAttempt.catch(async (error: unknown) => {
+      this.logger.error({ err: error }, 'overlay failed to start');
+      await this.stop().catch(() => undefined);
+      throw error;
+    });
+    return this.startPromise;
+  }
+
+  private async doStart(signal: AbortSignal | undefined): Promise<void> {
+    this.lifecycle = 'starting';
+    for (const warning of this.warnings) this.logger.warn({}, warning);
+    await this.router.start(signal ? { signal } : {});
+    signal?.throwIfAborted();
+    this.ipam?.on('warning', (message) => this.warn(message));
+    await this.ipam?.start();
+    await this.dns?.start();
+    signal?.throwIfAborted();
+    if (this.options.dataDir) await this.resumeKernelEndpoints();
+    this.lifecycle = 'running';
+    this.logger.info(
+      { peer: this.self.id, nickname: this.router.nickname, listen: this.router.listenAddress, encrypted: this.router.encrypted, crypto: this.router.cryptoBackend },
+      'overlay running',
+    );
+  }
+
+  /**
+   * Stops everything; idempotent. In-process endpoints are closed. Kernel endpoints stay in place when a
+   * `dataDir` persists them (a restarted overlay resumes them) unless `detach` is set; without a data dir
+   * they are always removed, since nothing could resume them.
+   */
+  stop(options: { detach?: boolean } = {}): Promise<void> {
+    this.stopPromise ??= this.doStop(options.detach ?? !this.options.dataDir);
+    return this.stopPromise;
+  }
+
+  private async doStop(detach: boolean): Promise<void> {
+    await this.startAttempt?.catch(() => undefined); // the raw attempt: startPromise itself waits for this stop on failure
+    this.lifecycle = 'stopping';
+    for (const name of [...this.memory.keys()]) await this.detachMemory(name).catch((error: unknown) => this.logger.warn({ err: error }, 'detach failed'));
+    if (detach) {
+      for (const netns of [...this.netns.keys()]) await this.detach(netns).catch((error: unknown) => this.logger.warn({ err: error, netns }, 'detach failed'));
+      if (this.exposedAddress) await this.hide().catch((error: unknown) => this.logger.warn({ err: error }, 'hide failed'));
+    }
+    await this.dns?.stop();
+    await this.ipam?.stop();
+    await this.router.stop();
+    await this.tap?.close();
+    this.tap = undefined;
+    if (detach && this.kernelReady) await this.kernel.removeBridge().catch(() => undefined);
+    this.lifecycle = 'stopped';
+    this.logger.info({}, 'overlay stopped');
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /** Adds a peer to connect to (`host[:port]`), kept as a target with backoff. */
+  connect(address: string): void {
+    this.router.connect(address);
+  }
+
+  /** Stops connecting to an address (an established link stays until it breaks). */
+  forget(address: string): void {
+    this.router.forget(address);
+  }
+
+  /** The peers this peer knows, itself included. */
+  peers(): Peer[] {
+    return this.router.peers();
+  }
+
+  /**
+   * Gives a dead peer's address ranges to a live one (by name or unique nickname); refused while the
+   * peer is reachable. Returns how many addresses moved.
+   */
+  rmpeer(peer: string): number {
+    const ipam = this.requireIpam('rmpeer');
+    return ipam.rmpeer(this.resolvePeer(peer));
+  }
+
+  /**
+   * Attaches an endpoint: with `netns`, a veth from the bridge into that namespace (root); without it,
+   * an in-process endpoint with a userspace IPv4 stack. Either gets an address (IPAM or `ip`), a name
+   * in DNS, and a resolver.
+   */
+  attach(options: AttachOptions & { netns: string }): Promise<NetnsEndpoint>;
+  attach(options: AttachOptions & { netns?: undefined }): Promise<MemoryEndpoint>;
+  attach(options: AttachOptions): Promise<Endpoint>;
+  async attach(options: AttachOptions): Promise<Endpoint> {
+    this.requireRunning('attach');
+    validateName(options.name);
+    if (options.netns !== undefined) {
+      const netns = options.netns;
+      return this.serialised(() => this.attachNetns({ ...options, netns }));
+    }
+    return this.attachMemory(options);
+  }
+
+  /** Detaches an endpoint by namespace or in-process name (or the endpoint itself): frees its address and name. */
+  async detach(target: string | Endpoint): Promise<void> {
+    const key = typeof target === 'string' ? target : target instanceof MemoryEndpoint ? target.name : (target.info.netns ?? target.info.name);
+    if (this.memory.has(key)) return this.detachMemory(key);
+    if (this.netns.has(key)) return this.serialised(() => this.detachNetns(key));
+    throw new EndpointError('not-found', `no endpoint "${key}" is attached (see endpoints())`);
+  }
+
+  /** Every attached endpoint. */
+  endpoints(): EndpointInfo[] {
+    return [...[...this.memory.values()].map((m) => m.endpoint.info), ...this.netns.values()];
+  }
+
+  /** An in-process endpoint by name. */
+  endpoint(name: string): MemoryEndpoint | undefined {
+    return this.memory.get(name)?.endpoint;
+  }
+
+  /**
+   * Gives the host itself an overlay address on the bridge (root), so host processes reach endpoints;
+   * the DNS server listens there too. Returns the address (CIDR). Idempotent.
+   */
+  expose(options: { ip?: string; signal?: AbortSignal } = {}): Promise<string> {
+    this.requireRunning('expose');
+    return this.serialised(() => this.doExpose(options));
+  }
+
+  /** Removes the host's overlay address. */
+  hide(): Promise<void> {
+    return this.serialised(() => this.doHide());
+  }
+
+  /** A JSON-serialisable snapshot of the router, links, data plane, IPAM, DNS and endpoints. */
+  status(): OverlayStatus {
+    const dataPlane = this.dataPlane.status();
+    return {
+      version: VERSION,
+      state: this.lifecycle,
+      router: this.router.status(),
+      links: linkViews(this.router, dataPlane),
+      dataPlane,
+      ...(this.ipam ? { ipam: this.ipam.status() } : {}),
+      ...(this.dns ? { dns: this.dns.status() } : {}),
+      endpoints: this.endpoints(),
+      ...(this.exposedAddress ? { exposed: this.exposedAddress } : {}),
+      ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
+      warnings: [...this.warnings],
+    };
+  }
+
+  /** Metrics in the Prometheus text exposition format (Weave's names where Weave had one). */
+  metrics(): string {
+    return renderMetrics(this.status(), this.tap?.stats);
+  }
+
+  // ---- in-process endpoints ----
+
+  private async attachMemory(options: AttachOptions): Promise<MemoryEndpoint> {
+    const name = options.name;
+    if (this.memory.has(name)) throw new EndpointError('already-exists', `an in-process endpoint named "${name}" is already attached`);
+    const id = `mem:${name}`;
+    const mac = options.mac ? parseMacOption(options.mac) : randomMac((b) => this.random.fill(b));
+    const address = await this.addressFor(id, options);
+    const [port, nic] = MemoryNic.pair({ name, mtu: this.mtu, mac });
+    const info: EndpointInfo = {
+      kind: 'memory',
+      name,
+      ...(this.dns ? { fqdn: fqdn(name, this.dns.domain) } : {}),
+      id,
+      address,
+      mac: formatMac(mac),
+      mtu: this.mtu,
+    };
+    const endpoint = new MemoryEndpoint(info, nic, { clock: this.clock, random: this.random, resolve: (n) => this.resolveName(n) });
+    const portId = this.dataPlane.attach(port);
+    this.memory.set(name, { endpoint, port: portId, nics: [port, nic] });
+    this.dns?.add(name, address.split('/')[0] ?? address, { id });
+    this.emit('endpoint:attached', info);
+    this.logger.info({ endpoint: name, address }, 'endpoint attached');
+    return endpoint;
+  }
+
+  private async detachMemory(name: string): Promise<void> {
+    const attachment = this.memory.get(name);
+    if (!attachment) return;
+    this.memory.delete(name);
+    const { info } = attachment.endpoint;
+    await attachment.endpoint.close();
+    if (attachment.port !== undefined) this.dataPlane.detach(attachment.port);
+    await Promise.all(attachment.nics.map((n) => n.close()));
+    this.dns?.remove({ id: info.id });
+    await this.ipam?.release(info.id);
+    this.emit('endpoint:detached', info);
+  }
+
+  private async resolveName(name: string): Promise<string[]> {
+    if (!this.dns) return [];
+    return this.dns.lookup(name).filter((a) => isIPv4(a));
+  }
+
+  // ---- kernel endpoints ----
+
+  private async attachNetns(options: AttachOptions & { netns: string }): Promise<NetnsEndpoint> {
+    const { netns, name } = options;
+    if (this.netns.has(netns)) throw new EndpointError('already-exists', `namespace "${netns}" is already attached (detach it first)`);
+    if (!this.kernel.netnsExists(netns)) throw new EndpointError('not-found', `network namespace "${netns}" does not exist: create it first (ip netns add ${netns})`);
+    await this.ensureKernel();
+    const id = `netns:${netns}`;
+    const address = await this.addressFor(id, options);
+    let link;
+    try {
+      link = await this.kernel.attach(netns, options.ifname ?? 'ethwe', address);
+    } catch (error) {
+      await this.ipam?.release(id);
+      throw error;
+    }
+    const info: EndpointInfo = {
+      kind: 'netns',
+      name,
+      ...(this.dns ? { fqdn: fqdn(name, this.dns.domain) } : {}),
+      id,
+      address,
+      mac: link.mac,
+      mtu: this.mtu,
+      netns,
+      ifname: link.ifname,
+      hostIfname: link.hostIfname,
+    };
+    this.netns.set(netns, info);
+    if (this.dns) {
+      this.dns.add(name, hostPart(address), { id });
+      // Names resolve inside the namespace through the host's overlay address, where the DNS server listens.
+      const exposed = await this.doExpose({});
+      await this.kernel.writeResolvConf(netns, hostPart(exposed), this.dns.domain);
+    }
+    await this.persistKernel();
+    this.emit('endpoint:attached', info);
+    this.logger.info({ endpoint: name, netns, address, mac: link.mac }, 'endpoint attached');
+    return { kind: 'netns', info };
+  }
+
+  private async detachNetns(netns: string): Promise<void> {
+    const info = this.netns.get(netns);
+    if (!info) return;
+    await this.kernel.detach(info.hostIfname ?? this.kernel.hostIfnameFor(netns));
+    await this.kernel.removeResolvConf(netns);
+    this.netns.delete(netns);
+    this.dns?.remove({ id: info.id });
+    await this.ipam?.release(info.id);
+    await this.persistKernel();
+    this.emit('endpoint:detached', info);
+    this.logger.info({ endpoint: info.name, netns }, 'endpoint detached');
+  }
+
+  private async doExpose(options: { ip?: string; signal?: AbortSignal }): Promise<string> {
+    if (this.exposedAddress) return this.exposedAddress;
+    await this.ensureKernel();
+    const address = await this.addressFor(EXPOSE_ID, options);
+    await this.kernel.addHostAddress(address);
+    this.exposedAddress = address;
+    if (this.dns) await this.dns.serve(`${hostPart(address)}:${this.dnsOptions().exposedPort ?? 53}`);
+    await this.persistKernel();
+    this.logger.info({ address }, 'host exposed on the overlay');
+    return address;
+  }
+
+  private async doHide(): Promise<void> {
+    const address = this.exposedAddress;
+    if (!address) return;
+    await this.dns?.unserve(hostPart(address));
+    await this.kernel.removeHostAddress(address);
+    await this.ipam?.release(EXPOSE_ID);
+    this.exposedAddress = undefined;
+    await this.persistKernel();
+  }
+
+  /** Creates the bridge and the TAP on first use (root). */
+  private ensureKernel(): Promise<void> {
+    this.kernelReady ??= (async () => {
+      await this.kernel.ensureBridge();
+      const tap = await TapNic.open({ name: this.kernel.tapName, mtu: this.mtu });
+      try {
+        await this.kernel.plugTap();
+      } catch (error) {
+        await tap.close();
+        throw error;
+      }
+      this.tap = tap;
+      this.dataPlane.attach(tap);
+      this.logger.info({ bridge: this.kernel.bridge, tap: tap.name, mtu: this.mtu }, 'kernel bridge ready');
+    })().catch((error: unknown) => {
+      this.kernelReady = undefined;
+      throw error;
+    });
+    return this.kernelReady;
+  }
+
+  /** Re-adopts kernel endpoints a previous run left (same data dir), re-claiming their addresses and names. */
+  private async resumeKernelEndpoints(): Promise<void> {
+    const path = this.registryPath();
+    if (!path) return;
+    const state = await loadEndpointState(path);
+    if (!state.exposed && state.endpoints.length === 0) return;
+    await this.ensureKernel();
+    if (state.exposed) {
+      await this.ipam?.claim(EXPOSE_ID, state.exposed);
+      await this.kernel.addHostAddress(state.exposed);
+      this.exposedAddress = state.exposed;
+      if (this.dns) await this.dns.serve(`${hostPart(state.exposed)}:${this.dnsOptions().exposedPort ?? 53}`);
+    }
+    for (const e of state.endpoints) await this.resumeNetns(e);
+    await this.persistKernel();
+  }
+
+  private async resumeNetns(e: PersistedNetnsEndpoint): Promise<void> {
+    const id = `netns:${e.netns}`;
+    if (!this.kernel.netnsExists(e.netns) || !(await this.kernel.linkExists(e.hostIfname))) {
+      this.warn(`endpoint ${e.name} (${e.netns}) is gone since the last run: its address ${e.address} is released`);
+      await this.ipam?.claim(id, e.address).catch(() => undefined);
+      await this.ipam?.release(id);
+      return;
+    }
+    await this.ipam?.claim(id, e.address);
+    await this.kernel.attachHostEnd(e.hostIfname);
+    const info: EndpointInfo = {
+      kind: 'netns',
+      name: e.name,
+      ...(this.dns ? { fqdn: fqdn(e.name, this.dns.domain) } : {}),
+      id,
+      address: e.address,
+      mac: e.mac,
+      mtu: this.mtu,
+      netns: e.netns,
+      ifname: e.ifname,
+      hostIfname: e.hostIfname,
+    };
+    this.netns.set(e.netns, info);
+    this.dns?.add(e.name, hostPart(e.address), { id });
+    this.logger.info({ endpoint: e.name, netns: e.netns, address: e.address }, 'endpoint resumed');
+  }
+
+  private async persistKernel(): Promise<void> {
+    const path = this.registryPath();
+    if (!path) return;
+    await saveEndpointState(path, {
+      ...(this.exposedAddress ? { exposed: this.exposedAddress } : {}),
+      endpoints: [...this.netns.values()].map((i) => ({
+        netns: i.netns ?? '',
+        name: i.name,
+        ifname: i.ifname ?? 'ethwe',
+        hostIfname: i.hostIfname ?? '',
+        address: i.address,
+        mac: i.mac,
+      })),
+    });
+  }
+
+  private registryPath(): string | undefined {
+    return this.options.dataDir ? join(this.options.dataDir, 'endpoints.json') : undefined;
+  }
+
+  // ---- shared ----
+
+  /** An address for `id`: the given `ip` (claimed in IPAM when inside its range) or an allocation. */
+  private async addressFor(id: string, options: { ip?: string; subnet?: string; signal?: AbortSignal }): Promise<string> {
+    if (options.ip !== undefined) {
+      const address = this.withPrefix(options.ip);
+      if (this.ipam) await this.ipam.claim(id, address, options.signal ? { signal: options.signal } : {});
+      return address;
+    }
+    const ipam = this.requireIpam('an endpoint without "ip"');
+    return ipam.allocate(id, { ...(options.subnet ? { subnet: options.subnet } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+  }
+
+  private withPrefix(ip: string): string {
+    if (ip.includes('/')) {
+      const [host = '', prefix = ''] = ip.split('/');
+      parseIPv4(host); // throws OptionsError saying what is wrong
+      if (!/^(?:[0-9]|[12][0-9]|3[0-2])$/.test(prefix)) throw new OptionsError(`ip "${ip}" has an invalid prefix length: use 0 to 32`);
+      return `${host}/${prefix}`;
+    }
+    parseIPv4(ip);
+    if (!this.ipam) throw new OptionsError(`ip "${ip}" needs a prefix length (like ${ip}/24) when IPAM is off`);
+    return `${ip}/${this.ipam.defaultSubnet.prefix}`;
+  }
+
+  private resolvePeer(text: string): PeerName {
+    try {
+      return parsePeerName(text);
+    } catch {
+      const byNickname = new Set<string>();
+      for (const p of this.router.peers()) if (p.nickname === text) byNickname.add(p.id);
+      for (const o of this.ipam?.status().owners ?? []) if (o.nickname === text) byNickname.add(o.peer);
+      if (byNickname.size === 1) return parsePeerName([...byNickname][0] as string);
+      if (byNickname.size > 1) throw new EndpointError('not-found', `nickname "${text}" is ambiguous (${[...byNickname].join(', ')}): use the peer name`);
+      throw new EndpointError('not-found', `no peer named or nicknamed "${text}" is known`);
+    }
+  }
+
+  private requireIpam(what: string): Ipam {
+    if (!this.ipam) throw new OptionsError(`${what} needs IPAM, which this overlay has turned off (ipam: false)`);
+    return this.ipam;
+  }
+
+  private requireRunning(what: string): void {
+    if (this.lifecycle !== 'running') {
+      throw new EndpointError('not-running', `${what} needs a running overlay (state: ${this.lifecycle}); await overlay.start() first`);
+    }
+  }
+
+  private dnsOptions(): OverlayDnsOptions {
+    return this.options.dns === false ? {} : (this.options.dns ?? {});
+  }
+
+  private serialised<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.kernelQueue.then(work, work);
+    this.kernelQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  private warn(message: string): void {
+    this.logger.warn({}, message);
+    this.emit('warning', message);
+  }
+
+  private forwardEvents(): void {
+    const r = this.router;
+    r.on('peer:up', (p) => {
+      this.logger.info({ peer: p.id, nickname: p.nickname }, 'peer up');
+      this.emit('peer:up', p);
+    });
+    r.on('peer:down', (p) => {
+      this.logger.info({ peer: p.id, nickname: p.nickname }, 'peer down');
+      this.emit('peer:down', p);
+    });
+    r.on('peer:restarted', (p) => this.emit('peer:restarted', p));
+    r.on('connection:up', (l) => {
+      this.logger.info({ peer: formatPeerName(l.peer), nickname: l.nickname, address: l.remoteAddress, encrypted: l.encrypted }, 'link up');
+      this.emit('link:up', l);
+    });
+    r.on('connection:down', (l, e) => {
+      this.logger.info({ peer: formatPeerName(l.peer), nickname: l.nickname, err: e }, 'link down');
+      this.emit('link:down', l, e);
+    });
+    r.on('connection:failed', (f) => this.logger.debug({ address: f.address, err: f.error }, 'connection failed'));
+    r.on('topology:changed', () => this.reportLinkChanges());
+    this.dataPlane.onLinkChange(() => this.reportLinkChanges());
+    this.ipam?.on('allocated', (id, a) => this.emit('ipam:allocated', id, a));
+    this.ipam?.on('released', (id, a) => this.emit('ipam:released', id, a));
+    this.ipam?.on('conflict', (c) => {
+      this.warn(`address ${c.address} (${c.id}) now lies in a range owned by ${c.owner}`);
+      this.emit('ipam:conflict', c);
+    });
+    this.dns?.on('change', (added, removed) => this.emit('dns:changed', added, removed));
+  }
+
+  /** Emits `link:changed` for each peer whose data-path view differs from the last one reported. */
+  private reportLinkChanges(): void {
+    const views = linkViews(this.router, this.dataPlane.status());
+    const seen = new Set<string>();
+    for (const view of views) {
+      seen.add(view.peer);
+      const key = JSON.stringify(view);
+      if (this.lastLinkViews.get(view.peer) === key) continue;
+      this.lastLinkViews.set(view.peer, key);
+      this.emit('link:changed', view);
+    }
+    for (const peer of [...this.lastLinkViews.keys()]) if (!seen.has(peer)) this.lastLinkViews.delete(peer);
+  }
+}
+
+function serverTuning(dns: OverlayDnsOptions): { ttl?: number; upstream?: string[] } {
+  return { ...(dns.ttl !== undefined ? { ttl: dns.ttl } : {}), ...(dns.upstream ? { upstream: dns.upstream } : {}) };
+}
+
+function hostPart(cidr: string): string {
+  return cidr.split('/')[0] ?? cidr;
+}
+
+function fqdn(name: string, domain: string): string {
+  const lower = name.toLowerCase();
+  if (lower.endsWith('.')) return lower;
+  return lower.includes('.') ? `${lower}.` : `${lower}.${domain}`;
+}
+
+function validateName(name: unknown): void {
+  if (typeof name !== 'string' || !/^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$/.test(name) || name.length > 253) {
+    throw new OptionsError(`endpoint name ${JSON.stringify(name)} is not a valid DNS name: use letters, digits, "-" and "_" in dot-separated labels of up to 63 characters`);
+  }
+}
+
+function parseMacOption(text: string): Uint8Array {
+  const bytes = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text) ? Uint8Array.from(text.split(':').map((h) => parseInt(h, 16))) : undefined;
+  if (!bytes || (bytes[0]! & 1) !== 0) throw new OptionsError(`mac "${text}" is not a unicast MAC address like 02:00:00:00:00:01`);
+  return bytes;
+}
+
+/** The peer name stored in the data dir, created (random) on first use, so restarts keep their identity. */
+function persistedPeerName(dataDir: string, random: Random): string {
+  const path = join(dataDir, 'peer-name');
+  try {
+    const text = readFileSync(path, 'utf8').trim();
+    try {
+      return formatPeerName(parsePeerName(text));
+    } catch (cause) {
+      throw new OptionsError(`${path} does not hold a peer name (${JSON.stringify(text.slice(0, 40))}): fix or delete it`, { cause });
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const name = formatPeerName(randomPeerName((b) => random.fill(b)));
+  writeFileSync(path, `${name}\n`, { mode: 0o644 });
+  return name;
+}
+
+/** Checks what the components do not check themselves, with messages that say what to fix. */
+function validateOverlayOptions(o: OverlayOptions): void {
+  if (typeof o !== 'object' || o === null) throw new OptionsError('Overlay options must be an object');
+  if (o.password !== undefined && o.networkKey !== undefined) throw new OptionsError('give either password or networkKey, not both');
+  if (typeof o.password === 'string' && o.password.length === 0) throw new OptionsError('password is empty: omit it for an unencrypted overlay, or give a real one');
+  if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 576 || o.mtu > 65_000)) {
+    throw new OptionsError(`mtu ${o.mtu} is out of range: use an integer from 576 to 65000 (default ${DEFAULT_ENDPOINT_MTU})`);
+  }
+  if (o.peers !== undefined && (!Array.isArray(o.peers) || o.peers.some((p) => typeof p !== 'string' || p.length === 0))) {
+    throw new OptionsError('peers must be a list of "host[:port]" strings');
+  }
+  if (o.dataDir !== undefined && (typeof o.dataDir !== 'string' || o.dataDir.length === 0)) throw new OptionsError('dataDir must be a directory path');
+  const dns = o.dns;
+  if (dns && dns.exposedPort !== undefined && (!Number.isInteger(dns.exposedPort) || dns.exposedPort < 1 || dns.exposedPort > 65535)) {
+    throw new OptionsError(`dns.exposedPort ${dns.exposedPort} is not a port (1–65535)`);
+  }
+}

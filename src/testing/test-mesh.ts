@@ -1,0 +1,210 @@
+// createTestMesh: a whole overlay network in one process on a virtual wire, for testing distributed code against faults.
+import { Overlay, type OverlayOptions } from '../overlay.js';
+import { OptionsError } from '../errors.js';
+import { deriveNetworkKey, type NetworkKey } from '../crypto/network-key.js';
+import { systemClock, type Clock } from '../clock.js';
+import { seededRandom } from '../random.js';
+import { FakeClock } from './fake-clock.js';
+import { VirtualWire, type LinkConditions, type VirtualHost } from './virtual-wire.js';
+
+/** How the peers are linked: a named shape or explicit pairs of peer indexes. */
+export type TestTopology = 'full' | 'line' | 'ring' | 'star' | readonly (readonly [number, number])[];
+
+/** Options of {@link createTestMesh}. */
+export interface TestMeshOptions {
+  /** How many peers, or their nicknames. */
+  peers: number | readonly string[];
+  /** Which peers dial which (default `full`). Other paths are relayed. */
+  topology?: TestTopology;
+  /** Network password (default: a fixed test password; stretched once and shared by every peer). */
+  password?: string;
+  /** Conditions of every link (latency, loss, reordering); change single links later with `link()`. */
+  conditions?: LinkConditions;
+  /** A fake clock makes the run deterministic; step it with `advance()` (default: real time). */
+  clock?: FakeClock;
+  /** Seed of every random choice (loss, jitter, peer names, addresses); default 1. */
+  seed?: number;
+  /** Overlay options applied to every peer (IPAM range, DNS domain, …). */
+  overlay?: Omit<OverlayOptions, 'listen' | 'peers' | 'password' | 'networkKey' | 'clock' | 'random' | 'transport'>;
+}
+
+/** A running test mesh. */
+export interface TestMesh extends AsyncDisposable {
+  /** The wire: faults and statistics. */
+  readonly wire: VirtualWire;
+  /** The peers, in the order given. */
+  readonly overlays: readonly Overlay[];
+  readonly clock: Clock;
+  /** A peer by index or nickname. */
+  overlay(which: number | string): Overlay;
+  /** The virtual host (its address) of a peer. */
+  host(which: number | string): VirtualHost;
+  /** Resolves when every peer reaches every other over established links. */
+  ready(options?: { timeoutMs?: number }): Promise<void>;
+  /** Fake clock only: moves time forward, letting I/O and promises run between milliseconds. */
+  advance(ms: number): Promise<void>;
+  /**
+   * Waits for `work`; under a fake clock, moves time forward until it settles (at most `maxMs` virtual ms),
+   * since anything waiting on a timer would otherwise wait forever.
+   */
+  drive<T>(work: Promise<T>, options?: { maxMs?: number }): Promise<T>;
+  /** Cuts the mesh into groups (peer indexes or nicknames) that cannot reach each other. */
+  partition(...groups: readonly (readonly (number | string)[])[]): void;
+  heal(): void;
+  /** Changes the conditions between two peers (both directions). */
+  link(a: number | string, b: number | string, conditions: LinkConditions): void;
+  /** Puts a peer behind a NAT: others see it at `publicAddress` with rewritten ports. */
+  nat(which: number | string, publicAddress: string): void;
+  stop(): Promise<void>;
+}
+
+const DEFAULT_TEST_PASSWORD = 'weave-ts test mesh';
+const cachedKeys = new Map<string, Promise<NetworkKey>>();
+const CONTROL_PORT = 6783;
+
+/** Fast timings so a test mesh converges in milliseconds of (real or virtual) time. */
+const TEST_TUNING: NonNullable<OverlayOptions['tuning']> = {
+  topologyDelayMs: 5,
+  gcDelayMs: 5,
+  gossipIntervalMs: 5_000,
+  backoff: { initialIntervalMs: 50, maxIntervalMs: 1_000 },
+  sleeve: { fastHeartbeatMs: 50 },
+  ipamTickMs: 200,
+};
+
+/**
+ * Starts a mesh of overlays in this process, linked over a virtual wire (no sockets, no root), each
+ * peer at its own virtual address. Use `partition`, `link` and `nat` to inject faults, and in-process
+ * endpoints (`overlay.attach({ name })`) to run your own code on the overlay.
+ *
+ * ```ts
+ * await using mesh = await createTestMesh({ peers: ['a', 'b', 'c'], topology: 'line', conditions: { latencyMs: 2, loss: 0.01 } });
+ * await mesh.ready();
+ * const server = await mesh.overlay('c').attach({ name: 'server' });
+ * ```
+ */
+export async function createTestMesh(options: TestMeshOptions): Promise<TestMesh> {
+  const nicknames = typeof options.peers === 'number' ? Array.from({ length: options.peers }, (_, i) => `p${i}`) : [...options.peers];
+  if (nicknames.length < 1 || nicknames.length > 256) throw new OptionsError('createTestMesh needs 1 to 256 peers');
+  if (new Set(nicknames).size !== nicknames.length) throw new OptionsError('createTestMesh: peer nicknames must be unique');
+  const edges = topologyEdges(options.topology ?? 'full', nicknames.length);
+  const clock: Clock = options.clock ?? systemClock;
+  const seed = options.seed ?? 1;
+  // Without a fake clock the wire keeps its own clock, whose timers hold the process open like sockets in flight.
+  const wire = new VirtualWire({ ...(options.clock ? { clock: options.clock } : {}), random: seededRandom(seed), ...(options.conditions ? { defaults: options.conditions } : {}) });
+  const password = options.password ?? DEFAULT_TEST_PASSWORD;
+  let key = cachedKeys.get(password);
+  if (!key) {
+    key = deriveNetworkKey(password);
+    cachedKeys.set(password, key);
+  }
+  const networkKey = await key;
+  const hosts = nicknames.map(() => wire.addHost());
+  const overlays = nicknames.map((nickname, i) => {
+    const dials = edges.filter(([a, b]) => Math.max(a, b) === i).map(([a, b]) => `${(hosts[Math.min(a, b)] as VirtualHost).address}:${CONTROL_PORT}`);
+    const base = options.overlay ?? {};
+    return new Overlay({
+      discovery: false,
+      ipam: { init: { consensus: nicknames.length } },
+      ...base,
+      tuning: { ...TEST_TUNING, ...base.tuning },
+      nickname,
+      listen: `${(hosts[i] as VirtualHost).address}:${CONTROL_PORT}`,
+      peers: dials,
+      networkKey,
+      clock,
+      random: seededRandom(seed * 1000 + i + 1),
+      transport: hosts[i] as VirtualHost,
+    });
+  });
+  const indexOf = (which: number | string): number => {
+    const i = typeof which === 'number' ? which : nicknames.indexOf(which);
+    if (i < 0 || i >= overlays.length) throw new OptionsError(`no peer ${JSON.stringify(which)} in this test mesh (peers: ${nicknames.join(', ')})`);
+    return i;
+  };
+  const advance = async (ms: number): Promise<void> => {
+    if (!(clock instanceof FakeClock)) throw new OptionsError('advance() needs a mesh created with a FakeClock');
+    for (let t = 0; t < ms; t++) {
+      clock.advance(1);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  const drive = async <T>(work: Promise<T>, { maxMs = 600_000 } = {}): Promise<T> => {
+    if (!(clock instanceof FakeClock)) return work;
+    let done = false;
+    work.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    for (let t = 0; !done && t < maxMs; t++) await advance(1);
+    if (!done) throw new Error(`still waiting after ${maxMs} virtual ms`);
+    return work;
+  };
+  // Start all peers concurrently: with a fake clock, start() needs time to move while it waits.
+  await drive(Promise.all(overlays.map((o) => o.start())));
+  let stopped: Promise<void> | undefined;
+  const mesh: TestMesh = {
+    wire,
+    overlays,
+    clock,
+    overlay: (which) => overlays[indexOf(which)] as Overlay,
+    host: (which) => hosts[indexOf(which)] as VirtualHost,
+    async ready({ timeoutMs = 20_000 } = {}) {
+      const converged = (): boolean =>
+        overlays.every((o) => {
+          const links = o.status().links;
+          return links.length === overlays.length - 1 && links.every((l) => l.established);
+        });
+      const deadline = clock.now() + timeoutMs;
+      while (!converged()) {
+        if (clock.now() > deadline) throw new Error(`test mesh did not converge within ${timeoutMs} ms`);
+        if (clock instanceof FakeClock) await advance(5);
+        else await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    },
+    advance,
+    drive,
+    partition: (...groups) => wire.partition(...groups.map((g) => g.map((w) => hosts[indexOf(w)] as VirtualHost))),
+    heal: () => wire.heal(),
+    link: (a, b, conditions) => wire.link(hosts[indexOf(a)] as VirtualHost, hosts[indexOf(b)] as VirtualHost, conditions),
+    nat: (which, publicAddress) => wire.nat(hosts[indexOf(which)] as VirtualHost, { publicAddress }),
+    stop() {
+      stopped ??= Promise.all(overlays.map((o) => o.stop())).then(() => wire.close());
+      return stopped;
+    },
+    [Symbol.asyncDispose]() {
+      return mesh.stop();
+    },
+  };
+  return mesh;
+}
+
+function topologyEdges(topology: TestTopology, n: number): [number, number][] {
+  if (typeof topology !== 'string') {
+    return topology.map(([a, b]) => {
+      if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < 0 || a >= n || b >= n || a === b) {
+        throw new OptionsError(`topology edge [${a}, ${b}] must join two different peers 0..${n - 1}`);
+      }
+      return [a, b];
+    });
+  }
+  const out: [number, number][] = [];
+  switch (topology) {
+    case 'full':
+      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) out.push([i, j]);
+      break;
+    case 'line':
+      for (let i = 0; i + 1 < n; i++) out.push([i, i + 1]);
+      break;
+    case 'ring':
+      for (let i = 0; i + 1 < n; i++) out.push([i, i + 1]);
+      if (n > 2) out.push([n - 1, 0]);
+      break;
+    case 'star':
+      for (let i = 1; i < n; i++) out.push([0, i]);
+      break;
+    default:
+      throw new OptionsError(`unknown topology "${String(topology)}": use full, line, ring, star or a list of [a, b] pairs`);
+  }
+  return out;
+}

@@ -1,0 +1,149 @@
+// The CLI without root: two agents on loopback, the API with its token, commands with tables and JSON, bad input.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const cliPath = new URL('../../src/cli/main.js', import.meta.url).pathname;
+
+interface Agent {
+  child: ChildProcess;
+  dataDir: string;
+  api: string;
+  listen: string;
+  peer: string;
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function launch(root: string, name: string, extra: string[] = []): Promise<Agent> {
+  const dataDir = join(root, name);
+  const child = spawn(process.execPath, [cliPath, 'launch', '--nickname', name, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0', '--data-dir', dataDir, '--no-dns', '--log-level', 'error', ...extra], {
+    env: { ...process.env, WEAVE_PASSWORD: 'cli test password' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`no ready line: ${err}`)), 20_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const ready = out.split('\n').find((l) => l.startsWith('weave-ts ready'));
+      if (ready) {
+        clearTimeout(timer);
+        resolve(ready);
+      }
+    });
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.once('exit', (code) => reject(new Error(`agent exited ${code}: ${err}`)));
+  });
+  const match = /peer (\S+) \(.*\), listening on (\S+), API on (\S+),/.exec(line);
+  assert.ok(match, line);
+  return { child, dataDir, peer: match?.[1] as string, listen: match?.[2] as string, api: match?.[3] as string };
+}
+
+async function stop(agent: Agent): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => agent.child.once('exit', (code) => resolve(code)));
+  agent.child.kill('SIGTERM');
+  return exited;
+}
+
+const client = (agent: Agent, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => run([...args, '--api', agent.api, '--data-dir', agent.dataDir]);
+
+test('two agents: connect, status and peers as tables and JSON, metrics, the token guards the API, clean stop', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'wt-cli-'));
+  const agents: Agent[] = [];
+  try {
+    const a = await launch(root, 'one', ['--ipalloc-init', 'consensus=2']);
+    agents.push(a);
+    const b = await launch(root, 'two', ['--ipalloc-init', 'consensus=2']);
+    agents.push(b);
+    assert.is(statSync(join(a.dataDir, 'api-token')).mode & 0o777, 0o600, 'the token file is private');
+
+    assert.is((await client(b, ['connect', a.listen])).code, 0);
+    const deadline = Date.now() + 15_000;
+    let peers: { nickname: string; reachable: boolean }[] = [];
+    while (Date.now() < deadline) {
+      peers = JSON.parse((await client(a, ['peers', '--json'])).stdout) as typeof peers;
+      if (peers.length === 2 && peers.every((p) => p.reachable)) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(peers.map((p) => p.nickname).sort(), ['one', 'two']);
+    const table = (await client(a, ['peers'])).stdout;
+    assert.match(table, /^NAME\s+NICKNAME\s+SELF\s+REACHABLE/);
+    assert.match(table, new RegExp(`${b.peer}\\s+two\\s+yes`));
+
+    const status = await client(a, ['status']);
+    assert.is(status.code, 0, status.stderr);
+    assert.match(status.stdout, /Encryption: enabled/);
+    assert.match(status.stdout, /Service: ipam/);
+    const json = JSON.parse((await client(a, ['status', '--json'])).stdout) as { router: { name: string } };
+    assert.is(json.router.name, a.peer);
+    assert.match((await client(a, ['metrics'])).stdout, /^weave_peers 2$/m);
+    assert.match((await client(a, ['ps'])).stdout, /^NAME\s+KIND\s+NETNS/);
+
+    // The token: wrong or missing is refused.
+    const refused = await fetch(`http://${a.api}/status`, { headers: { authorization: 'Bearer nope' } });
+    assert.is(refused.status, 401);
+    assert.is((await fetch(`http://${a.api}/status`)).status, 401);
+    const token = readFileSync(join(a.dataDir, 'api-token'), 'utf8').trim();
+    const bad = await fetch(`http://${a.api}/attach`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{"netns":' });
+    assert.is(bad.status, 400);
+    assert.match(await bad.text(), /not JSON/);
+
+    // Errors say what happened, with exit codes for scripts.
+    const dnsOff = await client(a, ['dns-add', 'x', '10.32.0.9']);
+    assert.is(dnsOff.code, 1);
+    assert.match(dnsOff.stderr, /DNS is off/);
+    const reachable = await client(a, ['rmpeer', 'two']);
+    assert.is(reachable.code, 1);
+    assert.match(reachable.stderr, /reachable/);
+    const usage = await client(a, ['attach', '--name', 'x']);
+    assert.is(usage.code, 2);
+    assert.match(usage.stderr, /--netns is required/);
+    const noAgent = await run(['status', '--api', '127.0.0.1:1', '--data-dir', a.dataDir]);
+    assert.is(noAgent.code, 1);
+    assert.match(noAgent.stderr, /no weave-ts agent answers at 127\.0\.0\.1:1/);
+    const unknown = await run(['frobnicate']);
+    assert.is(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "frobnicate"/);
+    const help = await run(['help']);
+    assert.match(help.stdout, /Usage: weave-ts COMMAND/);
+
+    assert.is(await stop(b), 0);
+    assert.is(await stop(a), 0);
+    agents.length = 0;
+  } finally {
+    for (const agent of agents) agent.child.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('launch refuses bad options with exit code 2 and a message', async () => {
+  const cases: [string[], RegExp][] = [
+    [['launch', '--ipalloc-range', '10.32.0.1/12'], /10\.32\.0\.0\/12/],
+    [['launch', '--api', '0.0.0.0:6784'], /not a loopback address/],
+    [['launch', '--mtu', 'big'], /--mtu big/],
+    [['launch', '--bogus'], /unknown option --bogus/],
+  ];
+  const root = mkdtempSync(join(tmpdir(), 'wt-cli-'));
+  try {
+    for (const [args, message] of cases) {
+      const r = await run([...args, '--listen', '127.0.0.1:0', '--data-dir', join(root, 'd')]);
+      assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test.run();

@@ -1,0 +1,71 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { OptionsError } from '../../../src/errors.js';
+import { flag, parseArgs, requiredFlag } from '../../../src/cli/args.js';
+import { launchOptions, LAUNCH_FLAGS, parseIpamInit } from '../../../src/cli/launch.js';
+
+function throwsOptions(fn: () => unknown, message: RegExp): void {
+  try {
+    fn();
+    assert.unreachable('no error');
+  } catch (error) {
+    assert.instance(error, OptionsError);
+    assert.match((error as Error).message, message);
+  }
+}
+
+test('flags with values, repeats, booleans, = form and positionals', () => {
+  const args = parseArgs('x', ['--peer', 'a', '--peer=b:1', '--json', 'pos', '--name', 'n', '--', '--literal'], {
+    values: { peer: { repeat: true }, name: {} },
+    booleans: ['json'],
+    positionals: { names: ['one', 'two'], min: 1, max: 2 },
+  });
+  assert.equal(args.values.get('peer'), ['a', 'b:1']);
+  assert.is(flag(args, 'name'), 'n');
+  assert.ok(args.booleans.has('json'));
+  assert.equal(args.positionals, ['pos', '--literal']);
+});
+
+test('mistakes are OptionsErrors that say what to fix', () => {
+  throwsOptions(() => parseArgs('launch', ['--nope'], {}), /unknown option --nope/);
+  throwsOptions(() => parseArgs('launch', ['--name'], { values: { name: {} } }), /--name needs a value/);
+  throwsOptions(() => parseArgs('launch', ['--name', 'a', '--name', 'b'], { values: { name: {} } }), /more than once/);
+  throwsOptions(() => parseArgs('launch', ['--json=1'], { booleans: ['json'] }), /takes no value/);
+  throwsOptions(() => parseArgs('dns-add', ['x'], { positionals: { names: ['name', 'ip'], min: 2, max: 2 } }), /missing IP/);
+  throwsOptions(() => parseArgs('connect', ['a', 'b'], { positionals: { names: ['addr'], min: 1, max: 1 } }), /unexpected argument "b"/);
+  throwsOptions(() => requiredFlag('attach', parseArgs('attach', [], { values: { netns: {} } }), 'netns'), /--netns is required/);
+});
+
+test('--ipalloc-init forms', () => {
+  assert.equal(parseIpamInit(undefined, 2), { consensus: 3 });
+  assert.equal(parseIpamInit('consensus', 0), { consensus: 1 });
+  assert.equal(parseIpamInit('consensus=5', 0), { consensus: 5 });
+  assert.equal(parseIpamInit('observer', 0), { observer: true });
+  assert.equal(parseIpamInit('seed=aa:bb:cc:dd:ee:01, aa:bb:cc:dd:ee:02', 0), { seed: ['aa:bb:cc:dd:ee:01', 'aa:bb:cc:dd:ee:02'] });
+  throwsOptions(() => parseIpamInit('consensus=0', 0), /N ≥ 1/);
+  throwsOptions(() => parseIpamInit('sometimes', 0), /not understood/);
+});
+
+test('launch options: defaults, password from the environment, numbers checked', async () => {
+  const { overlay, api, dataDir } = await launchOptions(parseArgs('launch', ['--peer', '10.0.0.2', '--data-dir', '/tmp/wt-x', '--no-dns'], LAUNCH_FLAGS), { WEAVE_PASSWORD: 'pw' });
+  assert.is(api, '127.0.0.1:6784');
+  assert.is(dataDir, '/tmp/wt-x');
+  assert.is(overlay.listen, '0.0.0.0:6783');
+  assert.is(overlay.password, 'pw');
+  assert.is(overlay.dns, false);
+  assert.equal(overlay.ipam && overlay.ipam.init, { consensus: 2 });
+  try {
+    await launchOptions(parseArgs('launch', ['--mtu', '9'], LAUNCH_FLAGS), {});
+    assert.unreachable();
+  } catch (error) {
+    assert.match((error as Error).message, /--mtu 9 is not an integer from 576 to 65000/);
+  }
+  try {
+    await launchOptions(parseArgs('launch', ['--password-file', '/nonexistent/wt-pw'], LAUNCH_FLAGS), {});
+    assert.unreachable();
+  } catch (error) {
+    assert.match((error as Error).message, /cannot read --password-file/);
+  }
+});
+
+test.run();
