@@ -2,6 +2,7 @@
 
 /** A scheduled callback that can be cancelled. */
 export interface Timer {
+  /** Stops the callback from running; a no-op if it already ran or was cancelled. */
   cancel(): void;
 }
 
@@ -9,6 +10,7 @@ export interface Timer {
 export interface Clock {
   /** Milliseconds since an arbitrary epoch (monotonic for the real clock). */
   now(): number;
+  /** Runs `fn` once after `ms` milliseconds; the returned {@link Timer} cancels it. */
   setTimer(ms: number, fn: () => void): Timer;
 }
 

@@ -42,6 +42,7 @@ export type WeaveErrorCode =
 /** Base class of every error weave-ts throws; `code` is stable across releases. */
 export class WeaveError extends Error {
   constructor(
+    /** The stable code programs match on, e.g. `bad-password`; the message is for people. */
     readonly code: WeaveErrorCode,
     message: string,
     options?: ErrorOptions,

@@ -5,9 +5,13 @@ export type LogMethod = (fields: object, message?: string) => void;
 
 /** A pino-compatible logger (`pino()` and its children satisfy it). */
 export interface Logger {
+  /** Detail for troubleshooting, such as each failed connection attempt. */
   debug: LogMethod;
+  /** Lifecycle events: started, endpoint attached, bridge ready. */
   info: LogMethod;
+  /** Something an operator should look at; the overlay keeps running. */
   warn: LogMethod;
+  /** A failure the overlay could not handle by itself. */
   error: LogMethod;
 }
 

@@ -67,11 +67,17 @@ export interface OverlayDnsOptions {
 
 /** Timing knobs, mostly for tests; the defaults follow Weave. */
 export interface OverlayTuning {
+  /** Period of full gossip to random neighbours, in ms (default 30 s). */
   gossipIntervalMs?: number;
+  /** Coalescing delay for topology updates after local link changes, in ms (default 1 s). */
   topologyDelayMs?: number;
+  /** Delay before unreachable peers are forgotten after topology arrives, in ms (default 1 s). */
   gcDelayMs?: number;
+  /** Control links: handshake deadline, heartbeat interval and silence timeout. */
   connection?: Partial<ConnectionTimings>;
+  /** Reconnect backoff of dialled peers. */
   backoff?: Partial<BackoffOptions>;
+  /** Data plane: UDP heartbeat and MTU probe timing. */
   sleeve?: Partial<SleeveTimings>;
   /** IPAM retry period (default 5 s). */
   ipamTickMs?: number;
@@ -109,10 +115,13 @@ export interface OverlayOptions {
   noFragmentation?: boolean;
   /** A pino-compatible logger (default: silent). */
   logger?: Logger;
+  /** Time source for every component (default `systemClock`); `weave-ts/testing` passes a fake clock. */
   clock?: Clock;
+  /** Randomness for names, MACs, ids and jitter (default `systemRandom`); tests pass `seededRandom`. */
   random?: Random;
   /** Which libsodium binding to prefer (default native, falling back to WASM). */
   sodium?: 'native' | 'wasm';
+  /** Timing knobs, mostly for tests (default: Weave's timings). */
   tuning?: OverlayTuning;
   /** Runs iproute2 for kernel endpoints (default: the `ip` command). */
   ipCommand?: IpCommand;
@@ -136,30 +145,43 @@ export interface AttachOptions {
   subnet?: string;
   /** In-process endpoints: the MAC (default random, locally administered). */
   mac?: string;
+  /** Aborts the attach while it waits for IPAM (an allocation or claim still pending). */
   signal?: AbortSignal;
 }
 
 /** A kernel endpoint, as returned by `attach({ netns })`. */
 export interface NetnsEndpoint {
+  /** Always `netns`: tells it apart from a {@link MemoryEndpoint}. */
   kind: 'netns';
+  /** What was attached: namespace, interface names, address and MAC. */
   info: EndpointInfo;
 }
 
 /** Typed events of an overlay. */
 export interface OverlayEvents {
+  /** A peer became known (directly linked or learned from topology); at start, this peer itself. */
   'peer:up': (peer: Peer) => void;
+  /** A peer is no longer reachable and was forgotten. */
   'peer:down': (peer: Peer) => void;
+  /** A known peer came back with a new incarnation (uid). */
   'peer:restarted': (peer: Peer) => void;
   /** A direct link to a neighbour came up (not yet carrying data: see `link:changed`). */
   'link:up': (link: LinkInfo) => void;
+  /** A direct link closed; `error` says why (undefined for a clean close). */
   'link:down': (link: LinkInfo, error: WeaveError | undefined) => void;
   /** A link's data path changed: established, mode, MTU (and whether it is direct or relayed). */
   'link:changed': (link: OverlayLinkView) => void;
+  /** This peer allocated or recorded `address` (dotted quad, no prefix) for owner `id`. */
   'ipam:allocated': (id: string, address: string) => void;
+  /** This peer freed `address` (dotted quad) of owner `id`. */
   'ipam:released': (id: string, address: string) => void;
+  /** One of our addresses now lies in a range another peer owns; also reported as a warning. */
   'ipam:conflict': (conflict: IpamConflict) => void;
+  /** DNS records became live or went away, on any peer. */
   'dns:changed': (added: readonly DnsRecord[], removed: readonly DnsRecord[]) => void;
+  /** An endpoint of either kind was attached (not emitted for kernel endpoints resumed at start). */
   'endpoint:attached': (endpoint: EndpointInfo) => void;
+  /** An endpoint was detached; its address and name are freed. */
   'endpoint:detached': (endpoint: EndpointInfo) => void;
   /** Something an operator should know; also logged. */
   warning: (message: string) => void;
@@ -167,18 +189,26 @@ export interface OverlayEvents {
 
 /** A JSON-serialisable snapshot of everything, in the spirit of Weave's report. */
 export interface OverlayStatus {
+  /** The weave-ts version (`VERSION`). */
   version: string;
+  /** Where the overlay is in its life. */
   state: OverlayState;
+  /** The mesh: peers, links, targets, routes, gossip counters. */
   router: MeshRouterStatus;
   /** Per peer: how frames reach it (direct or relayed), mode, MTU, encryption. */
   links: OverlayLinkView[];
+  /** The sleeve links, switch counters and MAC table. */
   dataPlane: DataPlaneStatus;
+  /** The allocator; absent with `ipam: false`. */
   ipam?: IpamStatus;
+  /** The name service; absent with `dns: false`. */
   dns?: DnsStatus;
+  /** Every attached endpoint, in-process ones first. */
   endpoints: EndpointInfo[];
   /** The host's overlay address (CIDR), when exposed. */
   exposed?: string;
-  bridge?: { name: string; tap: string; mtu: number };
+  /** The Linux bridge; absent until a kernel endpoint or `expose()` first needed it. */
+  bridge?: { /** Bridge name (`bridge` option, default `weave`). */ name: string; /** The TAP device joining it to the data plane (`<bridge>-tap`). */ tap: string; /** IP MTU of the bridge ports. */ mtu: number };
   /** Warnings an operator should see (no password, …). */
   warnings: string[];
 }
@@ -215,6 +245,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   readonly ipam: Ipam | undefined;
   /** The name service, unless `dns: false`. */
   readonly dns: Dns | undefined;
+  /** IP MTU of endpoints (`mtu` option, default {@link DEFAULT_ENDPOINT_MTU}). */
   readonly mtu: number;
   private readonly options: OverlayOptions;
   private readonly logger: Logger;
@@ -305,6 +336,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     return this.router.self;
   }
 
+  /** Where the overlay is in its life: `new` until `start()`, `stopped` for good after `stop()`. */
   get state(): OverlayState {
     return this.lifecycle;
   }
@@ -369,6 +401,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     this.logger.info({}, 'overlay stopped');
   }
 
+  /** Same as stop(). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }

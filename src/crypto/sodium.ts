@@ -24,11 +24,12 @@ const ARGON2ID13 = 2; // crypto_pwhash_ALG_ARGON2ID13, the same in every libsodi
 
 /** The primitives weave-ts needs from libsodium; both builds implement them byte-for-byte identically. */
 export interface SodiumBackend {
+  /** Which libsodium build this backend runs on. */
   readonly name: SodiumBackendName;
   /** `n` bytes from the OS CSPRNG. */
   randomBytes(n: number): Uint8Array;
   /** A fresh X25519 key pair (32-byte keys). */
-  x25519Keypair(): { publicKey: Uint8Array; secretKey: Uint8Array };
+  x25519Keypair(): { /** 32-byte public key, safe to send. */ publicKey: Uint8Array; /** 32-byte secret key. */ secretKey: Uint8Array };
   /**
    * The raw X25519 shared secret. Throws `CryptoError('decrypt-failed')` when the result is all zeros
    * (the peer sent a low-order point) or a key is not 32 bytes: either way the peer cannot be talked to.

@@ -14,6 +14,7 @@ import { DnsServer, type DnsServerStats, type NameSource } from './server.js';
 /** The gossip channel DNS uses. */
 export const DNS_CHANNEL = 'dns';
 
+/** Options of the {@link Dns} service; every field has a default. */
 export interface DnsOptions {
   /** The domain served from records (default `weave.local.`). */
   domain?: string;
@@ -27,13 +28,16 @@ export interface DnsOptions {
         ttl?: number;
         /** Upstream resolvers for other names (default: from /etc/resolv.conf). */
         upstream?: string[];
+        /** The resolv.conf upstreams come from when `upstream` is not given (default /etc/resolv.conf); re-read when it changes. */
         resolvConfPath?: string;
+        /** How long to wait for each upstream, in milliseconds (default 2000). */
         upstreamTimeoutMs?: number;
       };
   /** How long records of an unreachable peer stay served, marked stale (default 10 min). */
   staleGraceMs?: number;
   /** How long tombstones are kept, on the local clock (default 30 min). */
   tombstoneTtlMs?: number;
+  /** Time source for expiry and the server's timers (default `systemClock`); tests pass a fake clock. */
   clock?: Clock;
 }
 
@@ -45,11 +49,14 @@ export interface DnsEvents {
 
 /** JSON status of the DNS service. */
 export interface DnsStatus {
+  /** The domain served from records (lower case, trailing dot). */
   domain: string;
-  server?: { address: string; port: number };
+  /** The first listening server's bound address; undefined when no server is running. */
+  server?: { /** Bound IP address. */ address: string; /** Bound port (UDP and TCP). */ port: number };
   /** Every listening server with its counters. */
-  servers: ({ address: string; port: number } & DnsServerStats)[];
-  records: { name: string; address: string; id: string; origin: string; version: number; tombstone: boolean; stale: boolean }[];
+  servers: ({ /** Bound IP address. */ address: string; /** Bound port (UDP and TCP). */ port: number } & DnsServerStats)[];
+  /** Every record held, including tombstones, from every peer. */
+  records: { /** FQDN, lower case, trailing dot. */ name: string; /** IPv4 or IPv6 text. */ address: string; /** Owner id (e.g. a container or endpoint id). */ id: string; /** Peer that added the record, as `aa:bb:cc:dd:ee:ff`. */ origin: string; /** Bumped by the origin on every change. */ version: number; /** True once the origin removed it (kept so the removal spreads). */ tombstone: boolean; /** True while the origin is unreachable; still served until the grace period ends. */ stale: boolean }[];
 }
 
 /**
@@ -58,6 +65,7 @@ export interface DnsStatus {
  * grace period, so names do not vanish on the far side of a partition.
  */
 export class Dns extends EventEmitter<DnsEvents> {
+  /** The domain served from records: lower case, with a trailing dot (default `weave.local.`). */
   readonly domain: string;
   private readonly clock: Clock;
   private readonly store: RecordStore;
@@ -111,6 +119,7 @@ export class Dns extends EventEmitter<DnsEvents> {
     this.scheduleExpiry();
   }
 
+  /** Stops every server, the expiry timer and topology tracking; records are kept. Safe to call twice. */
   async stop(): Promise<void> {
     this.expireTimer?.cancel();
     this.router.off('topology:changed', this.onTopology);
@@ -121,7 +130,7 @@ export class Dns extends EventEmitter<DnsEvents> {
    * Serves the names on one more address (`host:port`, default port 53), for example the host's overlay
    * address once it is exposed. Returns the bound address. Idempotent per address.
    */
-  async serve(listen: string): Promise<{ address: string; port: number }> {
+  async serve(listen: string): Promise<{ /** Bound IP address. */ address: string; /** Bound port (the one picked, when 0 was asked). */ port: number }> {
     const { host, port } = parseListenAddress(listen, 53);
     const existing = this.servers.find((s) => s.address === host && (port === 0 || s.port === port));
     if (existing) return { address: existing.address, port: existing.port };
@@ -150,6 +159,7 @@ export class Dns extends EventEmitter<DnsEvents> {
     return true;
   }
 
+  /** Same as stop(). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
@@ -187,6 +197,7 @@ export class Dns extends EventEmitter<DnsEvents> {
     return this.store.reverse(address);
   }
 
+  /** A JSON-ready snapshot of the servers and every record. */
   status(): DnsStatus {
     return {
       domain: this.domain,

@@ -41,11 +41,12 @@ export interface NameSource {
 
 /** Options of a DNS server; everything but `source` has a default. */
 export interface DnsServerOptions {
+  /** Answers names of the domain and reverse lookups; consulted on every query. */
   source: NameSource;
   /** The domain answered locally (default `weave.local.`). */
   domain?: string;
   /** Where to listen, UDP and TCP on the same port (default 0.0.0.0:53; port 0 picks one). */
-  listen?: { host?: string; port?: number };
+  listen?: { /** IP address to bind (default 0.0.0.0). */ host?: string; /** Port for UDP and TCP (default 53; 0 picks a free one). */ port?: number };
   /** TTL of answers and of negative answers (SOA minimum), in seconds (default 5). */
   ttl?: number;
   /** Resolvers for names outside the domain: `ip`, `ip:port` or `[ipv6]:port`, tried in order. Default: the nameservers of `resolvConfPath`. */
@@ -54,6 +55,7 @@ export interface DnsServerOptions {
   resolvConfPath?: string;
   /** How long to wait for each upstream (default 2000 ms). */
   upstreamTimeoutMs?: number;
+  /** Time source for upstream timeouts, idle TCP connections and resolv.conf re-reads (default `systemClock`). */
   clock?: Clock;
   /** Shuffles answers; `Random` or a function uniform in [0, 1) (default Math.random). Transaction ids always come from node:crypto. */
   random?: Random | (() => number);
@@ -255,6 +257,7 @@ export class DnsServer {
     if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
   }
 
+  /** Same as stop(). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }

@@ -6,6 +6,7 @@ import type { Random } from '../random.js';
 
 /** What an endpoint is, as reported in status and `ps`. */
 export interface EndpointInfo {
+  /** `memory` for an in-process endpoint, `netns` for a kernel namespace attached through a veth. */
   kind: 'memory' | 'netns';
   /** The name given at attach (registered in DNS). */
   name: string;
@@ -15,11 +16,15 @@ export interface EndpointInfo {
   id: string;
   /** CIDR. */
   address: string;
+  /** The endpoint's MAC, colon-separated lower-case hex. */
   mac: string;
+  /** The endpoint's IP MTU (the overlay's `mtu`, default 1376). */
   mtu: number;
-  /** Kernel endpoints: the namespace and interface names. */
+  /** Kernel endpoints: the `ip netns` namespace. */
   netns?: string;
+  /** Kernel endpoints: the interface name inside the namespace (default `ethwe`). */
   ifname?: string;
+  /** Kernel endpoints: the host end of the veth, enslaved to the bridge. */
   hostIfname?: string;
 }
 
@@ -34,6 +39,7 @@ export class MemoryEndpoint {
 
   /** @internal Created by `Overlay.attach`. */
   constructor(
+    /** What the endpoint is, as reported in status and `ps`. */
     readonly info: EndpointInfo,
     nic: MemoryNic,
     options: { clock: Clock; random: Random; resolve: (name: string) => Promise<string[]> },

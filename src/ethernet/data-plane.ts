@@ -14,6 +14,7 @@ import type { MacEntry, PortId } from './mac-table.js';
 import { formatMac } from './frame.js';
 import { formatPeerName } from '../wire/peer-name.js';
 
+/** Options of a {@link DataPlane}; every field has a default. */
 export interface DataPlaneOptions {
   /** Never send fragmented UDP: discover each path's MTU and fragment or refuse big frames ourselves. */
   noFragmentation?: boolean;
@@ -21,6 +22,7 @@ export interface DataPlaneOptions {
   timings?: Partial<SleeveTimings>;
   /** UDP socket buffer sizes in bytes (default 4 MiB: fewer drops under bursts). */
   socketBufferBytes?: number;
+  /** Time source for heartbeats, probes and MAC expiry (default `systemClock`). */
   clock?: Clock;
   /** Which libsodium binding to prefer (default native). */
   sodium?: 'native' | 'wasm';
@@ -30,11 +32,16 @@ export interface DataPlaneOptions {
 
 /** A JSON-serialisable view of the data plane. */
 export interface DataPlaneStatus {
+  /** The bound UDP "host:port"; absent before start and after stop. */
   udpAddress?: string;
+  /** Per neighbour: the sleeve link's mode, MTU and counters. */
   links: SleeveLinkStatus[];
+  /** Switch counters (all zero before start). */
   switch: SwitchStats;
+  /** Sleeve packets dropped, by reason (e.g. `auth-failed`, `replayed`, `unknown-peer`). */
   sleeveDrops: Record<string, number>;
-  macs: { mac: string; port: string; seen: number }[];
+  /** The learned MAC table. */
+  macs: { /** The MAC, colon-separated hex. */ mac: string; /** `localN` for a local NIC, else the peer name it lives behind. */ port: string; /** Clock time (ms) it was last seen. */ seen: number }[];
 }
 
 /**
@@ -74,6 +81,7 @@ export class DataPlane implements LinkOverlay {
     return this.switchCore.addPort(nic);
   }
 
+  /** Disconnects the NIC on `port` (from {@link DataPlane.attach}); a no-op before start. */
   detach(port: PortId): void {
     this.switchCore?.removePort(port);
   }
@@ -84,6 +92,7 @@ export class DataPlane implements LinkOverlay {
     return frame === undefined ? undefined : frame - 14;
   }
 
+  /** A JSON-ready snapshot of the socket, links, switch counters and MAC table. */
   status(): DataPlaneStatus {
     const address = this.socket?.address();
     return {
@@ -157,10 +166,12 @@ export class DataPlane implements LinkOverlay {
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
+  /** Starts heartbeats on the new link (see {@link LinkOverlay.linkUp}). */
   linkUp(link: OverlayLink): void {
     this.sleeve?.linkUp(link);
   }
 
+  /** Stops sending to `peer` and drops its link state (see {@link LinkOverlay.linkDown}). */
   linkDown(peer: PeerName): void {
     this.sleeve?.linkDown(peer);
   }

@@ -47,22 +47,31 @@ export type LinkMode =
 
 /** Per-link state for status. */
 export interface SleeveLinkStatus {
+  /** The neighbour's peer name in MAC form. */
   peer: string;
+  /** Where heartbeat and MTU discovery stand, i.e. how frames travel. */
   mode: LinkMode;
+  /** True once the UDP path works both ways (heartbeats acknowledged, MTU known). */
   established: boolean;
+  /** True when packets are sealed with the link's keys. */
   encrypted: boolean;
+  /** The neighbour's UDP "host:port"; absent on the accepting side until its first authentic packet. */
   remote?: string;
   /** Largest Ethernet frame (header included) the link carries in one piece. */
   maxFrame: number;
   /** The overlay IP MTU this link supports (maxFrame − 14). */
   mtu: number;
+  /** UDP datagrams sent to the neighbour, heartbeats and probes included. */
   packetsOut: number;
+  /** Authentic UDP datagrams received from the neighbour. */
   packetsIn: number;
   /** Ethernet frames sent to / received from this neighbour (relayed ones included). */
   framesOut: number;
+  /** Ethernet frames received from this neighbour (relayed ones included). */
   framesIn: number;
   /** Bytes of those frames. */
   bytesOut: number;
+  /** Bytes of the frames received. */
   bytesIn: number;
 }
 
@@ -71,10 +80,15 @@ export type SleeveDrops = Record<string, number>;
 
 /** Timing of heartbeats and probes; the defaults follow Weave. */
 export interface SleeveTimings {
+  /** Heartbeat interval while the link is not established, in ms (default 500). */
   fastHeartbeatMs: number;
+  /** Heartbeat interval once established, in ms (default 10 000). */
   slowHeartbeatMs: number;
+  /** With no heartbeat heard for this long (ms, default 60 000) the link drops to `connecting` and stops carrying data. */
   heartbeatTimeoutMs: number;
+  /** Wait for the fragmentation test's acknowledgement, per try (ms, default 300; 3 tries). */
   fragTestTimeoutMs: number;
+  /** Wait for an MTU probe's acknowledgement, doubled on each of 3 tries (ms, default 100). */
   probeTimeoutMs: number;
 }
 

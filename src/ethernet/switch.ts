@@ -41,8 +41,9 @@ export interface SwitchStats {
   forwarded: number;
   /** Frames relayed for other peers without looking at their MACs. */
   relayed: number;
-  /** Oversized IPv4 packets we fragmented, and "fragmentation needed" answers we generated. */
+  /** Oversized IPv4 packets from local NICs that we fragmented to fit the link. */
   fragmented: number;
+  /** ICMP "fragmentation needed" answers we gave local NICs for oversized packets that may not be fragmented. */
   icmpTooBig: number;
   /** Frames dropped, by reason. */
   drops: Record<string, number>;

@@ -6,8 +6,11 @@ export const IPV4_SPACE = 2 ** 32;
 
 /** A CIDR block: `start` is the network address (a multiple of `size`), `size` is 2^(32 - prefix). */
 export interface Cidr {
+  /** The network address as an unsigned 32-bit number. */
   start: number;
+  /** Prefix length in bits, 0 to 32. */
   prefix: number;
+  /** Addresses in the block, network and broadcast included: 2^(32 - prefix). */
   size: number;
 }
 

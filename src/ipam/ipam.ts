@@ -21,12 +21,13 @@ export const TAKEOVER_BUMP = 1_000_000;
 /** How the ring is first divided. */
 export type IpamInit =
   /** Majority consensus among this many expected initial peers (⌊N/2⌋ + 1 must agree). */
-  | { consensus: number }
+  | { /** How many peers are expected at first; a majority of them must agree on the division. */ consensus: number }
   /** The ring is divided among these peers at once, with no consensus (every peer must get the same list). */
-  | { seed: readonly (PeerName | string)[] }
+  | { /** The peers that share the ring, as names or MAC-form strings. */ seed: readonly (PeerName | string)[] }
   /** This peer never owns space until it asks for some. */
-  | { observer: true };
+  | { /** Always true: this peer owns no space until it asks for some. */ observer: true };
 
+/** Options of an {@link Ipam} allocator; every field has a default. */
 export interface IpamOptions {
   /** The allocation range (default 10.32.0.0/12). Every peer must use the same. */
   range?: string;
@@ -40,7 +41,9 @@ export interface IpamOptions {
   tickMs?: number;
   /** Reclaim the ranges of a peer unreachable this long (default: never; see docs/ipam.md). */
   autoReclaimAfterMs?: number;
+  /** Time source for retries, conflict times and reclaim (default `systemClock`). */
   clock?: Clock;
+  /** Picks which peer to ask for space, weighted by its free addresses (default `systemRandom`). */
   random?: Random;
 }
 
@@ -49,9 +52,13 @@ export type IpamState = 'idle' | 'awaiting-consensus' | 'ready' | 'waiting-for-s
 
 /** A detected ownership conflict: one of our allocations sits in a range someone else now owns. */
 export interface IpamConflict {
+  /** The conflicting address, dotted quad. */
   address: string;
+  /** The owner id we allocated it to. */
   id: string;
+  /** The peer whose range it now falls in, MAC form. */
   owner: string;
+  /** Clock time (ms) the conflict was detected. */
   at: number;
 }
 
@@ -59,7 +66,9 @@ export interface IpamConflict {
 export interface IpamEvents {
   /** The ring changed (merged, divided, granted, taken over). */
   'ring:changed': () => void;
+  /** This peer allocated or recorded `address` (dotted quad, no prefix) for `id`. */
   allocated: (id: string, address: string) => void;
+  /** This peer freed `address` (dotted quad) of `id`. */
   released: (id: string, address: string) => void;
   /** One of our addresses is now inside a range another peer owns (rmpeer while we were away, split rings). */
   conflict: (conflict: IpamConflict) => void;
@@ -69,17 +78,25 @@ export interface IpamEvents {
 
 /** JSON status of the allocator. */
 export interface IpamStatus {
+  /** Where allocation stands: no ring yet, waiting for consensus, ready, or waiting for space. */
   state: IpamState;
+  /** The allocation range, CIDR. */
   range: string;
+  /** The subnet used when a request names none, CIDR. */
   defaultSubnet: string;
+  /** Addresses in the range. */
   size: number;
   /** Per owner: its ranges, free count and reachability. */
-  owners: { peer: string; nickname: string; ranges: string[]; size: number; free: number; reachable: boolean }[];
+  owners: { /** The owner, MAC form. */ peer: string; /** Its display name; empty when unknown. */ nickname: string; /** Its ranges as CIDR blocks. */ ranges: string[]; /** Addresses it owns. */ size: number; /** Free addresses it last reported. */ free: number; /** Whether it is reachable now. */ reachable: boolean }[];
   /** Addresses owned by unreachable peers, as a percentage of the range. */
   unreachablePct: number;
-  allocated: { id: string; addresses: string[] }[];
-  pending: { allocates: number; claims: number };
-  consensus?: { quorum: number; known: number };
+  /** Addresses this peer allocated, per owner id. */
+  allocated: { /** The owner id. */ id: string; /** Its addresses, dotted quad, ascending. */ addresses: string[] }[];
+  /** Requests waiting (for consensus, space or the owner's answer). */
+  pending: { /** Waiting `allocate` calls. */ allocates: number; /** Waiting `claim` calls. */ claims: number };
+  /** Consensus progress; only while the ring is still undivided and a vote is running. */
+  consensus?: { /** Peers that must agree. */ quorum: number; /** Peers taking part so far. */ known: number };
+  /** The latest conflicts detected (at most 100), oldest first. */
   conflicts: IpamConflict[];
 }
 
@@ -102,7 +119,9 @@ export class IpamError extends WeaveError {}
  * cluster store is needed and no address is handed out twice.
  */
 export class Ipam extends EventEmitter<IpamEvents> {
+  /** The allocation range (default 10.32.0.0/12). */
   readonly range: Cidr;
+  /** The subnet `allocate` uses when none is given (default: the whole range). */
   readonly defaultSubnet: Cidr;
   private ring: Ring;
   private readonly init: IpamInit;
@@ -270,6 +289,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     return moved;
   }
 
+  /** A JSON-ready snapshot of the ring, our allocations, waiting requests and conflicts. */
   status(): IpamStatus {
     const owners = this.ring.owners().map((peer) => {
       const ranges = this.ring.rangesOf(peer);

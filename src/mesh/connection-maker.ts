@@ -9,11 +9,15 @@ export type TargetState = 'waiting' | 'attempting' | 'connected' | 'failed';
 
 /** One row of the maker's status. */
 export interface TargetStatus {
+  /** The canonical "host:port" dialled. */
   address: string;
   /** Given by the user (`connect`) rather than discovered from topology. */
   direct: boolean;
+  /** Where the target stands: waiting to dial, dialling, linked, or given up on (connect-to-self, name collision). */
   state: TargetState;
+  /** Dials made since the target was added. */
   attempts: number;
+  /** Message of the last failed dial; absent before the first failure and after a success. */
   lastError?: string;
   /** Milliseconds until the next attempt, when waiting. */
   retryInMs?: number;
@@ -21,8 +25,11 @@ export interface TargetStatus {
 
 /** Retry timing; the defaults are Weave's. */
 export interface BackoffOptions {
+  /** Base retry interval after the first failure, in ms (default 2000); each wait is jittered to [½, 1½)× the interval. */
   initialIntervalMs: number;
+  /** Growth of the interval after each failure (default 1.5). */
   factor: number;
+  /** Cap on the interval, in ms (default 6 min). */
   maxIntervalMs: number;
   /** A link that stayed up this long resets the backoff when it drops. */
   resetAfterMs: number;

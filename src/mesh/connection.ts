@@ -65,7 +65,9 @@ export interface ConnectionOptions {
 
 /** Keys for the data plane of this link, derived in the same handshake (per direction). */
 export interface DatagramKeys {
+  /** 32-byte key sealing packets we send to the neighbour. */
   send: Uint8Array;
+  /** 32-byte key opening packets the neighbour sends us. */
   receive: Uint8Array;
 }
 

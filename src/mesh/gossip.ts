@@ -19,6 +19,7 @@ export interface GossipHandler {
 
 /** The sending side of a registered channel. */
 export interface GossipChannel {
+  /** The channel name it was registered under. */
   readonly name: string;
   /** Sends to every reachable peer, each receiving it once, along this peer's broadcast tree. */
   broadcast(payload: Uint8Array): void;
@@ -30,10 +31,15 @@ export interface GossipChannel {
 
 /** Per-channel counters. */
 export interface GossipChannelStats {
+  /** Messages that arrived on the channel (gossip, broadcast, unicast), including ones only passing through. */
   received: number;
+  /** Messages this peer originated, counted once per neighbour sent to. */
   sent: number;
+  /** Messages passed on for other peers, counted once per neighbour sent to. */
   relayed: number;
+  /** Payloads the handler threw on (each also emits `gossip:rejected`). */
   rejected: number;
+  /** The latest rejection's message (or a `gossip()` failure); absent if there was none. */
   lastError?: string;
 }
 

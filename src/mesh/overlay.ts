@@ -4,6 +4,7 @@ import type { DatagramKeys } from './connection.js';
 
 /** What a data plane learns about a newly admitted link. */
 export interface OverlayLink {
+  /** The neighbour at the other end. */
   peer: PeerName;
   /** The id both ends share (local XOR remote connection id). */
   connectionId: bigint;
@@ -26,7 +27,9 @@ export interface LinkOverlay {
   start?(listen: { host: string; port: number } | undefined): Promise<void>;
   /** Called by `MeshRouter.stop()` after every link closed. */
   stop?(): Promise<void>;
+  /** Called when a link is admitted after its handshake (it may replace an older link to the same peer). */
   linkUp(link: OverlayLink): void;
+  /** Called when our link to `peer` closed and no newer link replaced it. */
   linkDown(peer: PeerName): void;
   /** A control message from a neighbour (sent with `MeshRouter.sendOverlayControl`). */
   onControl(peer: PeerName, kind: number, payload: Uint8Array): void;

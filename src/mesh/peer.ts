@@ -4,14 +4,19 @@ import { formatPeerName, type PeerName } from '../wire/peer-name.js';
 
 /** A direct link from this peer to a neighbour, as the router sees it now. */
 export interface LinkInfo {
+  /** The neighbour's permanent name. */
   peer: PeerName;
+  /** The neighbour's display name, from its handshake. */
   nickname: string;
   /** The neighbour's TCP address on this link ("host:port"). */
   remoteAddress: string;
   /** The neighbour's listening address (its IP with its advertised listen port). */
   listenAddress: string;
+  /** True when we dialled the link, false when we accepted it. */
   outbound: boolean;
+  /** True once the link carries data: at once without a data plane, when its data path works with one. */
   established: boolean;
+  /** True when the link is encrypted and authenticated with the network key. */
   encrypted: boolean;
   /** Clock time this link was accepted. */
   since: number;
@@ -21,27 +26,44 @@ export interface LinkInfo {
 
 /** Where the live data comes from (the mesh router). */
 export interface PeerSource {
+  /** Our own peer name. */
   readonly selfName: PeerName;
-  peerRecord(name: PeerName): { nickname: string; uid: bigint; version: bigint; connections: readonly ConnectionSummary[] } | undefined;
+  /** The peer's current topology record; undefined when it is not known. */
+  peerRecord(name: PeerName): { /** Display name. */ nickname: string; /** Incarnation, random per start. */ uid: bigint; /** Record version, bumped by its owner. */ version: bigint; /** The peer's own connection list. */ connections: readonly ConnectionSummary[] } | undefined;
+  /** Our direct link to the peer (a copy); undefined when there is none. */
   link(name: PeerName): LinkInfo | undefined;
+  /** True for ourselves and for peers reachable over the links the topology lists. */
   isReachable(name: PeerName): boolean;
+  /** Clock time we last heard from or about the peer (now, for ourselves); undefined if never. */
   lastSeen(name: PeerName): number | undefined;
 }
 
 /** JSON form of a peer, as in `status()`. */
 export interface PeerSnapshot {
+  /** The peer name in MAC form, e.g. `aa:bb:cc:dd:ee:ff`. */
   name: string;
+  /** Display name; empty when its record is not known. */
   nickname: string;
+  /** Incarnation as a decimal string ("0" when its record is not known). */
   uid: string;
+  /** Topology record version as a decimal string ("0" when not known). */
   version: string;
+  /** True for this peer itself. */
   self: boolean;
+  /** Reachable over the links the topology lists. */
   reachable: boolean;
+  /** True when we have a direct link to it. */
   direct: boolean;
+  /** Its listening "host:port"; only with a direct link. */
   address?: string;
+  /** True when our direct link to it carries data (false without one). */
   established: boolean;
+  /** Whether our direct link is encrypted; only with a direct link. */
   encrypted?: boolean;
+  /** Clock time (ms) we last heard from or about it; absent if never. */
   lastSeen?: number;
-  connections: { name: string; address: string; outbound: boolean; established: boolean }[];
+  /** The peer's own connection list, from topology gossip. */
+  connections: { /** The peer at the other end, in MAC form. */ name: string; /** That peer's listening "host:port". */ address: string; /** True when this peer dialled it. */ outbound: boolean; /** True once the link carries data. */ established: boolean }[];
 }
 
 /**
@@ -60,10 +82,12 @@ export class Peer {
     return formatPeerName(this.name);
   }
 
+  /** True when this is our own peer. */
   get isSelf(): boolean {
     return this.name === this.source.selfName;
   }
 
+  /** Display name from its topology record; empty when the record is not known. */
   get nickname(): string {
     return this.source.peerRecord(this.name)?.nickname ?? '';
   }
@@ -108,6 +132,7 @@ export class Peer {
     return this.source.lastSeen(this.name);
   }
 
+  /** A JSON-ready snapshot of the live view, as in `status()`. */
   toJSON(): PeerSnapshot {
     const link = this.link;
     const record = this.source.peerRecord(this.name);

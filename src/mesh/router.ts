@@ -57,7 +57,7 @@ export interface MeshRouterOptions {
   /** Maximum number of links, established or in handshake (default 200; 0 = unlimited). */
   connectionLimit?: number;
   /** Inbound accept throttle: a bucket of `burst` tokens refilled one every `refillMs` (default 20 / 50 ms). */
-  acceptRate?: { burst: number; refillMs: number };
+  acceptRate?: { /** Accepts allowed back to back (bucket size). */ burst: number; /** Milliseconds to refill one token. */ refillMs: number };
   /** Dial peers that topology gossip tells us about (default true). */
   discovery?: boolean;
   /** Period of full gossip to random neighbours (default 30 s). */
@@ -70,7 +70,9 @@ export interface MeshRouterOptions {
   timings?: Partial<ConnectionTimings>;
   /** Reconnect backoff. */
   backoff?: Partial<BackoffOptions>;
+  /** Time source for timers and timestamps (default `systemClock`); tests pass a fake clock. */
   clock?: Clock;
+  /** Randomness for the peer name, uid, connection ids, backoff jitter and gossip fan-out (default `systemRandom`). */
   random?: Random;
   /** Which libsodium binding to prefer (default native, falling back to WASM). */
   sodium?: 'native' | 'wasm';
@@ -85,8 +87,11 @@ export type { LinkOverlay, OverlayLink } from './overlay.js';
 
 /** Why a link ended or failed, as reported in events. */
 export interface LinkFailure {
+  /** The dialled target, or the remote address of an inbound connection ("host:port"). */
   address: string;
+  /** The remote peer, when the handshake got far enough to learn it. */
   peer?: PeerName;
+  /** What went wrong; `error.code` says why. */
   error: WeaveError;
 }
 
@@ -120,11 +125,17 @@ interface Link {
 
 /** Counters for status and metrics. */
 export interface MeshRouterStats {
+  /** Inbound connections closed at once by the accept rate limit (`acceptRate`). */
   acceptsThrottled: number;
+  /** Inbound connections closed at once because the connection limit was reached. */
   connectionsRefused: number;
+  /** Failed dials and inbound handshakes, by error code. */
   handshakeFailures: Record<string, number>;
+  /** Links that closed after being accepted. */
   terminations: number;
+  /** Gossip unicasts (ours or relayed) dropped for want of a route. */
   unicastUnroutable: number;
+  /** Gossip unicasts addressed to us on a channel we have not registered. */
   unknownChannelDropped: number;
   /** Messages not sent because they exceeded the 10 MiB cap. */
   messagesTooLarge: number;
@@ -132,19 +143,33 @@ export interface MeshRouterStats {
 
 /** A router's status as JSON-serialisable data. */
 export interface MeshRouterStatus {
+  /** Our peer name in MAC form. */
   name: string;
+  /** Our display name. */
   nickname: string;
+  /** Our incarnation, as a decimal string. */
   uid: string;
+  /** True when links are encrypted with a network password or key. */
   encryption: boolean;
+  /** The listening "host:port"; absent when not listening. */
   listenAddress?: string;
+  /** Whether peers learned from topology gossip are dialled. */
   peerDiscovery: boolean;
+  /** Most links, established or in handshake (0 = unlimited). */
   connectionLimit: number;
+  /** Every known peer, ourselves included. */
   peers: ReturnType<Peer['toJSON']>[];
-  links: (Omit<LinkInfo, 'peer'> & { peer: string })[];
+  /** Our direct links. */
+  links: (Omit<LinkInfo, 'peer'> & { /** The neighbour's name in MAC form. */ peer: string })[];
+  /** The addresses the connection maker dials, and how that is going. */
   targets: TargetStatus[];
-  unicastRoutes: { dest: string; via: string }[];
-  broadcastRoutes: { source: string; via: string[] }[];
+  /** Next hop per reachable peer over established links. */
+  unicastRoutes: { /** Destination peer, MAC form. */ dest: string; /** Neighbour to send through, MAC form. */ via: string }[];
+  /** Per broadcast source (ourselves first): the neighbours we pass its broadcasts on to. */
+  broadcastRoutes: { /** Peer that originates the broadcast, MAC form. */ source: string; /** Our neighbours it is relayed to, MAC form, sorted. */ via: string[] }[];
+  /** Counters per gossip channel; channels beyond the first 64 are summed under `(other)`. */
   gossip: Record<string, GossipChannelStats>;
+  /** Router counters since construction. */
   stats: MeshRouterStats;
 }
 
@@ -158,8 +183,11 @@ interface ChannelState {
  * topology with deterministic routes, and named gossip channels for applications.
  */
 export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSource {
+  /** Our permanent peer name (from `name`, else random). */
   readonly selfName: PeerName;
+  /** Our display name (from `nickname`, else the host name). */
   readonly nickname: string;
+  /** Our incarnation: random and non-zero, new on every construction. */
   readonly uid: bigint;
   private readonly options: MeshRouterOptions;
   private readonly clock: Clock;
@@ -338,6 +366,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.state = 'stopped';
   }
 
+  /** Same as stop(). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
@@ -396,19 +425,23 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   }
 
   // PeerSource, for Peer's live view.
+  /** The peer's topology record; undefined when it is not known. */
   peerRecord(name: PeerName): PeerRecord | undefined {
     return this.topology.get(name);
   }
 
+  /** A copy of our direct link to the peer; undefined when there is none. */
   link(name: PeerName): LinkInfo | undefined {
     const link = this.links.get(name);
     return link ? { ...link.info } : undefined;
   }
 
+  /** True for ourselves and for peers reachable over the links the topology lists. */
   isReachable(name: PeerName): boolean {
     return name === this.selfName || this.routes.unicastAll(name) !== undefined;
   }
 
+  /** Clock time we last heard from or about the peer (now, for ourselves); undefined if never. */
   lastSeen(name: PeerName): number | undefined {
     return name === this.selfName ? this.clock.now() : this.lastSeenAt.get(name);
   }

@@ -5,7 +5,9 @@ import type { PeerRecord } from '../wire/topology.js';
 
 /** The read side of a topology that routes are computed from (`Topology` satisfies it). */
 export interface TopologyView {
+  /** The peer routes are computed from. */
   readonly selfName: PeerName;
+  /** The record of `name`; undefined when it is not known. */
   get(name: PeerName): PeerRecord | undefined;
 }
 

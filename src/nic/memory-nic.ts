@@ -1,13 +1,17 @@
 // MemoryNic: an in-process NIC pair (like a veth pair): frames sent on one end arrive at the other.
 import type { FrameBatchHandler, Nic, NicStats } from './nic.js';
 
+/** Options of {@link MemoryNic.pair}; every field has a default. */
 export interface MemoryNicOptions {
   /** Name of the first end (the second gets `-peer` appended unless `peerName` is given). */
   name?: string;
+  /** Name of the second end (default: `name` + `-peer`). */
   peerName?: string;
   /** IP MTU of both ends (default 65000: in-process links have no wire limit). */
   mtu?: number;
+  /** MAC of the first end, 6 bytes (default: a fresh locally administered `02:77:74:…` address). */
   mac?: Uint8Array;
+  /** MAC of the second end, 6 bytes (default: another fresh `02:77:74:…` address). */
   peerMac?: Uint8Array;
   /** Frames queued for the other end before sends are refused (default 4096). */
   queueLimit?: number;
@@ -22,6 +26,7 @@ function defaultMac(): Uint8Array {
 
 /** One end of a memory NIC pair. Delivery is asynchronous and batched per turn of the event loop. */
 export class MemoryNic implements Nic {
+  /** Counters since the pair was created, updated in place. */
   readonly stats: NicStats = { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, drops: {} };
   private handler: FrameBatchHandler | undefined;
   private other: MemoryNic | undefined;

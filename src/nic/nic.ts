@@ -8,9 +8,13 @@ export type FrameBatchHandler = (frames: readonly Uint8Array[]) => void;
 
 /** Counters every NIC keeps. */
 export interface NicStats {
+  /** Frames read from the NIC and handed to `onFrames`. */
   framesIn: number;
+  /** Bytes of the frames read (Ethernet header included). */
   bytesIn: number;
+  /** Frames sent out of the NIC. */
   framesOut: number;
+  /** Bytes of the frames sent (Ethernet header included). */
   bytesOut: number;
   /** Frames not sent, by reason (for example `too-big`, `queue-full`, `closed`). */
   drops: Record<string, number>;
@@ -30,6 +34,7 @@ export interface Nic {
   send(frame: Uint8Array): boolean;
   /** Sends several frames; returns how many were sent. */
   sendBatch(frames: readonly Uint8Array[]): number;
+  /** Counters since the NIC was opened; the object is live and may be updated in place. */
   readonly stats: NicStats;
   /** Stops reading and releases the device; idempotent. */
   close(): Promise<void>;

@@ -3,6 +3,7 @@ import { NicError, OptionsError } from '../errors.js';
 import type { FrameBatchHandler, Nic, NicStats } from './nic.js';
 import { loadTapBinding, type TapBinding, type TapHandle, type TapSystemError } from './tap-binding.js';
 
+/** Options of {@link TapNic.open}; only `name` is required. */
 export interface TapNicOptions {
   /** Kernel interface name, at most 15 bytes; a name ending in `%d` lets the kernel pick the number. */
   name: string;
@@ -131,6 +132,7 @@ export class TapNic implements Nic {
     return new TapNic(binding, opened.handle, opened.name, new Uint8Array(opened.mac), opened.mtu, options.batchSize ?? DEFAULT_BATCH);
   }
 
+  /** Counters since the device was opened; drops include `read-too-big` for frames the kernel truncated. */
   get stats(): NicStats {
     if (!this.closed) {
       const truncated = this.binding.truncated(this.handle);
@@ -216,6 +218,7 @@ export class TapNic implements Nic {
     this.binding.close(this.handle);
   }
 
+  /** Same as close(). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

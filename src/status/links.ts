@@ -8,6 +8,7 @@ import { formatPeerName } from '../wire/peer-name.js';
 export interface OverlayLinkView {
   /** The remote peer's name. */
   peer: string;
+  /** The remote peer's display name; empty when its record is not known. */
   nickname: string;
   /** True when there is a direct link (TCP control link) to the peer. */
   direct: boolean;
@@ -19,6 +20,7 @@ export interface OverlayLinkView {
   mode: LinkMode | 'unreachable';
   /** Largest IP packet carried in one piece over the first hop. */
   mtu?: number;
+  /** True when this overlay encrypts its links (a network password is set). */
   encrypted: boolean;
 }
 

@@ -22,6 +22,7 @@ export class FakeClock implements Clock {
     return this.time;
   }
 
+  /** Schedules `fn` for `ms` from now (negative counts as 0); it runs only inside `advance`. */
   setTimer(ms: number, fn: () => void): Timer {
     const entry: Scheduled = { at: this.time + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.queue.push(entry);

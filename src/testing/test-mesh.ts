@@ -34,6 +34,7 @@ export interface TestMesh extends AsyncDisposable {
   readonly wire: VirtualWire;
   /** The peers, in the order given. */
   readonly overlays: readonly Overlay[];
+  /** The clock every peer and the wire run on: the `clock` option, or the system clock. */
   readonly clock: Clock;
   /** A peer by index or nickname. */
   overlay(which: number | string): Overlay;
@@ -50,11 +51,13 @@ export interface TestMesh extends AsyncDisposable {
   drive<T>(work: Promise<T>, options?: { maxMs?: number }): Promise<T>;
   /** Cuts the mesh into groups (peer indexes or nicknames) that cannot reach each other. */
   partition(...groups: readonly (readonly (number | string)[])[]): void;
+  /** Ends a partition: every peer reaches every other again (streams it cut stay cut). */
   heal(): void;
   /** Changes the conditions between two peers (both directions). */
   link(a: number | string, b: number | string, conditions: LinkConditions): void;
   /** Puts a peer behind a NAT: others see it at `publicAddress` with rewritten ports. */
   nat(which: number | string, publicAddress: string): void;
+  /** Stops every peer, then closes the wire; idempotent. */
   stop(): Promise<void>;
 }
 

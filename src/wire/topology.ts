@@ -33,7 +33,9 @@ export interface ConnectionSummary {
 
 /** A peer's last-writer-wins topology record, ordered by (version, uid). */
 export interface PeerRecord {
+  /** The owning peer's permanent name. */
   name: PeerName;
+  /** The owner's display name, at most 255 UTF-8 bytes. */
   nickname: string;
   /** Random per start: a different uid means the peer restarted. */
   uid: bigint;

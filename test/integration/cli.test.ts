@@ -90,6 +90,13 @@ test('two agents: connect, status and peers as tables and JSON, metrics, the tok
     assert.match((await client(a, ['metrics'])).stdout, /^weave_peers 2$/m);
     assert.match((await client(a, ['ps'])).stdout, /^NAME\s+KIND\s+NETNS/);
 
+    // connect/forget manage targets.
+    assert.is((await client(a, ['connect', '127.0.0.1:9'])).code, 0);
+    const targets = (): Promise<string[]> => client(a, ['status', '--json']).then((r) => (JSON.parse(r.stdout) as { router: { targets: { address: string }[] } }).router.targets.map((t) => t.address));
+    assert.ok((await targets()).includes('127.0.0.1:9'));
+    assert.is((await client(a, ['forget', '127.0.0.1:9'])).code, 0);
+    assert.not.ok((await targets()).includes('127.0.0.1:9'));
+
     // The token: wrong or missing is refused.
     const refused = await fetch(`http://${a.api}/status`, { headers: { authorization: 'Bearer nope' } });
     assert.is(refused.status, 401);

@@ -19,9 +19,18 @@ const FAST_TUNING: OverlayOptions['tuning'] = {
   ipamTickMs: 200,
 };
 
-async function startOverlays(n: number, extra: Partial<OverlayOptions> = {}): Promise<Overlay[]> {
+/** What the overlays reported through their events and logger while starting. */
+interface Observed {
+  events: string[];
+  logs: string[];
+}
+
+async function startOverlays(n: number, extra: Partial<OverlayOptions> = {}, observed: Observed = { events: [], logs: [] }): Promise<Overlay[]> {
   const networkKey = await testNetworkKey();
   const overlays: Overlay[] = [];
+  const log = (level: string) => (_fields: object, message?: string): void => {
+    observed.logs.push(`${level}:${message ?? ''}`);
+  };
   for (let i = 0; i < n; i++) {
     const overlay = new Overlay({
       nickname: `p${i}`,
@@ -31,10 +40,16 @@ async function startOverlays(n: number, extra: Partial<OverlayOptions> = {}): Pr
       ipam: { range: '10.40.0.0/24', init: { consensus: n } },
       dns: {},
       tuning: FAST_TUNING,
+      logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
       ...extra,
       // A line: each peer dials the previous one, so p0–p2 traffic is relayed by p1.
       peers: i === 0 ? [] : [`127.0.0.1:${overlays[i - 1]?.router.port}`],
     });
+    overlay.on('peer:up', (p) => observed.events.push(`p${i} peer:up ${p.nickname}`));
+    overlay.on('link:up', (l) => observed.events.push(`p${i} link:up ${l.nickname}`));
+    overlay.on('link:changed', (l) => observed.events.push(`p${i} link:changed ${l.nickname} ${l.established ? 'established' : 'pending'} ${l.direct ? 'direct' : 'relayed'}`));
+    overlay.on('ipam:allocated', (id) => observed.events.push(`p${i} ipam:allocated ${id}`));
+    overlay.on('dns:changed', (added) => added.forEach((r) => observed.events.push(`p${i} dns:changed +${r.name}`)));
     await overlay.start();
     overlays.push(overlay);
   }
@@ -53,9 +68,15 @@ async function waitFor(what: string, timeoutMs: number, done: () => boolean): Pr
 }
 
 test('endpoints get unique addresses and names, ping by name across a relay, UDP request/response, multicast to all', async () => {
-  const overlays = await startOverlays(3);
+  const observed: Observed = { events: [], logs: [] };
+  const overlays = await startOverlays(3, {}, observed);
   try {
     const [a, b, c] = overlays as [Overlay, Overlay, Overlay];
+    // Typed events and the injected logger saw the mesh form.
+    for (const event of ['p0 peer:up p1', 'p0 link:up p1', 'p0 link:changed p1 established direct', 'p0 link:changed p2 established relayed']) {
+      assert.ok(observed.events.includes(event), `${event} in ${observed.events.join(', ')}`);
+    }
+    assert.ok(observed.logs.includes('info:overlay running'), observed.logs.join(', '));
     const attached: string[] = [];
     a.on('endpoint:attached', (e) => attached.push(e.name));
     const web = await a.attach({ name: 'web' });
@@ -66,8 +87,10 @@ test('endpoints get unique addresses and names, ping by name across a relay, UDP
     assert.is(new Set(addresses).size, 3, addresses.join(' '));
     for (const address of addresses) assert.match(address, /^10\.40\.0\.\d+\/24$/);
     assert.is(web.info.fqdn, 'web.weave.local.');
+    assert.ok(observed.events.includes('p0 ipam:allocated mem:web'));
 
     await waitFor('names everywhere', 5_000, () => a.dns?.lookup('db').length === 1 && c.dns?.lookup('web').length === 1);
+    assert.ok(observed.events.includes('p0 dns:changed +db.weave.local.'), 'remote names arrive as dns:changed events');
     const reply = await web.ping('db', { timeoutMs: 2_000 });
     assert.is(reply.address, db.address);
     assert.ok(reply.rttMs >= 0);

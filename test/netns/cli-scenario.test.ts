@@ -1,7 +1,7 @@
 // The CLI agent as a user runs it: three hosts in a line, containers attached by name, ping/iperf3/multicast, restarts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -126,6 +126,17 @@ nsTest('three hosts in a line: containers reach each other by name, multicast, a
     assert.is(new Set(addresses).size, 4, `addresses are unique: ${addresses.join(', ')}`);
     for (const a of addresses) assert.match(a, /^10\.44\.\d+\.\d+\/16$/);
 
+    // Inside the namespace: the address, Weave's MTU, a multicast route, the resolver file.
+    const inside = await lab.execOk('ca1', ['ip', '-o', 'addr', 'show', 'dev', 'ethwe']);
+    assert.match(inside.stdout, new RegExp(`inet ${web.address.replace('/', '\\/')}`));
+    assert.match((await lab.execOk('ca1', ['ip', 'link', 'show', 'dev', 'ethwe'])).stdout, /mtu 1376/);
+    assert.match((await lab.execOk('ca1', ['ip', 'route'])).stdout, /224\.0\.0\.0\/4 dev ethwe/);
+    // The host was exposed for DNS on the first attach; `expose` returns that address, and the host reaches containers.
+    const exposed = (await cli(lab, hosts.a, ['expose'])).trim();
+    assert.match(exposed, /^10\.44\.\d+\.\d+\/16$/);
+    assert.match(readFileSync(join('/etc/netns', lab.ns('ca1'), 'resolv.conf'), 'utf8'), new RegExp(`nameserver ${exposed.split('/')[0]?.replace(/\./g, '\\.')}`));
+    await lab.execOk('ha', ['ping', '-c', '1', '-W', '2', web.address.split('/')[0] as string]);
+
     const ps = JSON.parse(await cli(lab, hosts.a, ['ps', '--json'])) as Endpoint[];
     assert.equal(ps.map((e) => e.name).sort(), ['web', 'worker']);
     const table = await cli(lab, hosts.a, ['ps']);
@@ -169,6 +180,7 @@ nsTest('three hosts in a line: containers reach each other by name, multicast, a
     });
     assert.match(digged, /10\.44\.200\.1/);
     await cli(lab, hosts.c, ['dns-remove', 'cache']);
+    await retry('dns-remove visible on A', 10_000, async () => ((await lab.exec('ca1', ['getent', 'hosts', 'cache.weave.local'])).code !== 0 ? true : undefined));
 
     // Stopping B cuts A from C; restarting it heals.
     await stopAgent(lab, hosts.b);
