@@ -208,7 +208,14 @@ export interface OverlayStatus {
   /** The host's overlay address (CIDR), when exposed. */
   exposed?: string;
   /** The Linux bridge; absent until a kernel endpoint or `expose()` first needed it. */
-  bridge?: { /** Bridge name (`bridge` option, default `weave`). */ name: string; /** The TAP device joining it to the data plane (`<bridge>-tap`). */ tap: string; /** IP MTU of the bridge ports. */ mtu: number };
+  bridge?: {
+    /** Bridge name (`bridge` option, default `weave`). */
+    name: string;
+    /** The TAP device joining it to the data plane (`<bridge>-tap`). */
+    tap: string;
+    /** IP MTU of the bridge ports. */
+    mtu: number;
+  };
   /** Warnings an operator should see (no password, …). */
   warnings: string[];
 }
@@ -254,6 +261,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private readonly kernel: KernelNetwork;
   private readonly memory = new Map<string, MemoryAttachment>();
   private readonly netns = new Map<string, EndpointInfo>();
+  private readonly attaching = new Set<string>();
   private readonly warnings: string[] = [];
   private exposedAddress: string | undefined;
   private tap: TapNic | undefined;
@@ -507,21 +515,31 @@ export class Overlay extends EventEmitter<OverlayEvents> {
 
   private async attachMemory(options: AttachOptions): Promise<MemoryEndpoint> {
     const name = options.name;
-    if (this.memory.has(name)) throw new EndpointError('already-exists', `an in-process endpoint named "${name}" is already attached`);
+    if (this.memory.has(name) || this.attaching.has(name)) throw new EndpointError('already-exists', `an in-process endpoint named "${name}" is already attached`);
     const id = `mem:${name}`;
     const mac = options.mac ? parseMacOption(options.mac) : randomMac((b) => this.random.fill(b));
-    const address = await this.addressFor(id, options);
-    const [port, nic] = MemoryNic.pair({ name, mtu: this.mtu, mac });
-    const info: EndpointInfo = {
-      kind: 'memory',
-      name,
-      ...(this.dns ? { fqdn: fqdn(name, this.dns.domain) } : {}),
-      id,
-      address,
-      mac: formatMac(mac),
-      mtu: this.mtu,
-    };
-    const endpoint = new MemoryEndpoint(info, nic, { clock: this.clock, random: this.random, resolve: (n) => this.resolveName(n) });
+    this.attaching.add(name); // reserved while the address is allocated, so a concurrent attach of the name fails
+    let address: string;
+    try {
+      address = await this.addressFor(id, options);
+    } finally {
+      this.attaching.delete(name);
+    }
+    let port: MemoryNic;
+    let nic: MemoryNic;
+    let endpoint: MemoryEndpoint;
+    try {
+      [port, nic] = MemoryNic.pair({ name, mtu: this.mtu, mac });
+      endpoint = new MemoryEndpoint(
+        { kind: 'memory', name, ...(this.dns ? { fqdn: fqdn(name, this.dns.domain) } : {}), id, address, mac: formatMac(mac), mtu: this.mtu },
+        nic,
+        { clock: this.clock, random: this.random, resolve: (n) => this.resolveName(n) },
+      );
+    } catch (error) {
+      await this.ipam?.release(id); // nothing else was set up: give the address back
+      throw error;
+    }
+    const { info } = endpoint;
     const portId = this.dataPlane.attach(port);
     this.memory.set(name, { endpoint, port: portId, nics: [port, nic] });
     this.dns?.add(name, address.split('/')[0] ?? address, { id });
@@ -670,7 +688,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       await this.ipam?.release(id);
       return;
     }
-    await this.ipam?.claim(id, e.address);
+    // The namespace keeps using its address whatever happens; a refused claim is reported, not fatal.
+    await this.ipam?.claim(id, e.address).catch((error: unknown) => this.warn(`endpoint ${e.name} (${e.netns}) keeps ${e.address}, but IPAM refused to re-claim it: ${(error as Error).message}`));
     await this.kernel.attachHostEnd(e.hostIfname);
     const info: EndpointInfo = {
       kind: 'netns',

@@ -180,10 +180,63 @@ export function weaveTs(options: { encrypted: boolean }): System {
   };
 }
 
+/** Overlay addresses the CLI-agent systems expose on each host's bridge. */
+export const AGENT_OVERLAY = { a: '10.251.2.1', b: '10.251.2.2', prefixLength: 24 } as const;
+
+/**
+ * The product path: `weave-ts launch` in each namespace (encrypted, IPAM, DNS), the host exposed on the
+ * overlay's bridge, so traffic goes host → bridge → TAP → sleeve and back, as it does for attached
+ * namespaces. `mtu` is the endpoint MTU (`--mtu`; the default is Weave's 1376).
+ */
+export function weaveAgent(options: { mtu: number }): System {
+  let lab: NetnsLab | undefined;
+  const agents: ChildProcess[] = [];
+  let dataDir: string | undefined;
+  const cliPath = new URL('../../src/cli/main.js', import.meta.url).pathname;
+  return {
+    name: `weave-ts agent mtu ${options.mtu}`,
+    async unavailable() {
+      if (!existsSync(cliPath)) return `${cliPath} is missing (run npm run build)`;
+      if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
+      return undefined;
+    },
+    async setup(theLab, a, b) {
+      lab = theLab;
+      const dir = mkdtempSync(join(tmpdir(), 'wtF-agent-'));
+      dataDir = dir;
+      lab.defer(() => rmSync(dir, { recursive: true, force: true }));
+      writeFileSync(join(dir, 'password'), 'weave-ts benchmark password\n', { mode: 0o600 });
+      const sides = [
+        { side: b, overlay: AGENT_OVERLAY.b, peers: [] as string[] },
+        { side: a, overlay: AGENT_OVERLAY.a, peers: ['--peer', `${b.address}:6783`] },
+      ];
+      for (const { side, overlay, peers } of sides) {
+        const args = [
+          process.execPath, cliPath, 'launch', '--listen', `${side.address}:6783`, ...peers, '--nickname', side.host,
+          '--password-file', join(dir, 'password'), '--ipalloc-range', `${overlay.split('.').slice(0, 3).join('.')}.0/${AGENT_OVERLAY.prefixLength}`,
+          '--ipalloc-init', 'consensus=1', '--bridge', `${lab.prefix}br`, '--mtu', String(options.mtu),
+          '--data-dir', join(dir, side.host), '--log-level', 'error',
+        ];
+        const agent = lab.spawn(side.host, args);
+        agents.push(agent);
+        await waitForLine(agent, 'weave-ts ready', 20_000);
+        await lab.execOk(side.host, [process.execPath, cliPath, 'expose', '--ip', `${overlay}/${AGENT_OVERLAY.prefixLength}`, '--data-dir', join(dir, side.host)]);
+      }
+      await waitForPing(lab, a.host, AGENT_OVERLAY.b, 30_000);
+      return { addrA: AGENT_OVERLAY.a, addrB: AGENT_OVERLAY.b, pids: agents.map((x) => x.pid).filter((p): p is number => p !== undefined) };
+    },
+    async teardown() {
+      if (lab !== undefined) for (const x of agents) await lab.kill(x);
+      agents.length = 0;
+      if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+      dataDir = undefined;
+    },
+  };
+}
 
 /** Every system, in report order: the ceiling first, then the peers, then ours. */
 export function allSystems(): System[] {
-  return [rawVeth(), wireguardGo(), weaveTs({ encrypted: true }), weaveTs({ encrypted: false })];
+  return [rawVeth(), wireguardGo(), weaveTs({ encrypted: true }), weaveTs({ encrypted: false }), weaveAgent({ mtu: 1376 }), weaveAgent({ mtu: 65_000 })];
 }
 
 /** Pings `address` from `host` until one reply comes back (tunnels need a handshake first). */

@@ -22,7 +22,7 @@ const salt = NETWORK_KEY_SALT.slice(); // private copy: the exported array is mu
 
 /** A 32-byte key stretched from the network password; all peers with the same password derive the same key. */
 export interface NetworkKey {
-  /** The 32 key bytes ({@link NETWORK_KEY_BYTES}); secret, never log them. */
+  /** The 32 key bytes; secret, never log them. */
   readonly bytes: Uint8Array;
 }
 

@@ -29,7 +29,12 @@ export interface SodiumBackend {
   /** `n` bytes from the OS CSPRNG. */
   randomBytes(n: number): Uint8Array;
   /** A fresh X25519 key pair (32-byte keys). */
-  x25519Keypair(): { /** 32-byte public key, safe to send. */ publicKey: Uint8Array; /** 32-byte secret key. */ secretKey: Uint8Array };
+  x25519Keypair(): {
+    /** 32-byte public key, safe to send. */
+    publicKey: Uint8Array;
+    /** 32-byte secret key. */
+    secretKey: Uint8Array;
+  };
   /**
    * The raw X25519 shared secret. Throws `CryptoError('decrypt-failed')` when the result is all zeros
    * (the peer sent a low-order point) or a key is not 32 bytes: either way the peer cannot be talked to.

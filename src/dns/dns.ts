@@ -52,11 +52,36 @@ export interface DnsStatus {
   /** The domain served from records (lower case, trailing dot). */
   domain: string;
   /** The first listening server's bound address; undefined when no server is running. */
-  server?: { /** Bound IP address. */ address: string; /** Bound port (UDP and TCP). */ port: number };
+  server?: {
+    /** Bound IP address. */
+    address: string;
+    /** Bound port (UDP and TCP). */
+    port: number;
+  };
   /** Every listening server with its counters. */
-  servers: ({ /** Bound IP address. */ address: string; /** Bound port (UDP and TCP). */ port: number } & DnsServerStats)[];
+  servers: ({
+    /** Bound IP address. */
+    address: string;
+    /** Bound port (UDP and TCP). */
+    port: number;
+  } & DnsServerStats)[];
   /** Every record held, including tombstones, from every peer. */
-  records: { /** FQDN, lower case, trailing dot. */ name: string; /** IPv4 or IPv6 text. */ address: string; /** Owner id (e.g. a container or endpoint id). */ id: string; /** Peer that added the record, as `aa:bb:cc:dd:ee:ff`. */ origin: string; /** Bumped by the origin on every change. */ version: number; /** True once the origin removed it (kept so the removal spreads). */ tombstone: boolean; /** True while the origin is unreachable; still served until the grace period ends. */ stale: boolean }[];
+  records: {
+    /** FQDN, lower case, trailing dot. */
+    name: string;
+    /** IPv4 or IPv6 text. */
+    address: string;
+    /** Owner id (e.g. a container or endpoint id). */
+    id: string;
+    /** Peer that added the record, as `aa:bb:cc:dd:ee:ff`. */
+    origin: string;
+    /** Bumped by the origin on every change. */
+    version: number;
+    /** True once the origin removed it (kept so the removal spreads). */
+    tombstone: boolean;
+    /** True while the origin is unreachable; still served until the grace period ends. */
+    stale: boolean;
+  }[];
 }
 
 /**
@@ -130,7 +155,12 @@ export class Dns extends EventEmitter<DnsEvents> {
    * Serves the names on one more address (`host:port`, default port 53), for example the host's overlay
    * address once it is exposed. Returns the bound address. Idempotent per address.
    */
-  async serve(listen: string): Promise<{ /** Bound IP address. */ address: string; /** Bound port (the one picked, when 0 was asked). */ port: number }> {
+  async serve(listen: string): Promise<{
+    /** Bound IP address. */
+    address: string;
+    /** Bound port (the one picked, when 0 was asked). */
+    port: number;
+  }> {
     const { host, port } = parseListenAddress(listen, 53);
     const existing = this.servers.find((s) => s.address === host && (port === 0 || s.port === port));
     if (existing) return { address: existing.address, port: existing.port };

@@ -46,7 +46,12 @@ export interface DnsServerOptions {
   /** The domain answered locally (default `weave.local.`). */
   domain?: string;
   /** Where to listen, UDP and TCP on the same port (default 0.0.0.0:53; port 0 picks one). */
-  listen?: { /** IP address to bind (default 0.0.0.0). */ host?: string; /** Port for UDP and TCP (default 53; 0 picks a free one). */ port?: number };
+  listen?: {
+    /** IP address to bind (default 0.0.0.0). */
+    host?: string;
+    /** Port for UDP and TCP (default 53; 0 picks a free one). */
+    port?: number;
+  };
   /** TTL of answers and of negative answers (SOA minimum), in seconds (default 5). */
   ttl?: number;
   /** Resolvers for names outside the domain: `ip`, `ip:port` or `[ipv6]:port`, tried in order. Default: the nameservers of `resolvConfPath`. */

@@ -41,7 +41,14 @@ export interface DataPlaneStatus {
   /** Sleeve packets dropped, by reason (e.g. `auth-failed`, `replayed`, `unknown-peer`). */
   sleeveDrops: Record<string, number>;
   /** The learned MAC table. */
-  macs: { /** The MAC, colon-separated hex. */ mac: string; /** `localN` for a local NIC, else the peer name it lives behind. */ port: string; /** Clock time (ms) it was last seen. */ seen: number }[];
+  macs: {
+    /** The MAC, colon-separated hex. */
+    mac: string;
+    /** `localN` for a local NIC, else the peer name it lives behind. */
+    port: string;
+    /** Clock time (ms) it was last seen. */
+    seen: number;
+  }[];
 }
 
 /**

@@ -21,11 +21,20 @@ export const TAKEOVER_BUMP = 1_000_000;
 /** How the ring is first divided. */
 export type IpamInit =
   /** Majority consensus among this many expected initial peers (⌊N/2⌋ + 1 must agree). */
-  | { /** How many peers are expected at first; a majority of them must agree on the division. */ consensus: number }
+  | {
+      /** How many peers are expected at first; a majority of them must agree on the division. */
+      consensus: number;
+    }
   /** The ring is divided among these peers at once, with no consensus (every peer must get the same list). */
-  | { /** The peers that share the ring, as names or MAC-form strings. */ seed: readonly (PeerName | string)[] }
+  | {
+      /** The peers that share the ring, as names or MAC-form strings. */
+      seed: readonly (PeerName | string)[];
+    }
   /** This peer never owns space until it asks for some. */
-  | { /** Always true: this peer owns no space until it asks for some. */ observer: true };
+  | {
+      /** Always true: this peer owns no space until it asks for some. */
+      observer: true;
+    };
 
 /** Options of an {@link Ipam} allocator; every field has a default. */
 export interface IpamOptions {
@@ -87,15 +96,43 @@ export interface IpamStatus {
   /** Addresses in the range. */
   size: number;
   /** Per owner: its ranges, free count and reachability. */
-  owners: { /** The owner, MAC form. */ peer: string; /** Its display name; empty when unknown. */ nickname: string; /** Its ranges as CIDR blocks. */ ranges: string[]; /** Addresses it owns. */ size: number; /** Free addresses it last reported. */ free: number; /** Whether it is reachable now. */ reachable: boolean }[];
+  owners: {
+    /** The owner, MAC form. */
+    peer: string;
+    /** Its display name; empty when unknown. */
+    nickname: string;
+    /** Its ranges as CIDR blocks. */
+    ranges: string[];
+    /** Addresses it owns. */
+    size: number;
+    /** Free addresses it last reported. */
+    free: number;
+    /** Whether it is reachable now. */
+    reachable: boolean;
+  }[];
   /** Addresses owned by unreachable peers, as a percentage of the range. */
   unreachablePct: number;
   /** Addresses this peer allocated, per owner id. */
-  allocated: { /** The owner id. */ id: string; /** Its addresses, dotted quad, ascending. */ addresses: string[] }[];
+  allocated: {
+    /** The owner id. */
+    id: string;
+    /** Its addresses, dotted quad, ascending. */
+    addresses: string[];
+  }[];
   /** Requests waiting (for consensus, space or the owner's answer). */
-  pending: { /** Waiting `allocate` calls. */ allocates: number; /** Waiting `claim` calls. */ claims: number };
+  pending: {
+    /** Waiting `allocate` calls. */
+    allocates: number;
+    /** Waiting `claim` calls. */
+    claims: number;
+  };
   /** Consensus progress; only while the ring is still undivided and a vote is running. */
-  consensus?: { /** Peers that must agree. */ quorum: number; /** Peers taking part so far. */ known: number };
+  consensus?: {
+    /** Peers that must agree. */
+    quorum: number;
+    /** Peers taking part so far. */
+    known: number;
+  };
   /** The latest conflicts detected (at most 100), oldest first. */
   conflicts: IpamConflict[];
 }

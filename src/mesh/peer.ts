@@ -29,7 +29,16 @@ export interface PeerSource {
   /** Our own peer name. */
   readonly selfName: PeerName;
   /** The peer's current topology record; undefined when it is not known. */
-  peerRecord(name: PeerName): { /** Display name. */ nickname: string; /** Incarnation, random per start. */ uid: bigint; /** Record version, bumped by its owner. */ version: bigint; /** The peer's own connection list. */ connections: readonly ConnectionSummary[] } | undefined;
+  peerRecord(name: PeerName): {
+    /** Display name. */
+    nickname: string;
+    /** Incarnation, random per start. */
+    uid: bigint;
+    /** Record version, bumped by its owner. */
+    version: bigint;
+    /** The peer's own connection list. */
+    connections: readonly ConnectionSummary[];
+  } | undefined;
   /** Our direct link to the peer (a copy); undefined when there is none. */
   link(name: PeerName): LinkInfo | undefined;
   /** True for ourselves and for peers reachable over the links the topology lists. */
@@ -63,7 +72,16 @@ export interface PeerSnapshot {
   /** Clock time (ms) we last heard from or about it; absent if never. */
   lastSeen?: number;
   /** The peer's own connection list, from topology gossip. */
-  connections: { /** The peer at the other end, in MAC form. */ name: string; /** That peer's listening "host:port". */ address: string; /** True when this peer dialled it. */ outbound: boolean; /** True once the link carries data. */ established: boolean }[];
+  connections: {
+    /** The peer at the other end, in MAC form. */
+    name: string;
+    /** That peer's listening "host:port". */
+    address: string;
+    /** True when this peer dialled it. */
+    outbound: boolean;
+    /** True once the link carries data. */
+    established: boolean;
+  }[];
 }
 
 /**

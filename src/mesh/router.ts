@@ -57,7 +57,12 @@ export interface MeshRouterOptions {
   /** Maximum number of links, established or in handshake (default 200; 0 = unlimited). */
   connectionLimit?: number;
   /** Inbound accept throttle: a bucket of `burst` tokens refilled one every `refillMs` (default 20 / 50 ms). */
-  acceptRate?: { /** Accepts allowed back to back (bucket size). */ burst: number; /** Milliseconds to refill one token. */ refillMs: number };
+  acceptRate?: {
+    /** Accepts allowed back to back (bucket size). */
+    burst: number;
+    /** Milliseconds to refill one token. */
+    refillMs: number;
+  };
   /** Dial peers that topology gossip tells us about (default true). */
   discovery?: boolean;
   /** Period of full gossip to random neighbours (default 30 s). */
@@ -160,13 +165,26 @@ export interface MeshRouterStatus {
   /** Every known peer, ourselves included. */
   peers: ReturnType<Peer['toJSON']>[];
   /** Our direct links. */
-  links: (Omit<LinkInfo, 'peer'> & { /** The neighbour's name in MAC form. */ peer: string })[];
+  links: (Omit<LinkInfo, 'peer'> & {
+    /** The neighbour's name in MAC form. */
+    peer: string;
+  })[];
   /** The addresses the connection maker dials, and how that is going. */
   targets: TargetStatus[];
   /** Next hop per reachable peer over established links. */
-  unicastRoutes: { /** Destination peer, MAC form. */ dest: string; /** Neighbour to send through, MAC form. */ via: string }[];
+  unicastRoutes: {
+    /** Destination peer, MAC form. */
+    dest: string;
+    /** Neighbour to send through, MAC form. */
+    via: string;
+  }[];
   /** Per broadcast source (ourselves first): the neighbours we pass its broadcasts on to. */
-  broadcastRoutes: { /** Peer that originates the broadcast, MAC form. */ source: string; /** Our neighbours it is relayed to, MAC form, sorted. */ via: string[] }[];
+  broadcastRoutes: {
+    /** Peer that originates the broadcast, MAC form. */
+    source: string;
+    /** Our neighbours it is relayed to, MAC form, sorted. */
+    via: string[];
+  }[];
   /** Counters per gossip channel; channels beyond the first 64 are summed under `(other)`. */
   gossip: Record<string, GossipChannelStats>;
   /** Router counters since construction. */

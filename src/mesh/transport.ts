@@ -38,7 +38,12 @@ export interface StreamSocket {
 /** A listening stream endpoint (a TCP server socket). */
 export interface StreamListener {
   /** Where it listens, with the port chosen when 0 was asked for. */
-  address(): { /** The bound IP address. */ address: string; /** The bound port. */ port: number };
+  address(): {
+    /** The bound IP address. */
+    address: string;
+    /** The bound port. */
+    port: number;
+  };
   /** Stops accepting; existing streams stay open. */
   close(): Promise<void>;
 }
@@ -58,7 +63,12 @@ export interface DatagramSocket {
   /** A datagram arrived; `packet` is the receiver's to keep. */
   on(event: 'message', listener: (packet: Buffer, sender: DatagramSender) => void): unknown;
   /** The bound address and port. */
-  address(): { /** The bound IP address. */ address: string; /** The bound port. */ port: number };
+  address(): {
+    /** The bound IP address. */
+    address: string;
+    /** The bound port. */
+    port: number;
+  };
   /** Unbinds; `callback` runs once closed. */
   close(callback?: () => void): unknown;
 }

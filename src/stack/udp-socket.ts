@@ -108,7 +108,12 @@ export class StackUdpSocket extends EventEmitter<UdpSocketEvents> {
   }
 
   /** The bound address and port; `not-bound` before `bind()` (or the first send). */
-  address(): { /** The stack's IPv4 address (dotted quad). */ address: string; /** The bound UDP port. */ port: number } {
+  address(): {
+    /** The stack's IPv4 address (dotted quad). */
+    address: string;
+    /** The bound UDP port. */
+    port: number;
+  } {
     if (this.port === 0) throw new StackError('not-bound', 'this UDP socket is not bound; call bind() or send() first');
     return { address: this.localAddress, port: this.port };
   }

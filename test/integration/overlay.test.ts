@@ -193,6 +193,9 @@ test('lifecycle: start and stop are idempotent, attach needs a running overlay, 
   } catch (error) {
     assert.is((error as EndpointError).code, 'already-exists');
   }
+  const both = await Promise.allSettled([overlay.attach({ name: 'twice' }), overlay.attach({ name: 'twice' })]);
+  assert.equal(both.map((r) => r.status).sort(), ['fulfilled', 'rejected'], 'one of two concurrent attaches of a name wins');
+  assert.equal(overlay.ipam?.lookup('mem:twice').length, 1, 'and only one address is allocated');
   try {
     await overlay.attach({ name: 'bad name!' });
     assert.unreachable();
