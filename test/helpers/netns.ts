@@ -4,7 +4,7 @@
 // leftovers are recognisable and nothing outside the lab is ever touched. Veth ends are created directly
 // inside their namespaces, never in the root namespace, so deleting a lab's namespaces removes all of it.
 import { execFile, execFileSync, spawn as spawnChild, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 /** Linux interface names are limited to 15 bytes (IFNAMSIZ - 1); we hold namespace names to the same. */
 export const MAX_NAME_LENGTH = 15;
@@ -90,6 +90,21 @@ export function canUseNetns(): NetnsSupport {
 }
 
 /** Whether `command` is on PATH (e.g. 'iperf3', 'nft'). */
+/**
+ * Why tests that run TAP-backed agents in namespaces cannot run here ('' when they can): no namespaces,
+ * no /dev/net/tun, the native binding not built, or one of `commands` missing.
+ */
+export function tapNamespaceSkipReason(commands: readonly string[]): string {
+  const support = canUseNetns();
+  if (!support.ok) return support.reason;
+  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
+  if (!existsSync(new URL('../../../native/build/Release/weave_tap.node', import.meta.url).pathname)) {
+    return 'the native TAP binding is not built (npm install builds it)';
+  }
+  const missing = commands.filter((c) => !hasCommand(c));
+  return missing.length > 0 ? `missing ${missing.join(', ')}; run scripts/install-test-deps.sh` : '';
+}
+
 export function hasCommand(command: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v "$1"`, 'sh', command], { stdio: 'ignore' });

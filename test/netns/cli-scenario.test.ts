@@ -5,22 +5,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { canUseNetns, hasCommand, NetnsLab, parseIperf3, parsePing, waitForLine } from '../helpers/netns.js';
+import { NetnsLab, tapNamespaceSkipReason, parseIperf3, parsePing, waitForLine } from '../helpers/netns.js';
 
 const cliPath = new URL('../../src/cli/main.js', import.meta.url).pathname;
-const bindingPath = new URL('../../../native/build/Release/weave_tap.node', import.meta.url).pathname;
-
-const support = canUseNetns();
-const missing = ['ping', 'iperf3', 'socat'].filter((c) => !hasCommand(c));
-const skipReason = !support.ok
-  ? support.reason
-  : !existsSync('/dev/net/tun')
-    ? '/dev/net/tun is missing'
-    : !existsSync(bindingPath)
-      ? 'the native TAP binding is not built (npm install builds it)'
-      : missing.length > 0
-        ? `missing ${missing.join(', ')}; run scripts/install-test-deps.sh`
-        : '';
+const skipReason = tapNamespaceSkipReason(['ping', 'iperf3', 'socat', 'getent']);
 if (skipReason !== '') console.log(`CLI scenario tests skipped: ${skipReason}`);
 const nsTest = skipReason === '' ? test : test.skip;
 

@@ -1,24 +1,11 @@
 // The data plane end to end: peers with kernel TAP devices in network namespaces, real ping, iperf3 and multicast.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { canUseNetns, hasCommand, NetnsLab, parseIperf3, parsePing, waitForLine } from '../helpers/netns.js';
+import { NetnsLab, tapNamespaceSkipReason, parseIperf3, parsePing, waitForLine } from '../helpers/netns.js';
 
 const agentPath = new URL('../../examples/tap-agent.js', import.meta.url).pathname;
-const bindingPath = new URL('../../../native/build/Release/weave_tap.node', import.meta.url).pathname;
-
-const support = canUseNetns();
-const missing = ['ping', 'iperf3', 'socat', 'nft'].filter((c) => !hasCommand(c));
-const skipReason = !support.ok
-  ? support.reason
-  : !existsSync('/dev/net/tun')
-    ? '/dev/net/tun is missing'
-    : !existsSync(bindingPath)
-      ? 'the native TAP binding is not built (npm install builds it)'
-      : missing.length > 0
-        ? `missing ${missing.join(', ')}; run scripts/install-test-deps.sh`
-        : '';
+const skipReason = tapNamespaceSkipReason(['ping', 'iperf3', 'socat', 'nft']);
 if (skipReason !== '') console.log(`data plane namespace tests skipped: ${skipReason}`);
 const nsTest = skipReason === '' ? test : test.skip;
 
