@@ -8,21 +8,21 @@ import { systemRandom, type Random } from './random.js';
 import { EndpointError, OptionsError, WeaveError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import { VERSION } from './version.js';
-import { MeshRouter, type MeshRouterOptions, type MeshRouterStatus } from './mesh/router.js';
+import { MeshRouter, type MeshRouterOptions } from './mesh/router.js';
 import type { BackoffOptions } from './mesh/connection-maker.js';
 import type { Transport } from './mesh/transport.js';
 import type { ConnectionTimings } from './mesh/connection.js';
 import { Peer, type LinkInfo } from './mesh/peer.js';
 import type { NetworkKey } from './crypto/network-key.js';
-import { DataPlane, type DataPlaneStatus } from './ethernet/data-plane.js';
+import { DataPlane } from './ethernet/data-plane.js';
 import type { SleeveTimings } from './ethernet/sleeve.js';
 import type { PortId } from './ethernet/mac-table.js';
 import { formatMac, randomMac } from './ethernet/frame.js';
 import { MemoryNic } from './nic/memory-nic.js';
 import { TapNic } from './nic/tap-nic.js';
-import { Ipam, type IpamConflict, type IpamInit, type IpamStatus } from './ipam/ipam.js';
+import { Ipam, type IpamConflict, type IpamInit } from './ipam/ipam.js';
 import { parseIPv4 } from './ipam/address.js';
-import { Dns, type DnsStatus } from './dns/dns.js';
+import { Dns } from './dns/dns.js';
 import type { DnsRecord } from './wire/dns-records.js';
 import { formatPeerName, parsePeerName, randomPeerName, type PeerName } from './wire/peer-name.js';
 import { KernelNetwork } from './endpoint/kernel-network.js';
@@ -30,7 +30,10 @@ import type { IpCommand } from './endpoint/ip-command.js';
 import { loadEndpointState, saveEndpointState, type PersistedNetnsEndpoint } from './endpoint/registry.js';
 import { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
 import { renderMetrics } from './status/metrics.js';
+import type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 import { linkViews, type OverlayLinkView } from './status/links.js';
+
+export type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 
 /** Weave's default endpoint MTU: fits an encrypted sleeve packet in a 1500-byte underlay. */
 export const DEFAULT_ENDPOINT_MTU = 1376;
@@ -186,42 +189,6 @@ export interface OverlayEvents {
   /** Something an operator should know; also logged. */
   warning: (message: string) => void;
 }
-
-/** A JSON-serialisable snapshot of everything, in the spirit of Weave's report. */
-export interface OverlayStatus {
-  /** The weave-ts version (`VERSION`). */
-  version: string;
-  /** Where the overlay is in its life. */
-  state: OverlayState;
-  /** The mesh: peers, links, targets, routes, gossip counters. */
-  router: MeshRouterStatus;
-  /** Per peer: how frames reach it (direct or relayed), mode, MTU, encryption. */
-  links: OverlayLinkView[];
-  /** The sleeve links, switch counters and MAC table. */
-  dataPlane: DataPlaneStatus;
-  /** The allocator; absent with `ipam: false`. */
-  ipam?: IpamStatus;
-  /** The name service; absent with `dns: false`. */
-  dns?: DnsStatus;
-  /** Every attached endpoint, in-process ones first. */
-  endpoints: EndpointInfo[];
-  /** The host's overlay address (CIDR), when exposed. */
-  exposed?: string;
-  /** The Linux bridge; absent until a kernel endpoint or `expose()` first needed it. */
-  bridge?: {
-    /** Bridge name (`bridge` option, default `weave`). */
-    name: string;
-    /** The TAP device joining it to the data plane (`<bridge>-tap`). */
-    tap: string;
-    /** IP MTU of the bridge ports. */
-    mtu: number;
-  };
-  /** Warnings an operator should see (no password, …). */
-  warnings: string[];
-}
-
-/** Where the overlay is in its life. */
-export type OverlayState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 /** An attached endpoint of either kind. */
 export type Endpoint = MemoryEndpoint | NetnsEndpoint;

@@ -1,5 +1,5 @@
 // Metrics: an overlay status rendered in the Prometheus text exposition format (Weave's names where it had one).
-import type { OverlayStatus } from '../overlay.js';
+import type { OverlayStatus } from './overlay-status.js';
 import type { NicStats } from '../nic/nic.js';
 
 type Labels = Record<string, string>;
