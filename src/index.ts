@@ -10,7 +10,7 @@ export type { ConnectionSummary, PeerRecord } from './wire/topology.js';
 export { Routes, type TopologyView } from './mesh/routes.js';
 export type { LinkOverlay, OverlayLink } from './mesh/overlay.js';
 export { DataPlane, type DataPlaneOptions, type DataPlaneStatus } from './ethernet/data-plane.js';
-export type { SleeveLinkStatus, SleeveTimings, LinkMode } from './ethernet/sleeve.js';
+export type { SleeveLinkStatus, SleeveTimings, LinkMode, LinkCounters } from './ethernet/sleeve.js';
 export type { SwitchStats } from './ethernet/switch.js';
 export type { Nic, NicStats, FrameBatchHandler } from './nic/nic.js';
 export { MemoryNic, type MemoryNicOptions } from './nic/memory-nic.js';

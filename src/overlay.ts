@@ -17,12 +17,13 @@ import type { NetworkKey } from './crypto/network-key.js';
 import { DataPlane } from './ethernet/data-plane.js';
 import type { SleeveTimings } from './ethernet/sleeve.js';
 import type { PortId } from './ethernet/mac-table.js';
-import { formatMac, randomMac } from './ethernet/frame.js';
+import { formatMac, parseMac, randomMac } from './ethernet/frame.js';
 import { MemoryNic } from './nic/memory-nic.js';
 import { TapNic } from './nic/tap-nic.js';
 import { Ipam, type IpamConflict, type IpamInit } from './ipam/ipam.js';
 import { parseIPv4 } from './ipam/address.js';
 import { Dns } from './dns/dns.js';
+import { normaliseName } from './dns/records.js';
 import type { DnsRecord } from './wire/dns-records.js';
 import { formatPeerName, parsePeerName, randomPeerName, type PeerName } from './wire/peer-name.js';
 import { KernelNetwork } from './endpoint/kernel-network.js';
@@ -498,7 +499,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     try {
       [port, nic] = MemoryNic.pair({ name, mtu: this.mtu, mac });
       endpoint = new MemoryEndpoint(
-        { kind: 'memory', name, ...(this.dns ? { fqdn: fqdn(name, this.dns.domain) } : {}), id, address, mac: formatMac(mac), mtu: this.mtu },
+        { kind: 'memory', name, ...(this.dns ? { fqdn: normaliseName(name, this.dns.domain) } : {}), id, address, mac: formatMac(mac), mtu: this.mtu },
         nic,
         { clock: this.clock, random: this.random, resolve: (n) => this.resolveName(n) },
       );
@@ -509,7 +510,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     const { info } = endpoint;
     const portId = this.dataPlane.attach(port);
     this.memory.set(name, { endpoint, port: portId, nics: [port, nic] });
-    this.dns?.add(name, address.split('/')[0] ?? address, { id });
+    this.dns?.add(name, hostPart(address), { id });
     this.emit('endpoint:attached', info);
     this.logger.info({ endpoint: name, address }, 'endpoint attached');
     return endpoint;
@@ -552,7 +553,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     const info: EndpointInfo = {
       kind: 'netns',
       name,
-      ...(this.dns ? { fqdn: fqdn(name, this.dns.domain) } : {}),
+      ...(this.dns ? { fqdn: normaliseName(name, this.dns.domain) } : {}),
       id,
       address,
       mac: link.mac,
@@ -661,7 +662,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     const info: EndpointInfo = {
       kind: 'netns',
       name: e.name,
-      ...(this.dns ? { fqdn: fqdn(e.name, this.dns.domain) } : {}),
+      ...(this.dns ? { fqdn: normaliseName(e.name, this.dns.domain) } : {}),
       id,
       address: e.address,
       mac: e.mac,
@@ -813,12 +814,6 @@ function hostPart(cidr: string): string {
   return cidr.split('/')[0] ?? cidr;
 }
 
-function fqdn(name: string, domain: string): string {
-  const lower = name.toLowerCase();
-  if (lower.endsWith('.')) return lower;
-  return lower.includes('.') ? `${lower}.` : `${lower}.${domain}`;
-}
-
 function validateName(name: unknown): void {
   if (typeof name !== 'string' || !/^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$/.test(name) || name.length > 253) {
     throw new OptionsError(`endpoint name ${JSON.stringify(name)} is not a valid DNS name: use letters, digits, "-" and "_" in dot-separated labels of up to 63 characters`);
@@ -826,7 +821,7 @@ function validateName(name: unknown): void {
 }
 
 function parseMacOption(text: string): Uint8Array {
-  const bytes = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text) ? Uint8Array.from(text.split(':').map((h) => parseInt(h, 16))) : undefined;
+  const bytes = parseMac(text);
   if (!bytes || (bytes[0]! & 1) !== 0) throw new OptionsError(`mac "${text}" is not a unicast MAC address like 02:00:00:00:00:01`);
   return bytes;
 }

@@ -29,11 +29,6 @@ export function isMissingError(error: unknown): boolean {
   return error instanceof EndpointError && /Cannot find device|does not exist|No such device|Cannot assign requested address|not found/i.test(error.message);
 }
 
-/** Linux interface names: 1–15 bytes, no whitespace, '/' or ':'. */
-export function isValidIfname(name: string): boolean {
-  return name.length > 0 && Buffer.byteLength(name) <= 15 && !/[\s/:]/.test(name) && name !== '.' && name !== '..';
-}
-
 /** Names of `ip netns` namespaces: what `ip netns add` accepts and a path component under /run/netns. */
 export function isValidNetnsName(name: string): boolean {
   return /^[A-Za-z0-9_.-]{1,64}$/.test(name) && name !== '.' && name !== '..';

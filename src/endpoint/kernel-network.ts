@@ -5,7 +5,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EndpointError, OptionsError } from '../errors.js';
-import { isExistsError, isMissingError, isValidIfname, isValidNetnsName, systemIpCommand, type IpCommand } from './ip-command.js';
+import { isExistsError, isMissingError, isValidNetnsName, systemIpCommand, type IpCommand } from './ip-command.js';
+import { isValidInterfaceName } from '../nic/tap-nic.js';
 
 /** Where `ip netns add` mounts namespaces; a namespace exists when its file does. */
 const NETNS_RUN_DIR = '/run/netns';
@@ -51,7 +52,7 @@ export class KernelNetwork {
   private readonly runDir: string;
 
   constructor(options: KernelNetworkOptions) {
-    if (!isValidIfname(options.bridge) || Buffer.byteLength(options.bridge) > 11) {
+    if (!isValidInterfaceName(options.bridge) || Buffer.byteLength(options.bridge) > 11) {
       throw new OptionsError(`bridge name ${JSON.stringify(options.bridge)} is not usable: use 1 to 11 characters without spaces, "/" or ":" (the TAP and veths get longer names derived from it)`);
     }
     if (!Number.isInteger(options.mtu) || options.mtu < 576 || options.mtu > 65_000) {
@@ -104,7 +105,7 @@ export class KernelNetwork {
    */
   async attach(netns: string, ifname: string, address: string): Promise<NetnsLink> {
     if (!isValidNetnsName(netns)) throw new OptionsError(`netns ${JSON.stringify(netns)} is not a valid namespace name: use letters, digits, "_", "." and "-"`);
-    if (!isValidIfname(ifname)) throw new OptionsError(`interface name ${JSON.stringify(ifname)} is not valid: use 1 to 15 characters without spaces, "/" or ":"`);
+    if (!isValidInterfaceName(ifname)) throw new OptionsError(`interface name ${JSON.stringify(ifname)} is not valid: use 1 to 15 characters without spaces, "/" or ":"`);
     if (!this.netnsExists(netns)) {
       throw new EndpointError('not-found', `network namespace "${netns}" does not exist: create it first (ip netns add ${netns})`);
     }

@@ -2,7 +2,8 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DecodeError } from '../errors.js';
-import { isValidIfname, isValidNetnsName } from './ip-command.js';
+import { isValidNetnsName } from './ip-command.js';
+import { isValidInterfaceName } from '../nic/tap-nic.js';
 
 /** One kernel endpoint as persisted. */
 export interface PersistedNetnsEndpoint {
@@ -51,7 +52,7 @@ export function decodeEndpointState(text: string): EndpointState {
     if (!isValidNetnsName(netns)) throw new DecodeError('bad-value', `endpoints[${i}].netns is not a namespace name`);
     const ifname = text_(e.ifname, `endpoints[${i}].ifname`);
     const hostIfname = text_(e.hostIfname, `endpoints[${i}].hostIfname`);
-    if (!isValidIfname(ifname) || !isValidIfname(hostIfname)) throw new DecodeError('bad-value', `endpoints[${i}] has an invalid interface name`);
+    if (!isValidInterfaceName(ifname) || !isValidInterfaceName(hostIfname)) throw new DecodeError('bad-value', `endpoints[${i}] has an invalid interface name`);
     const mac = text_(e.mac, `endpoints[${i}].mac`);
     if (!MAC.test(mac)) throw new DecodeError('bad-value', `endpoints[${i}].mac is not a MAC address`);
     return { netns, name: text_(e.name, `endpoints[${i}].name`), ifname, hostIfname, address: cidr(e.address, `endpoints[${i}].address`), mac };

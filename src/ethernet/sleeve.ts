@@ -46,7 +46,7 @@ export type LinkMode =
   | 'pmtu';
 
 /** Per-link state for status. */
-export interface SleeveLinkStatus {
+export interface SleeveLinkStatus extends LinkCounters {
   /** The neighbour's peer name in MAC form. */
   peer: string;
   /** Where heartbeat and MTU discovery stand, i.e. how frames travel. */
@@ -61,15 +61,19 @@ export interface SleeveLinkStatus {
   maxFrame: number;
   /** The overlay IP MTU this link supports (maxFrame − 14). */
   mtu: number;
+}
+
+/** Traffic counters of one link. */
+export interface LinkCounters {
   /** UDP datagrams sent to the neighbour, heartbeats and probes included. */
   packetsOut: number;
   /** Authentic UDP datagrams received from the neighbour. */
   packetsIn: number;
-  /** Ethernet frames sent to / received from this neighbour (relayed ones included). */
+  /** Ethernet frames sent to this neighbour (relayed ones included). */
   framesOut: number;
   /** Ethernet frames received from this neighbour (relayed ones included). */
   framesIn: number;
-  /** Bytes of those frames. */
+  /** Bytes of the frames sent. */
   bytesOut: number;
   /** Bytes of the frames received. */
   bytesIn: number;
@@ -129,7 +133,7 @@ interface SleeveEvents {
   link: (status: SleeveLinkStatus) => void;
 }
 
-interface Forwarder {
+interface Forwarder extends LinkCounters {
   peer: PeerName;
   connectionId: bigint;
   sendKey: Uint8Array | undefined;
@@ -148,12 +152,6 @@ interface Forwarder {
   bodyLength: number;
   heartbeatTimer: Timer | undefined;
   testTimer: Timer | undefined;
-  packetsOut: number;
-  packetsIn: number;
-  framesOut: number;
-  framesIn: number;
-  bytesOut: number;
-  bytesIn: number;
 }
 
 const FRAG_TEST_PAYLOAD = 60_001;

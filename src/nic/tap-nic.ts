@@ -56,9 +56,14 @@ function mapOpenError(error: unknown, name: string): Error {
   return new NicError('tap-unavailable', `cannot open TAP device "${name}": ${detail}`, { cause: error });
 }
 
+/** Linux interface names: 1–15 bytes, no whitespace, '/' or ':', not `.` or `..`. */
+export function isValidInterfaceName(name: string): boolean {
+  return name.length > 0 && Buffer.byteLength(name) <= 15 && !/[\s/:]/.test(name) && name !== '.' && name !== '..';
+}
+
 function validate(options: TapNicOptions): void {
   const { name, mtu, mac, batchSize } = options;
-  if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > 15 || /[\s/:]/.test(name) || name === '.' || name === '..') {
+  if (typeof name !== 'string' || !isValidInterfaceName(name)) {
     throw new OptionsError(`TAP name ${JSON.stringify(name)} is not a valid interface name: use 1 to 15 characters without spaces, "/" or ":"`);
   }
   if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)) {

@@ -220,9 +220,9 @@ test('start honours an aborted signal; asyncDispose stops', async () => {
     await overlay.start({ signal: controller.signal });
     assert.unreachable();
   } catch (error) {
-    assert.ok(error instanceof Error);
+    assert.is((error as Error).name, 'AbortError', String(error));
   }
-  assert.is(overlay.state, 'stopped');
+  assert.is(overlay.state, 'stopped', 'a start that was aborted leaves nothing running');
   {
     await using disposable = new Overlay({ listen: '127.0.0.1:0' });
     await disposable.start();
