@@ -2,7 +2,7 @@
 import { MeshRouter, type MeshRouterOptions } from '../../src/mesh/router.js';
 import { DataPlane, type DataPlaneOptions } from '../../src/ethernet/data-plane.js';
 import { MemoryNic } from '../../src/nic/memory-nic.js';
-import { edges, FAST, testName, testNetworkKey, waitUntil, type Shape } from './mesh.js';
+import { dataReady, edges, FAST, testName, testNetworkKey, waitUntil, type Shape } from './mesh.js';
 
 export interface DataPeer {
   router: MeshRouter;
@@ -13,7 +13,7 @@ export interface DataPeer {
   received: Buffer[];
 }
 
-/** Starts `n` peers linked in `shape`, each with one memory NIC, and waits until every link carries data. */
+/** Starts `n` peers linked in `shape`, each with one memory NIC, and waits until they are {@link dataReady}. */
 export async function startDataMesh(
   n: number,
   shape: Shape,
@@ -36,13 +36,7 @@ export async function startDataMesh(
   const links = edges(shape, n);
   for (const [i, j] of links) peers[i]?.router.connect(`127.0.0.1:${peers[j]?.router.port}`);
   const routers = peers.map((p) => p.router);
-  // Ready when every peer has an established-link route to every other peer.
-  await waitUntil(
-    routers,
-    () => routers.every((r) => routers.every((o) => o === r || r.routes.unicast(o.selfName) !== undefined)),
-    15_000,
-    () => `data routes in a ${n}-peer ${shape}`,
-  );
+  await waitUntil(routers, () => dataReady(routers), 15_000, () => `data routes in a ${n}-peer ${shape}`);
   return { peers, stop: () => Promise.all(routers.map((r) => r.stop())).then(() => undefined) };
 }
 

@@ -132,6 +132,15 @@ export function converged(routers: readonly MeshRouter[], expectedPeers = router
   return routers.every((r) => r.topologyRecords().length === expectedPeers && topologyKey(r) === first);
 }
 
+/**
+ * True when every router holds one topology and has a route over established links to every other.
+ * Until the views agree, peers can build different broadcast trees for one source, and a single
+ * flooded frame may miss a peer or arrive twice (as in Weave Net), so tests that send one wait for this.
+ */
+export function dataReady(routers: readonly MeshRouter[]): boolean {
+  return converged(routers) && routers.every((r) => routers.every((o) => o === r || r.routes.unicast(o.selfName) !== undefined));
+}
+
 /** Follows each router's own unicast next hops from every peer to every other; returns hop counts or throws. */
 export function walkUnicast(routers: readonly MeshRouter[]): number {
   const byName = new Map(routers.map((r) => [r.selfName, r]));

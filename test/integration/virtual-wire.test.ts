@@ -7,7 +7,7 @@ import { VirtualWire, type VirtualWireOptions } from '../../src/testing/virtual-
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { seededRandom } from '../../src/random.js';
 import type { Clock } from '../../src/clock.js';
-import { converged, FAST, testName, testNetworkKey, waitUntil } from '../helpers/mesh.js';
+import { dataReady, FAST, testName, testNetworkKey, waitUntil } from '../helpers/mesh.js';
 import { BROADCAST, frameText, testFrame } from '../helpers/data-mesh.js';
 
 interface WirePeer {
@@ -59,18 +59,13 @@ async function startWireMesh(
   return { peers, routers, stop: () => Promise.all(routers.map((r) => r.stop())).then(() => undefined) };
 }
 
-/** True when every router has a data route (over established links) to every other. */
-function dataRoutes(routers: readonly MeshRouter[]): boolean {
-  return routers.every((r) => routers.every((o) => o === r || r.routes.unicast(o.selfName) !== undefined));
-}
-
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test('a 3-peer encrypted mesh on a virtual wire converges and carries frames end to end', async () => {
   const wire = new VirtualWire({ defaults: { latencyMs: 2, jitterMs: 1 }, random: seededRandom(3) });
   const { peers, routers, stop } = await startWireMesh(wire, 3, [[0, 1], [1, 2], [0, 2]]);
   try {
-    await waitUntil(routers, () => dataRoutes(routers), 10_000, () => 'data routes on the virtual wire');
+    await waitUntil(routers, () => dataReady(routers), 10_000, () => 'data routes on the virtual wire');
     const [a, b, c] = peers as [WirePeer, WirePeer, WirePeer];
     a.endpoint.send(testFrame(BROADCAST, a.endpoint.mac, 'hello wire'));
     await waitUntil(routers, () => b.received.includes('hello wire') && c.received.includes('hello wire'), 5000, () => 'the broadcast');
@@ -95,7 +90,7 @@ test('a partition stops frames across it; after heal() the mesh reconnects and f
   const wire = new VirtualWire({ defaults: { latencyMs: 1 } });
   const { peers, routers, stop } = await startWireMesh(wire, 3, [[0, 1], [1, 2], [0, 2]]);
   try {
-    await waitUntil(routers, () => dataRoutes(routers), 10_000, () => 'data routes');
+    await waitUntil(routers, () => dataReady(routers), 10_000, () => 'data routes');
     const [a, b, c] = peers as [WirePeer, WirePeer, WirePeer];
     wire.partition([a.address], [b.address, c.address]);
     await waitUntil(
@@ -113,10 +108,7 @@ test('a partition stops frames across it; after heal() the mesh reconnects and f
     assert.ok(wire.stats.streamsReset >= 2, 'both links of a were reset');
 
     wire.heal();
-    // Until every peer holds the same topology, a peer may still hold a's record from before the
-    // partition and expect a to reach c directly while a relays through it: a broadcast sent in
-    // that window can miss c (Weave's routes have the same transient), so wait for one view.
-    await waitUntil(routers, () => dataRoutes(routers) && converged(routers), 10_000, () => 'data routes and one topology after heal');
+    await waitUntil(routers, () => dataReady(routers), 10_000, () => 'data routes after heal');
     a.endpoint.send(testFrame(BROADCAST, a.endpoint.mac, 'back again'));
     await waitUntil(routers, () => b.received.includes('back again') && c.received.includes('back again'), 5000, () => 'frames after heal');
   } finally {
@@ -134,7 +126,7 @@ test('with 20% datagram loss most frames still arrive and the control plane stay
     // direct link: then a's broadcasts cross one lossy link to each peer, not two.
     await waitUntil(
       routers,
-      () => dataRoutes(routers) && peers.every((p) => p.dataPlane.status().links.filter((l) => l.established).length === 2) && a.router.routes.broadcast(a.router.selfName).length === 2,
+      () => dataReady(routers) && peers.every((p) => p.dataPlane.status().links.filter((l) => l.established).length === 2) && a.router.routes.broadcast(a.router.selfName).length === 2,
       15_000,
       () => 'every direct data link despite loss',
     );
@@ -153,7 +145,7 @@ test('with 20% datagram loss most frames still arrive and the control plane stay
     assert.ok(atC >= n * 0.7 && atC < n, `c got ${atC} of ${n}`);
     assert.ok(wire.stats.datagramsDropped.loss > 0);
     assert.equal(downs, [], 'no control link went down');
-    assert.ok(routers.every((r) => r.linkInfos().length === 2 && dataRoutes(routers)));
+    assert.ok(routers.every((r) => r.linkInfos().length === 2 && dataReady(routers)));
   } finally {
     await stop();
     wire.close();
@@ -165,7 +157,7 @@ test('a peer behind a NAT dials out and still carries data both ways', async () 
   // c (index 2) is behind a NAT: it dials a and b; nobody can dial it.
   const { peers, routers, stop } = await startWireMesh(wire, 3, [[0, 1], [2, 0], [2, 1]], { nat: { 2: '192.0.2.9' } });
   try {
-    await waitUntil(routers, () => dataRoutes(routers), 10_000, () => 'data routes with a NATed peer');
+    await waitUntil(routers, () => dataReady(routers), 10_000, () => 'data routes with a NATed peer');
     const [a, b, c] = peers as [WirePeer, WirePeer, WirePeer];
     c.endpoint.send(testFrame(BROADCAST, c.endpoint.mac, 'from behind the NAT'));
     await waitUntil(routers, () => a.received.includes('from behind the NAT') && b.received.includes('from behind the NAT'), 5000, () => 'the NATed broadcast');
@@ -198,7 +190,7 @@ test('under a FakeClock two peers converge and carry a frame with no real timer 
     return clock.now() - start;
   };
   try {
-    const took = await runUntil(() => dataRoutes(routers), 5000, 'data routes');
+    const took = await runUntil(() => dataReady(routers), 5000, 'data routes');
     // Handshake, heartbeats and the fragmentation test take a few round trips of ~10-14 virtual ms.
     assert.ok(took >= 20 && took < 2000, `converged after ${took} virtual ms`);
     a.endpoint.send(testFrame(BROADCAST, a.endpoint.mac, 'fake time'));
