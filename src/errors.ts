@@ -26,6 +26,7 @@ export type WeaveErrorCode =
   | 'address-in-use'
   | 'peer-reachable'
   | 'corrupt-state'
+  | 'different-seeds'
   | 'tap-unavailable'
   | 'permission-denied'
   | 'timeout'

@@ -21,7 +21,7 @@ import { formatMac, parseMac, randomMac } from './ethernet/frame.js';
 import { MemoryNic } from './nic/memory-nic.js';
 import { TapNic } from './nic/tap-nic.js';
 import { Ipam, type IpamConflict, type IpamInit } from './ipam/ipam.js';
-import { parseIPv4 } from './ipam/address.js';
+import { blockOf, formatCidr, formatIPv4, hostRange, parseIPv4 } from './ipam/address.js';
 import { Dns } from './dns/dns.js';
 import { normaliseName } from './dns/records.js';
 import type { DnsRecord } from './wire/dns-records.js';
@@ -47,7 +47,7 @@ export interface OverlayIpamOptions {
   range?: string;
   /** The subnet endpoints get addresses from when they name none (default: the whole range). */
   defaultSubnet?: string;
-  /** How the range is first divided (default `{ consensus: 1 }`: a one-peer network). */
+  /** How the range is first divided (default: consensus among the `peers` given + 1, Weave's rule; see docs/ipam.md §3). */
   init?: IpamInit;
   /** Hand the ranges of a peer unreachable this long to a live one (default: never; use `rmpeer`). */
   autoReclaimAfterMs?: number;
@@ -470,8 +470,21 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       endpoints: this.endpoints(),
       ...(this.exposedAddress ? { exposed: this.exposedAddress } : {}),
       ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
-      warnings: [...this.warnings],
+      warnings: [...this.warnings, ...this.ipamWarnings()],
     };
+  }
+
+  /** What IPAM knows is wrong now: rings refused for their seeds, addresses inside another peer's range. */
+  private ipamWarnings(): string[] {
+    const status = this.ipam?.status();
+    if (!status) return [];
+    return [
+      ...status.refusedRings.map(
+        (r) =>
+          `IP allocation was seeded by different peers: the ring of ${r.peer}${r.nickname ? ` (${r.nickname})` : ''}, seeded by ${r.seeds.join(', ')}, is refused; ours was seeded by ${status.seeds.join(', ')}`,
+      ),
+      ...status.conflicts.map((c) => `address ${c.address} (${c.id}) lies in a range owned by ${c.owner}`),
+    ];
   }
 
   /** Metrics in the Prometheus text exposition format (Weave's names where Weave had one). */
@@ -702,6 +715,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private async addressFor(id: string, options: { ip?: string; subnet?: string; signal?: AbortSignal }): Promise<string> {
     if (options.ip !== undefined) {
       const address = this.withPrefix(options.ip);
+      this.checkExplicitAddress(address);
       if (this.ipam) await this.ipam.claim(id, address, options.signal ? { signal: options.signal } : {});
       return address;
     }
@@ -719,6 +733,27 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     parseIPv4(ip);
     if (!this.ipam) throw new OptionsError(`ip "${ip}" needs a prefix length (like ${ip}/24) when IPAM is off`);
     return `${ip}/${this.ipam.defaultSubnet.prefix}`;
+  }
+
+  /**
+   * An address a user gives must be a host of its own subnet and, with IPAM, inside the range: IPAM then
+   * claims it from its owner (refused when in use there), as Weave does.
+   */
+  private checkExplicitAddress(cidr: string): void {
+    const [host = '', prefix = ''] = cidr.split('/');
+    const address = parseIPv4(host);
+    const block = blockOf(address, Number(prefix));
+    const { first, last } = hostRange(block);
+    if (address < first || address > last) {
+      const what = address === block.start ? 'network' : 'broadcast';
+      throw new OptionsError(`ip ${host} is the ${what} address of ${formatCidr(block)}: give a host address (${formatIPv4(first)}–${formatIPv4(last)})`);
+    }
+    const range = this.ipam?.range;
+    if (range && !(address >= range.start && address < range.start + range.size)) {
+      throw new OptionsError(
+        `ip ${host} is outside the IPAM range ${formatCidr(range)}: give an address inside it, or none to have one allocated (addresses outside the range need ipam: false / --no-ipam)`,
+      );
+    }
   }
 
   private resolvePeer(text: string): PeerName {

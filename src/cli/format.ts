@@ -53,6 +53,10 @@ export function formatStatus(s: OverlayStatus): string {
         ['Status', i.state + (i.consensus ? ` (quorum: ${i.consensus.quorum}, known: ${i.consensus.known})` : '')],
         ['Range', i.range],
         ['DefaultSubnet', i.defaultSubnet],
+        ['Seeds', i.seeds.length > 0 ? i.seeds.join(', ') : 'none yet'],
+        ...(i.refusedRings.length > 0
+          ? ([['RefusedRings', `${i.refusedRings.length} peer(s) whose ring was seeded by different peers (see WARNING)`]] as [string, string][])
+          : []),
         ['Allocated', `${used} on this peer`],
         ['Unreachable', `${i.unreachablePct}% of the range`],
       ]),

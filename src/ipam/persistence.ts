@@ -5,21 +5,24 @@
 // | field | type | rules |
 // |---|---|---|
 // | magic | 4 bytes | "WTIP" |
-// | format version | u8 | 1 |
+// | format version | u8 | 2 (1: the same without seeds, still read) |
 // | peer | u48 | the peer name the state belongs to |
 // | ring | see src/wire/ipam.ts | range and entries |
 // | allocation count | u32 | cannot exceed remaining bytes / 5 |
 // | per allocation: address, id | u32, str8 | addresses unique |
+// | seeds | see src/wire/ipam.ts | the ring's seeds (version 2 on) |
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DecodeError, WeaveError } from '../errors.js';
 import { decodeWith, encodeWith, type Reader, type Writer } from '../wire/codec.js';
-import { decodeRing, encodeRing, type RingState } from '../wire/ipam.js';
+import { decodeRing, decodeSeeds, encodeRing, encodeSeeds, type RingState } from '../wire/ipam.js';
 import { formatPeerName, type PeerName } from '../wire/peer-name.js';
 import { formatCidr, type Cidr } from './address.js';
 
 const MAGIC = [0x57, 0x54, 0x49, 0x50]; // "WTIP"
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
+/** Files written before rings recorded their seeds. */
+const FORMAT_VERSION_NO_SEEDS = 1;
 export const IPAM_FILE = 'ipam.db';
 let setAsideCounter = 0;
 
@@ -36,12 +39,15 @@ export function encodeSnapshot(w: Writer, s: IpamSnapshot): void {
   encodeRing(w, s.ring);
   w.u32(s.owned.length);
   for (const [address, id] of s.owned) w.u32(address).str8(id);
+  encodeSeeds(w, s.ring.seeds ?? []);
 }
 
 export function decodeSnapshot(r: Reader): IpamSnapshot {
   for (const b of MAGIC) if (r.u8() !== b) throw new DecodeError('bad-magic', 'not a weave-ts IPAM state file');
   const version = r.u8();
-  if (version !== FORMAT_VERSION) throw new DecodeError('version-mismatch', `IPAM state format ${version}, this build reads ${FORMAT_VERSION}`);
+  if (version !== FORMAT_VERSION && version !== FORMAT_VERSION_NO_SEEDS) {
+    throw new DecodeError('version-mismatch', `IPAM state format ${version}, this build reads ${FORMAT_VERSION_NO_SEEDS} and ${FORMAT_VERSION}`);
+  }
   const peer = r.u48();
   if (peer === 0) throw new DecodeError('bad-value', 'IPAM state for peer name 0');
   const ring = decodeRing(r);
@@ -54,7 +60,10 @@ export function decodeSnapshot(r: Reader): IpamSnapshot {
     seen.add(address);
     owned.push([address, r.str8()]);
   }
-  return { peer, ring, owned };
+  if (version === FORMAT_VERSION_NO_SEEDS) return { peer, ring, owned };
+  const seeds = decodeSeeds(r);
+  if (seeds.length > 0 && ring.entries.length === 0) throw new DecodeError('bad-value', 'IPAM state has seeds for an undivided ring');
+  return { peer, ring: seeds.length > 0 ? { ...ring, seeds } : ring, owned };
 }
 
 /** The result of loading: the state, or why there is none to use. */

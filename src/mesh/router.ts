@@ -300,6 +300,11 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     return formatHostPort(host, this.listenPort);
   }
 
+  /** The peers given at construction (`peers` option), as given. */
+  get initialPeers(): readonly string[] {
+    return this.options.peers ?? [];
+  }
+
   /** The TCP port we listen on (0 when not listening). */
   get port(): number {
     return this.listenPort;

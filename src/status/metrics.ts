@@ -110,6 +110,7 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
     m.one('weave_ipam_pending_allocates', 'gauge', 'Allocations waiting for space or consensus.', ipam.pending.allocates);
     m.one('weave_ipam_pending_claims', 'gauge', 'Claims waiting for the owner to answer.', ipam.pending.claims);
     m.one('weave_ipam_conflicts', 'gauge', 'Allocations found inside a range another peer owns.', ipam.conflicts.length);
+    m.one('weave_ipam_seed_conflicts', 'gauge', 'Peers whose ring is refused because it was seeded by different peers.', ipam.refusedRings.length);
   }
 
   // DNS: this peer's live entries (Weave's metric), every record by state, and server counters.

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DecodeError, WeaveError } from '../../../src/errors.js';
 import { decodeWith, encodeWith, type Writer } from '../../../src/wire/codec.js';
-import { encodeRing, type RingState } from '../../../src/wire/ipam.js';
+import { encodeRing, encodeSeeds, type RingState } from '../../../src/wire/ipam.js';
 import { formatPeerName, type PeerName } from '../../../src/wire/peer-name.js';
 import { parseCidr, type Cidr } from '../../../src/ipam/address.js';
 import { Ring } from '../../../src/ipam/ring.js';
@@ -103,15 +103,30 @@ test('every snapshot round-trips', () => {
   );
 });
 
-test('the layout is the documented one: magic, version, peer, ring, allocations', () => {
+test('the layout is the documented one: magic, version, peer, ring, allocations, seeds', () => {
   const s = snapshotOf(SELF, RANGE, [[RANGE.start + 1, 'db'], [RANGE.start + 2, '']]);
+  assert.ok((s.ring.seeds ?? []).length > 0);
   const expected = rawBytes((w) => {
-    w.u8(0x57).u8(0x54).u8(0x49).u8(0x50).u8(1).u48(SELF);
+    w.u8(0x57).u8(0x54).u8(0x49).u8(0x50).u8(2).u48(SELF);
     encodeRing(w, s.ring);
     w.u32(2).u32(RANGE.start + 1).str8('db').u32(RANGE.start + 2).str8('');
+    encodeSeeds(w, s.ring.seeds ?? []);
   });
   assert.equal(encode(s), expected);
   assert.equal([...encode(s).subarray(0, 4)], [...Buffer.from('WTIP')]);
+});
+
+test('a format 1 file (before seeds were recorded) still loads, with unknown seeds', () => {
+  const s = snapshotOf(SELF, RANGE, [[RANGE.start + 1, 'db']]);
+  const v1 = rawBytes((w) => {
+    w.u8(0x57).u8(0x54).u8(0x49).u8(0x50).u8(1).u48(SELF);
+    encodeRing(w, s.ring);
+    w.u32(1).u32(RANGE.start + 1).str8('db');
+  });
+  const decoded = decode(v1);
+  assert.equal(decoded.ring.seeds, undefined);
+  assert.equal(decoded.ring.entries, s.ring.entries);
+  assert.equal(decoded.owned, s.owned);
 });
 
 test('a bad magic is bad-magic', () => {
@@ -126,7 +141,7 @@ test('a bad magic is bad-magic', () => {
 
 test('an unknown format version is version-mismatch', () => {
   const bytes = encode(snapshotOf(SELF, RANGE));
-  for (const version of [0, 2, 0xff]) {
+  for (const version of [0, 3, 0xff]) {
     const copy = bytes.slice();
     copy[4] = version;
     expectDecodeError(decode, copy, 'version-mismatch');
@@ -147,14 +162,14 @@ test('peer name 0 is rejected', () => {
 });
 
 test('an invalid ring, a count larger than the bytes, bad UTF-8, truncation and trailing bytes are rejected', () => {
-  const header = (w: Writer) => w.u8(0x57).u8(0x54).u8(0x49).u8(0x50).u8(1).u48(SELF);
+  const header = (w: Writer) => w.u8(0x57).u8(0x54).u8(0x49).u8(0x50).u8(1).u48(SELF); // format 1: no seeds
   // A ring token outside its range.
   expectDecodeError(decode, rawBytes((w) => header(w).u32(RANGE.start).u32(256).u32(1).u32(RANGE.start + 256).u48(SELF).u64(0n).u32(0).u32(0)), 'bad-value');
   const emptyRing = (w: Writer) => header(w).u32(RANGE.start).u32(256).u32(0);
   expectDecodeError(decode, rawBytes((w) => emptyRing(w).u32(2).u32(RANGE.start + 1).str8('x')), 'too-large');
   expectDecodeError(decode, rawBytes((w) => emptyRing(w).u32(1).u32(RANGE.start + 1).u8(2).u8(0xc3).u8(0x28)), 'bad-value');
   const bytes = encode(snapshotOf(SELF, RANGE, [[RANGE.start + 1, 'web']]));
-  expectDecodeError(decode, bytes.subarray(0, bytes.length - 1), 'short-read');
+  expectDecodeError(decode, bytes.subarray(0, bytes.length - 1), 'too-large'); // the seed count says more than is left
   expectDecodeError(decode, bytes.subarray(0, 3), 'short-read');
   const longer = new Uint8Array(bytes.length + 1);
   longer.set(bytes);
