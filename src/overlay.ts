@@ -417,6 +417,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   async attach(options: AttachOptions): Promise<Endpoint> {
     this.requireRunning('attach');
     validateName(options.name);
+    const refusal = this.router.refusal;
+    if (refusal) throw new EndpointError('name-collision', `nothing is attached: ${refusal.message}`);
     if (options.netns !== undefined) {
       const netns = options.netns;
       return this.serialised(() => this.attachNetns({ ...options, netns }));
@@ -470,8 +472,18 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       endpoints: this.endpoints(),
       ...(this.exposedAddress ? { exposed: this.exposedAddress } : {}),
       ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
-      warnings: [...this.warnings, ...this.ipamWarnings()],
+      warnings: [...this.warnings, ...this.collisionWarnings(), ...this.ipamWarnings()],
     };
+  }
+
+  /** This peer refused by the mesh, or another peer refused for using our name. */
+  private collisionWarnings(): string[] {
+    const r = this.router;
+    if (r.refusal) return [r.refusal.message];
+    return r
+      .refusals()
+      .filter((x) => x.name === r.selfName && x.kept === r.uid)
+      .map((x) => `another peer started with our name ${r.self.id} (incarnation ${x.refused}) while we are alive: it is refused mesh-wide; give it a unique name`);
   }
 
   /** What IPAM knows is wrong now: rings refused for their seeds, addresses inside another peer's range. */
@@ -816,6 +828,11 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     });
     r.on('connection:failed', (f) => this.logger.debug({ address: f.address, err: f.error }, 'connection failed'));
     r.on('topology:changed', () => this.reportLinkChanges());
+    r.on('name:collision', (c) => {
+      if (c.refused !== r.uid) return this.warn(c.message);
+      this.logger.error({ peer: formatPeerName(c.name) }, c.message);
+      this.emit('warning', c.message);
+    });
     this.dataPlane.onLinkChange(() => this.reportLinkChanges());
     this.ipam?.on('allocated', (id, a) => this.emit('ipam:allocated', id, a));
     this.ipam?.on('released', (id, a) => this.emit('ipam:released', id, a));

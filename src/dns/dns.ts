@@ -271,7 +271,12 @@ export class Dns extends EventEmitter<DnsEvents> {
       changed.filter((r) => !r.tombstone),
       changed.filter((r) => r.tombstone),
     );
-    return encodeWith(encodeRecords, changed);
+    // Our answers to claims about our own records (a previous incarnation's, now tombstones) go to every
+    // peer, the sender included: a relayed delta skips the sender, which would keep serving them.
+    const ours = changed.filter((r) => r.origin === this.router.selfName);
+    if (ours.length > 0) this.publish(ours);
+    const others = changed.filter((r) => r.origin !== this.router.selfName);
+    return others.length > 0 ? encodeWith(encodeRecords, others) : undefined;
   }
 
   /** Peers that became unreachable keep their records (stale) for the grace period. */

@@ -244,6 +244,8 @@ export class Ipam extends EventEmitter<IpamEvents> {
         for (const [address, id] of loaded.snapshot.owned) this.owned.set(address, id);
       }
     }
+    // A peer the mesh refused (its name is another live peer's) would allocate from that peer's ranges.
+    this.router.on('name:collision', this.onCollision);
     this.channel = this.router.registerGossip(IPAM_CHANNEL, {
       // Before a ring or a vote exists there is nothing to say; an empty state is an observer's request.
       gossip: () => (this.ring.isEmpty() && !this.paxos ? undefined : this.encodeState()),
@@ -271,6 +273,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
   async stop(options: { transfer?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.router.off('name:collision', this.onCollision);
     this.tickTimer?.cancel();
     for (const p of this.pending.splice(0)) p.reject(new IpamError('closed', 'IPAM stopped before the request completed'));
     if (options.transfer && !this.ring.isEmpty()) {
@@ -285,6 +288,11 @@ export class Ipam extends EventEmitter<IpamEvents> {
     }
     await this.store?.flush();
   }
+
+  private readonly onCollision = (collision: { refused: bigint; message: string }): void => {
+    if (collision.refused !== this.router.uid) return;
+    for (const p of this.pending.splice(0)) p.reject(new IpamError('name-collision', `no addresses are allocated: ${collision.message}`));
+  };
 
   // ---- public operations ----
 
@@ -419,6 +427,8 @@ export class Ipam extends EventEmitter<IpamEvents> {
 
   private enqueue(request: Omit<Pending, 'resolve' | 'reject' | 'tries'>, signal: AbortSignal | undefined): Promise<number> {
     if (this.stopped || !this.started) return Promise.reject(new IpamError('closed', 'IPAM is not running: call start() first'));
+    const refusal = this.router.refusal;
+    if (refusal) return Promise.reject(new IpamError('name-collision', `no addresses are allocated: ${refusal.message}`));
     signal?.throwIfAborted();
     return new Promise<number>((resolve, reject) => {
       const p: Pending = { ...request, tries: 0, resolve, reject };
