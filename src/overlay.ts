@@ -33,6 +33,7 @@ import { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js
 import { renderMetrics } from './status/metrics.js';
 import type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 import { linkViews, type OverlayLinkView } from './status/links.js';
+import { HandshakeFailureLog } from './status/handshake-failures.js';
 
 export type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 
@@ -231,6 +232,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private readonly netns = new Map<string, EndpointInfo>();
   private readonly attaching = new Set<string>();
   private readonly warnings: string[] = [];
+  private readonly handshakeFailures: HandshakeFailureLog;
   private exposedAddress: string | undefined;
   private tap: TapNic | undefined;
   private kernelReady: Promise<void> | undefined;
@@ -304,6 +306,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       : undefined;
     this.kernel = new KernelNetwork({ bridge: options.bridge ?? 'weave', mtu: this.mtu, ...(options.ipCommand ? { ip: options.ipCommand } : {}) });
     if (!this.router.encrypted) this.warnings.push('no password: links are neither encrypted nor authenticated; anyone who can reach the port can join');
+    this.handshakeFailures = new HandshakeFailureLog({ clock: this.clock, logger: this.logger });
     this.forwardEvents();
   }
 
@@ -470,6 +473,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       endpoints: this.endpoints(),
       ...(this.exposedAddress ? { exposed: this.exposedAddress } : {}),
       ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
+      handshakeFailures: this.handshakeFailures.recent(),
       warnings: [...this.warnings],
     };
   }
@@ -779,7 +783,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       this.logger.info({ peer: formatPeerName(l.peer), nickname: l.nickname, err: e }, 'link down');
       this.emit('link:down', l, e);
     });
-    r.on('connection:failed', (f) => this.logger.debug({ address: f.address, err: f.error }, 'connection failed'));
+    // Refusals an operator must fix (password, version, name) warn once per source per minute; the rest stay at debug.
+    r.on('connection:failed', (f) => this.handshakeFailures.record(f));
     r.on('topology:changed', () => this.reportLinkChanges());
     this.dataPlane.onLinkChange(() => this.reportLinkChanges());
     this.ipam?.on('allocated', (id, a) => this.emit('ipam:allocated', id, a));

@@ -98,6 +98,11 @@ export interface LinkFailure {
   peer?: PeerName;
   /** What went wrong; `error.code` says why. */
   error: WeaveError;
+  /**
+   * Bytes the remote sent before the failure: 0 means it never spoke (nothing listening, a dropped SYN,
+   * a silent socket); more means something answered, so a refusal is worth an operator's attention.
+   */
+  bytesReceived: number;
 }
 
 /** Typed events of the router. */
@@ -651,7 +656,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     connection.close(failure);
     this.stats.handshakeFailures[failure.code] = (this.stats.handshakeFailures[failure.code] ?? 0) + 1;
     const peer = connection.remoteIfKnown?.name;
-    this.emit('connection:failed', { address, ...(peer !== undefined ? { peer } : {}), error: failure });
+    this.emit('connection:failed', { address, ...(peer !== undefined ? { peer } : {}), error: failure, bytesReceived: connection.bytesReceived });
     return failure;
   }
 
