@@ -819,9 +819,17 @@ function hostPart(cidr: string): string {
   return cidr.split('/')[0] ?? cidr;
 }
 
+/** An endpoint name is a DNS name: at most 253 characters (without a final dot), labels of 1 to 63. */
 function validateName(name: unknown): void {
-  if (typeof name !== 'string' || !/^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$/.test(name) || name.length > 253) {
-    throw new OptionsError(`endpoint name ${JSON.stringify(name)} is not a valid DNS name: use letters, digits, "-" and "_" in dot-separated labels of up to 63 characters`);
+  const shown = typeof name === 'string' && name.length > 40 ? `"${name.slice(0, 40)}…"` : JSON.stringify(name);
+  const invalid = (why: string): OptionsError => new OptionsError(`endpoint name ${shown} is not a valid DNS name: ${why}`);
+  if (typeof name !== 'string' || name.length === 0) throw invalid('give a non-empty string');
+  const bare = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (bare.length > 253) throw invalid(`it is ${bare.length} characters long, and a DNS name has at most 253`);
+  const long = bare.split('.').find((label) => label.length > 63);
+  if (long !== undefined) throw invalid(`its label "${long.slice(0, 20)}…" is ${long.length} characters long, and a label has at most 63`);
+  if (!/^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*$/.test(bare)) {
+    throw invalid('use letters, digits, "-" and "_" in dot-separated labels of 1 to 63 characters, each starting with a letter or digit (at most 253 in all)');
   }
 }
 
