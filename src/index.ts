@@ -40,6 +40,7 @@ export type {
   NetnsEndpoint,
 } from './overlay.js';
 export type { OverlayLinkView } from './status/links.js';
+export type { HandshakeFailureView } from './status/handshake-failures.js';
 export { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
 export type { IpCommand } from './endpoint/ip-command.js';
 export { NetStack, StackUdpSocket, type NetStackOptions, type NetStackStats, type PingOptions, type PingResult, type RemoteInfo, type UdpSocketEvents, type ArpCacheOptions, type ReassemblyOptions } from './stack/index.js';

@@ -33,6 +33,7 @@ import { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js
 import { renderMetrics } from './status/metrics.js';
 import type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 import { linkViews, type OverlayLinkView } from './status/links.js';
+import { HandshakeFailureLog } from './status/handshake-failures.js';
 
 export type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 
@@ -231,6 +232,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private readonly netns = new Map<string, EndpointInfo>();
   private readonly attaching = new Set<string>();
   private readonly warnings: string[] = [];
+  private readonly handshakeFailures: HandshakeFailureLog;
   private exposedAddress: string | undefined;
   private tap: TapNic | undefined;
   private kernelReady: Promise<void> | undefined;
@@ -304,6 +306,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       : undefined;
     this.kernel = new KernelNetwork({ bridge: options.bridge ?? 'weave', mtu: this.mtu, ...(options.ipCommand ? { ip: options.ipCommand } : {}) });
     if (!this.router.encrypted) this.warnings.push('no password: links are neither encrypted nor authenticated; anyone who can reach the port can join');
+    this.handshakeFailures = new HandshakeFailureLog({ clock: this.clock, logger: this.logger });
     this.forwardEvents();
   }
 
@@ -472,6 +475,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       endpoints: this.endpoints(),
       ...(this.exposedAddress ? { exposed: this.exposedAddress } : {}),
       ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
+      handshakeFailures: this.handshakeFailures.recent(),
       warnings: [...this.warnings, ...this.collisionWarnings(), ...this.ipamWarnings()],
     };
   }
@@ -826,7 +830,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       this.logger.info({ peer: formatPeerName(l.peer), nickname: l.nickname, err: e }, 'link down');
       this.emit('link:down', l, e);
     });
-    r.on('connection:failed', (f) => this.logger.debug({ address: f.address, err: f.error }, 'connection failed'));
+    // Refusals an operator must fix (password, version, name) warn once per source per minute; the rest stay at debug.
+    r.on('connection:failed', (f) => this.handshakeFailures.record(f));
     r.on('topology:changed', () => this.reportLinkChanges());
     r.on('name:collision', (c) => {
       if (c.refused !== r.uid) return this.warn(c.message);
@@ -866,9 +871,17 @@ function hostPart(cidr: string): string {
   return cidr.split('/')[0] ?? cidr;
 }
 
+/** An endpoint name is a DNS name: at most 253 characters (without a final dot), labels of 1 to 63. */
 function validateName(name: unknown): void {
-  if (typeof name !== 'string' || !/^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$/.test(name) || name.length > 253) {
-    throw new OptionsError(`endpoint name ${JSON.stringify(name)} is not a valid DNS name: use letters, digits, "-" and "_" in dot-separated labels of up to 63 characters`);
+  const shown = typeof name === 'string' && name.length > 40 ? `"${name.slice(0, 40)}…"` : JSON.stringify(name);
+  const invalid = (why: string): OptionsError => new OptionsError(`endpoint name ${shown} is not a valid DNS name: ${why}`);
+  if (typeof name !== 'string' || name.length === 0) throw invalid('give a non-empty string');
+  const bare = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (bare.length > 253) throw invalid(`it is ${bare.length} characters long, and a DNS name has at most 253`);
+  const long = bare.split('.').find((label) => label.length > 63);
+  if (long !== undefined) throw invalid(`its label "${long.slice(0, 20)}…" is ${long.length} characters long, and a label has at most 63`);
+  if (!/^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*$/.test(bare)) {
+    throw invalid('use letters, digits, "-" and "_" in dot-separated labels of 1 to 63 characters, each starting with a letter or digit (at most 253 in all)');
   }
 }
 

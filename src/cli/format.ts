@@ -89,8 +89,24 @@ export function formatStatus(s: OverlayStatus): string {
       ),
     );
   }
+  if (s.handshakeFailures.length > 0) {
+    parts.push(
+      table(
+        ['SOURCE', 'PEER', 'ERROR', 'COUNT', 'LAST', 'REASON'],
+        s.handshakeFailures.map((f) => [f.source, f.peer ?? '-', f.code, String(f.count), `${formatAgo(f.lastAgoMs)} ago`, f.reason]),
+      ),
+    );
+  }
   if (s.warnings.length > 0) parts.push(s.warnings.map((w) => `WARNING: ${w}`).join('\n'));
   return `${parts.join('\n\n')}\n`;
+}
+
+/** A duration as people say it: 42s, 5m, 3h. */
+function formatAgo(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  return `${Math.floor(seconds / 3600)}h`;
 }
 
 /** The `peers` table. */

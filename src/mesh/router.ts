@@ -121,6 +121,11 @@ export interface LinkFailure {
   peer?: PeerName;
   /** What went wrong; `error.code` says why. */
   error: WeaveError;
+  /**
+   * Bytes the remote sent before the failure: 0 means it never spoke (nothing listening, a dropped SYN,
+   * a silent socket); more means something answered, so a refusal is worth an operator's attention.
+   */
+  bytesReceived: number;
 }
 
 /** Typed events of the router. */
@@ -746,7 +751,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     connection.close(failure);
     this.stats.handshakeFailures[failure.code] = (this.stats.handshakeFailures[failure.code] ?? 0) + 1;
     const peer = connection.remoteIfKnown?.name;
-    this.emit('connection:failed', { address, ...(peer !== undefined ? { peer } : {}), error: failure });
+    this.emit('connection:failed', { address, ...(peer !== undefined ? { peer } : {}), error: failure, bytesReceived: connection.bytesReceived });
     return failure;
   }
 
@@ -828,7 +833,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.emit('name:collision', { ...refusal, message });
     this.maker.stop();
     for (const link of [...this.links.values()]) {
-      if (link.info.peer === from) this.emit('connection:failed', { address: link.info.remoteAddress, peer: from, error: this.refusedWith });
+      if (link.info.peer === from) this.emit('connection:failed', { address: link.info.remoteAddress, peer: from, error: this.refusedWith, bytesReceived: link.connection.bytesReceived });
       link.connection.close(this.refusedWith);
     }
     for (const connection of [...this.pending]) connection.close(this.refusedWith);

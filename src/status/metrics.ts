@@ -53,6 +53,15 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
     'Failed handshakes by reason.',
     Object.entries(router.stats.handshakeFailures).map(([reason, n]) => [{ reason }, n]),
   );
+  // Per reason, how many hosts are failing now (status keeps an hour): alert on bad-password > 0 and the like.
+  const sources = new Map<string, Set<string>>();
+  for (const f of status.handshakeFailures) sources.set(f.code, (sources.get(f.code) ?? new Set()).add(f.source));
+  m.family(
+    'weave_handshake_failure_sources',
+    'gauge',
+    'Hosts with a handshake failure an operator should look at (wrong password, mismatch, name collision) in the last hour, by reason.',
+    [...sources].map(([reason, hosts]) => [{ reason }, hosts.size]),
+  );
   m.family(
     'weave_gossip_rejected_total',
     'counter',
