@@ -338,11 +338,13 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private async doStart(signal: AbortSignal | undefined): Promise<void> {
     this.lifecycle = 'starting';
     for (const warning of this.warnings) this.logger.warn({}, warning);
-    await this.router.start(signal ? { signal } : {});
-    signal?.throwIfAborted();
+    // IPAM and DNS join their gossip channels before the router dials, so the state every new link
+    // sends lands in them instead of passing by unheard.
     this.ipam?.on('warning', (message) => this.warn(message));
     await this.ipam?.start();
     await this.dns?.start();
+    signal?.throwIfAborted();
+    await this.router.start(signal ? { signal } : {});
     signal?.throwIfAborted();
     if (this.options.dataDir) await this.resumeKernelEndpoints();
     this.lifecycle = 'running';

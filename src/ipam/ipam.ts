@@ -561,13 +561,16 @@ export class Ipam extends EventEmitter<IpamEvents> {
 
   // ---- gossip ----
 
-  private encodeState(): Uint8Array {
-    const message: IpamMessage = {
+  private stateMessage(): IpamMessage {
+    return {
       kind: IpamMessageKind.State,
       ring: this.ring.isEmpty() ? undefined : this.ring.toState(),
       paxos: this.ring.isEmpty() ? this.paxos?.snapshot() : undefined,
     };
-    return encodeWith(encodeIpamMessage, message);
+  }
+
+  private encodeState(): Uint8Array {
+    return encodeWith(encodeIpamMessage, this.stateMessage());
   }
 
   private send(peer: PeerName, message: IpamMessage): void {
@@ -624,6 +627,9 @@ export class Ipam extends EventEmitter<IpamEvents> {
         this.checkConflicts(ours);
         this.ringChanged(false);
       }
+      // A sender that is behind (a restart, a channel joined after its links came up) gets ours back:
+      // gossip alone would leave it stale until the next periodic round.
+      if (Ring.fromState(message.ring).merge(this.ring).changed) this.send(from, this.stateMessage());
       return;
     }
     if (!this.ring.isEmpty()) return;

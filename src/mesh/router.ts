@@ -569,6 +569,14 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     if (existing?.handler) throw new OptionsError(`gossip channel "${name}" is already registered`);
     const state: ChannelState = { handler, stats: existing?.stats ?? newChannelStats() };
     this.channels.set(name, state);
+    // Links that came up before the channel existed never got its state: push ours to them now (a
+    // handler that sees a neighbour behind answers with its own, see GossipHandler).
+    const initial = this.links.size > 0 ? this.channelGossip(name, state) : undefined;
+    if (initial) {
+      for (const link of this.links.values()) {
+        if (this.sendTo(link, { tag: MessageTag.Gossip, channel: name, sender: this.selfName, payload: initial })) state.stats.sent += 1;
+      }
+    }
     return {
       name,
       broadcast: (payload) => {

@@ -2,10 +2,9 @@
 // given peers + 1, and a ring seeded by other peers is refused loudly instead of merged.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { Overlay, type OverlayOptions } from '../../src/overlay.js';
 import { testNetworkKey } from '../helpers/mesh.js';
+import { freePorts } from '../helpers/ports.js';
 import { formatStatus } from '../../src/cli/format.js';
 
 const FAST_TUNING: OverlayOptions['tuning'] = {
@@ -16,25 +15,6 @@ const FAST_TUNING: OverlayOptions['tuning'] = {
   sleeve: { fastHeartbeatMs: 50 },
   ipamTickMs: 100,
 };
-
-/** A port free for both TCP and UDP on loopback (the overlay listens on both). */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const server = createServer();
-    const port = await new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
-    });
-    const udp = createSocket('udp4');
-    const udpFree = await new Promise<boolean>((resolve) => {
-      udp.once('error', () => resolve(false));
-      udp.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    udp.close();
-    await new Promise((resolve) => server.close(resolve));
-    if (udpFree) return port;
-  }
-}
 
 async function waitFor(what: string, timeoutMs: number, done: () => boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -47,7 +27,7 @@ async function waitFor(what: string, timeoutMs: number, done: () => boolean): Pr
 /** Overlays that each list every other one in `peers`, as the README's quick start does; no `ipam.init`. */
 async function group(size: number, nickname: string, warnings: string[]): Promise<Overlay[]> {
   const networkKey = await testNetworkKey();
-  const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const ports = await freePorts(size);
   return ports.map((port, i) => {
     const overlay = new Overlay({
       nickname: `${nickname}${i}`,
