@@ -210,6 +210,41 @@ test('a peer with another password shows in the warn log and in status; the API 
   }
 });
 
+test('a second agent started with a running peer\'s --name is refused by the mesh, says so, and the owner keeps its links', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'wt-cli-'));
+  const agents: Agent[] = [];
+  try {
+    const owner = await launch(root, 'owner');
+    agents.push(owner);
+    const other = await launch(root, 'other', ['--peer', owner.listen]);
+    agents.push(other);
+    const linked = async (agent: Agent): Promise<number> =>
+      (JSON.parse((await client(agent, ['status', '--json'])).stdout) as { router: { links: unknown[] } }).router.links.length;
+    for (let i = 0; i < 100 && (await linked(other)) < 1; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    // Same password, the owner's name, dialling the other peer only.
+    const impostor = await launch(root, 'impostor', ['--name', owner.peer, '--peer', other.listen], { logLevel: 'error' });
+    agents.push(impostor);
+    let report = '';
+    for (let i = 0; i < 100 && !/in use by a live peer/.test(report); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      report = (await client(impostor, ['status'])).stdout;
+    }
+    assert.match(report, /WARNING: peer name \S+ is in use by a live peer .* Restart it with a unique name/);
+    assert.match(impostor.log(), /"level":50,.*in use by a live peer/, 'the refused agent logs it as an error');
+    const impostorStatus = JSON.parse((await client(impostor, ['status', '--json'])).stdout) as { router: { refused?: string; links: unknown[] } };
+    assert.ok(impostorStatus.router.refused, 'status --json says it is refused');
+    assert.equal(impostorStatus.router.links, []);
+    const ownerReport = (await client(owner, ['status'])).stdout;
+    assert.match(ownerReport, /WARNING: another peer started with our name/);
+    assert.is(await linked(owner), 1, 'the owner keeps its link');
+    const otherStatus = JSON.parse((await client(other, ['status', '--json'])).stdout) as { router: { links: { peer: string; nickname: string }[] } };
+    assert.equal(otherStatus.router.links.map((l) => l.nickname), ['owner'], 'the other peer still links to the real owner');
+  } finally {
+    for (const agent of agents) await stop(agent);
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('launch refuses bad options with exit code 2 and a message', async () => {
   const cases: [string[], RegExp][] = [
     [['launch', '--ipalloc-range', '10.32.0.1/12'], /10\.32\.0\.0\/12/],
