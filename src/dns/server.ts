@@ -100,6 +100,8 @@ export interface DnsServerStats extends ForwarderStats {
   truncated: number;
   /** Messages ignored (shorter than a header, or responses), and replies that could not be sent (source port 0, a send error). */
   dropped: number;
+  /** Errors reported by the server's own sockets (listening UDP and TCP, client TCP connections); the server keeps serving. */
+  socketErrors: number;
 }
 
 /** The transport a query arrived on: it decides the reply size limit. */
@@ -150,6 +152,7 @@ function newStats(): DnsServerStats {
     loopsRefused: 0,
     truncated: 0,
     dropped: 0,
+    socketErrors: 0,
     upstreamErrors: 0,
     upstreamTimeouts: 0,
     upstreamRejected: 0,
@@ -260,7 +263,8 @@ export class DnsServer {
       socket.once('error', (cause) => reject(listenError('UDP', this.listenHost, this.listenPort, cause)));
       socket.bind({ address: this.listenHost, port: this.listenPort }, () => {
         socket.removeAllListeners('error');
-        socket.on('error', () => undefined);
+        // ICMP errors for replies and the like: the socket stays usable, so they are counted, never fatal.
+        socket.on('error', () => this.stats.socketErrors++);
         socket.on('message', (message, peer) => this.onDatagram(socket, message, peer.address, peer.port));
         resolve(socket);
       });
@@ -273,7 +277,8 @@ export class DnsServer {
       server.once('error', (cause) => reject(listenError('TCP', this.listenHost, port, cause)));
       server.listen({ host: this.listenHost, port, exclusive: true }, () => {
         server.removeAllListeners('error');
-        server.on('error', () => undefined);
+        // Accept failures (EMFILE…) leave the server listening.
+        server.on('error', () => this.stats.socketErrors++);
         resolve(server);
       });
     });
@@ -478,7 +483,7 @@ export class DnsServer {
   }
 
   private onConnection(socket: Socket): void {
-    socket.on('error', () => undefined);
+    socket.on('error', () => this.stats.socketErrors++);
     if (this.stopping || this.connections.size >= MAX_TCP_CONNECTIONS) {
       socket.destroy();
       return;

@@ -1,6 +1,7 @@
 // DNS test helpers: dig on loopback, queries built with dns-packet, stub upstreams, relays and free ports.
 import { execFile } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, type Server } from 'node:net';
 import dnsPacket from 'dns-packet';
 
 export interface DigRecord {
@@ -93,30 +94,65 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
-/** A recording UDP upstream on loopback that answers every A query with 192.0.2.1, echoing the question as asked. */
-export async function recordingUpstream(): Promise<{ port: number; seen: dnsPacket.Packet[]; close(): Promise<void> }> {
+/**
+ * A recording upstream on loopback (UDP, and TCP on the same port): every A query gets 192.0.2.1, echoing the
+ * question as asked; names starting with `big.` are truncated (TC, no answers) over UDP and get 40 records over TCP.
+ */
+export async function recordingUpstream(): Promise<{ port: number; seen: dnsPacket.Packet[]; tcpSeen: number; sockets: object[]; close(): Promise<void> }> {
   const udp: UdpSocket = createSocket('udp4');
   await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  const port = udp.address().port;
   const seen: dnsPacket.Packet[] = [];
-  udp.on('message', (message, peer) => {
+  const answer = (message: Buffer, tcp: boolean): Buffer => {
     const q = dnsPacket.decode(message);
-    seen.push(q);
     const question = q.questions?.[0] as dnsPacket.Question;
     const opt = (q.additionals ?? []).some((a) => a.type === 'OPT');
-    udp.send(
-      dnsPacket.encode({
-        type: 'response',
-        id: q.id,
-        flags: dnsPacket.RECURSION_AVAILABLE | dnsPacket.RECURSION_DESIRED,
-        questions: q.questions,
-        answers: [{ type: 'A', name: question.name, ttl: 60, data: '192.0.2.1' }],
-        additionals: opt ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] } as dnsPacket.Answer] : [],
-      }),
-      peer.port,
-      peer.address,
-    );
+    const big = question.name.toLowerCase().startsWith('big.');
+    return dnsPacket.encode({
+      type: 'response',
+      id: q.id,
+      flags: dnsPacket.RECURSION_AVAILABLE | dnsPacket.RECURSION_DESIRED | (big && !tcp ? dnsPacket.TRUNCATED_RESPONSE : 0),
+      questions: q.questions,
+      answers: big && !tcp ? [] : Array.from({ length: big ? 40 : 1 }, (_, i) => ({ type: 'A' as const, name: question.name, ttl: 60, data: `192.0.2.${i + 1}` })),
+      additionals: opt ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] } as dnsPacket.Answer] : [],
+    });
+  };
+  udp.on('error', () => undefined);
+  udp.on('message', (message, peer) => {
+    try {
+      seen.push(dnsPacket.decode(message));
+      udp.send(answer(message, false), peer.port, peer.address);
+    } catch {
+      // not a query
+    }
   });
-  return { port: udp.address().port, seen, close: () => new Promise<void>((resolve) => udp.close(() => resolve())) };
+  const state = { port, seen, tcpSeen: 0, sockets: [udp] as object[], close: async (): Promise<void> => undefined };
+  const tcp: Server = createServer((socket) => {
+    state.sockets.push(socket);
+    socket.on('error', () => undefined);
+    let buffered = Buffer.alloc(0);
+    socket.on('data', (chunk) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+        const message = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
+        buffered = buffered.subarray(2 + message.length);
+        state.tcpSeen++;
+        const reply = answer(message, true);
+        const frame = Buffer.alloc(2 + reply.length);
+        frame.writeUInt16BE(reply.length, 0);
+        reply.copy(frame, 2);
+        socket.write(frame);
+      }
+    });
+  });
+  tcp.on('error', () => undefined);
+  state.sockets.push(tcp);
+  await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', resolve));
+  state.close = async () => {
+    await new Promise<void>((resolve) => udp.close(() => resolve()));
+    await new Promise<void>((resolve) => tcp.close(() => resolve()));
+  };
+  return state;
 }
 
 /**
