@@ -260,7 +260,14 @@ export class DnsServer {
   private bindUdp(): Promise<UdpSocket> {
     const socket = createSocket({ type: isIPv6(this.listenHost) ? 'udp6' : 'udp4' });
     return new Promise((resolve, reject) => {
-      socket.once('error', (cause) => reject(listenError('UDP', this.listenHost, this.listenPort, cause)));
+      socket.once('error', (cause) => {
+        try {
+          socket.close();
+        } catch {
+          // never bound
+        }
+        reject(listenError('UDP', this.listenHost, this.listenPort, cause));
+      });
       socket.bind({ address: this.listenHost, port: this.listenPort }, () => {
         socket.removeAllListeners('error');
         // ICMP errors for replies and the like: the socket stays usable, so they are counted, never fatal.
