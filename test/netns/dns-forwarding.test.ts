@@ -66,6 +66,8 @@ nsTest('an IPv4-only host whose resolv.conf names an IPv6 nameserver: forwarded 
     assert.is(dns?.upstreamErrors, 3);
     assert.is(dns?.servfail, 3);
     assert.is(forwardingEvent(await metrics(lab, 'h', dataDir), 'upstream-error'), 3);
+    const human = (await lab.execOk('h', [process.execPath, cliPath, 'status', '--data-dir', dataDir])).stdout;
+    assert.match(human, /Forwarding: 0 relayed, 3 upstream errors, 0 timeouts, 0 loops stopped/);
   } finally {
     await lab.cleanup();
   }
