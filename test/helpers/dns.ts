@@ -99,8 +99,22 @@ export async function closedPort(): Promise<number> {
  * question as asked; names starting with `big.` are truncated (TC, no answers) over UDP and get 40 records over TCP.
  */
 export async function recordingUpstream(): Promise<{ port: number; seen: dnsPacket.Packet[]; tcpSeen: number; sockets: object[]; close(): Promise<void> }> {
-  const udp: UdpSocket = createSocket('udp4');
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  // A UDP port whose TCP twin is taken by someone else is given back, and another one tried.
+  for (let attempt = 1; ; attempt++) {
+    const udp: UdpSocket = createSocket('udp4');
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    const tcp = createServer();
+    const listening = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false));
+      tcp.listen(udp.address().port, '127.0.0.1', () => resolve(true));
+    });
+    if (listening) return serveRecording(udp, tcp);
+    await new Promise<void>((resolve) => udp.close(() => resolve()));
+    if (attempt === 20) throw new Error('no loopback port free for both UDP and TCP');
+  }
+}
+
+function serveRecording(udp: UdpSocket, tcp: Server): { port: number; seen: dnsPacket.Packet[]; tcpSeen: number; sockets: object[]; close(): Promise<void> } {
   const port = udp.address().port;
   const seen: dnsPacket.Packet[] = [];
   const answer = (message: Buffer, tcp: boolean): Buffer => {
@@ -127,7 +141,7 @@ export async function recordingUpstream(): Promise<{ port: number; seen: dnsPack
     }
   });
   const state = { port, seen, tcpSeen: 0, sockets: [udp] as object[], close: async (): Promise<void> => undefined };
-  const tcp: Server = createServer((socket) => {
+  tcp.on('connection', (socket) => {
     state.sockets.push(socket);
     socket.on('error', () => undefined);
     let buffered = Buffer.alloc(0);
@@ -147,7 +161,6 @@ export async function recordingUpstream(): Promise<{ port: number; seen: dnsPack
   });
   tcp.on('error', () => undefined);
   state.sockets.push(tcp);
-  await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', resolve));
   state.close = async () => {
     await new Promise<void>((resolve) => udp.close(() => resolve()));
     await new Promise<void>((resolve) => tcp.close(() => resolve()));

@@ -24,7 +24,7 @@ test('two overlays whose DNS upstream is each other: each query is forwarded onc
   try {
     const started = Date.now();
     assert.is((await dig(portA, 'example.com')).status, 'SERVFAIL');
-    assert.ok(Date.now() - started < 1000);
+    assert.ok(Date.now() - started < 1900, 'before any 2 s upstream timeout');
     // 100 client queries in one burst, to either side.
     const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => udpExchange(i % 2 ? portA : portB, query(`q${i}.example.org`, 'A', i), 3000)));
     assert.ok(replies.every((r) => r && (dnsPacket.decode(r) as unknown as { rcode: string }).rcode === 'SERVFAIL'));

@@ -58,9 +58,10 @@ test('every socket operation failing in turn: DNS, mesh and API survive, report 
   const apiPort = Number((await api.start()).split(':').pop());
   const extra: MeshRouter[] = [];
 
-  const report: string[] = [];
+  const report: string[] = []; // one line per fault, printed as it completes
   try {
     for (const fault of SOCKET_FAULTS) {
+      const phase = Date.now();
       const before = { dns: dnsFailures(dns.stats), mesh: meshFailures };
       let startFailures = 0;
       let apiFailures = 0;
@@ -106,8 +107,8 @@ test('every socket operation failing in turn: DNS, mesh and API survive, report 
       await waitUntil(routers, linked, 10_000, () => `${fault}: a and b linked again`);
       assert.is(await curlStatus(apiPort), '200', `${fault}: the API answers again`);
       await c.stop();
+      console.log(`${report.at(-1) ?? ''}; ${Date.now() - phase} ms`);
     }
-    console.log(report.join('\n'));
   } finally {
     faults.uninstall();
     caught.stop();

@@ -41,7 +41,7 @@ test('an upstream whose connect fails gives SERVFAIL, counted as an upstream err
   const started = Date.now();
   const result = await dig(server.port, 'example.com', 'A');
   assert.is(result.status, 'SERVFAIL');
-  assert.ok(Date.now() - started < 1000, 'answered at once, not after the upstream timeout');
+  assert.ok(Date.now() - started < 1900, 'answered before the 2 s upstream timeout could have passed');
   assert.is(server.stats.servfail, 1);
   assert.is(server.stats.upstreamErrors, 1);
   assert.is(server.stats.upstreamTimeouts, 0);
@@ -88,7 +88,7 @@ test('two servers whose upstream is each other: a query is forwarded once and th
   await new Promise((resolve) => setTimeout(resolve, 200)); // anything still bouncing would show now
   assert.is(a.stats.queries + b.stats.queries, 2, `A saw ${a.stats.queries} queries, B ${b.stats.queries}`);
   assert.is(result.status, 'SERVFAIL');
-  assert.ok(elapsed < 1000, `answered in ${elapsed} ms`);
+  assert.ok(elapsed < 1900, `answered in ${elapsed} ms, before any 2 s upstream timeout`);
   assert.is(b.stats.loopsRefused, 1, 'B refused the query A had forwarded');
   assert.is(a.stats.servfail, 1);
 });
@@ -117,7 +117,7 @@ test('a loop through a forwarder that strips EDNS options is cut by joining the 
     const result = await dig(port, 'loop.example.com', 'A');
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.is(result.status, 'SERVFAIL');
-    assert.ok(Date.now() - started < 1500);
+    assert.ok(Date.now() - started < 1900, 'after one 300 ms exchange timeout, not a chain of them');
     assert.is(relay.relayed, 1, `the relay carried ${relay.relayed} queries`);
     assert.is(server.stats.queries, 2);
     assert.is(server.stats.coalesced, 1);
