@@ -18,6 +18,8 @@ export interface ForwardQuery {
   udpSize: number;
   /** The DO bit (DNSSEC records wanted). */
   dnssecOk: boolean;
+  /** Leave the OPT record (and so the marker) out: for an upstream that answered FORMERR to EDNS (RFC 6891 §7). */
+  plain?: boolean;
 }
 
 /**
@@ -27,9 +29,9 @@ export interface ForwardQuery {
  */
 export function encodeForwardQuery(q: ForwardQuery): Uint8Array {
   const w = new Writer(HEADER_SIZE + q.question.byteLength + 15);
-  w.u16(q.id).u16(q.flags & FORWARDED_FLAGS).u16(1).u16(0).u16(0).u16(1);
+  w.u16(q.id).u16(q.flags & FORWARDED_FLAGS).u16(1).u16(0).u16(0).u16(q.plain ? 0 : 1);
   w.bytes(q.question);
-  w.u8(0).u16(RecordType.OPT).u16(q.udpSize).u32(q.dnssecOk ? 0x8000 : 0).u16(4).u16(FORWARDED_OPTION_CODE).u16(0);
+  if (!q.plain) w.u8(0).u16(RecordType.OPT).u16(q.udpSize).u32(q.dnssecOk ? 0x8000 : 0).u16(4).u16(FORWARDED_OPTION_CODE).u16(0);
   return w.finish();
 }
 

@@ -5,7 +5,7 @@ import { networkInterfaces } from 'node:os';
 import type { Clock } from '../clock.js';
 import { DecodeError } from '../errors.js';
 import { encodeForwardQuery, responseLayout, type ResponseLayout } from './forward-message.js';
-import { formatIpv6, ipv6Bytes, type Query } from './message.js';
+import { formatIpv6, ipv6Bytes, Rcode, readHeader, type Query } from './message.js';
 import { exchangeTcp, exchangeUdp, isTruncated, isUnusable, type ExchangeResult, type Upstream } from './upstream.js';
 
 /** Counters the forwarder keeps (a part of the server's stats). */
@@ -50,7 +50,9 @@ export interface ForwarderOptions {
 
 /** An upstream answer that every client waiting for it can be given. */
 export interface ForwardedAnswer {
+  /** The upstream's reply as it came (its id, its question case). */
   response: Uint8Array;
+  /** Where its question and OPT records are, for `replyFor`. */
   layout: ResponseLayout;
 }
 
@@ -115,8 +117,15 @@ export class Forwarder {
       }
       this.perUpstream.set(id, busy + 1);
       try {
-        const outgoing = encodeForwardQuery({ id: randomInt(0x10000), flags: query.header.flags, question: query.question, udpSize, dnssecOk: query.edns?.dnssecOk ?? false });
+        const fields = { id: randomInt(0x10000), flags: query.header.flags, question: query.question, udpSize, dnssecOk: query.edns?.dnssecOk ?? false };
+        let outgoing = encodeForwardQuery(fields);
         let response = this.outcome(await exchangeUdp(outgoing, query.question, upstream, exchange));
+        if (response && rcodeOf(response) === Rcode.formErr) {
+          // An upstream that does not speak EDNS (RFC 6891 §7): asked again without the OPT record. It cannot be a
+          // weave-ts server, and identical queries in flight still coalesce, so loops stay bounded.
+          outgoing = encodeForwardQuery({ ...fields, plain: true });
+          response = this.outcome(await exchangeUdp(outgoing, query.question, upstream, exchange));
+        }
         if (response && transport === 'tcp' && isTruncated(response)) {
           response = this.outcome(await exchangeTcp(outgoing, query.question, upstream, exchange)) ?? response;
         }
@@ -161,6 +170,10 @@ export class Forwarder {
     }
     return this.localAddresses;
   }
+}
+
+function rcodeOf(message: Uint8Array): number {
+  return (readHeader(message)?.flags ?? 0) & 0xf;
 }
 
 /**

@@ -166,6 +166,28 @@ test('forwarded queries carry the marker; replies keep the id and case, and have
   }
 });
 
+test('an upstream that answers FORMERR to EDNS is asked again without the OPT record', async () => {
+  const old = createSocket('udp4');
+  await new Promise<void>((resolve) => old.bind(0, '127.0.0.1', resolve));
+  const seen: boolean[] = [];
+  old.on('message', (message, peer) => {
+    const q = dnsPacket.decode(message);
+    const edns = (q.additionals ?? []).some((a) => a.type === 'OPT');
+    seen.push(edns);
+    const question = q.questions?.[0] as dnsPacket.Question;
+    const answers = edns ? [] : [{ type: 'A' as const, name: question.name, ttl: 60, data: '192.0.2.9' }];
+    old.send(dnsPacket.encode({ type: 'response', id: q.id, flags: edns ? 1 : 0, questions: q.questions, answers }), peer.port, peer.address);
+  });
+  try {
+    await using server = await startServer({ upstream: [`127.0.0.1:${old.address().port}`] });
+    const reply = await dig(server.port, 'example.com');
+    assert.equal(reply.answers.map((a) => a.data), ['192.0.2.9']);
+    assert.equal(seen, [true, false]);
+  } finally {
+    old.close();
+  }
+});
+
 test('every address the DNS service listens on is skipped as an upstream, not only the server itself', async () => {
   const upstream = await recordingUpstream();
   const router = new MeshRouter({ ...FAST, name: testName(0) });
