@@ -116,8 +116,11 @@ export class SocketFaults {
           process.nextTick(() => this.emit('error', systemError('EADDRINUSE', 'listen')));
           return this;
         }
-        faults.servers.add(this);
-        this.once('close', () => faults.servers.delete(this));
+        // Only listening servers get error events (one whose listen failed never emits again).
+        this.once('listening', () => {
+          faults.servers.add(this);
+          this.once('close', () => faults.servers.delete(this));
+        });
         return original.apply(this, args);
       },
     );
