@@ -20,6 +20,7 @@ export type { Cidr } from './ipam/address.js';
 export { Dns, DNS_CHANNEL, type DnsOptions, type DnsStatus, type DnsEvents } from './dns/dns.js';
 export type { DnsRecord } from './wire/dns-records.js';
 export { DnsServer, type DnsServerOptions, type DnsServerStats, type NameSource, type DnsTransport } from './dns/server.js';
+export type { ForwarderStats, DnsListener } from './dns/forwarder.js';
 export { formatPeerName, parsePeerName, type PeerName } from './wire/peer-name.js';
 export { deriveNetworkKey, ARGON2ID_OPSLIMIT, ARGON2ID_MEMLIMIT, NETWORK_KEY_SALT, type NetworkKey } from './crypto/network-key.js';
 export { loadSodium, type SodiumBackend, type SodiumBackendName, type Preference as SodiumPreference } from './crypto/sodium.js';

@@ -297,9 +297,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     this.dns = dns
       ? new Dns(this.router, {
           ...(dns.domain ? { domain: dns.domain } : {}),
-          server: dns.listen
-            ? { listen: dns.listen, ...serverTuning(dns) }
-            : false,
+          // Without `listen`, servers start only with expose(); they still take the TTL and upstreams given here.
+          server: { listen: dns.listen ?? false, ...serverTuning(dns) },
           ...(dns.staleGraceMs !== undefined ? { staleGraceMs: dns.staleGraceMs } : {}),
           clock: this.clock,
         })

@@ -50,6 +50,9 @@ export class ApiServer {
       server.once('error', (cause) => reject(new OptionsError(`cannot listen for the API on ${this.options.listen}: ${cause.message}`, { cause })));
       server.listen(port, host, () => resolve());
     });
+    // Replaces the listen-time handler: a later accept failure (EMFILE…) must not end the agent.
+    server.removeAllListeners('error');
+    server.on('error', () => undefined);
     this.server = server;
     const address = server.address();
     return typeof address === 'object' && address ? `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}` : this.options.listen;

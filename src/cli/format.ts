@@ -70,6 +70,7 @@ export function formatStatus(s: OverlayStatus): string {
         ['Domain', s.dns.domain],
         ['Listen', s.dns.servers.map((x) => `${x.address}:${x.port}`).join(', ') || 'none (expose the host to serve)'],
         ['Entries', `${live.length} (${live.filter((x) => x.stale).length} stale)`],
+        ['Forwarding', forwardingLine(s.dns.servers)],
       ]),
     );
   }
@@ -123,4 +124,10 @@ export function formatEndpoints(endpoints: readonly EndpointInfo[]): string {
     ['NAME', 'KIND', 'NETNS', 'MAC', 'IP', 'DNS'],
     endpoints.map((e) => [e.name, e.kind, e.netns ?? '', e.mac, e.address, e.fqdn ?? '']),
   )}\n`;
+}
+
+/** Upstream answers relayed, failures and loops stopped, summed over the DNS servers. */
+function forwardingLine(servers: NonNullable<OverlayStatus['dns']>['servers']): string {
+  const sum = (key: 'forwarded' | 'upstreamErrors' | 'upstreamTimeouts' | 'loopsRefused' | 'ownUpstreamsSkipped'): number => servers.reduce((n, x) => n + x[key], 0);
+  return `${sum('forwarded')} relayed, ${sum('upstreamErrors')} upstream errors, ${sum('upstreamTimeouts')} timeouts, ${sum('loopsRefused') + sum('ownUpstreamsSkipped')} loops stopped`;
 }

@@ -134,6 +134,8 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
     const totals = { queries: 0, answered: 0, nxdomain: 0, nodata: 0, forwarded: 0, servfail: 0, dropped: 0 };
     for (const s of dns.servers) for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += s[key];
     m.family('weave_dns_queries_total', 'counter', 'DNS messages the servers handled, by outcome (queries counts all).', Object.entries(totals).map(([result, n]) => [{ result }, n]));
+    const forwarding = { upstreamErrors: 'upstream-error', upstreamTimeouts: 'upstream-timeout', upstreamRejected: 'upstream-rejected', upstreamBusy: 'upstream-busy', ownUpstreamsSkipped: 'own-upstream-skipped', loopsRefused: 'loop-refused', coalesced: 'coalesced' } as const;
+    m.family('weave_dns_forwarding_events_total', 'counter', 'DNS forwarding failures and loop prevention, by event.', Object.entries(forwarding).map(([key, event]) => [{ event }, dns.servers.reduce((n, s) => n + s[key as keyof typeof forwarding], 0)]));
   }
   m.one('weave_endpoints', 'gauge', 'Endpoints attached on this peer.', status.endpoints.length);
   return m.text();
