@@ -14,7 +14,7 @@ export interface SourceFailureStatus {
   blocked: boolean;
 }
 
-/** Limits of a {@link SourceFailures} table. */
+/** Limits of the per-source failure table (see {@link SlowPathLimits}). */
 export interface SourceFailureLimits {
   /** Most addresses tracked; the least recently failing one makes room (default 256). */
   maxSources: number;
