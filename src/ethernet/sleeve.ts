@@ -321,6 +321,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   close(): void {
     this.closed = true;
     this.pauseTimer?.cancel();
+    this.pauseTimer = undefined;
     for (const peer of [...this.forwarders.keys()]) this.linkDown(peer);
   }
 
@@ -586,8 +587,9 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   /**
    * Every datagram, from the shared socket (`shared`) or a neighbour's own. The fast path is a datagram from
    * its link's authenticated address; anything else (unknown sender, another address) takes the slow path,
-   * which is bounded: a read budget (the shared socket pauses when it is spent), a decryption budget, and a
-   * decryption budget per source address. Nothing here throws: a bad datagram is a counter.
+   * which is bounded: a read budget (the shared socket pauses when it is spent), a decryption budget per
+   * source address (`source-blocked`), and one for all sources (`rate-limited`). Nothing here throws: a bad
+   * datagram is a counter.
    */
   private onPacket(packet: Buffer, rinfo: DatagramSender, shared: boolean): void {
     const sender = packetSender(packet);
@@ -606,9 +608,15 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       this.fail(rinfo, sender === 0 ? 'malformed' : 'unknown-peer', now);
       return;
     }
-    if (f.receiveKey && !(this.sources.mayDecrypt(rinfo.address, now) && this.slowDecrypts.tryTake())) {
-      this.fail(rinfo, 'source-blocked', now);
-      return;
+    if (f.receiveKey) {
+      if (!this.sources.mayDecrypt(rinfo.address, now)) {
+        this.fail(rinfo, 'source-blocked', now);
+        return;
+      }
+      if (!this.slowDecrypts.tryTake()) {
+        this.fail(rinfo, 'rate-limited', now);
+        return;
+      }
     }
     this.receive(f, packet, rinfo, false);
   }
