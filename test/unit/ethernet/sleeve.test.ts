@@ -393,4 +393,29 @@ test('a neighbour that advertises port 0 is not sent to until its address is lea
   }
 });
 
+test('socket and delivery failures are counted drops, never exceptions out of a socket callback', async () => {
+  const p = await pair(true);
+  try {
+    // A receiver that throws (a NIC write failing further in) must not escape the socket's 'message' listener.
+    p.b.setReceiver({
+      frame: () => {
+        throw new Error('EIO: the NIC went away');
+      },
+      end: () => undefined,
+    });
+    assert.ok(p.a.send(B, A, B, frame(1)).ok);
+    await settle();
+    assert.is(p.b.drops['deliver-failed'], 1);
+    // A send on a socket someone else closed: dgram throws synchronously; the sleeve counts it.
+    await new Promise((resolve) => p.sa.close(() => resolve(undefined)));
+    assert.ok(p.a.send(B, A, B, frame(2)).ok);
+    assert.not.throws(() => p.a.flush());
+    assert.is(p.a.drops['send-failed'], 1);
+  } finally {
+    p.a.close();
+    p.b.close();
+    p.sb.close();
+  }
+});
+
 test.run();
