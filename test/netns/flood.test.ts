@@ -128,24 +128,37 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** Busy and total CPU time of the whole machine so far, in clock ticks (from /proc/stat). */
+function machineTicks(): { busy: number; total: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').split(/\s+/).slice(1).map(Number);
+  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}
+
 type Condition = 'unflooded' | 'forged' | 'random';
 
 interface Sample extends Measurement {
   /** Flood datagrams the flooder got out per second (0 unflooded). */
   floodRate: number;
-  /** CPU of b's agent and of the flooder during the measurement, % of one core. */
+  /** CPU of the agents and of the flooder during the measurement, % of one core. */
   agentCpu: number;
+  agentACpu: number;
   flooderCpu: number;
+  /** How busy the whole machine was (everyone, other tests included), % of all cores. */
+  machineBusy: number;
   /** b's kernel counters during the measurement. */
   rcvbufErrors: number;
   inDatagrams: number;
 }
 
 /** One measurement under one condition: the flooder (if any) runs in host x against b's sleeve port throughout. */
-async function sample(lab: NetnsLab, flooder: string, target: string, condition: Condition, agentPid: number | undefined): Promise<Sample> {
+async function sample(lab: NetnsLab, flooder: string, target: string, condition: Condition, agents: [number | undefined, number | undefined]): Promise<Sample> {
+  const [agentAPid, agentPid] = agents;
   const before = await udpCounters(lab, 'hb');
   const started = Date.now();
   const agentBefore = cpuSeconds(agentPid);
+  const agentABefore = cpuSeconds(agentAPid);
+  const machineBefore = machineTicks();
   let child: ChildProcess | undefined;
   let done: Promise<string> | undefined;
   if (condition !== 'unflooded') {
@@ -158,6 +171,9 @@ async function sample(lab: NetnsLab, flooder: string, target: string, condition:
   const flooderCpu = cpuSeconds(child?.pid);
   const seconds = (Date.now() - started) / 1000;
   const agentCpu = ((cpuSeconds(agentPid) - agentBefore) / seconds) * 100;
+  const agentACpu = ((cpuSeconds(agentAPid) - agentABefore) / seconds) * 100;
+  const machineAfter = machineTicks();
+  const machineBusy = ((machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total)) * 100;
   let floodRate = 0;
   if (child && done) {
     await lab.kill(child);
@@ -169,6 +185,8 @@ async function sample(lab: NetnsLab, flooder: string, target: string, condition:
     ...m,
     floodRate,
     agentCpu,
+    agentACpu,
+    machineBusy,
     flooderCpu: child ? (flooderCpu / seconds) * 100 : 0,
     rcvbufErrors: after.rcvbufErrors - before.rcvbufErrors,
     inDatagrams: after.inDatagrams - before.inDatagrams,
@@ -176,7 +194,7 @@ async function sample(lab: NetnsLab, flooder: string, target: string, condition:
   console.log(
     `  ${condition.padEnd(9)} ping loss ${m.lossPct.toFixed(1).padStart(5)} %, TCP ${m.mbps.toFixed(0).padStart(4)} Mbit/s` +
       (condition === 'unflooded' ? '' : `, flood ${Math.round(floodRate)}/s (flooder CPU ${result.flooderCpu.toFixed(0)} %)`) +
-      `; b's agent CPU ${agentCpu.toFixed(0)} %, b's kernel: ${result.inDatagrams} UDP datagrams queued, ${result.rcvbufErrors} receive-buffer drops`,
+      `; agents' CPU a ${agentACpu.toFixed(0)} % b ${agentCpu.toFixed(0)} %, machine ${machineBusy.toFixed(0)} % busy; b's kernel: ${result.inDatagrams} UDP datagrams queued, ${result.rcvbufErrors} receive-buffer drops`,
   );
   return result;
 }
@@ -212,7 +230,7 @@ nsTest('a 70k/s flood of forged or random sleeve datagrams does not starve pings
     const samples: Record<Condition, Sample[]> = { unflooded: [], forged: [], random: [] };
     for (let round = 1; round <= ROUNDS; round++) {
       console.log(`  round ${round}/${ROUNDS}`);
-      for (const condition of ['unflooded', 'forged', 'random'] as const) samples[condition].push(await sample(lab, flooder, target, condition, hb.agent?.pid));
+      for (const condition of ['unflooded', 'forged', 'random'] as const) samples[condition].push(await sample(lab, flooder, target, condition, [ha.agent?.pid, hb.agent?.pid]));
     }
     const summary = (condition: Condition) => {
       const list = samples[condition];

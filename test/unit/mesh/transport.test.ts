@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createSocket, type Socket } from 'node:dgram';
-import { nodeTransport, type DatagramSocket } from '../../../src/mesh/transport.js';
+import { nodeTransport, type DatagramSender, type DatagramSocket } from '../../../src/mesh/transport.js';
 import { loadTapBinding } from '../../../src/nic/tap-binding.js';
 
 const native = loadTapBinding();
@@ -75,6 +75,35 @@ nativeTest('shared binds fail with the system error code, as plain ones do', asy
     assert.is(bad?.code, 'EINVAL');
   } finally {
     taken.close();
+  }
+});
+
+nativeTest('on a dual-stack IPv6 socket, an IPv4 sender (IPv4-mapped) gets its own connected socket too', async () => {
+  const shared = await nodeTransport.bindDatagram('::', 0, { sharedPort: true }).catch((e: NodeJS.ErrnoException) => e);
+  if (shared instanceof Error) {
+    console.log(`  (no IPv6 here: ${shared.code})`);
+    return;
+  }
+  const port = shared.address().port;
+  const [peer, stranger] = await Promise.all([bind(), bind('127.0.0.2')]);
+  try {
+    const first = new Promise<DatagramSender>((resolve) => shared.on('message', (_p, rinfo) => resolve(rinfo)));
+    peer.send('hello', port, '127.0.0.1');
+    const seen = await first;
+    assert.is(seen.address, '::ffff:127.0.0.1');
+    const own = await nodeTransport.connectDatagram!(shared, seen);
+    const viaOwn = collect(own);
+    const viaShared = collect(shared);
+    peer.send('again', port, '127.0.0.1');
+    stranger.send('stranger', port, '127.0.0.1');
+    await settle();
+    assert.equal(viaOwn, ['again']);
+    assert.equal(viaShared, ['stranger']);
+    own.close();
+  } finally {
+    shared.close();
+    peer.close();
+    stranger.close();
   }
 });
 
