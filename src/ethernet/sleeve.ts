@@ -706,7 +706,13 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     if (f.linkSocketFor === key) return;
     this.closeLinkSocket(f);
     f.linkSocketFor = key;
-    factory.open(remote).then(
+    let opening: Promise<DatagramSocket>;
+    try {
+      opening = factory.open(remote);
+    } catch (error) {
+      opening = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    opening.then(
       (socket) => {
         if (this.closed || this.forwarders.get(f.peer) !== f || f.linkSocketFor !== key) {
           closeQuietly(socket);

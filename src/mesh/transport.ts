@@ -178,10 +178,14 @@ export const nodeTransport: Transport = {
   connectDatagram(shared, remote, options = {}) {
     const load = loadTapBinding();
     if (!load.binding) return Promise.reject(Object.assign(new Error(`connected UDP sockets need the native binding (${load.error.message})`), { code: 'ENOTSUP' }));
-    const local = shared.address();
-    const ipv6 = isIPv6(local.address);
-    const fd = load.binding.openUdp(local.address, local.port, ipv6, options.bufferBytes ?? 0, remote.address, remote.port);
-    return adoptUdpFd(fd, ipv6, 'connect', `${remote.address}:${remote.port}`);
+    try {
+      const local = shared.address(); // throws once `shared` is closed
+      const ipv6 = isIPv6(local.address);
+      const fd = load.binding.openUdp(local.address, local.port, ipv6, options.bufferBytes ?? 0, remote.address, remote.port);
+      return adoptUdpFd(fd, ipv6, 'connect', `${remote.address}:${remote.port}`);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
   },
 
   setReceiving(socket, receiving) {
