@@ -1,6 +1,10 @@
 // Floods do not starve the data path: two CLI agents with a container each, a third host flooding one agent's
 // UDP port with forged sleeve datagrams (a real peer's name in clear) or random bytes, ping and iperf3 between
 // the containers measured unflooded and flooded in the same run.
+//
+// The flooder is test/helpers/udp-flooder.c, compiled here with `cc` (sendmmsg batches paced to the rate, 32
+// source ports). Every measurement prints the rate the flooder reached, its CPU, both agents' CPU and how busy
+// the machine was. WEAVE_FLOOD_RATE (default 70000) and WEAVE_FLOOD_ROUNDS (default 5) override the defaults.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, type ChildProcess } from 'node:child_process';
