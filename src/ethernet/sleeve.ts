@@ -10,8 +10,8 @@ import type { DatagramSender, DatagramSocket } from '../mesh/transport.js';
 import type { PeerName } from '../wire/peer-name.js';
 import { formatPeerName } from '../wire/peer-name.js';
 import { DecodeError } from '../errors.js';
-import { TokenBucket } from '../token-bucket.js';
-import { SourceFailures, type SourceFailureLimits, type SourceFailureStatus } from './source-failures.js';
+import type { SourceFailureStatus } from './source-failures.js';
+import { SlowPath, type SlowPathLimits } from './slow-path.js';
 import {
   ENTRY_HEADER_BYTES,
   forEachEntry,
@@ -122,24 +122,6 @@ export interface LinkSocketFactory {
   setReceiving(socket: DatagramSocket, receiving: boolean): boolean;
 }
 
-/**
- * Limits of the slow path: datagrams that do not come from their link's authenticated address (first
- * contact, an address change, or forgeries) are read, decrypted and counted within these budgets, so a flood
- * of them costs a bounded amount of work however fast it arrives.
- */
-export interface SlowPathLimits {
-  /** Such datagrams handled per second; beyond it they are dropped and the shared socket pauses (default 4000). */
-  readsPerSecond: number;
-  /** Decryptions of such datagrams per second, all sources together (default 1000). */
-  decryptsPerSecond: number;
-  /** How long the shared socket stops reading once the read budget is spent, in ms (default 20). */
-  pauseMs: number;
-  /** Per-source failure counting and decryption budget. */
-  sources: Partial<SourceFailureLimits>;
-}
-
-export const DEFAULT_SLOW_PATH_LIMITS: SlowPathLimits = { readsPerSecond: 4000, decryptsPerSecond: 1000, pauseMs: 20, sources: {} };
-
 /** The sleeve's receive side for status. */
 export interface SleeveReceiveStatus {
   /** Whether neighbours get receive sockets of their own (`on`), or why not. */
@@ -242,23 +224,20 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   private flushScheduled = false;
   private closed = false;
   private receiver: FrameReceiver | undefined;
-  private readonly slowReads: TokenBucket;
-  private readonly slowDecrypts: TokenBucket;
-  private readonly sources: SourceFailures;
-  private readonly pauseMs: number;
-  private pauseTimer: Timer | undefined;
-  private pauses = 0;
+  private readonly slowPath: SlowPath;
   readonly drops: SleeveDrops = {};
 
   constructor(private readonly options: SleeveOptions) {
     super();
     this.timings = { ...DEFAULT_SLEEVE_TIMINGS, ...options.timings };
-    const limits = { ...DEFAULT_SLOW_PATH_LIMITS, ...options.slowPath };
-    // Bursts of a tenth of a second's budget: enough for a link's first heartbeats or an address change.
-    this.slowReads = new TokenBucket(options.clock, Math.max(1, Math.ceil(limits.readsPerSecond / 10)), 1000 / limits.readsPerSecond);
-    this.slowDecrypts = new TokenBucket(options.clock, Math.max(1, Math.ceil(limits.decryptsPerSecond / 10)), 1000 / limits.decryptsPerSecond);
-    this.sources = new SourceFailures(limits.sources);
-    this.pauseMs = limits.pauseMs;
+    const factory = options.linkSockets;
+    // The shared socket may pause only with per-neighbour sockets, and only while every neighbour with an
+    // authenticated address has its own (so nothing authentic waits behind the flood).
+    const shared = factory && {
+      setReceiving: (receiving: boolean) => factory.setReceiving(options.socket, receiving),
+      mayPause: () => [...this.forwarders.values()].every((f) => !f.remoteVerified || f.linkSocket !== undefined),
+    };
+    this.slowPath = new SlowPath(options.clock, options.slowPath, shared);
     options.socket.on('message', (packet: Buffer, rinfo: DatagramSender) => this.onPacket(packet, rinfo, true));
   }
 
@@ -320,8 +299,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   /** Stops all timers and closes the per-neighbour sockets; the shared socket belongs to the caller. */
   close(): void {
     this.closed = true;
-    this.pauseTimer?.cancel();
-    this.pauseTimer = undefined;
+    this.slowPath.close();
     for (const peer of [...this.forwarders.keys()]) this.linkDown(peer);
   }
 
@@ -331,12 +309,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
 
   /** The receive side: per-neighbour sockets, pauses of the shared socket, failures per source. */
   receiveStatus(): SleeveReceiveStatus {
-    return {
-      linkSockets: this.options.linkSockets ? 'on' : (this.options.linkSocketsUnavailable ?? 'off'),
-      pauses: this.pauses,
-      paused: this.pauseTimer !== undefined,
-      sources: this.sources.status(this.options.clock.now()),
-    };
+    return { linkSockets: this.options.linkSockets ? 'on' : (this.options.linkSocketsUnavailable ?? 'off'), ...this.slowPath.status() };
   }
 
   /** Largest Ethernet frame the link to `peer` carries in one piece, or undefined without a link. */
@@ -598,32 +571,28 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       this.receive(f, packet, rinfo, true);
       return;
     }
-    const now = this.options.clock.now();
-    if (!this.slowReads.tryTake()) {
-      this.fail(rinfo, 'rate-limited', now);
-      if (shared) this.pauseShared();
+    const refused = this.slowPath.read(rinfo.address, shared);
+    if (refused !== undefined) {
+      this.drop(refused);
       return;
     }
     if (f === undefined) {
-      this.fail(rinfo, sender === 0 ? 'malformed' : 'unknown-peer', now);
+      this.fail(rinfo, sender === 0 ? 'malformed' : 'unknown-peer');
       return;
     }
     if (f.receiveKey) {
-      if (!this.sources.mayDecrypt(rinfo.address, now)) {
-        this.fail(rinfo, 'source-blocked', now);
-        return;
-      }
-      if (!this.slowDecrypts.tryTake()) {
-        this.fail(rinfo, 'rate-limited', now);
+      const blocked = this.slowPath.decrypt(rinfo.address);
+      if (blocked !== undefined) {
+        this.drop(blocked);
         return;
       }
     }
     this.receive(f, packet, rinfo, false);
   }
 
-  private fail(rinfo: DatagramSender, reason: string, now: number, decryption = false): void {
+  private fail(rinfo: DatagramSender, reason: string, decryption = false): void {
     this.drop(reason);
-    this.sources.record(rinfo.address, reason, now, decryption);
+    this.slowPath.fail(rinfo.address, reason, decryption);
   }
 
   /** Checks and opens one datagram for link `f`; `fast` when it came from the link's authenticated address. */
@@ -634,7 +603,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       if (!f.replay.isFresh(counter)) {
         // Duplicates from the link's own address are normal (the underlay may repeat); elsewhere they are a failure.
         if (fast) this.drop('replayed');
-        else this.fail(rinfo, 'replayed', this.options.clock.now());
+        else this.fail(rinfo, 'replayed');
         return;
       }
       writeCounterNonce(this.nonce, counter);
@@ -649,7 +618,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       if (n < 0) {
         // Only the slow path spends the source's budget: the fast path is the link's own address, never refused.
         if (fast) f.authFailures += 1;
-        this.fail(rinfo, 'auth-failed', this.options.clock.now(), !fast);
+        this.fail(rinfo, 'auth-failed', !fast);
         return;
       }
       // Only an authentic packet moves the window, so forged counters cannot push it forward.
@@ -733,22 +702,6 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     if (f.linkSocket) closeQuietly(f.linkSocket);
     f.linkSocket = undefined;
     f.linkSocketFor = undefined;
-  }
-
-  /**
-   * Stops reading the shared socket for a while: the kernel drops what overflows its queue, at no cost to us.
-   * Only when every neighbour with a known address has its own socket, so no authentic traffic waits there.
-   */
-  private pauseShared(): void {
-    const factory = this.options.linkSockets;
-    if (!factory || this.pauseTimer !== undefined || this.closed) return;
-    for (const f of this.forwarders.values()) if (f.remoteVerified && f.linkSocket === undefined) return;
-    if (!factory.setReceiving(this.options.socket, false)) return;
-    this.pauses += 1;
-    this.pauseTimer = this.options.clock.setTimer(this.pauseMs, () => {
-      this.pauseTimer = undefined;
-      if (!this.closed) factory.setReceiving(this.options.socket, true);
-    });
   }
 
   private onControlEntry(f: Forwarder, entry: Uint8Array, datagramSize: number): void {
