@@ -23,7 +23,7 @@ import { Connection, DEFAULT_CONNECTION_TIMINGS, type ConnectionCrypto, type Con
 import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
 import { Topology } from './topology.js';
 import { Routes } from './routes.js';
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from '../token-bucket.js';
 import { isValidChannelName, type GossipChannel, type GossipChannelStats, type GossipHandler } from './gossip.js';
 import { formatPeerName, isPeerName, parsePeerName, randomPeerName, type PeerName } from '../wire/peer-name.js';
 import { canonicalAddress, DEFAULT_PORT, formatHostPort, parseHostPort, parseListenAddress } from './address.js';
