@@ -2,7 +2,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
 import type { LinkFailure } from '../mesh/router.js';
-import { TokenBucket } from '../mesh/token-bucket.js';
+import { TokenBucket } from '../token-bucket.js';
 import { formatPeerName } from '../wire/peer-name.js';
 
 /** One source host's recent handshake failures of one kind (one error code), as status shows them. */
