@@ -23,7 +23,7 @@ export { DnsServer, type DnsServerOptions, type DnsServerStats, type NameSource,
 export { formatPeerName, parsePeerName, type PeerName } from './wire/peer-name.js';
 export { deriveNetworkKey, ARGON2ID_OPSLIMIT, ARGON2ID_MEMLIMIT, NETWORK_KEY_SALT, type NetworkKey } from './crypto/network-key.js';
 export { loadSodium, type SodiumBackend, type SodiumBackendName, type Preference as SodiumPreference } from './crypto/sodium.js';
-export { WeaveError, DecodeError, HandshakeError, ConnectionError, OptionsError, CryptoError, NicError, StackError, EndpointError, ApiError, type WeaveErrorCode } from './errors.js';
+export { WeaveError, DecodeError, HandshakeError, ConnectionError, OptionsError, CryptoError, NicError, StackError, EndpointError, StateFileError, ApiError, type WeaveErrorCode } from './errors.js';
 export { systemClock, type Clock, type Timer } from './clock.js';
 export { systemRandom, seededRandom, type Random } from './random.js';
 export { Overlay, DEFAULT_ENDPOINT_MTU, EXPOSE_ID } from './overlay.js';
@@ -42,6 +42,7 @@ export type {
 export type { OverlayLinkView } from './status/links.js';
 export { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
 export type { IpCommand } from './endpoint/ip-command.js';
+export { nodeFileSystem, type FileSystem } from './persist/file-system.js';
 export { NetStack, StackUdpSocket, type NetStackOptions, type NetStackStats, type PingOptions, type PingResult, type RemoteInfo, type UdpSocketEvents, type ArpCacheOptions, type ReassemblyOptions } from './stack/index.js';
 export { silentLogger, jsonLineLogger, type Logger, type LogMethod } from './logger.js';
 export { VERSION } from './version.js';

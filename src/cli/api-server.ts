@@ -202,9 +202,11 @@ function errorReply(error: unknown): { status: number; body: ApiErrorBody } {
             ? 409
             : error.code === 'not-running'
               ? 503
-              : error instanceof DecodeError || error instanceof OptionsError || error.code === 'invalid-option'
-                ? 400
-                : 500;
+              : error.code === 'write-failed' // a change the data dir could not take: undone
+                ? 507
+                : error instanceof DecodeError || error instanceof OptionsError || error.code === 'invalid-option'
+                  ? 400
+                  : 500;
     return { status, body: { error: { code: error.code, message: error.message } } };
   }
   const message = error instanceof Error ? error.message : String(error);

@@ -267,7 +267,11 @@ export class Ipam extends EventEmitter<IpamEvents> {
 
   // ---- public operations ----
 
-  /** Allocates the lowest free address of `subnet` for `id` (the same id gets the same address again). */
+  /**
+   * Allocates the lowest free address of `subnet` for `id` (the same id gets the same address again).
+   * With a data dir it resolves only once the allocation is on disk; when it cannot be saved, it is
+   * undone and the promise rejects with the `StateFileError('write-failed')` naming the file.
+   */
   allocate(id: string, options: { subnet?: string; signal?: AbortSignal } = {}): Promise<string> {
     const subnet = options.subnet ? parseCidr(options.subnet) : this.defaultSubnet;
     this.checkSubnet(subnet);
@@ -279,7 +283,10 @@ export class Ipam extends EventEmitter<IpamEvents> {
     );
   }
 
-  /** Records that `id` uses `address` (restarts, manual addresses); asks its owner for it when needed. */
+  /**
+   * Records that `id` uses `address` (restarts, manual addresses); asks its owner for it when needed.
+   * Like `allocate`, it resolves only once the claim is on disk, and is undone when it cannot be saved.
+   */
   async claim(id: string, address: string, options: { signal?: AbortSignal } = {}): Promise<void> {
     const a = parseIPv4(address.split('/')[0] ?? address);
     const holder = this.owned.get(a);
@@ -300,7 +307,11 @@ export class Ipam extends EventEmitter<IpamEvents> {
     await this.enqueue({ kind: 'claim', id, subnet: this.defaultSubnet, address: a }, options.signal);
   }
 
-  /** Frees every address of `id`, or only `address`; returns how many were freed. */
+  /**
+   * Frees every address of `id`, or only `address`; returns how many were freed. The addresses are free
+   * at once; when the state cannot be saved, a `warning` says so and the next successful write drops them
+   * (until then the file still holds them, so a crash can only keep an address too long, never give it twice).
+   */
   async release(id: string, address?: string): Promise<number> {
     const targets = address ? [parseIPv4(address.split('/')[0] ?? address)] : this.addressesOf(id);
     let freed = 0;
