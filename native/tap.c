@@ -12,6 +12,9 @@
 //   ref(handle) / unref(handle)           -> whether an active reader keeps the event loop alive
 //   close(handle)                         -> idempotent; stops polling and closes the fd (the kernel deletes the TAP)
 //   truncated(handle)                     -> frames read that did not fit a slot (dropped)
+//   setDontFragment(fd, on, ipv6)         -> 0 or -errno
+//   openUdp(host, port, ipv6, bufferBytes, remoteHost, remotePort)
+//                                         -> a bound (and, with a remote host, connected) SO_REUSEPORT UDP fd, or -errno
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -21,6 +24,7 @@
 #include <linux/if.h>
 #include <linux/if_arp.h>
 #include <linux/if_tun.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -529,6 +533,96 @@ static napi_value js_set_dont_fragment(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// Sizes one socket buffer: the plain option is capped by net.core.[rw]mem_max, so when the kernel granted less
+// than asked (it reports double the size it was given), the FORCE variant (CAP_NET_ADMIN) is tried as well.
+static void size_buffer(int fd, int option, int force_option, int bytes) {
+  setsockopt(fd, SOL_SOCKET, option, &bytes, sizeof bytes);
+  int got = 0;
+  socklen_t len = sizeof got;
+  if (getsockopt(fd, SOL_SOCKET, option, &got, &len) == 0 && got < 2 * bytes) {
+    setsockopt(fd, SOL_SOCKET, force_option, &bytes, sizeof bytes);  // EPERM without CAP_NET_ADMIN: keep what we got
+  }
+}
+
+static int fill_address(const char* host, int port, int ipv6, struct sockaddr_storage* out, socklen_t* len) {
+  memset(out, 0, sizeof *out);
+  if (ipv6) {
+    struct sockaddr_in6* a = (struct sockaddr_in6*)out;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) {
+      // An IPv4 remote for a dual-stack socket is written IPv4-mapped.
+      struct in_addr v4;
+      if (inet_pton(AF_INET, host, &v4) != 1) return -EINVAL;
+      a->sin6_addr.s6_addr[10] = 0xff;
+      a->sin6_addr.s6_addr[11] = 0xff;
+      memcpy(&a->sin6_addr.s6_addr[12], &v4, 4);
+    }
+    *len = sizeof *a;
+  } else {
+    struct sockaddr_in* a = (struct sockaddr_in*)out;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &a->sin_addr) != 1) return -EINVAL;
+    *len = sizeof *a;
+  }
+  return 0;
+}
+
+// openUdp(host, port, ipv6, bufferBytes, remoteHost, remotePort): a UDP socket with SO_REUSEPORT bound to
+// host:port, so that several sockets of this process share one port: the kernel hands a datagram to the socket
+// connected to its sender, else to the unconnected one. With a remoteHost (not null) the socket is connected
+// to it right after bind. Buffers are sized to bufferBytes (0 = leave). Returns the fd, or -errno.
+static napi_value js_open_udp(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char host[64], remote[64];
+  size_t host_len = 0, remote_len = 0;
+  int32_t port, buffer_bytes, remote_port = 0;
+  bool ipv6;
+  napi_valuetype remote_type = napi_null;
+  if (argc < 6 || napi_get_value_string_utf8(env, argv[0], host, sizeof host, &host_len) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &port) != napi_ok || napi_get_value_bool(env, argv[2], &ipv6) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &buffer_bytes) != napi_ok || napi_typeof(env, argv[4], &remote_type) != napi_ok ||
+      (remote_type != napi_null && remote_type != napi_string) ||
+      (remote_type == napi_string && (napi_get_value_string_utf8(env, argv[4], remote, sizeof remote, &remote_len) != napi_ok ||
+                                      napi_get_value_int32(env, argv[5], &remote_port) != napi_ok))) {
+    napi_throw_type_error(env, NULL, "weave_tap.openUdp(host, port, ipv6, bufferBytes, remoteHost|null, remotePort)");
+    return NULL;
+  }
+  int result;
+  struct sockaddr_storage local_addr, remote_addr;
+  socklen_t local_len = 0, remote_len_sa = 0;
+  if (port < 0 || port > 65535 || host_len >= sizeof host - 1 || remote_len >= sizeof remote - 1 ||
+      (remote_type == napi_string && (remote_port <= 0 || remote_port > 65535))) {
+    result = -EINVAL;
+  } else if ((result = fill_address(host, port, ipv6, &local_addr, &local_len)) == 0 &&
+             (remote_type != napi_string || (result = fill_address(remote, remote_port, ipv6, &remote_addr, &remote_len_sa)) == 0)) {
+    int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      result = -errno;
+    } else {
+      int one = 1;
+      if (buffer_bytes > 0) {
+        size_buffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, buffer_bytes);
+        size_buffer(fd, SO_SNDBUF, SO_SNDBUFFORCE, buffer_bytes);
+      }
+      if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+          bind(fd, (struct sockaddr*)&local_addr, local_len) != 0 ||
+          (remote_type == napi_string && connect(fd, (struct sockaddr*)&remote_addr, remote_len_sa) != 0)) {
+        result = -errno;
+        close(fd);
+      } else {
+        result = fd;
+      }
+    }
+  }
+  napi_value v;
+  CHECK(napi_create_int32(env, result, &v));
+  return v;
+}
+
 static napi_value js_close(napi_env env, napi_callback_info info) {
   tap_t* t = NULL;
   if (!one_arg(env, info, &t) || !t) return NULL;
@@ -638,6 +732,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"unref", NULL, js_unref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setDontFragment", NULL, js_set_dont_fragment, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openUdp", NULL, js_open_udp, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

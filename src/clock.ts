@@ -10,6 +10,11 @@ export interface Timer {
 export interface Clock {
   /** Milliseconds since an arbitrary epoch (monotonic for the real clock). */
   now(): number;
+  /**
+   * Wall-clock milliseconds since the Unix epoch, where times must compare across hosts (a peer's start
+   * time); when absent, `now()` stands in (fake clocks).
+   */
+  wallNow?(): number;
   /** Runs `fn` once after `ms` milliseconds; the returned {@link Timer} cancels it. */
   setTimer(ms: number, fn: () => void): Timer;
 }
@@ -17,6 +22,7 @@ export interface Clock {
 /** The real clock: `performance.now()` and unref'd Node timers (they never keep the process alive). */
 export const systemClock: Clock = {
   now: () => performance.now(),
+  wallNow: () => Date.now(),
   setTimer(ms, fn) {
     const handle = setTimeout(fn, ms);
     handle.unref();

@@ -28,6 +28,7 @@ export type WeaveErrorCode =
   | 'corrupt-state'
   | 'read-failed'
   | 'write-failed'
+  | 'different-seeds'
   | 'tap-unavailable'
   | 'permission-denied'
   | 'timeout'

@@ -9,8 +9,10 @@ export type { ConnectionTimings, DatagramKeys } from './mesh/connection.js';
 export type { ConnectionSummary, PeerRecord } from './wire/topology.js';
 export { Routes, type TopologyView } from './mesh/routes.js';
 export type { LinkOverlay, OverlayLink } from './mesh/overlay.js';
-export { DataPlane, type DataPlaneOptions, type DataPlaneStatus } from './ethernet/data-plane.js';
-export type { SleeveLinkStatus, SleeveTimings, LinkMode, LinkCounters } from './ethernet/sleeve.js';
+export { DataPlane, type DataPlaneOptions, type DataPlaneStatus, type DataPlaneReceiveStatus } from './ethernet/data-plane.js';
+export type { SleeveLinkStatus, SleeveTimings, LinkMode, LinkCounters, SleeveReceiveStatus } from './ethernet/sleeve.js';
+export type { SlowPathLimits } from './ethernet/slow-path.js';
+export type { SourceFailureStatus, SourceFailureLimits } from './ethernet/source-failures.js';
 export type { SwitchStats } from './ethernet/switch.js';
 export type { Nic, NicStats, FrameBatchHandler } from './nic/nic.js';
 export { MemoryNic, type MemoryNicOptions } from './nic/memory-nic.js';
@@ -20,6 +22,7 @@ export type { Cidr } from './ipam/address.js';
 export { Dns, DNS_CHANNEL, type DnsOptions, type DnsStatus, type DnsEvents } from './dns/dns.js';
 export type { DnsRecord } from './wire/dns-records.js';
 export { DnsServer, type DnsServerOptions, type DnsServerStats, type NameSource, type DnsTransport } from './dns/server.js';
+export type { ForwarderStats, DnsListener } from './dns/forwarder.js';
 export { formatPeerName, parsePeerName, type PeerName } from './wire/peer-name.js';
 export { deriveNetworkKey, ARGON2ID_OPSLIMIT, ARGON2ID_MEMLIMIT, NETWORK_KEY_SALT, type NetworkKey } from './crypto/network-key.js';
 export { loadSodium, type SodiumBackend, type SodiumBackendName, type Preference as SodiumPreference } from './crypto/sodium.js';
@@ -40,6 +43,7 @@ export type {
   NetnsEndpoint,
 } from './overlay.js';
 export type { OverlayLinkView } from './status/links.js';
+export type { HandshakeFailureView } from './status/handshake-failures.js';
 export { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
 export type { IpCommand } from './endpoint/ip-command.js';
 export { nodeFileSystem, type FileSystem } from './persist/file-system.js';

@@ -22,7 +22,7 @@ import { MemoryNic } from './nic/memory-nic.js';
 import { TapNic } from './nic/tap-nic.js';
 import type { Nic } from './nic/nic.js';
 import { Ipam, type IpamConflict, type IpamInit } from './ipam/ipam.js';
-import { parseIPv4 } from './ipam/address.js';
+import { blockOf, formatCidr, formatIPv4, hostRange, parseIPv4 } from './ipam/address.js';
 import { Dns } from './dns/dns.js';
 import { normaliseName } from './dns/records.js';
 import type { DnsRecord } from './wire/dns-records.js';
@@ -37,6 +37,7 @@ import { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js
 import { renderMetrics } from './status/metrics.js';
 import type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 import { linkViews, type OverlayLinkView } from './status/links.js';
+import { HandshakeFailureLog } from './status/handshake-failures.js';
 
 export type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 
@@ -50,7 +51,7 @@ export interface OverlayIpamOptions {
   range?: string;
   /** The subnet endpoints get addresses from when they name none (default: the whole range). */
   defaultSubnet?: string;
-  /** How the range is first divided (default `{ consensus: 1 }`: a one-peer network). */
+  /** How the range is first divided (default: consensus among the `peers` given + 1, Weave's rule; see docs/ipam.md §3). */
   init?: IpamInit;
   /** Hand the ranges of a peer unreachable this long to a live one (default: never; use `rmpeer`). */
   autoReclaimAfterMs?: number;
@@ -242,6 +243,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private readonly memory = new Map<string, MemoryAttachment>();
   private readonly attaching = new Set<string>();
   private readonly warnings: string[] = [];
+  private readonly handshakeFailures: HandshakeFailureLog;
   private tap: Nic | undefined;
   private kernelReady: Promise<void> | undefined;
   private lifecycle: OverlayState = 'new';
@@ -304,9 +306,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     this.dns = dns
       ? new Dns(this.router, {
           ...(dns.domain ? { domain: dns.domain } : {}),
-          server: dns.listen
-            ? { listen: dns.listen, ...serverTuning(dns) }
-            : false,
+          // Without `listen`, servers start only with expose(); they still take the TTL and upstreams given here.
+          server: { listen: dns.listen ?? false, ...serverTuning(dns) },
           ...(dns.staleGraceMs !== undefined ? { staleGraceMs: dns.staleGraceMs } : {}),
           clock: this.clock,
         })
@@ -331,6 +332,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       warn: (message) => this.warn(message),
     });
     if (!this.router.encrypted) this.warnings.push('no password: links are neither encrypted nor authenticated; anyone who can reach the port can join');
+    this.handshakeFailures = new HandshakeFailureLog({ clock: this.clock, logger: this.logger });
     this.forwardEvents();
   }
 
@@ -362,11 +364,13 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private async doStart(signal: AbortSignal | undefined): Promise<void> {
     this.lifecycle = 'starting';
     for (const warning of this.warnings) this.logger.warn({}, warning);
-    await this.router.start(signal ? { signal } : {});
-    signal?.throwIfAborted();
+    // IPAM and DNS join their gossip channels before the router dials, so the state every new link
+    // sends lands in them instead of passing by unheard.
     this.ipam?.on('warning', (message) => this.warn(message));
     await this.ipam?.start();
     await this.dns?.start();
+    signal?.throwIfAborted();
+    await this.router.start(signal ? { signal } : {});
     signal?.throwIfAborted();
     if (this.options.dataDir) {
       await this.kernelEndpoints.recover();
@@ -449,6 +453,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   async attach(options: AttachOptions): Promise<Endpoint> {
     this.requireRunning('attach');
     validateName(options.name);
+    const refusal = this.router.refusal;
+    if (refusal) throw new EndpointError('name-collision', `nothing is attached: ${refusal.message}`);
     if (options.netns !== undefined) {
       const info = await this.kernelEndpoints.attach({ ...options, netns: options.netns });
       this.emit('endpoint:attached', info);
@@ -507,8 +513,32 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       endpoints: this.endpoints(),
       ...(this.kernelEndpoints.exposed ? { exposed: this.kernelEndpoints.exposed } : {}),
       ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
-      warnings: [...this.warnings],
+      handshakeFailures: this.handshakeFailures.recent(),
+      warnings: [...this.warnings, ...this.collisionWarnings(), ...this.ipamWarnings()],
     };
+  }
+
+  /** This peer refused by the mesh, or another peer refused for using our name. */
+  private collisionWarnings(): string[] {
+    const r = this.router;
+    if (r.refusal) return [r.refusal.message];
+    return r
+      .refusals()
+      .filter((x) => x.name === r.selfName && x.kept === r.uid)
+      .map((x) => `another peer started with our name ${r.self.id} (incarnation ${x.refused}) while we are alive: it is refused mesh-wide; give it a unique name`);
+  }
+
+  /** What IPAM knows is wrong now: rings refused for their seeds, addresses inside another peer's range. */
+  private ipamWarnings(): string[] {
+    const status = this.ipam?.status();
+    if (!status) return [];
+    return [
+      ...status.refusedRings.map(
+        (r) =>
+          `IP allocation was seeded by different peers: the ring of ${r.peer}${r.nickname ? ` (${r.nickname})` : ''}, seeded by ${r.seeds.join(', ')}, is refused; ours was seeded by ${status.seeds.join(', ')}`,
+      ),
+      ...status.conflicts.map((c) => `address ${c.address} (${c.id}) lies in a range owned by ${c.owner}`),
+    ];
   }
 
   /** Metrics in the Prometheus text exposition format (Weave's names where Weave had one). */
@@ -610,6 +640,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private async addressFor(id: string, options: { ip?: string; subnet?: string; signal?: AbortSignal }): Promise<string> {
     if (options.ip !== undefined) {
       const address = this.withPrefix(options.ip);
+      this.checkExplicitAddress(address);
       if (this.ipam) await this.ipam.claim(id, address, options.signal ? { signal: options.signal } : {});
       return address;
     }
@@ -627,6 +658,27 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     parseIPv4(ip);
     if (!this.ipam) throw new OptionsError(`ip "${ip}" needs a prefix length (like ${ip}/24) when IPAM is off`);
     return `${ip}/${this.ipam.defaultSubnet.prefix}`;
+  }
+
+  /**
+   * An address a user gives must be a host of its own subnet and, with IPAM, inside the range: IPAM then
+   * claims it from its owner (refused when in use there), as Weave does.
+   */
+  private checkExplicitAddress(cidr: string): void {
+    const [host = '', prefix = ''] = cidr.split('/');
+    const address = parseIPv4(host);
+    const block = blockOf(address, Number(prefix));
+    const { first, last } = hostRange(block);
+    if (address < first || address > last) {
+      const what = address === block.start ? 'network' : 'broadcast';
+      throw new OptionsError(`ip ${host} is the ${what} address of ${formatCidr(block)}: give a host address (${formatIPv4(first)}–${formatIPv4(last)})`);
+    }
+    const range = this.ipam?.range;
+    if (range && !(address >= range.start && address < range.start + range.size)) {
+      throw new OptionsError(
+        `ip ${host} is outside the IPAM range ${formatCidr(range)}: give an address inside it, or none to have one allocated (addresses outside the range need ipam: false / --no-ipam)`,
+      );
+    }
   }
 
   private resolvePeer(text: string): PeerName {
@@ -677,8 +729,14 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       this.logger.info({ peer: formatPeerName(l.peer), nickname: l.nickname, err: e }, 'link down');
       this.emit('link:down', l, e);
     });
-    r.on('connection:failed', (f) => this.logger.debug({ address: f.address, err: f.error }, 'connection failed'));
+    // Refusals an operator must fix (password, version, name) warn once per source per minute; the rest stay at debug.
+    r.on('connection:failed', (f) => this.handshakeFailures.record(f));
     r.on('topology:changed', () => this.reportLinkChanges());
+    r.on('name:collision', (c) => {
+      if (c.refused !== r.uid) return this.warn(c.message);
+      this.logger.error({ peer: formatPeerName(c.name) }, c.message);
+      this.emit('warning', c.message);
+    });
     this.dataPlane.onLinkChange(() => this.reportLinkChanges());
     this.ipam?.on('allocated', (id, a) => this.emit('ipam:allocated', id, a));
     this.ipam?.on('released', (id, a) => this.emit('ipam:released', id, a));
@@ -712,9 +770,17 @@ function hostPart(cidr: string): string {
   return cidr.split('/')[0] ?? cidr;
 }
 
+/** An endpoint name is a DNS name: at most 253 characters (without a final dot), labels of 1 to 63. */
 function validateName(name: unknown): void {
-  if (typeof name !== 'string' || !/^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?$/.test(name) || name.length > 253) {
-    throw new OptionsError(`endpoint name ${JSON.stringify(name)} is not a valid DNS name: use letters, digits, "-" and "_" in dot-separated labels of up to 63 characters`);
+  const shown = typeof name === 'string' && name.length > 40 ? `"${name.slice(0, 40)}…"` : JSON.stringify(name);
+  const invalid = (why: string): OptionsError => new OptionsError(`endpoint name ${shown} is not a valid DNS name: ${why}`);
+  if (typeof name !== 'string' || name.length === 0) throw invalid('give a non-empty string');
+  const bare = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (bare.length > 253) throw invalid(`it is ${bare.length} characters long, and a DNS name has at most 253`);
+  const long = bare.split('.').find((label) => label.length > 63);
+  if (long !== undefined) throw invalid(`its label "${long.slice(0, 20)}…" is ${long.length} characters long, and a label has at most 63`);
+  if (!/^[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*$/.test(bare)) {
+    throw invalid('use letters, digits, "-" and "_" in dot-separated labels of 1 to 63 characters, each starting with a letter or digit (at most 253 in all)');
   }
 }
 

@@ -5,8 +5,15 @@ import { DecodeError } from '../errors.js';
 export const DEFAULT_API_ADDRESS = '127.0.0.1:6784';
 /** Name of the token file in the data dir. */
 export const TOKEN_FILE = 'api-token';
-/** Largest request body the API reads. */
+/** Largest request body the API reads; a larger one is answered 413. */
 export const MAX_BODY_BYTES = 64 * 1024;
+/** Longest value of one body field, in characters. */
+export const MAX_FIELD_CHARS = 1024;
+
+/** The error for a body over {@link MAX_BODY_BYTES} (the server maps `too-large` to 413). */
+export function bodyTooLarge(): DecodeError {
+  return new DecodeError('too-large', `request body is over the API's limit of ${MAX_BODY_BYTES} bytes (64 KiB)`);
+}
 
 /** Request bodies by route (`METHOD /path`). Every field is a string so the shapes stay simple to check. */
 export interface ApiRequests {
@@ -45,7 +52,7 @@ export function isApiRoute(route: string): route is ApiRoute {
  * Anything else is a `DecodeError` that says which field is wrong.
  */
 export function decodeApiRequest<R extends ApiRoute>(route: R, body: Uint8Array): ApiRequests[R] {
-  if (body.byteLength > MAX_BODY_BYTES) throw new DecodeError('too-large', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+  if (body.byteLength > MAX_BODY_BYTES) throw bodyTooLarge();
   const text = new TextDecoder('utf-8', { fatal: false }).decode(body).trim();
   let value: unknown = {};
   if (text.length > 0) {
@@ -60,7 +67,10 @@ export function decodeApiRequest<R extends ApiRoute>(route: R, body: Uint8Array)
   const out: Record<string, string> = {};
   for (const [key, field] of Object.entries(value)) {
     if (!required.includes(key) && !optional.includes(key)) throw new DecodeError('bad-value', `unknown field "${key}" for ${route}`);
-    if (typeof field !== 'string' || field.length === 0 || field.length > 1024) throw new DecodeError('bad-value', `field "${key}" must be a non-empty string`);
+    if (typeof field !== 'string' || field.length === 0) throw new DecodeError('bad-value', `field "${key}" must be a non-empty string`);
+    if (field.length > MAX_FIELD_CHARS) {
+      throw new DecodeError('bad-value', `field "${key}" is ${field.length} characters long: at most ${MAX_FIELD_CHARS} are accepted`);
+    }
     out[key] = field;
   }
   for (const key of required) if (!(key in out)) throw new DecodeError('bad-value', `field "${key}" is required for ${route}`);

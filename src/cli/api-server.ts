@@ -5,7 +5,13 @@ import { isIP } from 'node:net';
 import { ApiError, DecodeError, OptionsError, WeaveError } from '../errors.js';
 import type { Overlay } from '../overlay.js';
 import { parseListenAddress } from '../mesh/address.js';
-import { decodeApiRequest, isApiRoute, MAX_BODY_BYTES, type ApiErrorBody, type ApiRequests, type ApiRoute } from './api-protocol.js';
+import { bodyTooLarge, decodeApiRequest, isApiRoute, MAX_BODY_BYTES, type ApiErrorBody, type ApiRequests, type ApiRoute } from './api-protocol.js';
+
+/**
+ * Bytes of an oversized body read and thrown away so the 413 reaches the client (closing a socket with
+ * unread data resets it, and the client may never see the answer); past this the connection is closed.
+ */
+const MAX_DISCARDED_BODY_BYTES = 1024 * 1024;
 
 /** Where the API listens and the token clients must present (`Authorization: Bearer TOKEN`). */
 export interface ApiServerOptions {
@@ -44,6 +50,9 @@ export class ApiServer {
       server.once('error', (cause) => reject(new OptionsError(`cannot listen for the API on ${this.options.listen}: ${cause.message}`, { cause })));
       server.listen(port, host, () => resolve());
     });
+    // Replaces the listen-time handler: a later accept failure (EMFILE…) must not end the agent.
+    server.removeAllListeners('error');
+    server.on('error', () => undefined);
     this.server = server;
     const address = server.address();
     return typeof address === 'object' && address ? `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}` : this.options.listen;
@@ -72,6 +81,8 @@ export class ApiServer {
       reply(res, 200, result);
     } catch (error) {
       const { status, body } = errorReply(error);
+      // An oversized body may not have been read to its end: the connection cannot carry another request.
+      if (status === 413 && !req.complete) res.setHeader('connection', 'close');
       reply(res, status, body);
     }
   }
@@ -165,20 +176,30 @@ function isLoopback(host: string): boolean {
   return host === '::1' || host === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/**
+ * Reads a body of at most {@link MAX_BODY_BYTES}. A larger one is read on and discarded (up to
+ * {@link MAX_DISCARDED_BODY_BYTES}) so the client gets its 413 instead of a reset connection.
+ */
 function readBody(req: IncomingMessage): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > MAX_BODY_BYTES + MAX_DISCARDED_BODY_BYTES) {
+      reject(bodyTooLarge());
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.byteLength;
-      if (size > MAX_BODY_BYTES) {
-        reject(new DecodeError('too-large', `request body is larger than ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
-        return;
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      else if (size > MAX_BODY_BYTES + MAX_DISCARDED_BODY_BYTES) {
+        req.off('data', onData);
+        req.pause();
+        reject(bodyTooLarge());
       }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    };
+    req.on('data', onData);
+    req.on('end', () => (size > MAX_BODY_BYTES ? reject(bodyTooLarge()) : resolve(Buffer.concat(chunks))));
     req.on('error', reject);
   });
 }
@@ -202,11 +223,13 @@ function errorReply(error: unknown): { status: number; body: ApiErrorBody } {
             ? 409
             : error.code === 'not-running'
               ? 503
-              : error.code === 'write-failed' // a change the data dir could not take: undone
-                ? 507
-                : error instanceof DecodeError || error instanceof OptionsError || error.code === 'invalid-option'
-                  ? 400
-                  : 500;
+              : error.code === 'too-large'
+                ? 413
+                : error.code === 'write-failed' // a change the data dir could not take: undone
+                  ? 507
+                  : error instanceof DecodeError || error instanceof OptionsError || error.code === 'invalid-option' || error.code === 'bad-value'
+                    ? 400
+                    : 500;
     return { status, body: { error: { code: error.code, message: error.message } } };
   }
   const message = error instanceof Error ? error.message : String(error);

@@ -53,6 +53,10 @@ export function formatStatus(s: OverlayStatus): string {
         ['Status', i.state + (i.consensus ? ` (quorum: ${i.consensus.quorum}, known: ${i.consensus.known})` : '')],
         ['Range', i.range],
         ['DefaultSubnet', i.defaultSubnet],
+        ['Seeds', i.seeds.length > 0 ? i.seeds.join(', ') : 'none yet'],
+        ...(i.refusedRings.length > 0
+          ? ([['RefusedRings', `${i.refusedRings.length} peer(s) whose ring was seeded by different peers (see WARNING)`]] as [string, string][])
+          : []),
         ['Allocated', `${used} on this peer`],
         ['Unreachable', `${i.unreachablePct}% of the range`],
       ]),
@@ -66,6 +70,7 @@ export function formatStatus(s: OverlayStatus): string {
         ['Domain', s.dns.domain],
         ['Listen', s.dns.servers.map((x) => `${x.address}:${x.port}`).join(', ') || 'none (expose the host to serve)'],
         ['Entries', `${live.length} (${live.filter((x) => x.stale).length} stale)`],
+        ['Forwarding', forwardingLine(s.dns.servers)],
       ]),
     );
   }
@@ -85,8 +90,24 @@ export function formatStatus(s: OverlayStatus): string {
       ),
     );
   }
+  if (s.handshakeFailures.length > 0) {
+    parts.push(
+      table(
+        ['SOURCE', 'PEER', 'ERROR', 'COUNT', 'LAST', 'REASON'],
+        s.handshakeFailures.map((f) => [f.source, f.peer ?? '-', f.code, String(f.count), `${formatAgo(f.lastAgoMs)} ago`, f.reason]),
+      ),
+    );
+  }
   if (s.warnings.length > 0) parts.push(s.warnings.map((w) => `WARNING: ${w}`).join('\n'));
   return `${parts.join('\n\n')}\n`;
+}
+
+/** A duration as people say it: 42s, 5m, 3h. */
+function formatAgo(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  return `${Math.floor(seconds / 3600)}h`;
 }
 
 /** The `peers` table. */
@@ -103,4 +124,10 @@ export function formatEndpoints(endpoints: readonly EndpointInfo[]): string {
     ['NAME', 'KIND', 'NETNS', 'MAC', 'IP', 'DNS'],
     endpoints.map((e) => [e.name, e.kind, e.netns ?? '', e.mac, e.address, e.fqdn ?? '']),
   )}\n`;
+}
+
+/** Upstream answers relayed, failures and loops stopped, summed over the DNS servers. */
+function forwardingLine(servers: NonNullable<OverlayStatus['dns']>['servers']): string {
+  const sum = (key: 'forwarded' | 'upstreamErrors' | 'upstreamTimeouts' | 'loopsRefused' | 'ownUpstreamsSkipped'): number => servers.reduce((n, x) => n + x[key], 0);
+  return `${sum('forwarded')} relayed, ${sum('upstreamErrors')} upstream errors, ${sum('upstreamTimeouts')} timeouts, ${sum('loopsRefused') + sum('ownUpstreamsSkipped')} loops stopped`;
 }

@@ -22,8 +22,8 @@ export interface DnsOptions {
   server?:
     | false
     | {
-        /** `host:port` (default `0.0.0.0:53`; port 0 picks one). */
-        listen?: string;
+        /** `host:port` (default `0.0.0.0:53`; port 0 picks one), or `false` to serve only on the addresses given to `serve()`. */
+        listen?: string | false;
         /** Answer TTL in seconds (default 5: endpoints come and go). */
         ttl?: number;
         /** Upstream resolvers for other names (default: from /etc/resolv.conf). */
@@ -134,7 +134,7 @@ export class Dns extends EventEmitter<DnsEvents> {
   private async startOnce(): Promise<void> {
     // The server first: if it cannot bind, nothing else has been set up and start() can be retried.
     const server = this.options.server;
-    if (server !== false) await this.serve(server?.listen ?? '0.0.0.0:53');
+    if (server !== false && server?.listen !== false) await this.serve(server?.listen ?? '0.0.0.0:53');
     this.channel ??= this.router.registerGossip(DNS_CHANNEL, {
       gossip: () => encodeWith(encodeRecords, this.store.all()),
       onGossip: (payload) => this.mergePayload(payload),
@@ -173,6 +173,8 @@ export class Dns extends EventEmitter<DnsEvents> {
       ...(server?.upstream ? { upstream: server.upstream } : {}),
       ...(server?.resolvConfPath ? { resolvConfPath: server.resolvConfPath } : {}),
       ...(server?.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: server.upstreamTimeoutMs } : {}),
+      // Every address of this service is off limits as an upstream, whichever server forwards.
+      siblings: () => this.servers.map((s) => ({ address: s.address, port: s.port })),
       clock: this.clock,
     });
     await dnsServer.start();
@@ -271,7 +273,12 @@ export class Dns extends EventEmitter<DnsEvents> {
       changed.filter((r) => !r.tombstone),
       changed.filter((r) => r.tombstone),
     );
-    return encodeWith(encodeRecords, changed);
+    // Our answers to claims about our own records (a previous incarnation's, now tombstones) go to every
+    // peer, the sender included: a relayed delta skips the sender, which would keep serving them.
+    const ours = changed.filter((r) => r.origin === this.router.selfName);
+    if (ours.length > 0) this.publish(ours);
+    const others = changed.filter((r) => r.origin !== this.router.selfName);
+    return others.length > 0 ? encodeWith(encodeRecords, others) : undefined;
   }
 
   /** Peers that became unreachable keep their records (stale) for the grace period. */

@@ -43,6 +43,11 @@ const MAX_LABEL = 63;
 const OPT_SIZE = 11;
 /** The UDP payload size we advertise in our own OPT records. */
 export const ADVERTISED_UDP_SIZE = 4096;
+/**
+ * The EDNS0 option (code from the local/experimental range of RFC 6891 §9) a weave-ts server adds to every query it
+ * forwards: a weave-ts server receiving it does not forward the query again, so forwarding loops between peers stop.
+ */
+export const FORWARDED_OPTION_CODE = 65367;
 
 /** The fixed 12-byte header. */
 export interface Header {
@@ -59,6 +64,8 @@ export interface Edns {
   udpSize: number;
   version: number;
   dnssecOk: boolean;
+  /** The OPT record carries {@link FORWARDED_OPTION_CODE}: a weave-ts server already forwarded this query. */
+  forwarded: boolean;
 }
 
 /** A decoded query with exactly one question. */
@@ -115,10 +122,10 @@ export function decodeQuery(bytes: Uint8Array): Query {
     const rrType = r.u16();
     const rrClass = r.u16();
     const ttl = r.u32();
-    r.bytesView(r.u16());
+    const rdata = r.bytesView(r.u16());
     if (rrType !== RecordType.OPT) continue;
     if (edns !== undefined) throw new DecodeError('bad-value', 'query has more than one OPT record');
-    edns = { udpSize: rrClass, version: (ttl >>> 16) & 0xff, dnssecOk: (ttl & 0x8000) !== 0 };
+    edns = { udpSize: rrClass, version: (ttl >>> 16) & 0xff, dnssecOk: (ttl & 0x8000) !== 0, forwarded: hasOption(rdata, FORWARDED_OPTION_CODE) };
   }
   return { header, name, labelCount, type, class: klass, question, edns };
 }
@@ -146,6 +153,22 @@ function presentLabel(bytes: Uint8Array): string {
   return out;
 }
 
+/** True when OPT record data (a list of code, length, value) holds option `code`; throws DecodeError when the list is cut short. */
+function hasOption(rdata: Uint8Array, code: number): boolean {
+  const r = new Reader(rdata);
+  let found = false;
+  while (r.remaining > 0) {
+    if (r.u16() === code) found = true;
+    r.bytesView(r.u16());
+  }
+  return found;
+}
+
+/** Skips a name (labels, ending in a zero byte or a compression pointer). */
+export function skipName(r: Reader): void {
+  skipNameRest(r, r.u8());
+}
+
 /** Skips the rest of a name whose first length byte `first` was already read. */
 function skipNameRest(r: Reader, first: number): void {
   let len = first;
@@ -162,7 +185,8 @@ function skipNameRest(r: Reader, first: number): void {
   throw new DecodeError('too-large', 'name has too many labels');
 }
 
-function skipRecord(r: Reader): void {
+/** Skips one resource record (owner name, type, class, TTL, data). */
+export function skipRecord(r: Reader): void {
   skipNameRest(r, r.u8());
   r.u16();
   r.u16();

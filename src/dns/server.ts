@@ -1,8 +1,7 @@
 // DnsServer: weaveDNS serving: names of the domain from a NameSource over UDP and TCP; everything else forwarded upstream.
-import { randomInt } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { setMaxListeners } from 'node:events';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { OptionsError, WeaveError } from '../errors.js';
 import type { Random } from '../random.js';
@@ -22,14 +21,15 @@ import {
   RecordType,
   reverseAddress,
   soaRdata,
-  withId,
   type Header,
   type NamedRecord,
   type Query,
   type Rdata,
 } from './message.js';
+import { replyFor } from './forward-message.js';
+import { Forwarder, type DnsListener, type ForwarderStats } from './forwarder.js';
 import { ResolvConf } from './resolv-conf.js';
-import { DNS_PORT, exchangeTcp, exchangeUdp, isTruncated, isUnusable, parseUpstream, type Upstream } from './upstream.js';
+import { DNS_PORT, isTruncated, parseUpstream, type Upstream } from './upstream.js';
 
 /** Where the server's records come from (the gossiped name table, or anything else). */
 export interface NameSource {
@@ -54,8 +54,16 @@ export interface DnsServerOptions {
   };
   /** TTL of answers and of negative answers (SOA minimum), in seconds (default 5). */
   ttl?: number;
-  /** Resolvers for names outside the domain: `ip`, `ip:port` or `[ipv6]:port`, tried in order. Default: the nameservers of `resolvConfPath`. */
+  /**
+   * Resolvers for names outside the domain: `ip`, `ip:port` or `[ipv6]:port`, tried in order. Default: the
+   * nameservers of `resolvConfPath`. An upstream at an address this server (or a sibling) listens on is skipped.
+   */
   upstream?: readonly string[];
+  /**
+   * The other listening addresses of the same DNS service (the `Dns` passes every server it runs): upstreams at
+   * any of them are skipped, as the server's own address is, so the service never forwards into itself.
+   */
+  siblings?: () => Iterable<DnsListener>;
   /** The resolv.conf to take upstreams from (default /etc/resolv.conf); re-read when it changes, checked at most every 5 s. */
   resolvConfPath?: string;
   /** How long to wait for each upstream (default 2000 ms). */
@@ -67,7 +75,7 @@ export interface DnsServerOptions {
 }
 
 /** Counters of what the server did with the messages it received. */
-export interface DnsServerStats {
+export interface DnsServerStats extends ForwarderStats {
   /** Messages received (including malformed ones). */
   queries: number;
   /** Local answers with at least one record. */
@@ -84,12 +92,16 @@ export interface DnsServerStats {
   formerr: number;
   /** NOTIMP sent (opcode other than QUERY). */
   notimp: number;
-  /** REFUSED sent (class other than IN in the domain). */
+  /** REFUSED sent (class other than IN in the domain, or a query another weave-ts server forwarded: see `loopsRefused`). */
   refused: number;
+  /** Queries outside the domain that another weave-ts server had already forwarded (they carry its marker): REFUSED instead of forwarded again. */
+  loopsRefused: number;
   /** Replies with TC set. */
   truncated: number;
-  /** Messages ignored: shorter than a header, or responses (QR set). */
+  /** Messages ignored (shorter than a header, or responses), and replies that could not be sent (source port 0, a send error). */
   dropped: number;
+  /** Errors reported by the server's own sockets (listening UDP and TCP, client TCP connections); the server keeps serving. */
+  socketErrors: number;
 }
 
 /** The transport a query arrived on: it decides the reply size limit. */
@@ -127,7 +139,27 @@ function normalizeDomain(domain: string): string {
 }
 
 function newStats(): DnsServerStats {
-  return { queries: 0, answered: 0, nxdomain: 0, nodata: 0, forwarded: 0, servfail: 0, formerr: 0, notimp: 0, refused: 0, truncated: 0, dropped: 0 };
+  return {
+    queries: 0,
+    answered: 0,
+    nxdomain: 0,
+    nodata: 0,
+    forwarded: 0,
+    servfail: 0,
+    formerr: 0,
+    notimp: 0,
+    refused: 0,
+    loopsRefused: 0,
+    truncated: 0,
+    dropped: 0,
+    socketErrors: 0,
+    upstreamErrors: 0,
+    upstreamTimeouts: 0,
+    upstreamRejected: 0,
+    ownUpstreamsSkipped: 0,
+    upstreamBusy: 0,
+    coalesced: 0,
+  };
 }
 
 /** Serves the domain from a NameSource and forwards everything else; see docs for the behaviour in detail. */
@@ -143,6 +175,7 @@ export class DnsServer {
   private readonly staticUpstreams: readonly Upstream[] | undefined;
   private readonly resolvConf: ResolvConf;
   private readonly upstreamTimeoutMs: number;
+  private readonly forwarder: Forwarder;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly soa: NamedRecord;
@@ -176,6 +209,17 @@ export class DnsServer {
     this.random = typeof random === 'function' ? random : () => random.float();
     this.resolvConf = new ResolvConf(options.resolvConfPath ?? DEFAULT_RESOLV_CONF, { clock: this.clock });
     this.soa = { name: encodeName(this.domain), type: RecordType.SOA, ttl: this.ttl, data: soaRdata(this.domain, this.ttl) };
+    // Every exchange in flight listens for the abort (up to MAX_FORWARDS_IN_FLIGHT): not a leak.
+    setMaxListeners(0, this.aborter.signal);
+    const siblings = options.siblings;
+    this.forwarder = new Forwarder({
+      upstreams: () => this.upstreams(),
+      listeners: () => [{ address: this.listenHost, port: this.boundPort }, ...(siblings?.() ?? [])],
+      timeoutMs: this.upstreamTimeoutMs,
+      clock: this.clock,
+      signal: this.aborter.signal,
+      stats: this.stats,
+    });
   }
 
   /** The bound port (0 before start). */
@@ -216,10 +260,18 @@ export class DnsServer {
   private bindUdp(): Promise<UdpSocket> {
     const socket = createSocket({ type: isIPv6(this.listenHost) ? 'udp6' : 'udp4' });
     return new Promise((resolve, reject) => {
-      socket.once('error', (cause) => reject(listenError('UDP', this.listenHost, this.listenPort, cause)));
+      socket.once('error', (cause) => {
+        try {
+          socket.close();
+        } catch {
+          // never bound
+        }
+        reject(listenError('UDP', this.listenHost, this.listenPort, cause));
+      });
       socket.bind({ address: this.listenHost, port: this.listenPort }, () => {
         socket.removeAllListeners('error');
-        socket.on('error', () => undefined);
+        // ICMP errors for replies and the like: the socket stays usable, so they are counted, never fatal.
+        socket.on('error', () => this.stats.socketErrors++);
         socket.on('message', (message, peer) => this.onDatagram(socket, message, peer.address, peer.port));
         resolve(socket);
       });
@@ -232,7 +284,8 @@ export class DnsServer {
       server.once('error', (cause) => reject(listenError('TCP', this.listenHost, port, cause)));
       server.listen({ host: this.listenHost, port, exclusive: true }, () => {
         server.removeAllListeners('error');
-        server.on('error', () => undefined);
+        // Accept failures (EMFILE…) leave the server listening.
+        server.on('error', () => this.stats.socketErrors++);
         resolve(server);
       });
     });
@@ -318,7 +371,7 @@ export class DnsServer {
       }
       if (answers.length > 0) return this.reply(query, Rcode.noError, limit, true, shuffle(answers, this.random));
     }
-    return this.forward(query, message, transport, limit);
+    return this.forward(query, transport, limit);
   }
 
   private answerLocal(query: Query, name: string, limit: number): Uint8Array {
@@ -337,56 +390,44 @@ export class DnsServer {
     return this.reply(query, exists ? Rcode.noError : Rcode.nxDomain, limit, true, [], [this.soa]);
   }
 
-  private async forward(query: Query, message: Uint8Array, transport: DnsTransport, limit: number): Promise<Uint8Array> {
+  private async forward(query: Query, transport: DnsTransport, limit: number): Promise<Uint8Array> {
+    if (query.edns?.forwarded) {
+      // Another weave-ts server forwarded this already: forwarding it again is how loops between peers start.
+      this.stats.loopsRefused++;
+      return this.reply(query, Rcode.refused, limit, false);
+    }
     if (this.forwardsInFlight >= MAX_FORWARDS_IN_FLIGHT) return this.reply(query, Rcode.servFail, limit, false);
     this.forwardsInFlight++;
     try {
-      const exchange = { timeoutMs: this.upstreamTimeoutMs, clock: this.clock, signal: this.aborter.signal };
-      for (const upstream of await this.upstreams()) {
-        const outgoing = withId(message, randomInt(0x10000));
-        let response = await exchangeUdp(outgoing, query.question, upstream, exchange);
-        if (response && transport === 'tcp' && isTruncated(response)) {
-          response = (await exchangeTcp(outgoing, query.question, upstream, exchange)) ?? response;
-        }
-        if (!response || isUnusable(response)) continue;
-        if (response.byteLength > limit) {
-          // The upstream ignored the size the client asked for: relay just the header with TC, so the client retries over TCP.
-          const { bytes } = encodeReply({
-            id: query.header.id,
-            queryFlags: query.header.flags,
-            authoritative: false,
-            rcode: (readHeader(response)?.flags ?? 0) & 0xf,
-            question: query.question,
-            edns: query.edns !== undefined,
-            limit,
-          });
-          bytes[2] = (bytes[2] as number) | 0x02;
-          this.stats.forwarded++;
-          this.stats.truncated++;
-          return bytes;
-        }
-        this.stats.forwarded++;
-        if (isTruncated(response)) this.stats.truncated++;
-        return withId(response, query.header.id);
+      const answer = await this.forwarder.resolve(query, transport, limit);
+      if (!answer) return this.reply(query, Rcode.servFail, limit, false);
+      const response = replyFor(answer.response, answer.layout, { id: query.header.id, question: query.question, edns: query.edns !== undefined });
+      this.stats.forwarded++;
+      if (response.byteLength > limit) {
+        // The upstream ignored the size the client asked for: relay just the header with TC, so the client retries over TCP.
+        const { bytes } = encodeReply({
+          id: query.header.id,
+          queryFlags: query.header.flags,
+          authoritative: false,
+          rcode: (readHeader(response)?.flags ?? 0) & 0xf,
+          question: query.question,
+          edns: query.edns !== undefined,
+          limit,
+        });
+        bytes[2] = (bytes[2] as number) | 0x02;
+        this.stats.truncated++;
+        return bytes;
       }
-      return this.reply(query, Rcode.servFail, limit, false);
+      if (isTruncated(response)) this.stats.truncated++;
+      return response;
     } finally {
       this.forwardsInFlight--;
     }
   }
 
-  /** Upstreams to try, in order, without ourselves. */
+  /** The configured upstreams, in order; the forwarder skips those that are this service's own addresses. */
   private async upstreams(): Promise<readonly Upstream[]> {
-    const all = this.staticUpstreams ?? (await this.resolvConf.servers()).map((host) => ({ host, port: DNS_PORT }));
-    return all.filter((u) => !this.isSelf(u));
-  }
-
-  private isSelf(upstream: Upstream): boolean {
-    if (this.boundPort === 0 || upstream.port !== this.boundPort) return false;
-    if (upstream.host === this.listenHost) return true;
-    if (this.listenHost !== '0.0.0.0' && this.listenHost !== '::') return false;
-    if (upstream.host.startsWith('127.') || upstream.host === '::1') return true;
-    return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address === upstream.host));
+    return this.staticUpstreams ?? (await this.resolvConf.servers()).map((host) => ({ host, port: DNS_PORT }));
   }
 
   private reply(
@@ -432,12 +473,24 @@ export class DnsServer {
 
   private onDatagram(socket: UdpSocket, message: Buffer, host: string, port: number): void {
     void this.handleQuery(message, 'udp').then((reply) => {
-      if (reply && !this.stopping) socket.send(reply, port, host, () => undefined);
+      if (!reply || this.stopping) return;
+      // A forged source port 0 makes send throw; a closed socket too. Neither may escape as an unhandled rejection.
+      if (port === 0) {
+        this.stats.dropped++;
+        return;
+      }
+      try {
+        socket.send(reply, port, host, (error) => {
+          if (error) this.stats.dropped++;
+        });
+      } catch {
+        this.stats.dropped++;
+      }
     });
   }
 
   private onConnection(socket: Socket): void {
-    socket.on('error', () => undefined);
+    socket.on('error', () => this.stats.socketErrors++);
     if (this.stopping || this.connections.size >= MAX_TCP_CONNECTIONS) {
       socket.destroy();
       return;

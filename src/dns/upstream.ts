@@ -1,6 +1,6 @@
 // Upstream resolvers: where queries outside the domain go, and one exchange with one of them over UDP or TCP.
 import { createSocket } from 'node:dgram';
-import { connect, isIP } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import type { Clock } from '../clock.js';
 import { OptionsError } from '../errors.js';
 import { ByteQueue } from '../mesh/byte-queue.js';
@@ -76,92 +76,130 @@ export interface ExchangeOptions {
 }
 
 /**
- * Sends `query` from a fresh socket (a random source port) connected to `upstream`, and resolves with the first
- * datagram that answers it, or undefined on timeout, abort, or an error such as ICMP port unreachable.
+ * How one exchange with one upstream ended: the answering message, or why there is none (`error`: a socket
+ * operation failed, e.g. no route, connection refused or reset; `timeout`: no answer in time; `aborted`: the
+ * server is stopping).
  */
-export function exchangeUdp(query: Uint8Array, question: Uint8Array, upstream: Upstream, options: ExchangeOptions): Promise<Uint8Array | undefined> {
+export type ExchangeResult = { response: Uint8Array } | { failure: 'error'; error: Error } | { failure: 'timeout' | 'aborted' };
+
+/**
+ * Sends `query` from a fresh socket (a random source port) connected to `upstream`, and resolves with the first
+ * datagram that answers it. Never rejects and never throws: every socket error (no route, a failed connect, ICMP
+ * port unreachable) ends the exchange with `failure: 'error'`.
+ */
+export function exchangeUdp(query: Uint8Array, question: Uint8Array, upstream: Upstream, options: ExchangeOptions): Promise<ExchangeResult> {
   return new Promise((resolve) => {
     if (options.signal?.aborted) {
-      resolve(undefined);
+      resolve({ failure: 'aborted' });
       return;
     }
-    const socket = createSocket(upstream.host.includes(':') ? 'udp6' : 'udp4');
     let done = false;
-    const finish = (response: Uint8Array | undefined): void => {
+    const finish = (result: ExchangeResult): void => {
       if (done) return;
       done = true;
-      timer.cancel();
+      timer?.cancel();
       options.signal?.removeEventListener('abort', onAbort);
       try {
-        socket.close();
+        socket?.close();
       } catch {
-        // already closed
+        // already closed, or never bound
       }
-      resolve(response);
+      resolve(result);
     };
-    const onAbort = (): void => finish(undefined);
-    const timer = options.clock.setTimer(options.timeoutMs, onAbort);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('error', onAbort);
-    socket.on('message', (message: Buffer) => {
-      if (isResponseTo(query, question, message)) finish(new Uint8Array(message.buffer, message.byteOffset, message.byteLength));
-    });
-    socket.connect(upstream.port, upstream.host, () => {
-      if (done) return;
-      socket.send(query, (error) => {
-        if (error) finish(undefined);
+    const onAbort = (): void => finish({ failure: 'aborted' });
+    const onError = (error: Error): void => finish({ failure: 'error', error });
+    let socket: ReturnType<typeof createSocket> | undefined;
+    let timer: ReturnType<Clock['setTimer']> | undefined;
+    try {
+      socket = createSocket(upstream.host.includes(':') ? 'udp6' : 'udp4');
+      const connected = socket;
+      timer = options.clock.setTimer(options.timeoutMs, () => finish({ failure: 'timeout' }));
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      connected.on('error', onError);
+      connected.on('message', (message: Buffer) => {
+        if (isResponseTo(query, question, message)) finish({ response: new Uint8Array(message.buffer, message.byteOffset, message.byteLength) });
       });
-    });
+      // With a callback, a failed connect (no route, EINVAL…) is reported there, not as an 'error' event; the
+      // socket is then unconnected and a send without a port would throw.
+      connected.connect(upstream.port, upstream.host, (error?: Error) => {
+        if (done) return;
+        if (error) {
+          onError(error);
+          return;
+        }
+        try {
+          connected.send(query, (sendError) => {
+            if (sendError) onError(sendError);
+          });
+        } catch (sendError) {
+          onError(sendError as Error);
+        }
+      });
+    } catch (error) {
+      onError(error as Error);
+    }
   });
 }
 
-/** Sends `query` over a new TCP connection (2-byte length framing) and resolves with the answering message, or undefined. */
-export function exchangeTcp(query: Uint8Array, question: Uint8Array, upstream: Upstream, options: ExchangeOptions): Promise<Uint8Array | undefined> {
+/** Sends `query` over a new TCP connection (2-byte length framing) and resolves with the answering message; never rejects. */
+export function exchangeTcp(query: Uint8Array, question: Uint8Array, upstream: Upstream, options: ExchangeOptions): Promise<ExchangeResult> {
   return new Promise((resolve) => {
-    if (options.signal?.aborted || query.byteLength > 0xffff) {
-      resolve(undefined);
+    if (options.signal?.aborted) {
+      resolve({ failure: 'aborted' });
       return;
     }
-    const socket = connect({ host: upstream.host, port: upstream.port, noDelay: true });
+    if (query.byteLength > 0xffff) {
+      resolve({ failure: 'error', error: new RangeError(`a ${query.byteLength}-byte query does not fit TCP framing`) });
+      return;
+    }
     const queue = new ByteQueue();
     let length: number | undefined;
     let done = false;
-    const finish = (response: Uint8Array | undefined): void => {
+    let socket: Socket | undefined;
+    let timer: ReturnType<Clock['setTimer']> | undefined;
+    const finish = (result: ExchangeResult): void => {
       if (done) return;
       done = true;
-      timer.cancel();
+      timer?.cancel();
       options.signal?.removeEventListener('abort', onAbort);
-      socket.destroy();
-      resolve(response);
+      socket?.destroy();
+      resolve(result);
     };
-    const onAbort = (): void => finish(undefined);
-    const timer = options.clock.setTimer(options.timeoutMs, onAbort);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    socket.on('error', onAbort);
-    socket.on('close', onAbort);
-    socket.on('connect', () => {
-      const frame = new Uint8Array(2 + query.byteLength);
-      frame[0] = query.byteLength >> 8;
-      frame[1] = query.byteLength & 0xff;
-      frame.set(query, 2);
-      socket.write(frame);
-    });
-    socket.on('data', (chunk: Buffer) => {
-      queue.push(chunk);
-      for (;;) {
-        if (length === undefined) {
-          const prefix = queue.take(2);
-          if (!prefix) return;
-          length = ((prefix[0] as number) << 8) | (prefix[1] as number);
+    const onAbort = (): void => finish({ failure: 'aborted' });
+    const onError = (error: Error): void => finish({ failure: 'error', error });
+    try {
+      socket = connect({ host: upstream.host, port: upstream.port, noDelay: true });
+      const stream = socket;
+      timer = options.clock.setTimer(options.timeoutMs, () => finish({ failure: 'timeout' }));
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      stream.on('error', onError);
+      stream.on('close', () => onError(new Error(`upstream ${formatUpstream(upstream)} closed the TCP connection without an answer`)));
+      stream.on('connect', () => {
+        const frame = new Uint8Array(2 + query.byteLength);
+        frame[0] = query.byteLength >> 8;
+        frame[1] = query.byteLength & 0xff;
+        frame.set(query, 2);
+        stream.write(frame);
+      });
+      stream.on('data', (chunk: Buffer) => {
+        queue.push(chunk);
+        for (;;) {
+          if (length === undefined) {
+            const prefix = queue.take(2);
+            if (!prefix) return;
+            length = ((prefix[0] as number) << 8) | (prefix[1] as number);
+          }
+          const message = queue.take(length);
+          if (!message) return;
+          length = undefined;
+          if (isResponseTo(query, question, message)) {
+            finish({ response: Uint8Array.from(message) });
+            return;
+          }
         }
-        const message = queue.take(length);
-        if (!message) return;
-        length = undefined;
-        if (isResponseTo(query, question, message)) {
-          finish(Uint8Array.from(message));
-          return;
-        }
-      }
-    });
+      });
+    } catch (error) {
+      onError(error as Error);
+    }
   });
 }

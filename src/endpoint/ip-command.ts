@@ -1,6 +1,6 @@
 // IpCommand: runs iproute2 (`ip …`) for kernel endpoints; injectable so tests and other hosts can substitute it.
 import { execFile } from 'node:child_process';
-import { EndpointError } from '../errors.js';
+import { EndpointError, OptionsError } from '../errors.js';
 
 /** Runs `ip` with arguments and returns its standard output; rejects with `EndpointError('command-failed')`. */
 export type IpCommand = (args: readonly string[]) => Promise<string>;
@@ -29,7 +29,21 @@ export function isMissingError(error: unknown): boolean {
   return error instanceof EndpointError && /Cannot find device|does not exist|No such device|Cannot assign requested address|not found/i.test(error.message);
 }
 
+/** Longest namespace name weave-ts accepts. */
+export const MAX_NETNS_NAME_CHARS = 64;
+
 /** Names of `ip netns` namespaces: what `ip netns add` accepts and a path component under /run/netns. */
 export function isValidNetnsName(name: string): boolean {
   return /^[A-Za-z0-9_.-]{1,64}$/.test(name) && name !== '.' && name !== '..';
+}
+
+/** Throws an OptionsError that says what is wrong with a namespace name (its length, or its characters). */
+export function validateNetnsName(name: string): void {
+  if (isValidNetnsName(name)) return;
+  const shown = typeof name === 'string' && name.length > 40 ? `"${name.slice(0, 40)}…"` : JSON.stringify(name);
+  const why =
+    typeof name === 'string' && name.length > MAX_NETNS_NAME_CHARS
+      ? `it is ${name.length} characters long, and at most ${MAX_NETNS_NAME_CHARS} are accepted`
+      : `use 1 to ${MAX_NETNS_NAME_CHARS} letters, digits, "_", "." and "-" (not "." or "..")`;
+  throw new OptionsError(`netns ${shown} is not a valid namespace name: ${why}`);
 }

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EndpointError, OptionsError } from '../errors.js';
-import { isExistsError, isMissingError, isValidNetnsName, systemIpCommand, type IpCommand } from './ip-command.js';
+import { isExistsError, isMissingError, systemIpCommand, validateNetnsName, type IpCommand } from './ip-command.js';
 import { isValidInterfaceName } from '../nic/tap-nic.js';
 
 /** Where `ip netns add` mounts namespaces; a namespace exists when its file does. */
@@ -94,8 +94,9 @@ export class KernelNetwork {
     await this.ignoreMissing(['link', 'del', this.bridge]);
   }
 
-  /** True when the named `ip netns` namespace exists. */
+  /** True when the named `ip netns` namespace exists; a name that cannot be one is an OptionsError saying why. */
   netnsExists(netns: string): boolean {
+    validateNetnsName(netns); // also keeps "../x" from naming a path outside the run dir
     return existsSync(join(this.runDir, netns));
   }
 
@@ -104,7 +105,7 @@ export class KernelNetwork {
    * `address` (CIDR), the MTU and a multicast route. Undoes its own steps when one fails.
    */
   async attach(netns: string, ifname: string, address: string): Promise<NetnsLink> {
-    if (!isValidNetnsName(netns)) throw new OptionsError(`netns ${JSON.stringify(netns)} is not a valid namespace name: use letters, digits, "_", "." and "-"`);
+    validateNetnsName(netns);
     if (!isValidInterfaceName(ifname)) throw new OptionsError(`interface name ${JSON.stringify(ifname)} is not valid: use 1 to 15 characters without spaces, "/" or ":"`);
     if (!this.netnsExists(netns)) {
       throw new EndpointError('not-found', `network namespace "${netns}" does not exist: create it first (ip netns add ${netns})`);

@@ -1,5 +1,5 @@
 // DataPlane: plugs a switch and the sleeve into a mesh router, giving its peers one virtual Ethernet segment.
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { loadSodium, type SodiumBackend } from '../crypto/sodium.js';
 import type { MeshRouter } from '../mesh/router.js';
@@ -8,7 +8,8 @@ import type { DatagramSocket, Transport } from '../mesh/transport.js';
 import type { Nic } from '../nic/nic.js';
 import type { PeerName } from '../wire/peer-name.js';
 import { OptionsError } from '../errors.js';
-import { Sleeve, type SleeveLinkStatus, type SleeveTimings } from './sleeve.js';
+import { Sleeve, type LinkSocketFactory, type SleeveLinkStatus, type SleeveReceiveStatus, type SleeveTimings } from './sleeve.js';
+import type { SlowPathLimits } from './slow-path.js';
 import { Switch, type SwitchStats } from './switch.js';
 import type { MacEntry, PortId } from './mac-table.js';
 import { formatMac } from './frame.js';
@@ -20,8 +21,13 @@ export interface DataPlaneOptions {
   noFragmentation?: boolean;
   /** Sleeve heartbeat and probe timing. */
   timings?: Partial<SleeveTimings>;
-  /** UDP socket buffer sizes in bytes (default 4 MiB: fewer drops under bursts). */
+  /**
+   * UDP socket buffer sizes in bytes (default 4 MiB: fewer drops under bursts). With the native binding and
+   * root (CAP_NET_ADMIN) it is granted past `net.core.rmem_max`; status shows what the kernel gave.
+   */
   socketBufferBytes?: number;
+  /** Budgets for datagrams that do not come from their link's authenticated address (see {@link SlowPathLimits}). */
+  slowPath?: Partial<SlowPathLimits>;
   /** Time source for heartbeats, probes and MAC expiry (default `systemClock`). */
   clock?: Clock;
   /** Which libsodium binding to prefer (default native). */
@@ -38,8 +44,10 @@ export interface DataPlaneStatus {
   links: SleeveLinkStatus[];
   /** Switch counters (all zero before start). */
   switch: SwitchStats;
-  /** Sleeve packets dropped, by reason (e.g. `auth-failed`, `replayed`, `unknown-peer`). */
+  /** Sleeve packets dropped, by reason (e.g. `auth-failed`, `replayed`, `unknown-peer`, `rate-limited`, `source-blocked`). */
   sleeveDrops: Record<string, number>;
+  /** The UDP receive side: buffer size, per-neighbour sockets, pauses under floods, failures per source address. */
+  receive: DataPlaneReceiveStatus;
   /** The learned MAC table. */
   macs: {
     /** The MAC, colon-separated hex. */
@@ -49,6 +57,14 @@ export interface DataPlaneStatus {
     /** Clock time (ms) it was last seen. */
     seen: number;
   }[];
+}
+
+/** The UDP receive side of a {@link DataPlane}, for status. */
+export interface DataPlaneReceiveStatus extends SleeveReceiveStatus {
+  /** The shared socket's receive buffer as the kernel granted it (Linux reports twice the usable size); absent when unknown. */
+  bufferBytes?: number;
+  /** The receive buffer asked for. */
+  requestedBufferBytes: number;
 }
 
 /**
@@ -107,12 +123,62 @@ export class DataPlane implements LinkOverlay {
       links: this.sleeve?.status() ?? [],
       switch: this.switchCore ? { ...this.switchCore.stats, drops: { ...this.switchCore.stats.drops } } : emptySwitchStats(),
       sleeveDrops: { ...(this.sleeve?.drops ?? {}) },
+      receive: this.receiveStatus(),
       macs: (this.switchCore?.macTable() ?? []).map((e: MacEntry) => ({
         mac: formatMac(e.mac),
         port: e.port < 0 ? `local${-e.port}` : formatPeerName(e.port),
         seen: e.seen,
       })),
     };
+  }
+
+  private receiveStatus(): DataPlaneReceiveStatus {
+    const requestedBufferBytes = this.bufferBytes();
+    const sleeve = this.sleeve?.receiveStatus() ?? { linkSockets: 'off (not started)', pauses: 0, paused: false, sources: [] };
+    let bufferBytes: number | undefined;
+    try {
+      bufferBytes = this.socket?.getRecvBufferSize?.();
+    } catch {
+      bufferBytes = undefined; // the socket is closing
+    }
+    return { ...sleeve, ...(bufferBytes !== undefined ? { bufferBytes } : {}), requestedBufferBytes };
+  }
+
+  private bufferBytes(): number {
+    return this.options.socketBufferBytes ?? 4 * 1024 * 1024;
+  }
+
+  /**
+   * Binds the sleeve socket so that neighbours can get receive sockets of their own on the same port, when the
+   * transport can; otherwise a plain socket, and the reason why not.
+   */
+  private async bindSocket(
+    transport: Transport,
+    host: string,
+    port: number,
+  ): Promise<{ socket: DatagramSocket; linkSockets: LinkSocketFactory | undefined; unavailable: string }> {
+    const bufferBytes = this.bufferBytes();
+    const fail = (cause: Error): never => {
+      throw new OptionsError(`cannot bind the data plane's UDP socket to ${host}:${port}: ${cause.message}`, { cause });
+    };
+    const connect = transport.connectDatagram?.bind(transport);
+    const setReceiving = transport.setReceiving?.bind(transport);
+    // Sockets sharing a port are bound by address: a host name or a scoped IPv6 address gets a plain socket.
+    const literal = isIP(host) !== 0 && !host.includes('%');
+    if (connect && setReceiving && literal) {
+      try {
+        const socket = await transport.bindDatagram(host, port, { bufferBytes, sharedPort: true });
+        const linkSockets: LinkSocketFactory = { open: (remote) => connect(socket, remote, { bufferBytes }), setReceiving };
+        return { socket, linkSockets, unavailable: '' };
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 'ENOTSUP') return fail(error as Error);
+        const socket = await transport.bindDatagram(host, port, { bufferBytes }).catch(fail);
+        return { socket, linkSockets: undefined, unavailable: `off (${(error as Error).message})` };
+      }
+    }
+    const socket = await transport.bindDatagram(host, port, { bufferBytes }).catch(fail);
+    const why = literal ? 'the transport cannot share a port' : `the listen host ${host} is not a plain IP address`;
+    return { socket, linkSockets: undefined, unavailable: `off (${why})` };
   }
 
   // ---- LinkOverlay, called by the router ----
@@ -124,10 +190,7 @@ export class DataPlane implements LinkOverlay {
     const host = listen?.host ?? '0.0.0.0';
     const port = listen?.port ?? 0;
     const transport = this.options.transport ?? this.router.transport;
-    const bufferBytes = this.options.socketBufferBytes ?? 4 * 1024 * 1024;
-    const socket = await transport.bindDatagram(host, port, { bufferBytes }).catch((cause: Error) => {
-      throw new OptionsError(`cannot bind the data plane's UDP socket to ${host}:${port}: ${cause.message}`, { cause });
-    });
+    const { socket, linkSockets, unavailable } = await this.bindSocket(transport, host, port);
     if (this.options.noFragmentation) {
       const why = transport.setDontFragment ? transport.setDontFragment(socket, isIPv6(host)) : 'the transport has no such option';
       if (why) {
@@ -140,6 +203,8 @@ export class DataPlane implements LinkOverlay {
     this.sleeve = new Sleeve({
       self,
       socket,
+      ...(linkSockets ? { linkSockets } : { linkSocketsUnavailable: unavailable }),
+      ...(this.options.slowPath ? { slowPath: this.options.slowPath } : {}),
       clock: this.clock,
       ...(sodium ? { sodium } : {}),
       ...(this.options.noFragmentation ? { noFragmentation: true } : {}),

@@ -10,6 +10,8 @@ import type { DatagramSender, DatagramSocket } from '../mesh/transport.js';
 import type { PeerName } from '../wire/peer-name.js';
 import { formatPeerName } from '../wire/peer-name.js';
 import { DecodeError } from '../errors.js';
+import type { SourceFailureStatus } from './source-failures.js';
+import { SlowPath, type SlowPathLimits } from './slow-path.js';
 import {
   ENTRY_HEADER_BYTES,
   forEachEntry,
@@ -61,6 +63,10 @@ export interface SleeveLinkStatus extends LinkCounters {
   maxFrame: number;
   /** The overlay IP MTU this link supports (maxFrame − 14). */
   mtu: number;
+  /** Datagrams from the neighbour's own address that failed authentication (someone spoofing it). */
+  authFailures: number;
+  /** True when the neighbour's datagrams arrive on a receive socket of their own. */
+  ownSocket: boolean;
 }
 
 /** Traffic counters of one link. */
@@ -104,10 +110,40 @@ export const DEFAULT_SLEEVE_TIMINGS: SleeveTimings = {
   probeTimeoutMs: 100,
 };
 
+/**
+ * Receive sockets per neighbour on the sleeve's port (see `Transport.connectDatagram`): with them, datagrams
+ * from a link's authenticated address wait in a kernel queue of their own, and the shared socket, which then
+ * only carries everything else, can stop reading while a flood lasts.
+ */
+export interface LinkSocketFactory {
+  /** A socket on the shared port connected to `remote`: it receives exactly that address's datagrams. */
+  open(remote: DatagramSender): Promise<DatagramSocket>;
+  /** Stops or resumes reading a socket; false when it could not. */
+  setReceiving(socket: DatagramSocket, receiving: boolean): boolean;
+}
+
+/** The sleeve's receive side for status. */
+export interface SleeveReceiveStatus {
+  /** Whether neighbours get receive sockets of their own (`on`), or why not. */
+  linkSockets: string;
+  /** Times the shared socket stopped reading because the slow path's budget was spent. */
+  pauses: number;
+  /** True while the shared socket is not reading. */
+  paused: boolean;
+  /** Per source address, the datagrams that failed (bounded; most failures first). */
+  sources: SourceFailureStatus[];
+}
+
 export interface SleeveOptions {
   self: PeerName;
   /** The bound UDP socket (its `send` is called directly for every datagram). */
   socket: DatagramSocket;
+  /** Receive sockets per neighbour on the same port; without them every datagram arrives on `socket`. */
+  linkSockets?: LinkSocketFactory;
+  /** Why there are no per-neighbour sockets (status shows it); ignored when `linkSockets` is given. */
+  linkSocketsUnavailable?: string;
+  /** Budgets of the slow path. */
+  slowPath?: Partial<SlowPathLimits>;
   clock: Clock;
   /** The libsodium binding, needed when links carry keys. */
   sodium?: SodiumBackend;
@@ -142,6 +178,16 @@ interface Forwarder extends LinkCounters {
   replay: ReplayWindow;
   remoteHost: string | undefined;
   remotePort: number;
+  /** True once an authentic datagram came from `remoteHost:remotePort`: from then on its datagrams take the fast path. */
+  remoteVerified: boolean;
+  /** The receive socket connected to the verified address, once open. */
+  linkSocket: DatagramSocket | undefined;
+  /** The address `linkSocket` is (being) connected to, "host:port". */
+  linkSocketFor: string | undefined;
+  /** Datagrams from the link's own address that failed authentication (a spoofed source). */
+  authFailures: number;
+  /** Highest counter of an authentic datagram so far (-1 before the first). */
+  newestCounter: bigint;
   mode: LinkMode;
   established: boolean;
   lastHeard: number;
@@ -178,12 +224,21 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   private flushScheduled = false;
   private closed = false;
   private receiver: FrameReceiver | undefined;
+  private readonly slowPath: SlowPath;
   readonly drops: SleeveDrops = {};
 
   constructor(private readonly options: SleeveOptions) {
     super();
     this.timings = { ...DEFAULT_SLEEVE_TIMINGS, ...options.timings };
-    options.socket.on('message', (packet: Buffer, rinfo: DatagramSender) => this.onPacket(packet, rinfo));
+    const factory = options.linkSockets;
+    // The shared socket may pause only with per-neighbour sockets, and only while every neighbour with an
+    // authenticated address has its own (so nothing authentic waits behind the flood).
+    const shared = factory && {
+      setReceiving: (receiving: boolean) => factory.setReceiving(options.socket, receiving),
+      mayPause: () => [...this.forwarders.values()].every((f) => !f.remoteVerified || f.linkSocket !== undefined),
+    };
+    this.slowPath = new SlowPath(options.clock, options.slowPath, shared);
+    options.socket.on('message', (packet: Buffer, rinfo: DatagramSender) => this.onPacket(packet, rinfo, true));
   }
 
   /** Sets where received frames go (a direct call per frame: this is the hot path). */
@@ -203,8 +258,14 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       sendCounter: 0n,
       replay: new ReplayWindow(),
       // The dialler knows where the neighbour listens; the other side learns it from authentic packets.
-      remoteHost: link.outbound ? link.remoteHost : undefined,
+      // Port 0 means the neighbour does not listen: nothing to send to until it is learned.
+      remoteHost: link.outbound && link.remotePort > 0 ? link.remoteHost : undefined,
       remotePort: link.remotePort,
+      remoteVerified: false,
+      linkSocket: undefined,
+      linkSocketFor: undefined,
+      authFailures: 0,
+      newestCounter: -1n,
       mode: 'connecting',
       established: false,
       lastHeard: this.options.clock.now(),
@@ -230,18 +291,25 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     if (!f) return;
     f.heartbeatTimer?.cancel();
     f.testTimer?.cancel();
+    this.closeLinkSocket(f);
     this.dirty.delete(f);
     this.forwarders.delete(peer);
   }
 
-  /** Stops all timers; the socket belongs to the caller. */
+  /** Stops all timers and closes the per-neighbour sockets; the shared socket belongs to the caller. */
   close(): void {
     this.closed = true;
+    this.slowPath.close();
     for (const peer of [...this.forwarders.keys()]) this.linkDown(peer);
   }
 
   status(): SleeveLinkStatus[] {
     return [...this.forwarders.values()].map((f) => this.linkStatus(f));
+  }
+
+  /** The receive side: per-neighbour sockets, pauses of the shared socket, failures per source. */
+  receiveStatus(): SleeveReceiveStatus {
+    return { linkSockets: this.options.linkSockets ? 'on' : (this.options.linkSocketsUnavailable ?? 'off'), ...this.slowPath.status() };
   }
 
   /** Largest Ethernet frame the link to `peer` carries in one piece, or undefined without a link. */
@@ -329,9 +397,15 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       length += body.byteLength;
     }
     f.packetsOut += 1;
-    this.options.socket.send(packet, 0, length, f.remotePort, f.remoteHost, () => {
-      if (this.pool.length < 256) this.pool.push(packet);
-    });
+    try {
+      this.options.socket.send(packet, 0, length, f.remotePort, f.remoteHost, (error) => {
+        if (error) this.drop('send-failed');
+        if (this.pool.length < 256) this.pool.push(packet);
+      });
+    } catch {
+      // dgram throws synchronously for a closed socket or an unusable address: a drop, never fatal.
+      this.drop('send-failed');
+    }
   }
 
   /**
@@ -358,6 +432,8 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       f.lastHeard = this.options.clock.now();
       this.emit('link', this.linkStatus(f));
     }
+    // A receive socket that failed to open is tried again at each heartbeat.
+    if (f.remoteVerified && f.linkSocketFor === undefined) this.openLinkSocket(f);
     if (f.remoteHost !== undefined) {
       this.sendControl(f, SleeveControl.Heartbeat, 9, 0, (entry) => {
         new DataView(entry.buffer, entry.byteOffset).setBigUint64(1, f.connectionId);
@@ -464,6 +540,8 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       ...(f.remoteHost !== undefined ? { remote: `${f.remoteHost}:${f.remotePort}` } : {}),
       maxFrame,
       mtu: maxFrame - 14,
+      authFailures: f.authFailures,
+      ownSocket: f.linkSocket !== undefined,
       packetsOut: f.packetsOut,
       packetsIn: f.packetsIn,
       framesOut: f.framesOut,
@@ -479,18 +557,53 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     this.drops[reason] = (this.drops[reason] ?? 0) + 1;
   }
 
-  private onPacket(packet: Buffer, rinfo: DatagramSender): void {
+  /**
+   * Every datagram, from the shared socket (`shared`) or a neighbour's own. The fast path is a datagram from
+   * its link's authenticated address; anything else (unknown sender, another address) takes the slow path,
+   * which is bounded: a read budget (the shared socket pauses when it is spent), a decryption budget per
+   * source address (`source-blocked`), and one for all sources (`rate-limited`). Nothing here throws: a bad
+   * datagram is a counter.
+   */
+  private onPacket(packet: Buffer, rinfo: DatagramSender, shared: boolean): void {
     const sender = packetSender(packet);
     const f = sender === 0 ? undefined : this.forwarders.get(sender);
-    if (!f) {
-      this.drop(sender === 0 ? 'malformed' : 'unknown-peer');
+    if (f !== undefined && f.remoteVerified && rinfo.port === f.remotePort && rinfo.address === f.remoteHost) {
+      this.receive(f, packet, rinfo, true);
       return;
     }
+    const refused = this.slowPath.read(rinfo.address, shared);
+    if (refused !== undefined) {
+      this.drop(refused);
+      return;
+    }
+    if (f === undefined) {
+      this.fail(rinfo, sender === 0 ? 'malformed' : 'unknown-peer');
+      return;
+    }
+    if (f.receiveKey) {
+      const blocked = this.slowPath.decrypt(rinfo.address);
+      if (blocked !== undefined) {
+        this.drop(blocked);
+        return;
+      }
+    }
+    this.receive(f, packet, rinfo, false);
+  }
+
+  private fail(rinfo: DatagramSender, reason: string, decryption = false): void {
+    this.drop(reason);
+    this.slowPath.fail(rinfo.address, reason, decryption);
+  }
+
+  /** Checks and opens one datagram for link `f`; `fast` when it came from the link's authenticated address. */
+  private receive(f: Forwarder, packet: Buffer, rinfo: DatagramSender, fast: boolean): void {
     const counter = packetCounter(packet);
     let body: Uint8Array;
     if (f.receiveKey && this.options.sodium) {
       if (!f.replay.isFresh(counter)) {
-        this.drop('replayed');
+        // Duplicates from the link's own address are normal (the underlay may repeat); elsewhere they are a failure.
+        if (fast) this.drop('replayed');
+        else this.fail(rinfo, 'replayed');
         return;
       }
       writeCounterNonce(this.nonce, counter);
@@ -503,7 +616,9 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
         packet.subarray(0, PACKET_HEADER_BYTES),
       );
       if (n < 0) {
-        this.drop('auth-failed');
+        // Only the slow path spends the source's budget: the fast path is the link's own address, never refused.
+        if (fast) f.authFailures += 1;
+        this.fail(rinfo, 'auth-failed', !fast);
         return;
       }
       // Only an authentic packet moves the window, so forged counters cannot push it forward.
@@ -513,12 +628,11 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       body = packet.subarray(PACKET_HEADER_BYTES);
     }
     f.packetsIn += 1;
-    // The neighbour's address is learned (or follows a NAT rebinding) only from authentic packets.
-    if (f.remoteHost !== rinfo.address || f.remotePort !== rinfo.port) {
-      const first = f.remoteHost === undefined;
-      f.remoteHost = rinfo.address;
-      f.remotePort = rinfo.port;
-      if (first) this.heartbeat(f);
+    // The neighbour's address is learned (or follows a NAT rebinding) only from authentic packets, and only
+    // from the newest: a late one from the old address, still in flight, does not move it back.
+    if (counter > f.newestCounter) {
+      f.newestCounter = counter;
+      if (!fast) this.learnAddress(f, rinfo);
     }
     const receiver = this.receiver;
     try {
@@ -531,11 +645,63 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
         }
       });
     } catch (error) {
-      if (error instanceof DecodeError) this.drop('malformed');
-      else throw error;
+      // A malformed body, or a failure further in (a NIC write): counted, never fatal to the process.
+      this.drop(error instanceof DecodeError ? 'malformed' : 'deliver-failed');
     } finally {
-      receiver?.end();
+      try {
+        receiver?.end();
+      } catch {
+        this.drop('deliver-failed');
+      }
     }
+  }
+
+  private learnAddress(f: Forwarder, rinfo: DatagramSender): void {
+    const first = f.remoteHost === undefined;
+    f.remoteHost = rinfo.address;
+    f.remotePort = rinfo.port;
+    f.remoteVerified = true;
+    this.openLinkSocket(f);
+    if (first) this.heartbeat(f);
+  }
+
+  // ---- per-neighbour receive sockets ----
+
+  private openLinkSocket(f: Forwarder): void {
+    const factory = this.options.linkSockets;
+    if (!factory || this.closed || f.remoteHost === undefined) return;
+    const remote = { address: f.remoteHost, port: f.remotePort };
+    const key = `${remote.address}:${remote.port}`;
+    if (f.linkSocketFor === key) return;
+    this.closeLinkSocket(f);
+    f.linkSocketFor = key;
+    let opening: Promise<DatagramSocket>;
+    try {
+      opening = factory.open(remote);
+    } catch (error) {
+      opening = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    opening.then(
+      (socket) => {
+        if (this.closed || this.forwarders.get(f.peer) !== f || f.linkSocketFor !== key) {
+          closeQuietly(socket);
+          return;
+        }
+        socket.on('message', (packet: Buffer, rinfo: DatagramSender) => this.onPacket(packet, rinfo, false));
+        f.linkSocket = socket;
+      },
+      () => {
+        // The neighbour's datagrams keep arriving on the shared socket, which then never pauses.
+        if (f.linkSocketFor === key) f.linkSocketFor = undefined;
+        this.drop('link-socket-failed');
+      },
+    );
+  }
+
+  private closeLinkSocket(f: Forwarder): void {
+    if (f.linkSocket) closeQuietly(f.linkSocket);
+    f.linkSocket = undefined;
+    f.linkSocketFor = undefined;
   }
 
   private onControlEntry(f: Forwarder, entry: Uint8Array, datagramSize: number): void {
@@ -563,5 +729,13 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       default:
         this.drop('unknown-control');
     }
+  }
+}
+
+function closeQuietly(socket: DatagramSocket): void {
+  try {
+    socket.close();
+  } catch {
+    // Already closed.
   }
 }

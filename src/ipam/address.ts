@@ -88,6 +88,14 @@ export function cidr(start: number, prefix: number): Cidr {
   return { start, prefix, size };
 }
 
+/** The CIDR block of `prefix` that contains `address` (its network address and size). */
+export function blockOf(address: number, prefix: number): Cidr {
+  checkAddress(address);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32) throw new RangeError(`prefix length ${prefix} is not 0-32`);
+  const size = 2 ** (32 - prefix);
+  return { start: address - (address % size), prefix, size };
+}
+
 /**
  * The usable host addresses of a block, inclusive. For prefixes up to /30 the network and broadcast
  * addresses are excluded (RFC 1122); a /31 has two usable addresses (RFC 3021) and a /32 one.

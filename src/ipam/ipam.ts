@@ -43,7 +43,10 @@ export interface IpamOptions {
   range?: string;
   /** The subnet `allocate` uses when none is given (default: the whole range). */
   defaultSubnet?: string;
-  /** Initial division (default: consensus among 1 peer, i.e. a single-peer network). */
+  /**
+   * Initial division (default, Weave's rule: consensus among the router's initial peers + 1, so a peer
+   * given no peers divides the range alone and peers that list each other agree before anyone allocates).
+   */
   init?: IpamInit;
   /** Directory for the persisted ring and allocations (default: none, state lives in memory). */
   dataDir?: string;
@@ -138,6 +141,29 @@ export interface IpamStatus {
   };
   /** The latest conflicts detected (at most 100), oldest first. */
   conflicts: IpamConflict[];
+  /** The peers the ring was first divided among (MAC form, ascending); empty until divided, or when unknown. */
+  seeds: string[];
+  /**
+   * Peers whose ring we refuse because it was seeded by different peers (two networks divided apart):
+   * their ring is never merged; the link stays up for everything else. At most 100, latest first.
+   */
+  refusedRings: IpamRefusedRing[];
+}
+
+/** A peer whose ring was seeded by different peers, so IPAM refuses to merge it. */
+export interface IpamRefusedRing {
+  /** The peer that sent the ring, MAC form. */
+  peer: string;
+  /** Its display name; empty when unknown. */
+  nickname: string;
+  /** The seeds of its ring (MAC form). */
+  seeds: string[];
+  /** Clock time (ms) its ring was first refused. */
+  since: number;
+  /** Clock time (ms) of the latest refusal. */
+  last: number;
+  /** How many of its states were refused. */
+  count: number;
 }
 
 interface Pending {
@@ -174,6 +200,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
   private readonly pending: Pending[] = [];
   private readonly conflicts: IpamConflict[] = [];
   private readonly unreachableSince = new Map<PeerName, number>();
+  private readonly refused = new Map<PeerName, { seeds: string; since: number; last: number; count: number }>();
   private paxos: PaxosNode | undefined;
   private channel: GossipChannel | undefined;
   private tickTimer: Timer | undefined;
@@ -192,7 +219,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     if (!this.inRange(this.defaultSubnet.start) || !this.inRange(this.defaultSubnet.start + this.defaultSubnet.size - 1)) {
       throw new OptionsError(`default subnet ${formatCidr(this.defaultSubnet)} must lie inside the IPAM range ${formatCidr(this.range)}`);
     }
-    this.init = options.init ?? { consensus: 1 };
+    this.init = options.init ?? { consensus: new Set(router.initialPeers).size + 1 };
     if ('consensus' in this.init && (!Number.isInteger(this.init.consensus) || this.init.consensus < 1)) {
       throw new OptionsError(`consensus must be the number of expected initial peers (1 or more), got ${this.init.consensus}`);
     }
@@ -223,6 +250,8 @@ export class Ipam extends EventEmitter<IpamEvents> {
         for (const [address, id] of loaded.snapshot.owned) this.owned.set(address, id);
       }
     }
+    // A peer the mesh refused (its name is another live peer's) would allocate from that peer's ranges.
+    this.router.on('name:collision', this.onCollision);
     this.channel = this.router.registerGossip(IPAM_CHANNEL, {
       // Before a ring or a vote exists there is nothing to say; an empty state is an observer's request.
       gossip: () => (this.ring.isEmpty() && !this.paxos ? undefined : this.encodeState()),
@@ -250,6 +279,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
   async stop(options: { transfer?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.router.off('name:collision', this.onCollision);
     this.tickTimer?.cancel();
     for (const p of this.pending.splice(0)) p.reject(new IpamError('closed', 'IPAM stopped before the request completed'));
     if (options.transfer && !this.ring.isEmpty()) {
@@ -264,6 +294,11 @@ export class Ipam extends EventEmitter<IpamEvents> {
     }
     await this.store?.flush();
   }
+
+  private readonly onCollision = (collision: { refused: bigint; message: string }): void => {
+    if (collision.refused !== this.router.uid) return;
+    for (const p of this.pending.splice(0)) p.reject(new IpamError('name-collision', `no addresses are allocated: ${collision.message}`));
+  };
 
   // ---- public operations ----
 
@@ -383,6 +418,17 @@ export class Ipam extends EventEmitter<IpamEvents> {
       },
       ...(this.paxos && this.ring.isEmpty() ? { consensus: { quorum: this.paxos.quorum, known: this.paxos.knownNodes().length } } : {}),
       conflicts: [...this.conflicts],
+      seeds: this.ring.seeds.map(formatPeerName),
+      refusedRings: [...this.refused]
+        .sort((a, b) => b[1].last - a[1].last)
+        .map(([peer, r]) => ({
+          peer: formatPeerName(peer),
+          nickname: this.router.peer(peer)?.nickname ?? '',
+          seeds: r.seeds.split(','),
+          since: r.since,
+          last: r.last,
+          count: r.count,
+        })),
     };
   }
 
@@ -407,6 +453,8 @@ export class Ipam extends EventEmitter<IpamEvents> {
 
   private enqueue(request: Omit<Pending, 'resolve' | 'reject' | 'tries'>, signal: AbortSignal | undefined): Promise<number> {
     if (this.stopped || !this.started) return Promise.reject(new IpamError('closed', 'IPAM is not running: call start() first'));
+    const refusal = this.router.refusal;
+    if (refusal) return Promise.reject(new IpamError('name-collision', `no addresses are allocated: ${refusal.message}`));
     signal?.throwIfAborted();
     return new Promise<number>((resolve, reject) => {
       const p: Pending = { ...request, tries: 0, resolve, reject };
@@ -529,6 +577,8 @@ export class Ipam extends EventEmitter<IpamEvents> {
   private tick(): void {
     if (this.stopped) return;
     this.autoReclaim();
+    // A refusal matters while that peer is around; one that went away is forgotten.
+    for (const peer of this.refused.keys()) if (!this.router.isReachable(peer)) this.refused.delete(peer);
     if (this.ring.isEmpty()) {
       if (this.pending.length > 0) {
         this.paxos?.propose();
@@ -570,13 +620,16 @@ export class Ipam extends EventEmitter<IpamEvents> {
 
   // ---- gossip ----
 
-  private encodeState(): Uint8Array {
-    const message: IpamMessage = {
+  private stateMessage(): IpamMessage {
+    return {
       kind: IpamMessageKind.State,
       ring: this.ring.isEmpty() ? undefined : this.ring.toState(),
       paxos: this.ring.isEmpty() ? this.paxos?.snapshot() : undefined,
     };
-    return encodeWith(encodeIpamMessage, message);
+  }
+
+  private encodeState(): Uint8Array {
+    return encodeWith(encodeIpamMessage, this.stateMessage());
   }
 
   private send(peer: PeerName, message: IpamMessage): void {
@@ -620,11 +673,22 @@ export class Ipam extends EventEmitter<IpamEvents> {
         );
       }
       const ours = [...this.owned].filter(([a]) => this.ring.ownerOf(a) === this.self);
-      const result = this.ring.merge(Ring.fromState(message.ring));
+      let result;
+      try {
+        result = this.ring.merge(Ring.fromState(message.ring));
+      } catch (error) {
+        if (!(error instanceof WeaveError && error.code === 'different-seeds')) throw error;
+        this.refuseRing(from, message.ring.seeds ?? [], error.message);
+        return;
+      }
+      this.refused.delete(from);
       if (result.changed) {
         this.checkConflicts(ours);
         this.ringChanged(false);
       }
+      // A sender that is behind (a restart, a channel joined after its links came up) gets ours back:
+      // gossip alone would leave it stale until the next periodic round.
+      if (Ring.fromState(message.ring).merge(this.ring).changed) this.send(from, this.stateMessage());
       return;
     }
     if (!this.ring.isEmpty()) return;
@@ -645,6 +709,29 @@ export class Ipam extends EventEmitter<IpamEvents> {
       this.checkConsensus();
       if (this.ring.isEmpty()) this.scheduleBroadcast();
     }
+  }
+
+  /**
+   * A ring divided apart from ours (different seeds) is never merged: both sides would own the same
+   * addresses. Weave drops the connection; we keep the link for everything else and say it loudly, once
+   * per foreign ring (its state arrives again with every gossip round, from each of its peers).
+   */
+  private refuseRing(from: PeerName, seeds: readonly PeerName[], reason: string): void {
+    const key = seeds.map(formatPeerName).join(',');
+    const now = this.clock.now();
+    const known = this.refused.get(from);
+    if (known && known.seeds === key) {
+      known.last = now;
+      known.count += 1;
+      return;
+    }
+    this.refused.set(from, { seeds: key, since: now, last: now, count: 1 });
+    if (this.refused.size > 100) this.refused.delete(this.refused.keys().next().value as PeerName);
+    if ([...this.refused.values()].some((r) => r !== this.refused.get(from) && r.seeds === key)) return;
+    this.emit(
+      'warning',
+      `${reason}. The ring of ${formatPeerName(from)} is refused (the link stays up): the two groups divided the range apart, so they may hold the same addresses. Give every peer the same --ipalloc-init (or the peers of the whole network) and wipe the IPAM state of one group (see docs/ipam.md).`,
+    );
   }
 
   /**

@@ -1,7 +1,7 @@
 // IpamStore: the ring and our allocations on disk, checksummed and replaced atomically on every change.
 //
 // File `ipam.db` in the data directory: a state-file envelope (src/wire/state-file.ts: magic "WTIP",
-// format 2, body length, body, SHA-256) whose body is, big-endian:
+// format 3, body length, body, SHA-256) whose body is, big-endian:
 //
 // | field | type | rules |
 // |---|---|---|
@@ -9,13 +9,15 @@
 // | ring | see src/wire/ipam.ts | range and entries |
 // | allocation count | u32 | cannot exceed remaining bytes / 5 |
 // | per allocation: address, id | u32, str8 | addresses unique |
+// | seeds | see src/wire/ipam.ts | the ring's seeds; none for an undivided ring |
 //
-// Format 1 (before checksums) was "WTIP", u8 1 and the same body with nothing after it. It is still
-// read, and rewritten as format 2 as soon as it is loaded.
+// Formats before checksums, still read and rewritten as format 3 as soon as they are loaded: "WTIP",
+// u8 1, then the body without seeds (format 1), or u8 2 and the body with seeds (format 2), and nothing
+// after it.
 import { join } from 'node:path';
 import { DecodeError } from '../errors.js';
 import { decodeWith, encodeWith, Reader, type Writer } from '../wire/codec.js';
-import { decodeRing, encodeRing, type RingState } from '../wire/ipam.js';
+import { decodeRing, decodeSeeds, encodeRing, encodeSeeds, type RingState } from '../wire/ipam.js';
 import { formatPeerName, type PeerName } from '../wire/peer-name.js';
 import { hasStateFileMagic, openStateFile, sealStateFile, type StateFileKind } from '../wire/state-file.js';
 import { nodeFileSystem, type FileSystem } from '../persist/file-system.js';
@@ -23,9 +25,10 @@ import { StateFile } from '../persist/state-file.js';
 import { formatCidr, type Cidr } from './address.js';
 
 /** The envelope of `ipam.db`. */
-export const IPAM_FILE_KIND: StateFileKind = { magic: 'WTIP', format: 2, what: 'IPAM state' };
-/** The format before checksums: magic, u8 1, body. */
-const LEGACY_FORMAT = 1;
+export const IPAM_FILE_KIND: StateFileKind = { magic: 'WTIP', format: 3, what: 'IPAM state' };
+/** Formats before checksums: magic, the format byte, the body (format 1 without seeds). */
+const LEGACY_NO_SEEDS = 1;
+const LEGACY_WITH_SEEDS = 2;
 export const IPAM_FILE = 'ipam.db';
 let setAsideCounter = 0;
 
@@ -36,16 +39,17 @@ export interface IpamSnapshot {
   owned: [number, string][];
 }
 
-/** Writes the body of a snapshot (peer, ring, allocations). */
+/** Writes the body of a snapshot (peer, ring, allocations, seeds). */
 export function encodeSnapshotBody(w: Writer, s: IpamSnapshot): void {
   w.u48(s.peer);
   encodeRing(w, s.ring);
   w.u32(s.owned.length);
   for (const [address, id] of s.owned) w.u32(address).str8(id);
+  encodeSeeds(w, s.ring.seeds ?? []);
 }
 
-/** Reads the body of a snapshot; a duplicate address or peer 0 is `bad-value`. */
-export function decodeSnapshotBody(r: Reader): IpamSnapshot {
+/** Reads the body of a snapshot (`seeds` false: format 1, without them); a duplicate address or peer 0 is `bad-value`. */
+export function decodeSnapshotBody(r: Reader, seeds = true): IpamSnapshot {
   const peer = r.u48();
   if (peer === 0) throw new DecodeError('bad-value', 'IPAM state for peer name 0');
   const ring = decodeRing(r);
@@ -58,7 +62,10 @@ export function decodeSnapshotBody(r: Reader): IpamSnapshot {
     seen.add(address);
     owned.push([address, r.str8()]);
   }
-  return { peer, ring, owned };
+  if (!seeds) return { peer, ring, owned };
+  const ringSeeds = decodeSeeds(r);
+  if (ringSeeds.length > 0 && ring.entries.length === 0) throw new DecodeError('bad-value', 'IPAM state has seeds for an undivided ring');
+  return { peer, ring: ringSeeds.length > 0 ? { ...ring, seeds: ringSeeds } : ring, owned };
 }
 
 /** The whole file: the snapshot in its checksummed envelope. */
@@ -66,14 +73,14 @@ export function encodeSnapshot(s: IpamSnapshot): Uint8Array {
   return sealStateFile(IPAM_FILE_KIND, encodeWith(encodeSnapshotBody, s, 4096));
 }
 
-/** True when `bytes` are a format-1 file (no checksum), which is read once and then rewritten. */
+/** True when `bytes` are a format-1 or format-2 file (no checksum), which is read once and then rewritten. */
 export function isLegacySnapshot(bytes: Uint8Array): boolean {
-  return hasStateFileMagic(IPAM_FILE_KIND, bytes) && bytes[4] === LEGACY_FORMAT;
+  return hasStateFileMagic(IPAM_FILE_KIND, bytes) && (bytes[4] === LEGACY_NO_SEEDS || bytes[4] === LEGACY_WITH_SEEDS);
 }
 
-/** Decodes a whole file, format 2 (checksum verified) or format 1; anything else is a `DecodeError`. */
+/** Decodes a whole file, format 3 (checksum verified), 2 or 1; anything else is a `DecodeError`. */
 export function decodeSnapshot(bytes: Uint8Array): IpamSnapshot {
-  if (isLegacySnapshot(bytes)) return decodeWith((r) => (r.bytesView(5), decodeSnapshotBody(r)), bytes);
+  if (isLegacySnapshot(bytes)) return decodeWith((r) => (r.bytesView(5), decodeSnapshotBody(r, bytes[4] === LEGACY_WITH_SEEDS)), bytes);
   return decodeWith(decodeSnapshotBody, openStateFile(IPAM_FILE_KIND, bytes));
 }
 
@@ -110,7 +117,7 @@ export class IpamStore {
   /**
    * Reads the saved state. A missing file is a fresh start; a file for another peer name or range is
    * moved aside (never silently reused or deleted); a damaged file (bad checksum, truncated, invalid) is
-   * a `StateFileError('corrupt-state')` naming it; a format-1 file is loaded and rewritten as format 2.
+   * a `StateFileError('corrupt-state')` naming it; a file of format 1 or 2 is loaded and rewritten as format 3.
    */
   async load(self: PeerName, range: Cidr): Promise<LoadResult> {
     const bytes = await this.file.read();

@@ -41,12 +41,13 @@ export class Ring {
   readonly end: number;
   private list: RingEntry[] = [];
   private snapshot: readonly RingEntry[] | undefined;
+  private seedList: readonly PeerName[] = [];
 
   /**
    * Throws RangeError on an invalid range (it must hold 1 to 2^32-1 addresses: not all of 0.0.0.0/0)
    * and DecodeError('bad-value') on entries that break the invariants.
    */
-  constructor(range: { start: number; end: number }, entries: readonly RingEntry[] = []) {
+  constructor(range: { start: number; end: number }, entries: readonly RingEntry[] = [], seeds: readonly PeerName[] = []) {
     const { start, end } = range;
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > IPV4_SPACE || start >= end) {
       throw new RangeError(`ring range [${start}, ${end}) is not a non-empty range of IPv4 addresses`);
@@ -56,23 +57,35 @@ export class Ring {
     this.end = end;
     this.list = entries.map(entry);
     this.validate();
+    this.seedList = normaliseSeeds(seeds);
+    if (this.list.length === 0 && this.seedList.length > 0) throw new RangeError('an undivided ring has no seeds');
   }
 
   /** A ring from plain data (as decoded by `decodeRing`); validates it. */
   static fromState(state: RingState): Ring {
-    return new Ring(state, state.entries);
+    return new Ring(state, state.entries, state.seeds);
   }
 
-  /** The ring as plain data (for `encodeRing`). */
+  /** The ring as plain data (for `encodeRing`; `seeds` only when known). */
   toState(): RingState {
-    return { start: this.start, end: this.end, entries: this.entries() };
+    return { start: this.start, end: this.end, entries: this.entries(), ...(this.seedList.length > 0 ? { seeds: this.seedList } : {}) };
   }
 
-  /** An independent replica with the same entries. */
+  /** An independent replica with the same entries and seeds. */
   clone(): Ring {
     const copy = new Ring(this);
     copy.list = this.list.slice();
+    copy.seedList = this.seedList;
     return copy;
+  }
+
+  /**
+   * The peers the range was first divided among, ascending and frozen; empty while the ring is undivided
+   * or when it was divided before seeds were recorded (such a ring adopts the seeds of the first seeded
+   * ring merged into it).
+   */
+  get seeds(): readonly PeerName[] {
+    return this.seedList;
   }
 
   /** True until the range has been divided (claimForPeers) or a divided ring merged in. */
@@ -173,6 +186,7 @@ export class Ring {
     };
     subdivide(this.start, this.end, names);
     this.replace(out);
+    this.seedList = Object.freeze(names);
   }
 
   /**
@@ -335,7 +349,9 @@ export class Ring {
    * owner, free) wins; then free counts are clamped to the merged entry sizes. Ownership is not
    * policed here (the ring must converge); `reowned` tells the allocator which addresses changed hands.
    * Entries given as an array are validated first (DecodeError). Throws WeaveError('bad-value') when
-   * the other ring covers a different range.
+   * the other ring covers a different range, and WeaveError('different-seeds') when both rings know their
+   * seeds and they differ: such rings were divided apart, and merging them would give one address range
+   * two owners. A ring with unknown seeds adopts the other's.
    */
   merge(other: Ring | readonly RingEntry[]): RingMergeResult {
     const theirs = other instanceof Ring ? other : new Ring(this, other);
@@ -345,6 +361,14 @@ export class Ring {
         `cannot merge a ring over ${theirs.describeRange()} into one over ${this.describeRange()}: every peer must use the same IPAM range`,
       );
     }
+    if (!sameSeeds(this.seedList, theirs.seedList) && this.seedList.length > 0 && theirs.seedList.length > 0) {
+      throw new WeaveError(
+        'different-seeds',
+        `IP allocation was seeded by different peers: ours by ${this.seedList.map(formatPeerName).join(', ')}, theirs by ${theirs.seedList.map(formatPeerName).join(', ')}`,
+      );
+    }
+    const adoptSeeds = this.seedList.length === 0 && theirs.seedList.length > 0;
+    if (adoptSeeds) this.seedList = theirs.seedList;
     const ours = this.list;
     const them = theirs.list;
     const out: RingEntry[] = [];
@@ -393,7 +417,7 @@ export class Ring {
       }
     }
     if (changed) this.replace(out);
-    return { changed, reowned };
+    return { changed: changed || adoptSeeds, reowned };
   }
 
   /** Checks the invariants (see validateRingEntries); throws DecodeError('bad-value') on a violation. */
@@ -458,6 +482,15 @@ export class Ring {
 /** Orders entries for the same token: version, then owner, then free. 0 only for identical entries. */
 export function compareEntries(a: RingEntry, b: RingEntry): number {
   return a.version - b.version || a.owner - b.owner || a.free - b.free;
+}
+
+function normaliseSeeds(seeds: readonly PeerName[]): readonly PeerName[] {
+  for (const p of seeds) if (!isPeerName(p)) throw new RangeError(`ring seed ${p} is not a non-zero 48-bit peer name`);
+  return Object.freeze([...new Set(seeds)].sort((a, b) => a - b));
+}
+
+function sameSeeds(a: readonly PeerName[], b: readonly PeerName[]): boolean {
+  return a.length === b.length && a.every((p, i) => p === b[i]);
 }
 
 function entry(e: RingEntry): RingEntry {

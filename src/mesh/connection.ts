@@ -110,6 +110,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private silenceTimer: Timer | undefined;
   private lastReceived = 0;
   private negotiatedVersion = 0;
+  private received = 0;
 
   constructor(options: ConnectionOptions) {
     super();
@@ -176,6 +177,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   get closed(): boolean {
     return this.closedWith !== undefined;
+  }
+
+  /** Bytes the remote has sent on this connection (0: it never spoke, as with a dropped SYN or a silent socket). */
+  get bytesReceived(): number {
+    return this.received;
   }
 
   /** Runs the handshake under its deadline; rejects with a HandshakeError and closes on any failure. */
@@ -346,6 +352,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   private onData(chunk: Buffer): void {
+    this.received += chunk.byteLength;
     this.queue.push(chunk);
     if (!this.started && this.queue.length > MAX_HANDSHAKE_BUFFER_BYTES) {
       // Before authentication nobody gets to make us buffer much.

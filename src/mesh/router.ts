@@ -23,11 +23,13 @@ import { Connection, DEFAULT_CONNECTION_TIMINGS, type ConnectionCrypto, type Con
 import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
 import { Topology } from './topology.js';
 import { Routes } from './routes.js';
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from '../token-bucket.js';
 import { isValidChannelName, type GossipChannel, type GossipChannelStats, type GossipHandler } from './gossip.js';
 import { formatPeerName, isPeerName, parsePeerName, randomPeerName, type PeerName } from '../wire/peer-name.js';
 import { canonicalAddress, DEFAULT_PORT, formatHostPort, parseHostPort, parseListenAddress } from './address.js';
 import { Peer, type LinkInfo, type PeerSource } from './peer.js';
+import { Incarnations, type Refusal } from './incarnations.js';
+import { INCARNATION_CHANNEL } from '../wire/incarnation.js';
 import type { LinkOverlay } from './overlay.js';
 import { nodeTransport, type StreamListener, type StreamSocket, type Transport } from './transport.js';
 
@@ -37,6 +39,10 @@ export const TOPOLOGY_CHANNEL = 'topology';
 const MAX_TRACKED_CHANNELS = 64;
 /** A record asked for is not asked for again (from anyone) within this time. */
 const TOPOLOGY_REQUEST_BACKOFF_MS = 1000;
+/** A uid is the start time in ms (42 bits, good until 2109) then this many random bits. */
+const UID_RANDOM_BITS = 22n;
+const UID_RANDOM_MASK = (1n << UID_RANDOM_BITS) - 1n;
+const UID_TIME_MASK = (1n << (64n - UID_RANDOM_BITS)) - 1n;
 /** The status entry that counts channels beyond the bound. */
 const OTHER_CHANNELS = '(other)';
 
@@ -85,6 +91,23 @@ export interface MeshRouterOptions {
   transport?: Transport;
   /** Opens outbound TCP sockets instead of the transport (tests inject one to simulate partitions). */
   connectSocket?: (host: string, port: number) => StreamSocket;
+  /**
+   * How long a newcomer using a known, reachable peer name waits while the known incarnation is asked
+   * whether it is alive (default 2 s). An answer means two incarnations at once: the newer is refused.
+   */
+  incarnationProbeMs?: number;
+}
+
+/** Two incarnations of one peer name alive at once, and which one was refused. */
+export interface NameCollision {
+  /** The peer name both use. */
+  name: PeerName;
+  /** The incarnation refused everywhere (the newer one). */
+  refused: bigint;
+  /** The incarnation that keeps the name. */
+  kept: bigint;
+  /** What happened and what to do, for logs. */
+  message: string;
 }
 
 /** A data plane to attach (see `attachOverlay`). */
@@ -98,6 +121,11 @@ export interface LinkFailure {
   peer?: PeerName;
   /** What went wrong; `error.code` says why. */
   error: WeaveError;
+  /**
+   * Bytes the remote sent before the failure: 0 means it never spoke (nothing listening, a dropped SYN,
+   * a silent socket); more means something answered, so a refusal is worth an operator's attention.
+   */
+  bytesReceived: number;
 }
 
 /** Typed events of the router. */
@@ -120,6 +148,11 @@ export interface MeshRouterEvents {
   'gossip:rejected': (channel: string, from: PeerName, error: Error) => void;
   /** A data-plane control message from a neighbour (used by the sleeve). */
   'overlay:control': (from: PeerName, kind: number, payload: Uint8Array) => void;
+  /**
+   * Two incarnations of one name are alive: reported by the peer that decided, by the one that keeps the
+   * name (`kept` is our uid), and by the refused one (`refused` is our uid; see `refusal`).
+   */
+  'name:collision': (collision: NameCollision) => void;
 }
 
 interface Link {
@@ -187,6 +220,17 @@ export interface MeshRouterStatus {
   }[];
   /** Counters per gossip channel; channels beyond the first 64 are summed under `(other)`. */
   gossip: Record<string, GossipChannelStats>;
+  /** Set when the mesh refused this peer: another live peer uses its name (see `refusal`). */
+  refused?: string;
+  /** Incarnations refused because another incarnation of their name is alive (uids as decimal strings). */
+  refusals: {
+    /** The peer name both incarnations use, MAC form. */
+    name: string;
+    /** The refused (newer) incarnation. */
+    refused: string;
+    /** The incarnation that keeps the name. */
+    kept: string;
+  }[];
   /** Router counters since construction. */
   stats: MeshRouterStats;
 }
@@ -205,7 +249,11 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   readonly selfName: PeerName;
   /** Our display name (from `nickname`, else the host name). */
   readonly nickname: string;
-  /** Our incarnation: random and non-zero, new on every construction. */
+  /**
+   * Our incarnation, new on every construction: the wall-clock start time in ms (from the clock) in the
+   * high 42 bits and 22 random bits, so a greater uid is a later start and every peer agrees which of two
+   * incarnations of a name is newer.
+   */
   readonly uid: bigint;
   private readonly options: MeshRouterOptions;
   private readonly clock: Clock;
@@ -248,6 +296,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private unreachableSince = new Map<PeerName, number>();
   private overlay: LinkOverlay | undefined;
   private readonly requestedAt = new Map<PeerName, number>();
+  private readonly incarnations: Incarnations;
+  private refusedWith: HandshakeError | undefined;
 
   constructor(options: MeshRouterOptions = {}) {
     super();
@@ -263,12 +313,31 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
           ? options.name
           : parsePeerName(options.name);
     this.nickname = options.nickname ?? hostname();
-    let uid = this.random.u64();
-    while (uid === 0n) uid = this.random.u64();
+    // The start time leads the uid so every peer agrees which of two incarnations is newer.
+    const startMs = BigInt(Math.max(0, Math.floor(this.clock.wallNow?.() ?? this.clock.now()))) & UID_TIME_MASK;
+    let uid = (startMs << UID_RANDOM_BITS) | (this.random.u64() & UID_RANDOM_MASK);
+    while (uid === 0n) uid = this.random.u64() & UID_RANDOM_MASK;
     this.uid = uid;
     this.connectionLimit = options.connectionLimit ?? 200;
     this.discovery = options.discovery ?? true;
     this.topology = new Topology({ name: this.selfName, nickname: this.nickname, uid: this.uid });
+    const router = this;
+    this.incarnations = new Incarnations({
+      selfName: this.selfName,
+      uid: this.uid,
+      clock: this.clock,
+      random: this.random,
+      unicast: (destination, payload) =>
+        this.sendUnicast({ tag: MessageTag.GossipUnicast, channel: INCARNATION_CHANNEL, source: this.selfName, destination, payload }),
+      broadcast: (payload) => {
+        this.channelState(INCARNATION_CHANNEL).stats.sent += this.relayBroadcast(INCARNATION_CHANNEL, this.selfName, payload, undefined);
+      },
+      get refused() {
+        return router.refusedWith !== undefined;
+      },
+      onRefusals: (refusals, from) => this.onRefusals(refusals, from),
+    });
+    this.channels.set(INCARNATION_CHANNEL, { handler: this.incarnations, stats: newChannelStats() });
     const rate = options.acceptRate ?? { burst: 20, refillMs: 50 };
     this.acceptBucket = new TokenBucket(this.clock, rate.burst, rate.refillMs);
     this.maker = new ConnectionMaker({
@@ -298,6 +367,29 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     if (this.server === undefined) return undefined;
     const { host } = parseListenAddress(listen ?? `0.0.0.0:${DEFAULT_PORT}`);
     return formatHostPort(host, this.listenPort);
+  }
+
+  /**
+   * Set when the mesh refused this peer because another live peer uses its name: the router then keeps
+   * no links, dials nobody and accepts nobody. Restart it with a unique name.
+   */
+  get refusal(): WeaveError | undefined {
+    return this.refusedWith;
+  }
+
+  /** The incarnations refused here because another incarnation of their name is alive (at most 64, oldest first). */
+  refusals(): Refusal[] {
+    return this.incarnations.list();
+  }
+
+  /** True when the incarnation `uid` of peer `name` is refused here (another incarnation of the name is alive). */
+  isRefused(name: PeerName, uid: bigint): boolean {
+    return this.incarnations.isRefused(name, uid);
+  }
+
+  /** The peers given at construction (`peers` option), as given. */
+  get initialPeers(): readonly string[] {
+    return this.options.peers ?? [];
   }
 
   /** The TCP port we listen on (0 when not listening). */
@@ -373,6 +465,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     await this.startPromise?.catch(() => undefined);
     this.state = 'stopping';
     this.maker.stop();
+    this.incarnations.close();
     this.topologyTimer?.cancel();
     this.gcTimer?.cancel();
     this.gossipTimer?.cancel();
@@ -469,13 +562,21 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
    * still relayed by it, so peers with different features can share a mesh.
    */
   registerGossip(name: string, handler: GossipHandler): GossipChannel {
-    if (!isValidChannelName(name) || name === TOPOLOGY_CHANNEL) {
+    if (!isValidChannelName(name) || name === TOPOLOGY_CHANNEL || name === INCARNATION_CHANNEL) {
       throw new OptionsError(`gossip channel name "${name}" is reserved or invalid: use 1-255 printable ASCII characters`);
     }
     const existing = this.channels.get(name);
     if (existing?.handler) throw new OptionsError(`gossip channel "${name}" is already registered`);
     const state: ChannelState = { handler, stats: existing?.stats ?? newChannelStats() };
     this.channels.set(name, state);
+    // Links that came up before the channel existed never got its state: push ours to them now (a
+    // handler that sees a neighbour behind answers with its own, see GossipHandler).
+    const initial = this.links.size > 0 ? this.channelGossip(name, state) : undefined;
+    if (initial) {
+      for (const link of this.links.values()) {
+        if (this.sendTo(link, { tag: MessageTag.Gossip, channel: name, sender: this.selfName, payload: initial })) state.stats.sent += 1;
+      }
+    }
     return {
       name,
       broadcast: (payload) => {
@@ -544,6 +645,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         via: routes.broadcast(source).map(formatPeerName),
       })),
       gossip,
+      ...(this.refusedWith ? { refused: this.refusedWith.message } : {}),
+      refusals: this.incarnations.list().map((r) => ({ name: formatPeerName(r.name), refused: String(r.refused), kept: String(r.kept) })),
       stats: { ...this.stats, handshakeFailures: { ...this.stats.handshakeFailures } },
     };
   }
@@ -579,7 +682,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   }
 
   private onInbound(socket: StreamSocket): void {
-    if (this.state !== 'running') {
+    if (this.state !== 'running' || this.refusedWith) {
       socket.destroy();
       return;
     }
@@ -594,20 +697,24 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       return;
     }
     const connection = this.newConnection(socket, false);
-    connection.handshake().then(
-      () => {
-        try {
-          this.admit(connection);
-        } catch (error) {
-          this.reportFailure(connection.remoteAddress, error, connection);
-        }
-      },
-      (error: unknown) => this.reportFailure(connection.remoteAddress, error, connection),
-    );
+    connection
+      .handshake()
+      .then(() => this.vetIncarnation(connection))
+      .then(
+        () => {
+          try {
+            this.admit(connection);
+          } catch (error) {
+            this.reportFailure(connection.remoteAddress, error, connection);
+          }
+        },
+        (error: unknown) => this.reportFailure(connection.remoteAddress, error, connection),
+      );
   }
 
   /** Dials one target; resolves with the remote peer once a link to it is up. */
   private async dial(address: string): Promise<PeerName> {
+    if (this.refusedWith) throw this.refusedWith;
     if (this.state !== 'running') throw new ConnectionError('closed', 'router is not running');
     if (this.atLimit()) {
       throw new ConnectionError('connection-limit', `not dialling ${address}: the connection limit of ${this.connectionLimit} is reached`);
@@ -636,6 +743,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         });
       });
       await connection.handshake();
+      await this.vetIncarnation(connection);
       return this.admit(connection);
     } catch (error) {
       const failure = this.reportFailure(address, error, connection);
@@ -651,8 +759,92 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     connection.close(failure);
     this.stats.handshakeFailures[failure.code] = (this.stats.handshakeFailures[failure.code] ?? 0) + 1;
     const peer = connection.remoteIfKnown?.name;
-    this.emit('connection:failed', { address, ...(peer !== undefined ? { peer } : {}), error: failure });
+    this.emit('connection:failed', { address, ...(peer !== undefined ? { peer } : {}), error: failure, bytesReceived: connection.bytesReceived });
     return failure;
+  }
+
+  /**
+   * A newcomer using a name we know as reachable under another uid is a restart, unless the incarnation
+   * we know answers a probe: then two are alive, and the newer one (greater uid: later start) is refused
+   * here and, by broadcast, everywhere. Throws name-collision when the newcomer is the one refused.
+   */
+  private async vetIncarnation(connection: Connection): Promise<void> {
+    const remote = connection.remote;
+    if (remote.name === this.selfName) return; // admit() tells connect-to-self from a collision with us
+    const known = this.incarnations.refusalOf(remote.name, remote.uid);
+    if (known) throw this.refuseConnection(connection, known);
+    const current = this.links.get(remote.name)?.uid ?? (this.isReachable(remote.name) ? this.topology.get(remote.name)?.uid : undefined);
+    if (current === undefined || current === remote.uid || this.incarnations.isRefused(remote.name, current)) return;
+    const answered = await this.incarnations.probe(remote.name, this.options.incarnationProbeMs ?? 2000);
+    if (connection.closed) throw new ConnectionError('closed', `connection to ${connection.remoteAddress} closed while its peer name was checked`);
+    if (answered !== current) return; // no answer (dead, frozen) or the newcomer itself answered: a restart
+    const refusal: Refusal = remote.uid > current ? { name: remote.name, refused: remote.uid, kept: current } : { name: remote.name, refused: current, kept: remote.uid };
+    if (this.incarnations.refuse(refusal)) this.onRefusals([refusal], this.selfName);
+    if (refusal.refused === remote.uid) throw this.refuseConnection(connection, refusal);
+  }
+
+  /** Tells a refused incarnation why over its connection (it closes the link itself), and returns the error for our side. */
+  private refuseConnection(connection: Connection, refusal: Refusal): HandshakeError {
+    connection.send({
+      tag: MessageTag.GossipUnicast,
+      channel: INCARNATION_CHANNEL,
+      source: this.selfName,
+      destination: refusal.name,
+      payload: this.incarnations.encodeRefusal(refusal),
+    });
+    return new HandshakeError(
+      'name-collision',
+      `${connection.remoteAddress} uses peer name ${formatPeerName(refusal.name)}, which a live peer (uid ${refusal.kept}) holds: its incarnation ${refusal.refused} is refused`,
+    );
+  }
+
+  /** Acts on refusals new to us: step down, warn the owner, or drop links to the refused incarnation. */
+  private onRefusals(refusals: readonly Refusal[], from: PeerName): void {
+    for (const refusal of refusals) {
+      const name = formatPeerName(refusal.name);
+      if (refusal.name === this.selfName && refusal.refused === this.uid) {
+        this.stepDown(refusal, from);
+        continue;
+      }
+      if (refusal.name === this.selfName && refusal.kept === this.uid) {
+        this.emit('name:collision', {
+          ...refusal,
+          message: `another peer started with our name ${name} (incarnation ${refusal.refused}) while we are alive: it is refused mesh-wide; find it (weave-ts status on the peers it dialled lists the refusal) and give it a unique name`,
+        });
+        continue;
+      }
+      this.emit('name:collision', {
+        ...refusal,
+        message: `two peers use the name ${name}: the newer incarnation ${refusal.refused} is refused, ${refusal.kept} keeps the name`,
+      });
+      const link = this.links.get(refusal.name);
+      if (link && link.uid === refusal.refused) {
+        link.connection.send({
+          tag: MessageTag.GossipUnicast,
+          channel: INCARNATION_CHANNEL,
+          source: this.selfName,
+          destination: refusal.name,
+          payload: this.incarnations.encodeRefusal(refusal),
+        });
+        link.connection.close(new HandshakeError('name-collision', `${link.info.remoteAddress} uses the name ${name} of a live peer: refused`));
+      }
+      // Its record must not stand in for the incarnation that keeps the name.
+      if (this.topology.discard(refusal.name, refusal.refused)) this.topologyChanged([]);
+    }
+  }
+
+  /** The mesh refused us: another live peer holds our name. Keep no links, dial and accept nobody. */
+  private stepDown(refusal: Refusal, from: PeerName): void {
+    if (this.refusedWith) return;
+    const message = `peer name ${formatPeerName(this.selfName)} is in use by a live peer (incarnation ${refusal.kept}) in this mesh, so ${formatPeerName(from)} refused this peer (incarnation ${this.uid}): it keeps no links and allocates no addresses. Restart it with a unique name (--name, or a data dir of its own)`;
+    this.refusedWith = new HandshakeError('name-collision', message);
+    this.emit('name:collision', { ...refusal, message });
+    this.maker.stop();
+    for (const link of [...this.links.values()]) {
+      if (link.info.peer === from) this.emit('connection:failed', { address: link.info.remoteAddress, peer: from, error: this.refusedWith, bytesReceived: link.connection.bytesReceived });
+      link.connection.close(this.refusedWith);
+    }
+    for (const connection of [...this.pending]) connection.close(this.refusedWith);
   }
 
   /** Decides whether a handshaken connection becomes the link to its peer; throws if not. */
@@ -748,20 +940,25 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       .map((l) => ({ peer: l.info.peer, address: l.info.listenAddress, outbound: l.info.outbound, established: l.info.established }))
       .sort((a, b) => a.peer - b.peer);
     if (this.topology.setLocalConnections(summaries)) {
-      this.dirtyPeers.add(this.selfName);
       this.topologyChanged([]);
-      this.topologyTimer ??= this.clock.setTimer(this.options.topologyDelayMs ?? 1000, () => {
-        this.topologyTimer = undefined;
-        const names = [...this.dirtyPeers];
-        this.dirtyPeers.clear();
-        // A local change goes to every peer exactly once, along our broadcast tree.
-        this.topologyStats().sent += this.relayBroadcast(TOPOLOGY_CHANNEL, this.selfName, this.encodeTopology(names), undefined);
-      });
+      this.scheduleOwnRecordBroadcast();
     }
     this.maker.setConnected(
       [...this.links.values()].map((l) => l.info.listenAddress),
       this.links.keys(),
     );
+  }
+
+  /** Sends our record (and the dirty neighbours' records) to every peer along our tree, coalesced. */
+  private scheduleOwnRecordBroadcast(): void {
+    this.dirtyPeers.add(this.selfName);
+    this.topologyTimer ??= this.clock.setTimer(this.options.topologyDelayMs ?? 1000, () => {
+      this.topologyTimer = undefined;
+      const names = [...this.dirtyPeers];
+      this.dirtyPeers.clear();
+      // A local change goes to every peer exactly once, along our broadcast tree.
+      this.topologyStats().sent += this.relayBroadcast(TOPOLOGY_CHANNEL, this.selfName, this.encodeTopology(names), undefined);
+    });
   }
 
   private encodeTopology(names: Iterable<PeerName>): Uint8Array {
@@ -770,11 +967,15 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   /** Applies received topology; returns the encoded delta of what changed, or undefined. */
   private applyTopology(payload: Uint8Array, from: Link): Uint8Array | undefined {
-    const records = decodeWith(decodeTopologyUpdate, payload);
+    // Records of refused incarnations are ignored: they would displace the incarnation that keeps the name.
+    const records = decodeWith(decodeTopologyUpdate, payload).filter((r) => !this.incarnations.isRefused(r.name, r.uid));
     const before = new Set([...this.topology.records()].map((r) => r.name));
     const change = this.topology.applyUpdate(records);
     this.requestMissingRecords(records, from);
     if (change.changed.length === 0) return undefined;
+    // Our version was bumped past a previous incarnation's record: everyone, the sender included, must
+    // get ours, or peers that hold the stale record keep it (the relayed delta skips the sender).
+    if (change.changed.includes(this.selfName)) this.scheduleOwnRecordBroadcast();
     const now = this.clock.now();
     for (const name of change.changed) if (name !== this.selfName) this.lastSeenAt.set(name, now);
     this.topologyChanged(change.changed.filter((n) => !before.has(n)));
@@ -829,6 +1030,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   private topologyChanged(added: PeerName[]): void {
     this.routesCache = undefined;
+    // A probed name that just became unreachable cannot answer: its holder is gone (a restart).
+    this.incarnations.abandon((name) => !this.links.has(name) && !this.isReachable(name));
     for (const name of added) this.emit('peer:up', this.peer(name) as Peer);
     this.refreshDiscovered();
     this.emit('topology:changed');
@@ -873,6 +1076,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     }
     if (removed.length === 0) return;
     this.routesCache = undefined;
+    this.incarnations.abandon((name) => !this.links.has(name) && !this.isReachable(name));
     for (const name of removed) {
       const peer = this.peerObjects.get(name) ?? new Peer(this, name);
       this.peerObjects.delete(name);
@@ -941,8 +1145,10 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private relayBroadcast(channel: string, source: PeerName, payload: Uint8Array, from: PeerName | undefined): number {
     let sent = 0;
     const routes = this.routes;
-    // A source we cannot reach in our (stale) view has no tree here: flood rather than drop.
-    const hops = routes.hasTreeFrom(source) ? routes.broadcastAll(source) : [...this.links.keys()];
+    // A source we cannot reach in our (stale) view has no tree here, and a neighbour that restarted is not
+    // yet the peer our view's tree starts from: flood rather than drop.
+    const restarted = from === source && this.links.get(source)?.uid !== this.topology.get(source)?.uid;
+    const hops = routes.hasTreeFrom(source) && !restarted ? routes.broadcastAll(source) : [...this.links.keys()];
     for (const peer of hops) {
       if (peer === from) continue;
       const link = this.links.get(peer);
@@ -953,7 +1159,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   }
 
   private sendUnicast(message: ControlMessage & { tag: MessageTag.GossipUnicast }): boolean {
-    const hop = this.routes.unicastAll(message.destination);
+    // A neighbour is reached over its link even before the topology lists that link on both ends.
+    const hop = this.links.has(message.destination) ? message.destination : this.routes.unicastAll(message.destination);
     const link = hop === undefined ? undefined : this.links.get(hop);
     if (!link) {
       this.stats.unicastUnroutable += 1;

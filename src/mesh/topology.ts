@@ -115,6 +115,13 @@ export class Topology {
     return { changed: [...changed], restarted: [...restarted] };
   }
 
+  /** Forgets the record of `name` if it is incarnation `uid` (never ours); true when one was removed. */
+  discard(name: PeerName, uid: bigint): boolean {
+    if (name === this.selfName || this.peers.get(name)?.uid !== uid) return false;
+    this.peers.delete(name);
+    return true;
+  }
+
   /**
    * Removes peers not reachable from us over any listed connection (ignoring the established and
    * symmetric flags), except those for which `isPinned(name)` is true (the router pins peers

@@ -2,6 +2,8 @@
 import { createServer, connect as netConnect } from 'node:net';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { closeSync } from 'node:fs';
+import { getSystemErrorName } from 'node:util';
 import { loadTapBinding } from '../nic/tap-binding.js';
 
 /**
@@ -71,12 +73,19 @@ export interface DatagramSocket {
   };
   /** Unbinds; `callback` runs once closed. */
   close(callback?: () => void): unknown;
+  /** The receive buffer the kernel granted, in bytes, where the socket has one. */
+  getRecvBufferSize?(): number;
 }
 
 /** How to bind a datagram socket. */
 export interface DatagramBindOptions {
   /** Receive and send buffer sizes in bytes, where the transport has such buffers. */
   bufferBytes?: number;
+  /**
+   * Bind so that {@link Transport.connectDatagram} can open more sockets on the same port (Linux `SO_REUSEPORT`,
+   * which only lets sockets of the same user join). Rejects with code `ENOTSUP` where the transport cannot.
+   */
+  sharedPort?: boolean;
 }
 
 /**
@@ -100,6 +109,19 @@ export interface Transport {
    * transport cannot do it at all.
    */
   setDontFragment?(socket: DatagramSocket, ipv6: boolean): string | undefined;
+  /**
+   * Opens a socket on the local address and port of `shared` (bound with `sharedPort`) connected to `remote`:
+   * the kernel queues the datagrams from exactly that address there, in a receive queue of its own, and
+   * everything else keeps arriving on `shared`. The socket is for receiving only; send through `shared`.
+   * Absent when the transport cannot; rejects with the system's error.
+   */
+  connectDatagram?(shared: DatagramSocket, remote: DatagramSender, options?: DatagramBindOptions): Promise<DatagramSocket>;
+  /**
+   * Stops (`false`) or resumes (`true`) reading datagrams from `socket` (from this transport). While stopped they
+   * wait in the kernel's queue and what overflows it is dropped there, at no cost to this process. Returns
+   * false when it could not. Absent when the transport cannot.
+   */
+  setReceiving?(socket: DatagramSocket, receiving: boolean): boolean;
 }
 
 /** The real network through node:net and node:dgram; sockets are returned unwrapped, so the hot path costs nothing extra. */
@@ -127,6 +149,13 @@ export const nodeTransport: Transport = {
 
   bindDatagram(host, port, options = {}) {
     const bufferBytes = options.bufferBytes;
+    if (options.sharedPort) {
+      const load = loadTapBinding();
+      if (!load.binding) {
+        return Promise.reject(Object.assign(new Error(`sharing a UDP port needs the native binding, which is not built (${load.error.message})`), { code: 'ENOTSUP' }));
+      }
+      return adoptUdpFd(load.binding.openUdp(host, port, isIPv6(host), bufferBytes ?? 0, null, 0), isIPv6(host), 'bind', `${host}:${port}`);
+    }
     const socket = createSocket({
       type: isIPv6(host) ? 'udp6' : 'udp4',
       ...(bufferBytes !== undefined ? { recvBufferSize: bufferBytes, sendBufferSize: bufferBytes } : {}),
@@ -146,6 +175,27 @@ export const nodeTransport: Transport = {
     });
   },
 
+  connectDatagram(shared, remote, options = {}) {
+    const load = loadTapBinding();
+    if (!load.binding) return Promise.reject(Object.assign(new Error(`connected UDP sockets need the native binding (${load.error.message})`), { code: 'ENOTSUP' }));
+    try {
+      const local = shared.address(); // throws once `shared` is closed
+      const ipv6 = isIPv6(local.address);
+      const fd = load.binding.openUdp(local.address, local.port, ipv6, options.bufferBytes ?? 0, remote.address, remote.port);
+      return adoptUdpFd(fd, ipv6, 'connect', `${remote.address}:${remote.port}`);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  },
+
+  setReceiving(socket, receiving) {
+    const handle = udpHandle(socket as UdpSocket);
+    if (!handle) return false;
+    // The handle's own calls, as dgram makes them when it binds and closes; dgram has no public pause.
+    const result = receiving ? handle.recvStart() : handle.recvStop();
+    return result === 0 || result === undefined || (receiving && result === UV_EALREADY);
+  },
+
   setDontFragment(socket, ipv6) {
     // Node's dgram cannot set IP_MTU_DISCOVER; the native binding can, given the fd.
     const load = loadTapBinding();
@@ -157,14 +207,49 @@ export const nodeTransport: Transport = {
   },
 };
 
-/** The fd behind a bound dgram socket, read from its internal state (no public API exposes it). */
-function socketFd(socket: UdpSocket): number | undefined {
+/** libuv's "already active" (-EALREADY on Linux): recvStart on a socket that is reading. */
+const UV_EALREADY = -114;
+
+/** The libuv handle of a dgram socket, from its internal state (no public API exposes it); undefined once closed. */
+interface UdpHandle {
+  fd?: unknown;
+  recvStart(): number | undefined;
+  recvStop(): number | undefined;
+}
+
+function udpHandle(socket: UdpSocket): UdpHandle | undefined {
   for (const symbol of Object.getOwnPropertySymbols(socket)) {
     const state = (socket as unknown as Record<symbol, unknown>)[symbol];
     if (state !== null && typeof state === 'object' && 'handle' in state) {
-      const fd = (state as { handle?: { fd?: unknown } }).handle?.fd;
-      if (typeof fd === 'number' && fd >= 0) return fd;
+      const handle = (state as { handle?: unknown }).handle;
+      if (handle !== null && typeof handle === 'object' && typeof (handle as UdpHandle).recvStop === 'function') return handle as UdpHandle;
     }
   }
   return undefined;
+}
+
+/** The fd behind a bound dgram socket. */
+function socketFd(socket: UdpSocket): number | undefined {
+  const fd = udpHandle(socket)?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/** Wraps an fd from the native `openUdp` (or its -errno) in a dgram socket whose errors are drops, never fatal. */
+function adoptUdpFd(fd: number, ipv6: boolean, syscall: string, what: string): Promise<DatagramSocket> {
+  if (fd < 0) {
+    const code = getSystemErrorName(fd);
+    return Promise.reject(Object.assign(new Error(`${syscall} ${code} ${what}`), { code, errno: fd, syscall }));
+  }
+  const socket = createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
+  return new Promise((resolve, reject) => {
+    try {
+      socket.bind({ fd }, () => {
+        socket.on('error', () => undefined);
+        resolve(socket);
+      });
+    } catch (error) {
+      closeSync(fd);
+      reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  });
 }

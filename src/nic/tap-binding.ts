@@ -55,6 +55,12 @@ export interface TapBinding {
   close(handle: TapHandle): void;
   /** Sets IP(V6)_MTU_DISCOVER to DO (`on`) or WANT on a UDP socket's fd; returns 0 or -errno. */
   setDontFragment(fd: number, on: boolean, ipv6: boolean): number;
+  /**
+   * A UDP socket with SO_REUSEPORT bound to `host:port` (buffers sized to `bufferBytes`, forced past the sysctl cap
+   * when the process may; 0 leaves them), connected to `remoteHost:remotePort` unless `remoteHost` is null.
+   * Returns the fd (for `dgram.Socket#bind({ fd })`) or -errno.
+   */
+  openUdp(host: string, port: number, ipv6: boolean, bufferBytes: number, remoteHost: string | null, remotePort: number): number;
 }
 
 export type TapBindingLoad = { binding: TapBinding; path: string } | { binding: undefined; path: string | undefined; error: Error };

@@ -13,7 +13,7 @@ import {
 } from '../ethernet/frame.js';
 import { fragmentIpv4Frame } from '../ethernet/ipv4.js';
 import { formatIPv4 } from '../ipam/address.js';
-import { TokenBucket } from '../mesh/token-bucket.js';
+import { TokenBucket } from '../token-bucket.js';
 import type { Nic } from '../nic/nic.js';
 import { systemRandom, type Random } from '../random.js';
 import {

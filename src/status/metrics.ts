@@ -53,6 +53,15 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
     'Failed handshakes by reason.',
     Object.entries(router.stats.handshakeFailures).map(([reason, n]) => [{ reason }, n]),
   );
+  // Per reason, how many hosts are failing now (status keeps an hour): alert on bad-password > 0 and the like.
+  const sources = new Map<string, Set<string>>();
+  for (const f of status.handshakeFailures) sources.set(f.code, (sources.get(f.code) ?? new Set()).add(f.source));
+  m.family(
+    'weave_handshake_failure_sources',
+    'gauge',
+    'Hosts with a handshake failure an operator should look at (wrong password, mismatch, name collision) in the last hour, by reason.',
+    [...sources].map(([reason, hosts]) => [{ reason }, hosts.size]),
+  );
   m.family(
     'weave_gossip_rejected_total',
     'counter',
@@ -110,6 +119,7 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
     m.one('weave_ipam_pending_allocates', 'gauge', 'Allocations waiting for space or consensus.', ipam.pending.allocates);
     m.one('weave_ipam_pending_claims', 'gauge', 'Claims waiting for the owner to answer.', ipam.pending.claims);
     m.one('weave_ipam_conflicts', 'gauge', 'Allocations found inside a range another peer owns.', ipam.conflicts.length);
+    m.one('weave_ipam_seed_conflicts', 'gauge', 'Peers whose ring is refused because it was seeded by different peers.', ipam.refusedRings.length);
   }
 
   // DNS: this peer's live entries (Weave's metric), every record by state, and server counters.
@@ -124,6 +134,8 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
     const totals = { queries: 0, answered: 0, nxdomain: 0, nodata: 0, forwarded: 0, servfail: 0, dropped: 0 };
     for (const s of dns.servers) for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += s[key];
     m.family('weave_dns_queries_total', 'counter', 'DNS messages the servers handled, by outcome (queries counts all).', Object.entries(totals).map(([result, n]) => [{ result }, n]));
+    const forwarding = { upstreamErrors: 'upstream-error', upstreamTimeouts: 'upstream-timeout', upstreamRejected: 'upstream-rejected', upstreamBusy: 'upstream-busy', ownUpstreamsSkipped: 'own-upstream-skipped', loopsRefused: 'loop-refused', coalesced: 'coalesced' } as const;
+    m.family('weave_dns_forwarding_events_total', 'counter', 'DNS forwarding failures and loop prevention, by event.', Object.entries(forwarding).map(([key, event]) => [{ event }, dns.servers.reduce((n, s) => n + s[key as keyof typeof forwarding], 0)]));
   }
   m.one('weave_endpoints', 'gauge', 'Endpoints attached on this peer.', status.endpoints.length);
   return m.text();

@@ -5,6 +5,7 @@ import type { IpamStatus } from '../ipam/ipam.js';
 import type { DnsStatus } from '../dns/dns.js';
 import type { EndpointInfo } from '../endpoint/memory-endpoint.js';
 import type { OverlayLinkView } from './links.js';
+import type { HandshakeFailureView } from './handshake-failures.js';
 
 /** A JSON-serialisable snapshot of everything, in the spirit of Weave's report. */
 export interface OverlayStatus {
@@ -35,6 +36,13 @@ export interface OverlayStatus {
     /** IP MTU of the bridge ports. */
     mtu: number;
   };
+  /**
+   * Recent handshake failures an operator should look at (wrong password, encryption or protocol
+   * mismatch, name collision, a remote that spoke and stalled), per source host and error code, newest
+   * first; at most 32, each kept for an hour after its latest failure. Refused or unanswered dials are
+   * not listed (see `router.targets`).
+   */
+  handshakeFailures: HandshakeFailureView[];
   /** Warnings an operator should see (no password, …). */
   warnings: string[];
 }

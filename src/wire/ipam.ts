@@ -16,6 +16,13 @@
 // An entry owns [token, next token); the last entry also owns [start, first token) (the ring wraps).
 // An empty ring (count 0) is valid: the range is known but not yet divided. A ring cannot span all
 // 2^32 addresses (0.0.0.0/0), so every size and free count fits a u32.
+//
+// Seeds (how the ring was first divided; written after the ring where a format carries them):
+//
+// | field      | type | rules                                                       |
+// |------------|------|-------------------------------------------------------------|
+// | seed count | u16  | at most MAX_SEEDS; cannot exceed remaining bytes / 6        |
+// | per seed   | u48  | non-zero peer names, strictly ascending                     |
 import { DecodeError } from '../errors.js';
 import { formatPeerName, isPeerName, type PeerName } from './peer-name.js';
 import type { Reader, Writer } from './codec.js';
@@ -31,17 +38,24 @@ export interface RingEntry {
   readonly free: number;
 }
 
-/** A ring as plain data: its range [start, end) and its entries sorted by token. */
+/** A ring as plain data: its range [start, end), its entries sorted by token, and its seeds. */
 export interface RingState {
   readonly start: number;
   readonly end: number;
   readonly entries: readonly RingEntry[];
+  /**
+   * The peers the range was first divided among, ascending (empty: unknown, as in rings from before seeds
+   * were recorded). Rings with different non-empty seeds were divided apart and are never merged.
+   */
+  readonly seeds?: readonly PeerName[];
 }
 
 /** Most entries one encoded ring may hold. */
 export const MAX_RING_ENTRIES = 65536;
 /** Largest entry version: versions are JS numbers, exact up to 2^53. */
 export const MAX_RING_VERSION = 2 ** 53;
+/** Most seeds a ring may record. */
+export const MAX_SEEDS = 65535;
 /** Most addresses a ring may span: all of IPv4 but one, so sizes and free counts fit a u32. */
 export const MAX_RING_SIZE = 2 ** 32 - 1;
 
@@ -88,6 +102,33 @@ export function decodeRing(r: Reader): RingState {
   }
   validateRingEntries(start, end, entries);
   return { start, end, entries };
+}
+
+/** Writes a seed list (ascending, unique, non-zero names); throws RangeError on a list the layout cannot hold. */
+export function encodeSeeds(w: Writer, seeds: readonly PeerName[]): void {
+  if (seeds.length > MAX_SEEDS) throw new RangeError(`${seeds.length} seeds exceed the limit of ${MAX_SEEDS}`);
+  validateSeeds(seeds, (message) => new RangeError(message));
+  w.u16(seeds.length);
+  for (const seed of seeds) w.u48(seed);
+}
+
+/** Reads a seed list; DecodeError('bad-value') unless the names are non-zero and strictly ascending. */
+export function decodeSeeds(r: Reader): PeerName[] {
+  const count = r.u16();
+  if (count * 6 > r.remaining) throw new DecodeError('too-large', `${count} seeds cannot fit in ${r.remaining} remaining bytes`);
+  const seeds: PeerName[] = [];
+  for (let i = 0; i < count; i++) seeds.push(r.u48());
+  validateSeeds(seeds, (message) => new DecodeError('bad-value', message));
+  return seeds;
+}
+
+function validateSeeds(seeds: readonly PeerName[], error: (message: string) => Error): void {
+  let previous = 0;
+  for (const seed of seeds) {
+    if (!isPeerName(seed)) throw error(`ring seed ${seed} is not a non-zero 48-bit peer name`);
+    if (seed <= previous) throw error(`ring seed ${formatPeerName(seed)} ${seed === previous ? 'appears twice' : 'is out of order'}`);
+    previous = seed;
+  }
 }
 
 /**

@@ -49,12 +49,15 @@ class FrameMangler {
 
 export interface TcpProxy {
   port: number;
+  /** From now on every byte in either direction is dropped and no socket is closed: a frozen host. */
+  freeze(): void;
   close(): Promise<void>;
 }
 
 /** Starts a proxy on 127.0.0.1 that forwards to `targetPort`, applying `mischief` to every connection. */
 export async function startProxy(targetPort: number, mischief?: Mischief): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  let frozen = false;
   const server: Server = createServer((client) => {
     const upstream = connect({ host: '127.0.0.1', port: targetPort });
     sockets.add(client);
@@ -62,10 +65,10 @@ export async function startProxy(targetPort: number, mischief?: Mischief): Promi
     const up = new FrameMangler(mischief?.direction === 'up' ? mischief : undefined);
     const down = new FrameMangler(mischief?.direction === 'down' ? mischief : undefined);
     client.on('data', (chunk: Buffer) => {
-      for (const b of up.push(chunk)) upstream.write(b);
+      if (!frozen) for (const b of up.push(chunk)) upstream.write(b);
     });
     upstream.on('data', (chunk: Buffer) => {
-      for (const b of down.push(chunk)) client.write(b);
+      if (!frozen) for (const b of down.push(chunk)) client.write(b);
     });
     const end = (): void => {
       client.destroy();
@@ -81,6 +84,9 @@ export async function startProxy(targetPort: number, mischief?: Mischief): Promi
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
     port,
+    freeze: () => {
+      frozen = true;
+    },
     close: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();

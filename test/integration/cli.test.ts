@@ -14,6 +14,8 @@ interface Agent {
   api: string;
   listen: string;
   peer: string;
+  /** What the agent wrote to stderr so far (its JSON log lines). */
+  log: () => string;
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -24,12 +26,21 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
   });
 }
 
-async function launch(root: string, name: string, extra: string[] = []): Promise<Agent> {
+interface LaunchOptions {
+  password?: string;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  dns?: boolean;
+}
+
+async function launch(root: string, name: string, extra: string[] = [], options: LaunchOptions = {}): Promise<Agent> {
   const dataDir = join(root, name);
-  const child = spawn(process.execPath, [cliPath, 'launch', '--nickname', name, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0', '--data-dir', dataDir, '--no-dns', '--log-level', 'error', ...extra], {
-    env: { ...process.env, WEAVE_PASSWORD: 'cli test password' },
+  const args = ['launch', '--nickname', name, '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0', '--data-dir', dataDir, '--log-level', options.logLevel ?? 'error'];
+  const child = spawn(process.execPath, [cliPath, ...args, ...(options.dns ? [] : ['--no-dns']), ...extra], {
+    env: { ...process.env, WEAVE_PASSWORD: options.password ?? 'cli test password' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const agentLog = { text: '' };
+  child.stderr.on('data', (chunk: Buffer) => (agentLog.text += chunk.toString()));
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';
     let err = '';
@@ -47,7 +58,7 @@ async function launch(root: string, name: string, extra: string[] = []): Promise
   });
   const match = /peer (\S+) \(.*\), listening on (\S+), API on (\S+),/.exec(line);
   assert.ok(match, line);
-  return { child, dataDir, peer: match?.[1] as string, listen: match?.[2] as string, api: match?.[3] as string };
+  return { child, dataDir, peer: match?.[1] as string, listen: match?.[2] as string, api: match?.[3] as string, log: () => agentLog.text };
 }
 
 async function stop(agent: Agent): Promise<number | null> {
@@ -130,6 +141,106 @@ test('two agents: connect, status and peers as tables and JSON, metrics, the tok
     agents.length = 0;
   } finally {
     for (const agent of agents) agent.child.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a peer with another password shows in the warn log and in status; the API answers 413 and states its limits', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'wt-cli-'));
+  const agents: Agent[] = [];
+  try {
+    // DNS on, so dns-add validation is reachable; warn level, so the refusal is logged.
+    const a = await launch(root, 'one', [], { logLevel: 'warn', dns: true });
+    agents.push(a);
+    const b = await launch(root, 'other', [], { password: 'another password' });
+    agents.push(b);
+    assert.is((await client(b, ['connect', a.listen])).code, 0);
+
+    interface Failure { source: string; code: string; reason: string; count: number }
+    const deadline = Date.now() + 15_000;
+    let recent: Failure[] = [];
+    while (Date.now() < deadline) {
+      recent = (JSON.parse((await client(a, ['status', '--json'])).stdout) as { handshakeFailures?: Failure[] }).handshakeFailures ?? [];
+      if (recent.length > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.is(recent[0]?.source, '127.0.0.1', JSON.stringify(recent));
+    assert.is(recent[0]?.code, 'bad-password');
+    const status = await client(a, ['status']);
+    assert.match(status.stdout, /^SOURCE\s+PEER\s+ERROR\s+COUNT\s+LAST\s+REASON$/m);
+    assert.match(status.stdout, /^127\.0\.0\.1\s+-\s+bad-password\s+\d+\s+\d+s ago\s+.*network password differs/m);
+    const warned = a.log().split('\n').filter((l) => l.includes('"level":40') && l.includes('bad-password'));
+    assert.is(warned.length, 1, a.log());
+    assert.match(warned[0] as string, /"source":"127\.0\.0\.1"/);
+
+    const token = readFileSync(join(a.dataDir, 'api-token'), 'utf8').trim();
+    const post = (path: string, body: string): Promise<Response> =>
+      fetch(`http://${a.api}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
+
+    // One byte over 64 KiB: 413 with a JSON error that states the limit, not a reset connection.
+    const big = `{"address":"${'x'.repeat(64 * 1024 - 13)}"}`;
+    assert.is(Buffer.byteLength(big), 64 * 1024 + 1);
+    const tooLarge = await post('/connect', big);
+    assert.is(tooLarge.status, 413);
+    const tooLargeBody = (await tooLarge.json()) as { error: { code: string; message: string } };
+    assert.is(tooLargeBody.error.code, 'too-large');
+    assert.match(tooLargeBody.error.message, /65536 bytes/);
+    // The agent still answers afterwards.
+    assert.is((await fetch(`http://${a.api}/status`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+
+    // A name over the field limit, and one over the DNS name limit: each message states the limit.
+    const longField = await post('/attach', JSON.stringify({ netns: 'x', name: 'a'.repeat(1025) }));
+    assert.is(longField.status, 400);
+    assert.match(await longField.text(), /1025 characters.*at most 1024/);
+    const longName = await client(a, ['attach', '--netns', 'ns', '--name', `${'a.'.repeat(150)}x`]);
+    assert.is(longName.code, 1);
+    assert.match(longName.stderr, /is 301 characters long, and a DNS name has at most 253/);
+    const longLabel = await client(a, ['attach', '--netns', 'ns', '--name', 'b'.repeat(64)]);
+    assert.match(longLabel.stderr, /is 64 characters long, and a label has at most 63/);
+    const longNetns = await client(a, ['attach', '--netns', 'n'.repeat(65), '--name', 'web']);
+    assert.is(longNetns.code, 1);
+    assert.match(longNetns.stderr, /is 65 characters long, and at most 64 are accepted/);
+    // A record name DNS refuses is bad input (400) with the limit, not an internal error.
+    const badRecord = await post('/dns/add', JSON.stringify({ name: `${'a.'.repeat(150)}x`, ip: '10.32.0.9' }));
+    assert.is(badRecord.status, 400);
+    assert.match(await badRecord.text(), /at most 253 characters/);
+  } finally {
+    for (const agent of agents) agent.child.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a second agent started with a running peer\'s --name is refused by the mesh, says so, and the owner keeps its links', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'wt-cli-'));
+  const agents: Agent[] = [];
+  try {
+    const owner = await launch(root, 'owner');
+    agents.push(owner);
+    const other = await launch(root, 'other', ['--peer', owner.listen]);
+    agents.push(other);
+    const linked = async (agent: Agent): Promise<number> =>
+      (JSON.parse((await client(agent, ['status', '--json'])).stdout) as { router: { links: unknown[] } }).router.links.length;
+    for (let i = 0; i < 100 && (await linked(other)) < 1; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    // Same password, the owner's name, dialling the other peer only.
+    const impostor = await launch(root, 'impostor', ['--name', owner.peer, '--peer', other.listen], { logLevel: 'error' });
+    agents.push(impostor);
+    let report = '';
+    for (let i = 0; i < 100 && !/in use by a live peer/.test(report); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      report = (await client(impostor, ['status'])).stdout;
+    }
+    assert.match(report, /WARNING: peer name \S+ is in use by a live peer .* Restart it with a unique name/);
+    assert.match(impostor.log(), /"level":50,.*in use by a live peer/, 'the refused agent logs it as an error');
+    const impostorStatus = JSON.parse((await client(impostor, ['status', '--json'])).stdout) as { router: { refused?: string; links: unknown[] } };
+    assert.ok(impostorStatus.router.refused, 'status --json says it is refused');
+    assert.equal(impostorStatus.router.links, []);
+    const ownerReport = (await client(owner, ['status'])).stdout;
+    assert.match(ownerReport, /WARNING: another peer started with our name/);
+    assert.is(await linked(owner), 1, 'the owner keeps its link');
+    const otherStatus = JSON.parse((await client(other, ['status', '--json'])).stdout) as { router: { links: { peer: string; nickname: string }[] } };
+    assert.equal(otherStatus.router.links.map((l) => l.nickname), ['owner'], 'the other peer still links to the real owner');
+  } finally {
+    for (const agent of agents) await stop(agent);
     rmSync(root, { recursive: true, force: true });
   }
 });

@@ -10,6 +10,8 @@ import { MeshRouter } from '../../src/mesh/router.js';
 import { formatIPv4, parseIPv4 } from '../../src/ipam/address.js';
 import { FAST, testName, testNetworkKey, waitUntil } from '../helpers/mesh.js';
 import { PartitionableNetwork } from '../helpers/partition.js';
+import { freePorts } from '../helpers/ports.js';
+import type { IpamInit } from '../../src/ipam/ipam.js';
 
 const RANGE = '10.60.0.0/26';
 const FIRST = parseIPv4('10.60.0.0');
@@ -23,7 +25,8 @@ type Op =
   | { op: 'heal' }
   | { op: 'crash'; peer: number }
   | { op: 'restart'; peer: number }
-  | { op: 'rmpeer'; peer: number; dead: number };
+  | { op: 'rmpeer'; peer: number; dead: number }
+  | { op: 'impostor'; peer: number; via: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ op: fc.constant('allocate' as const), peer: fc.nat(8), id: fc.nat(12) }, { noNullPrototype: true }) },
@@ -34,11 +37,36 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('crash' as const), peer: fc.nat(8) }, { noNullPrototype: true }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('restart' as const), peer: fc.nat(8) }, { noNullPrototype: true }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('rmpeer' as const), peer: fc.nat(8), dead: fc.nat(8) }, { noNullPrototype: true }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('impostor' as const), peer: fc.nat(8), via: fc.nat(8) }, { noNullPrototype: true }) },
 );
+
+/**
+ * How the peers of a run divide the range: all alike (explicit consensus, the default from their peer
+ * lists, or one seed list), or one rogue peer that divides alone (`consensus: 1`) among peers that agree.
+ */
+type Inits = { mode: 'consensus' | 'default' | 'seed' } | { mode: 'rogue'; rogue: number };
+const initsArb: fc.Arbitrary<Inits> = fc.oneof(
+  fc.constantFrom<Inits>({ mode: 'consensus' }, { mode: 'default' }, { mode: 'seed' }),
+  fc.nat(8).map((rogue): Inits => ({ mode: 'rogue', rogue })),
+);
+
+function initFor(inits: Inits, index: number, n: number): IpamInit | undefined {
+  switch (inits.mode) {
+    case 'consensus':
+      return { consensus: n };
+    case 'default':
+      return undefined; // consensus among the peers it is given + 1 = n
+    case 'seed':
+      return { seed: Array.from({ length: n }, (_, i) => testName(i)) };
+    case 'rogue':
+      return index === inits.rogue % n ? { consensus: 1 } : { consensus: n };
+  }
+}
 
 interface Node {
   index: number;
   dir: string;
+  init: IpamInit | undefined;
   router: MeshRouter | undefined;
   ipam: Ipam | undefined;
   port: number;
@@ -48,7 +76,7 @@ interface Node {
 
 const bounded = () => ({ signal: AbortSignal.timeout(1500) });
 
-async function boot(node: Node, net: PartitionableNetwork, n: number, all: Node[]): Promise<void> {
+async function boot(node: Node, net: PartitionableNetwork, all: Node[]): Promise<void> {
   const networkKey = await testNetworkKey();
   const router = new MeshRouter({
     ...FAST,
@@ -56,16 +84,40 @@ async function boot(node: Node, net: PartitionableNetwork, n: number, all: Node[
     name: testName(node.index),
     nickname: `p${node.index}`,
     networkKey,
+    // Every peer is given every other one, as a user lists the peers of a network.
+    peers: all.filter((other) => other !== node).map((other) => `127.0.0.1:${other.port}`),
     connectSocket: net.connector(testName(node.index)),
   });
   await router.start();
-  node.port = router.port;
   net.register(router.selfName, router.port);
-  const ipam = new Ipam(router, { range: RANGE, init: { consensus: n }, dataDir: node.dir, tickMs: 100 });
+  const ipam = new Ipam(router, { range: RANGE, ...(node.init ? { init: node.init } : {}), dataDir: node.dir, tickMs: 100 });
   await ipam.start();
   node.router = router;
   node.ipam = ipam;
-  for (const other of all) if (other !== node && other.port !== 0) router.connect(`127.0.0.1:${other.port}`);
+}
+
+/**
+ * A second peer started with a live peer's name dials another live peer: it must be refused (the owner
+ * is reachable from there), and it must allocate nothing. Only while the mesh is whole: behind a
+ * partition a newcomer with a dead-looking name is indistinguishable from a restart.
+ */
+async function impostor(owner: Node, via: Node): Promise<void> {
+  const networkKey = await testNetworkKey();
+  const router = new MeshRouter({ ...FAST, name: testName(owner.index), nickname: `impostor-of-p${owner.index}`, networkKey, peers: [`127.0.0.1:${via.port}`] });
+  const ipam = new Ipam(router, { range: RANGE, init: { consensus: 1 }, tickMs: 100 });
+  try {
+    await router.start();
+    await ipam.start();
+    await waitUntil([router], () => router.refusal !== undefined, 4000, () => `impostor of p${owner.index} dialling p${via.index} to be refused`);
+    impostorsRefused += 1;
+    const got = await ipam.allocate('stolen', bounded()).catch((error: Error) => error);
+    assert.instance(got, Error, `the impostor of p${owner.index} allocated ${String(got)}`);
+    assert.is((got as { code?: string }).code, 'name-collision');
+    assert.is(owner.router?.refusal, undefined, `p${owner.index} keeps its name`);
+  } finally {
+    await ipam.stop();
+    await router.stop();
+  }
 }
 
 async function crash(node: Node): Promise<void> {
@@ -77,8 +129,25 @@ async function crash(node: Node): Promise<void> {
   await router?.stop();
 }
 
-/** Which peer each live peer believes owns each address, and each live peer's allocations. */
+/**
+ * Which peer each live peer believes owns each address, and each live peer's allocations, among the
+ * peers whose rings were divided the same way (the same seeds): rings divided apart are never merged,
+ * so they are separate address spaces (a misconfiguration that is reported, see checkRefusals).
+ */
 function checkSafety(nodes: Node[]): void {
+  const groups = new Map<string, Node[]>();
+  for (const node of nodes) {
+    if (!node.ipam) continue;
+    const seeds = node.ipam.status().seeds.join(',');
+    groups.set(seeds, [...(groups.get(seeds) ?? []), node]);
+  }
+  const undivided = groups.get('') ?? [];
+  groups.delete('');
+  if (groups.size === 0) checkGroup(undivided);
+  for (const group of groups.values()) checkGroup([...group, ...undivided]);
+}
+
+function checkGroup(nodes: Node[]): void {
   const believers = new Map<number, number[]>();
   const allocatedBy = new Map<string, number>();
   for (const node of nodes) {
@@ -110,16 +179,35 @@ function checkSafety(nodes: Node[]): void {
   }
 }
 
-/** Records that an address was handed to `holder`; it must not be held by anyone else at the time. */
-function grant(held: Map<string, string>, address: string, holder: string): void {
-  const previous = held.get(address);
+/** Records that an address was handed to `holder`; it must not be held by anyone else of its ring at the time. */
+function grant(held: Map<string, string>, address: string, holder: string, ring: string): void {
+  const key = `${ring} ${address}`;
+  const previous = held.get(key);
   assert.ok(previous === undefined || previous === holder, `${address} handed to ${holder} while ${previous} holds it`);
-  held.set(address, holder);
+  held.set(key, holder);
+}
+
+/** Two reachable peers whose rings were divided apart each refuse the other's ring, loudly. */
+function checkRefusals(nodes: Node[]): void {
+  for (const a of nodes) {
+    const seeds = a.ipam?.status().seeds.join(',') ?? '';
+    if (!a.router || seeds === '') continue;
+    for (const b of nodes) {
+      const theirs = b.ipam?.status().seeds.join(',') ?? '';
+      if (!b.router || theirs === '' || theirs === seeds || !a.router.isReachable(b.router.selfName)) continue;
+      assert.ok(
+        a.ipam?.status().refusedRings.some((r) => r.peer === b.router?.self.id),
+        `p${a.index} (seeds ${seeds}) reaches p${b.index} (seeds ${theirs}) but does not report its ring as refused`,
+      );
+      ringsRefused += 1;
+    }
+  }
 }
 
 /** Every address a live peer handed out is still recorded there (nothing silently lost). */
 function checkHeld(nodes: Node[], held: Map<string, string>): void {
-  for (const [address, holder] of held) {
+  for (const [key, holder] of held) {
+    const address = key.split(' ')[1] as string;
     const [peer, id] = holder.split(':') as [string, string];
     const ipam = nodes[Number(peer)]?.ipam;
     if (ipam) assert.ok(ipam.lookup(id).includes(address), `p${peer} lost ${address} of ${id}`);
@@ -127,22 +215,39 @@ function checkHeld(nodes: Node[], held: Map<string, string>): void {
 }
 
 let totalGranted = 0;
+let impostorsRefused = 0;
+let ringsRefused = 0;
+
+function passes(check: () => void): boolean {
+  try {
+    check();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 test('random operations, partitions, crashes and rmpeer: never two owners, full coverage, convergence after heal', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.integer({ min: 3, max: 9 }), fc.array(opArb, { minLength: 5, maxLength: 25 }), async (n, ops) => {
+    fc.asyncProperty(fc.integer({ min: 3, max: 9 }), initsArb, fc.array(opArb, { minLength: 5, maxLength: 25 }), async (n, inits, ops) => {
       const net = new PartitionableNetwork();
       const held = new Map<string, string>();
       const nodes: Node[] = [];
-      for (let i = 0; i < n; i++) nodes.push({ index: i, dir: await mkdtemp(join(tmpdir(), 'wt-ipamprop-')), router: undefined, ipam: undefined, port: 0, buried: false });
+      const ports = await freePorts(n);
+      for (let i = 0; i < n; i++) {
+        const dir = await mkdtemp(join(tmpdir(), 'wt-ipamprop-'));
+        nodes.push({ index: i, dir, init: initFor(inits, i, n), router: undefined, ipam: undefined, port: ports[i] as number, buried: false });
+      }
+      let partitioned = false;
+      const ringOf = (node: Node): string => node.ipam?.status().seeds.join(',') ?? '';
       try {
-        for (const node of nodes) await boot(node, net, n, nodes);
+        for (const node of nodes) await boot(node, net, nodes);
         for (const step of ops) {
           const node = nodes[('peer' in step ? step.peer : 0) % n] as Node;
           switch (step.op) {
             case 'allocate': {
               const got = await node.ipam?.allocate(`id${step.id}`, bounded()).catch(() => undefined);
-              if (got) grant(held, got.split('/')[0] as string, `${node.index}:id${step.id}`);
+              if (got) grant(held, got.split('/')[0] as string, `${node.index}:id${step.id}`, ringOf(node));
               break;
             }
             case 'claim': {
@@ -151,7 +256,7 @@ test('random operations, partitions, crashes and rmpeer: never two owners, full 
                 ?.claim(`id${step.id}`, address, bounded())
                 .then(() => true)
                 .catch(() => false);
-              if (ok) grant(held, address, `${node.index}:id${step.id}`);
+              if (ok) grant(held, address, `${node.index}:id${step.id}`, ringOf(node));
               break;
             }
             case 'release':
@@ -166,17 +271,25 @@ test('random operations, partitions, crashes and rmpeer: never two owners, full 
                 nodes.slice(0, cut).map((x) => testName(x.index)),
                 nodes.slice(cut).map((x) => testName(x.index)),
               );
+              partitioned = true;
               break;
             }
             case 'heal':
               net.heal();
+              partitioned = false;
               break;
             case 'crash':
               if (node.router) await crash(node);
               break;
             case 'restart':
-              if (!node.router && !node.buried) await boot(node, net, n, nodes);
+              if (!node.router && !node.buried) await boot(node, net, nodes);
               break;
+            case 'impostor': {
+              const via = nodes[step.via % n] as Node;
+              const whole = !partitioned && nodes.every((x) => !x.router || x.router.linkInfos().length > 0);
+              if (whole && node.router && via.router && via !== node && via.router.isReachable(node.router.selfName)) await impostor(node, via);
+              break;
+            }
             case 'rmpeer': {
               const dead = nodes[step.dead % n] as Node;
               if (node.ipam && !dead.router && dead !== node) {
@@ -198,24 +311,52 @@ test('random operations, partitions, crashes and rmpeer: never two owners, full 
         // Heal everything; every live peer converges to the same ring.
         net.heal();
         const live = nodes.filter((x) => x.router) as (Node & { router: MeshRouter; ipam: Ipam })[];
-        const key = (x: Node) => JSON.stringify(x.ipam?.status().owners.map((o) => [o.peer, o.ranges]));
+        // Peers whose rings were divided the same way hold the same ring (peers of refused rings apart).
+        const key = (x: Node) => `${ringOf(x)} ${JSON.stringify(x.ipam?.status().owners.map((o) => [o.peer, o.ranges]))}`;
+        const sameRing = (x: Node, y: Node): boolean => ringOf(x) !== ringOf(y) || key(x) === key(y);
         await waitUntil(
           live.map((x) => x.router),
-          () => live.every((x) => key(x) === key(live[0] as Node)),
+          () => live.every((x) => live.every((y) => sameRing(x, y))),
           8000,
-          () => `rings to converge: ${live.map((x) => `p${x.index}=${key(x)}`).join(' ')}`,
+          () => `rings to converge: ${live.map((x) => `p${x.index}(links ${x.router.linkInfos().map((l) => l.nickname).join(",")}; refusal ${x.router.refusal?.message ?? "none"}; gossip ${JSON.stringify(x.router.status().gossip["ipam"])})=${key(x)}`).join(" ")}`,
         );
         checkSafety(nodes);
         checkHeld(nodes, held);
+        await waitUntil(live.map((x) => x.router), () => passes(() => checkRefusals(nodes)), 8000, () => 'rings divided apart to be refused');
         totalGranted += held.size;
+      } catch (error) {
+        // uvu does not print an error's cause, and fast-check keeps the property's failure there.
+        console.error(`property failed: ${error instanceof Error ? error.message : String(error)}`);
+        throw error;
       } finally {
         for (const node of nodes) await crash(node);
         for (const node of nodes) await rm(node.dir, { recursive: true, force: true });
       }
     }),
-    { numRuns: 10, endOnFailure: true },
+    {
+      numRuns: 10,
+      endOnFailure: true,
+      // Always covered, whatever the random runs draw: a rogue peer dividing alone, an impostor.
+      examples: [
+        // p3 divides alone behind a partition while p0–p2 reach their quorum: two rings, refused on heal.
+        [
+          4,
+          { mode: 'rogue', rogue: 3 },
+          [
+            { op: 'partition', cut: 2 },
+            { op: 'allocate', peer: 3, id: 1 },
+            { op: 'allocate', peer: 0, id: 2 },
+            { op: 'heal' },
+            { op: 'allocate', peer: 1, id: 3 },
+          ],
+        ],
+        [3, { mode: 'default' }, [{ op: 'allocate', peer: 0, id: 1 }, { op: 'impostor', peer: 0, via: 1 }, { op: 'allocate', peer: 1, id: 2 }]],
+      ],
+    },
   );
   assert.ok(totalGranted > 0, 'the runs allocated addresses at all');
+  assert.ok(impostorsRefused > 0, 'an impostor was tried and refused');
+  assert.ok(ringsRefused > 0, 'a ring divided apart was met and refused');
 });
 
 test.run();

@@ -442,7 +442,7 @@ test('a namespace deleted while the agent was down is released; a corrupt regist
   }
 });
 
-test('upgrade: format-1 files load, the state resumes, and leftovers of an old crash (veth, allocation) are cleaned up', async () => {
+test('upgrade: files in the old formats load, the state resumes, and leftovers of an old crash (veth, allocation) are cleaned up', async () => {
   const world = new World(['n0', 'n1']);
   try {
     const overlay = await world.boot();
@@ -457,7 +457,7 @@ test('upgrade: format-1 files load, the state resumes, and leftovers of an old c
     world.fs.files.set(join(DATA, 'endpoints.json'), new TextEncoder().encode(JSON.stringify(legacyJson)));
     const ipam = world.fs.files.get(join(DATA, 'ipam.db')) as Uint8Array;
     const body = ipam.subarray(9, ipam.length - 32);
-    world.fs.files.set(join(DATA, 'ipam.db'), Uint8Array.from([0x57, 0x54, 0x49, 0x50, 1, ...body]));
+    world.fs.files.set(join(DATA, 'ipam.db'), Uint8Array.from([0x57, 0x54, 0x49, 0x50, 2, ...body])); // format 2: no envelope
 
     const restarted = await world.boot();
     checkInvariants(world, restarted, 'after the upgrade');
@@ -466,7 +466,7 @@ test('upgrade: format-1 files load, the state resumes, and leftovers of an old c
     assert.ok(world.warnings.some((w) => /released .* netns:n1/.test(w)), world.warnings.join('\n'));
     const files = world.fs.files;
     assert.is(Buffer.from((files.get(join(DATA, 'endpoints.json')) as Uint8Array).subarray(0, 4)).toString(), 'WTEP', 'the registry is rewritten in format 2');
-    assert.is((files.get(join(DATA, 'ipam.db')) as Uint8Array)[4], 2, 'ipam.db is rewritten in format 2');
+    assert.is((files.get(join(DATA, 'ipam.db')) as Uint8Array)[4], 3, 'ipam.db is rewritten in format 3');
     await checkDisk(world, restarted, 'after the upgrade');
     await attachEverything(world, restarted, 'after the upgrade');
     await restarted.stop();

@@ -155,6 +155,49 @@ test('endpoints get unique addresses and names, ping by name across a relay, UDP
   }
 });
 
+test('explicit addresses: network, broadcast and out-of-range ones are refused; one in use on another peer too; a free one is claimed', async () => {
+  const overlays = await startOverlays(2);
+  try {
+    const [a, b] = overlays as [Overlay, Overlay];
+    const refused: [string, RegExp][] = [
+      ['10.40.0.255', /10\.40\.0\.255 is the broadcast address of 10\.40\.0\.0\/24/],
+      ['10.40.0.0/24', /10\.40\.0\.0 is the network address of 10\.40\.0\.0\/24/],
+      ['10.40.0.127/25', /broadcast address of 10\.40\.0\.0\/25/],
+      ['1.2.3.4/8', /1\.2\.3\.4 is outside the IPAM range 10\.40\.0\.0\/24/],
+      ['10.41.0.1', /outside the IPAM range/],
+    ];
+    for (const [ip, message] of refused) {
+      try {
+        await a.attach({ name: 'manual', ip });
+        assert.unreachable(`${ip} should be refused`);
+      } catch (error) {
+        assert.instance(error, OptionsError, `${ip}: ${String(error)}`);
+        assert.match((error as Error).message, message);
+      }
+    }
+    assert.equal(a.ipam?.status().allocated, [], 'nothing was recorded for refused addresses');
+    // An address in use on the other peer is refused by its owner.
+    const taken = await b.attach({ name: 'taken' });
+    try {
+      await a.attach({ name: 'thief', ip: taken.info.address });
+      assert.unreachable('an address in use elsewhere must be refused');
+    } catch (error) {
+      assert.is((error as { code?: string }).code, 'address-in-use', String(error));
+    }
+    // A free address in the other peer's range is claimed through IPAM: its owner hands it over.
+    const [bRange] = b.ipam?.status().owners.find((o) => o.peer === b.self.id)?.ranges ?? [];
+    assert.ok(bRange, 'b owns part of the range');
+    const free = `10.40.0.${Number((bRange as string).split('/')[0]?.split('.')[3]) + 9}`;
+    const manual = await a.attach({ name: 'manual', ip: free });
+    assert.is(manual.info.address, `${free}/24`);
+    await waitFor('the ring gives the claimed address to a', 5_000, () =>
+      b.ipam?.status().owners.find((o) => o.peer === a.self.id)?.ranges.some((r) => r === `${free}/32` || r.startsWith(free)) === true,
+    );
+  } finally {
+    await Promise.all(overlays.map((o) => o.stop()));
+  }
+});
+
 test('options are validated at construction with messages that say what to fix', () => {
   const cases: [OverlayOptions, RegExp][] = [
     [{ mtu: 20 }, /mtu 20 is out of range/],

@@ -208,4 +208,50 @@ test('under a FakeClock two peers converge and carry a frame with no real timer 
   }
 });
 
+test('a NAT rebinding moves the link to the new port, while forged datagrams carrying the peer\'s name are refused and counted per source', async () => {
+  const wire = new VirtualWire({ defaults: { latencyMs: 1 } });
+  // b (index 1) is behind a NAT and dials a.
+  const { peers, routers, stop } = await startWireMesh(wire, 2, [[1, 0]], { nat: { 1: '192.0.2.9' } });
+  const attackerHost = wire.addHost();
+  const attacker = await attackerHost.bindDatagram('0.0.0.0', 0);
+  try {
+    await waitUntil(routers, () => dataReady(routers), 10_000, () => 'data routes with a NATed peer');
+    const [a, b] = peers as [WirePeer, WirePeer];
+    const bName = b.router.selfName.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:');
+    const linkAtA = () => a.dataPlane.status().links.find((l) => l.peer === bName);
+    b.endpoint.send(testFrame(BROADCAST, b.endpoint.mac, 'before'));
+    await waitUntil(routers, () => a.received.includes('before'), 5000, () => 'a frame before the rebinding');
+    const oldRemote = linkAtA()?.remote;
+    assert.ok(oldRemote?.startsWith('192.0.2.9:'), String(oldRemote));
+
+    // Forgeries: b's name in clear, fresh counters, garbage for a body, from another host.
+    const forged = Buffer.alloc(300, 0x5a);
+    forged.writeUIntBE(b.router.selfName, 0, 6);
+    for (let i = 0; i < 2000; i++) {
+      forged.writeBigUInt64BE(BigInt(1e9 + i), 6);
+      attacker.send(forged, 0, forged.length, 6783, a.address);
+    }
+    wire.rebindNat('192.0.2.9');
+    for (let i = 0; i < 5 && !a.received.includes('after'); i++) {
+      b.endpoint.send(testFrame(BROADCAST, b.endpoint.mac, 'after'));
+      await delay(100);
+    }
+    await waitUntil(routers, () => a.received.includes('after'), 5000, () => 'a frame from the new NAT port');
+    const moved = linkAtA();
+    assert.ok(moved?.remote?.startsWith('192.0.2.9:') && moved.remote !== oldRemote, `a follows b to its new port: ${oldRemote} -> ${moved?.remote}`);
+    a.endpoint.send(testFrame(b.endpoint.mac, a.endpoint.mac, 'reply'));
+    await waitUntil(routers, () => b.received.includes('reply'), 5000, () => 'the reply to the new port');
+
+    const status = a.dataPlane.status();
+    const source = status.receive.sources.find((s) => s.address === attackerHost.address);
+    assert.ok(source !== undefined && source.failures >= 2000 && source.blocked, JSON.stringify(status.receive.sources));
+    assert.ok((status.sleeveDrops['auth-failed'] ?? 0) <= 10, `forgeries were decrypted at most to the source's budget: ${JSON.stringify(status.sleeveDrops)}`);
+    assert.is(status.receive.linkSockets.startsWith('off'), true, 'the virtual wire has one socket per port');
+  } finally {
+    attacker.close();
+    await stop();
+    wire.close();
+  }
+});
+
 test.run();

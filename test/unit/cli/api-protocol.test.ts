@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { DecodeError } from '../../../src/errors.js';
-import { decodeApiRequest, isApiRoute, MAX_BODY_BYTES, type ApiRoute } from '../../../src/cli/api-protocol.js';
+import { decodeApiRequest, isApiRoute, MAX_BODY_BYTES, MAX_FIELD_CHARS, type ApiRoute } from '../../../src/cli/api-protocol.js';
 import { fuzzDecoder } from '../../helpers/fuzz.js';
 
 const routes: ApiRoute[] = ['POST /connect', 'POST /forget', 'POST /attach', 'POST /detach', 'POST /expose', 'POST /dns/add', 'POST /dns/remove', 'POST /rmpeer'];
@@ -35,7 +35,12 @@ test('bad bodies are rejected with the field at fault', () => {
   rejects('POST /connect', '[1]', /JSON object/);
   rejects('POST /connect', '{', /not JSON/);
   rejects('POST /connect', '{"__proto__":"x"}', /unknown field "__proto__"/);
-  rejects('POST /connect', `{"address":"${'a'.repeat(MAX_BODY_BYTES)}"}`, /larger than/);
+  rejects('POST /connect', `{"address":"${'a'.repeat(MAX_BODY_BYTES)}"}`, /over the API's limit of 65536 bytes/);
+});
+
+test('a field over the length limit is refused with its length and the limit', () => {
+  assert.is(decodeApiRequest('POST /rmpeer', bytes(JSON.stringify({ peer: 'p'.repeat(MAX_FIELD_CHARS) }))).peer.length, MAX_FIELD_CHARS);
+  rejects('POST /attach', JSON.stringify({ netns: 'x', name: 'a'.repeat(1025) }), /field "name" is 1025 characters long: at most 1024 are accepted/);
 });
 
 test('fuzzed bodies only ever give a DecodeError', () => {

@@ -12,6 +12,7 @@ import { parseResolvConf, ResolvConf } from '../../../src/dns/resolv-conf.js';
 import { parseUpstream } from '../../../src/dns/upstream.js';
 import { WeaveError } from '../../../src/errors.js';
 import { FakeClock } from '../../../src/testing/fake-clock.js';
+import { closedPort, dig, query, udpExchange, type DigRecord } from '../../helpers/dns.js';
 
 const MANY = Array.from({ length: 50 }, (_, i) => `10.1.0.${i + 1}`);
 
@@ -39,52 +40,6 @@ async function startServer(options: Partial<DnsServerOptions> = {}): Promise<Dns
   return server;
 }
 
-interface Record_ {
-  name: string;
-  ttl: number;
-  type: string;
-  data: string;
-}
-
-interface Dig {
-  status: string;
-  flags: string[];
-  answers: Record_[];
-  authority: Record_[];
-  raw: string;
-}
-
-function section(out: string, title: string): Record_[] {
-  const start = out.indexOf(`;; ${title} SECTION:\n`);
-  if (start < 0) return [];
-  const lines = out.slice(start).split('\n').slice(1);
-  const records: Record_[] = [];
-  for (const line of lines) {
-    if (line.trim() === '') break;
-    const [name, ttl, , type, ...data] = line.split(/\s+/);
-    records.push({ name: name as string, ttl: Number(ttl), type: type as string, data: data.join(' ') });
-  }
-  return records;
-}
-
-function dig(port: number, ...args: string[]): Promise<Dig> {
-  return new Promise((resolve, reject) => {
-    execFile('dig', ['@127.0.0.1', '-p', String(port), '+tries=1', '+time=2', ...args], (error, stdout) => {
-      if (error && stdout === '') {
-        reject(error);
-        return;
-      }
-      resolve({
-        status: /status: ([A-Z]+)/.exec(stdout)?.[1] ?? '',
-        flags: (/;; flags: ([a-z ]*);/.exec(stdout)?.[1] ?? '').trim().split(' '),
-        answers: section(stdout, 'ANSWER'),
-        authority: section(stdout, 'AUTHORITY'),
-        raw: stdout,
-      });
-    });
-  });
-}
-
 function digShort(port: number, ...args: string[]): Promise<string[]> {
   return new Promise((resolve, reject) => {
     execFile('dig', ['@127.0.0.1', '-p', String(port), '+tries=1', '+time=2', '+short', ...args], (error, stdout) => {
@@ -94,30 +49,9 @@ function digShort(port: number, ...args: string[]): Promise<string[]> {
   });
 }
 
-/** Sends raw bytes over UDP; the reply, or undefined if none comes within `waitMs`. */
-function udpExchange(port: number, bytes: Uint8Array, waitMs = 300): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const socket = createSocket('udp4');
-    const timer = setTimeout(() => {
-      socket.close();
-      resolve(undefined);
-    }, waitMs);
-    socket.on('message', (message) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve(message);
-    });
-    socket.send(bytes, port, '127.0.0.1');
-  });
-}
-
 /** The data of each answer of a decoded packet. */
 function answerData(packet: dnsPacket.Packet | undefined): unknown[] {
   return (packet?.answers ?? []).map((a) => ('data' in a ? a.data : undefined));
-}
-
-function query(name: string, type: dnsPacket.RecordType = 'A', id = 0x1234): Buffer {
-  return dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }] });
 }
 
 /** A stub resolver on loopback: example.com A 93.184.216.34; big.example.com truncated over UDP and 40 A records over TCP. */
@@ -166,15 +100,6 @@ async function stubUpstream(): Promise<{ port: number; udpQueries: number; tcpQu
   return state;
 }
 
-/** A loopback UDP port that nothing listens on. */
-async function closedPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const port = socket.address().port;
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
-
 test('A records of a name in the domain, with the configured ttl', async () => {
   await using server = await startServer();
   const result = await dig(server.port, 'db.weave.local', 'A');
@@ -220,7 +145,7 @@ test('an unknown name is NXDOMAIN and a known name without the type is NODATA, b
   assert.is(nx.status, 'NXDOMAIN');
   assert.is(nx.answers.length, 0);
   assert.is(nx.authority.length, 1);
-  const soa = nx.authority[0] as Record_;
+  const soa = nx.authority[0] as DigRecord;
   assert.is(soa.type, 'SOA');
   assert.is(soa.name, 'weave.local.');
   assert.is(soa.data.split(' ').at(-1), '7', 'SOA minimum is the ttl');

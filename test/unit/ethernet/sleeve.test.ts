@@ -7,14 +7,16 @@ import { loadSodium } from '../../../src/crypto/sodium.js';
 import { systemClock } from '../../../src/clock.js';
 import { forEachEntry, writeEntry } from '../../../src/wire/sleeve.js';
 import { fuzzDecoder } from '../../helpers/fuzz.js';
+import { nodeTransport, type DatagramSender } from '../../../src/mesh/transport.js';
+import { loadTapBinding } from '../../../src/nic/tap-binding.js';
 
 const A = 0x0a;
 const B = 0x0b;
 
-function bind(): Promise<Socket> {
+function bind(host = '127.0.0.1'): Promise<Socket> {
   return new Promise((resolve) => {
     const s = createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => resolve(s));
+    s.bind(0, host, () => resolve(s));
   });
 }
 
@@ -206,6 +208,214 @@ test('fuzz: the entry decoder only gives DecodeErrors', () => {
       return body;
     });
   fuzzDecoder((bytes) => forEachEntry(bytes, () => undefined), valid);
+});
+
+
+// ---- the slow path: floods, address changes ----
+
+const native = loadTapBinding();
+if (!native.binding) console.log(`sleeve tests with per-neighbour sockets skipped: ${native.error.message}`);
+
+/** A one-to-one UDP relay standing in for a NAT: `rebind()` moves the outside of the mapping to a new port. */
+class Nat {
+  private back!: Socket;
+  private inside: DatagramSender | undefined;
+  private constructor(
+    readonly front: Socket,
+    private readonly target: number,
+  ) {
+    front.on('message', (packet, rinfo) => {
+      this.inside = { address: rinfo.address, port: rinfo.port };
+      this.back.send(packet, this.target, '127.0.0.1');
+    });
+  }
+
+  static async open(target: number): Promise<Nat> {
+    const nat = new Nat(await bind(), target);
+    await nat.rebind();
+    return nat;
+  }
+
+  get outsidePort(): number {
+    return this.back.address().port;
+  }
+
+  async rebind(): Promise<void> {
+    const old = this.back as Socket | undefined;
+    const back = await bind();
+    back.on('message', (packet) => {
+      if (this.inside) this.front.send(packet, this.inside.port, this.inside.address);
+    });
+    this.back = back;
+    old?.close();
+  }
+
+  close(): void {
+    this.back.close();
+    this.front.close();
+  }
+}
+
+/** Sends forged datagrams carrying `name` (fresh counters, random bytes) from several ports of 127.0.0.2. */
+async function forgedFlood(name: number, port: number, perTick: number): Promise<{ stop: () => void; sent: () => number }> {
+  const sockets = await Promise.all([1, 2, 3, 4].map(() => bind('127.0.0.2')));
+  const packet = Buffer.alloc(1200);
+  let sent = 0;
+  let counter = 1n << 40n;
+  const timer = setInterval(() => {
+    for (let i = 0; i < perTick; i++) {
+      packet.writeUIntBE(name, 0, 6);
+      packet.writeBigUInt64BE(counter++, 6);
+      packet.writeUInt32BE(sent, 20);
+      (sockets[i % sockets.length] as Socket).send(packet, port, '127.0.0.1');
+      sent++;
+    }
+  }, 5);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      for (const s of sockets) s.close();
+    },
+    sent: () => sent,
+  };
+}
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+for (const ownSockets of [true, false]) {
+  const mode = ownSockets ? 'with per-neighbour sockets' : 'on one shared socket';
+  (ownSockets && !native.binding ? test.skip : test)(`${mode}: a forged flood is refused before decryption, counted per source, and a NAT rebinding is still followed`, async () => {
+    const sodium = await loadSodium();
+    const k1 = sodium.randomBytes(32);
+    const k2 = sodium.randomBytes(32);
+    const sa = await bind();
+    const sb = ownSockets ? await nodeTransport.bindDatagram('127.0.0.1', 0, { sharedPort: true }) : await bind();
+    const nat = await Nat.open(sb.address().port);
+    const established = new Set<string>();
+    let a!: Sleeve;
+    let b!: Sleeve;
+    const control = (to: () => Sleeve, from: number) => (_p: number, kind: number, payload: Uint8Array) => {
+      setImmediate(() => to().onControl(from, kind, payload));
+      return true;
+    };
+    a = new Sleeve({
+      self: A,
+      socket: sa,
+      clock: systemClock,
+      sodium,
+      sendControl: control(() => b, A),
+      setEstablished: (p, ok) => (ok ? established.add(`a-${p}`) : established.delete(`a-${p}`)),
+    });
+    b = new Sleeve({
+      self: B,
+      socket: sb,
+      clock: systemClock,
+      sodium,
+      ...(ownSockets
+        ? { linkSockets: { open: (remote) => nodeTransport.connectDatagram!(sb, remote), setReceiving: (s, on) => nodeTransport.setReceiving!(s, on) } }
+        : {}),
+      // Small budgets, so a flood a unit test can send is far beyond them.
+      slowPath: { readsPerSecond: 200, decryptsPerSecond: 100, pauseMs: 20 },
+      sendControl: control(() => a, B),
+      setEstablished: (p, ok) => (ok ? established.add(`b-${p}`) : established.delete(`b-${p}`)),
+    });
+    const received: number[] = [];
+    b.setReceiver({ frame: (_s, _d, f) => received.push(f[14] as number), end: () => undefined });
+    a.linkUp({ peer: B, connectionId: 5n, outbound: true, remoteHost: '127.0.0.1', remotePort: nat.front.address().port, keys: { send: k1, receive: k2 } });
+    b.linkUp({ peer: A, connectionId: 5n, outbound: false, remoteHost: '127.0.0.1', remotePort: 0, keys: { send: k2, receive: k1 } });
+    let flood: Awaited<ReturnType<typeof forgedFlood>> | undefined;
+    let tick = 0;
+    const traffic = setInterval(() => a.send(B, A, B, frame(++tick % 250)), 10);
+    try {
+      await waitFor('the link', () => established.has(`a-${B}`) && established.has(`b-${A}`));
+      const linkAtB = () => b.status()[0];
+      assert.is(linkAtB()?.remote, `127.0.0.1:${nat.outsidePort}`);
+      if (ownSockets) await waitFor('b opening a socket for a', () => linkAtB()?.ownSocket === true);
+
+      flood = await forgedFlood(A, sb.address().port, 25); // ~5000/s, 25 times b's read budget
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const before = received.length;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.ok(received.length - before >= 15, `frames from a's own address keep flowing under the flood (${received.length - before} in 300 ms)`);
+
+      // The NAT moves a to a new outside port; the old one falls silent.
+      await nat.rebind();
+      const moved = `127.0.0.1:${nat.outsidePort}`;
+      await waitFor(`b following a to ${moved}`, () => linkAtB()?.remote === moved);
+      if (ownSockets) await waitFor('b opening a socket for the new address', () => linkAtB()?.ownSocket === true);
+      const after = received.length;
+      await waitFor('frames from the new address', () => received.length - after >= 10);
+
+      const drops = b.drops;
+      const decrypted = drops['auth-failed'] ?? 0;
+      assert.ok(flood.sent() > 1000, `the flood sent ${flood.sent()}`);
+      assert.ok(decrypted <= 10, `the flooding source got at most its decryption budget (${decrypted} failed decryptions)`);
+      assert.ok((drops['source-blocked'] ?? 0) + (drops['rate-limited'] ?? 0) > 0, JSON.stringify(drops));
+      const source = b.receiveStatus().sources.find((s) => s.address === '127.0.0.2');
+      assert.ok(source && source.failures > 0 && source.blocked, `failures are counted per source: ${JSON.stringify(b.receiveStatus().sources)}`);
+      // The genuine peer's new address may have waited for the read budget like anyone, but never failed to authenticate.
+      const genuine = b.receiveStatus().sources.find((s) => s.address === '127.0.0.1');
+      assert.ok(genuine === undefined || (!genuine.blocked && genuine.reasons['auth-failed'] === undefined), JSON.stringify(genuine));
+      assert.is(linkAtB()?.authFailures, 0);
+      if (ownSockets) {
+        assert.is(b.receiveStatus().linkSockets, 'on');
+        assert.ok(b.receiveStatus().pauses > 0, 'the shared socket paused under the flood');
+      }
+    } finally {
+      clearInterval(traffic);
+      flood?.stop();
+      a.close();
+      b.close();
+      nat.close();
+      sa.close();
+      sb.close();
+    }
+  });
+}
+
+test('a neighbour that advertises port 0 is not sent to until its address is learned (and nothing throws)', async () => {
+  const sodium = await loadSodium();
+  const s = await bind();
+  const sleeve = new Sleeve({ self: A, socket: s, clock: systemClock, sodium, sendControl: () => true, setEstablished: () => undefined });
+  try {
+    sleeve.linkUp({ peer: B, connectionId: 1n, outbound: true, remoteHost: '127.0.0.1', remotePort: 0, keys: undefined });
+    assert.is(sleeve.status()[0]?.remote, undefined);
+    assert.is(sleeve.drops['send-failed'], undefined);
+  } finally {
+    sleeve.close();
+    s.close();
+  }
+});
+
+test('socket and delivery failures are counted drops, never exceptions out of a socket callback', async () => {
+  const p = await pair(true);
+  try {
+    // A receiver that throws (a NIC write failing further in) must not escape the socket's 'message' listener.
+    p.b.setReceiver({
+      frame: () => {
+        throw new Error('EIO: the NIC went away');
+      },
+      end: () => undefined,
+    });
+    assert.ok(p.a.send(B, A, B, frame(1)).ok);
+    await settle();
+    assert.is(p.b.drops['deliver-failed'], 1);
+    // A send on a socket someone else closed: dgram throws synchronously; the sleeve counts it.
+    await new Promise((resolve) => p.sa.close(() => resolve(undefined)));
+    assert.ok(p.a.send(B, A, B, frame(2)).ok);
+    assert.not.throws(() => p.a.flush());
+    assert.is(p.a.drops['send-failed'], 1);
+  } finally {
+    p.a.close();
+    p.b.close();
+    p.sb.close();
+  }
 });
 
 test.run();

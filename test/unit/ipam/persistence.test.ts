@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DecodeError, StateFileError, WeaveError } from '../../../src/errors.js';
 import type { Writer } from '../../../src/wire/codec.js';
-import { encodeRing, type RingState } from '../../../src/wire/ipam.js';
+import { encodeRing, encodeSeeds, type RingState } from '../../../src/wire/ipam.js';
 import { formatPeerName, type PeerName } from '../../../src/wire/peer-name.js';
 import { parseCidr, type Cidr } from '../../../src/ipam/address.js';
 import { Ring } from '../../../src/ipam/ring.js';
@@ -23,11 +23,19 @@ const RANGE = parseCidr('10.45.0.0/24');
 
 const encode = (s: IpamSnapshot): Uint8Array => encodeSnapshot(s);
 const decode = (bytes: Uint8Array): IpamSnapshot => decodeSnapshot(bytes);
-/** The format-1 file (before checksums): magic, version 1, body. */
+/** The format-2 file (before checksums): magic, version 2, body. */
 const encodeLegacy = (s: IpamSnapshot): Uint8Array => rawBytes((w) => {
-  w.u8(0x57).u8(0x54).u8(0x49).u8(0x50).u8(1);
+  w.u8(0x57).u8(0x54).u8(0x49).u8(0x50).u8(2);
   encodeSnapshotBody(w, s);
 });
+/** The format-1 file (before checksums and seeds): magic, version 1, body without seeds. */
+const encodeFormat1 = (s: IpamSnapshot): Uint8Array => rawBytes((w) => {
+  w.u8(0x57).u8(0x54).u8(0x49).u8(0x50).u8(1).u48(s.peer);
+  encodeRing(w, s.ring);
+  w.u32(s.owned.length);
+  for (const [address, id] of s.owned) w.u32(address).str8(id);
+});
+const withoutSeeds = (s: IpamSnapshot): IpamSnapshot => ({ ...s, ring: { start: s.ring.start, end: s.ring.end, entries: s.ring.entries } });
 /** A format-2 file around hand-made body bytes (valid checksum), to test the body's own checks. */
 const sealed = (write: (w: Writer) => void): Uint8Array => sealStateFile(IPAM_FILE_KIND, rawBytes(write));
 
@@ -105,24 +113,27 @@ async function expectCorrupt(store: IpamStore): Promise<WeaveError> {
 
 // ---- codec ----
 
-test('every snapshot round-trips, and so does every format-1 file', () => {
+test('every snapshot round-trips, and so does every format-1 and format-2 file', () => {
   fc.assert(
     fc.property(snapshotArb, (s) => {
       assert.equal(decode(encode(s)), s);
       assert.equal(decode(encodeLegacy(s)), s);
+      assert.equal(decode(encodeFormat1(s)), withoutSeeds(s));
     }),
     { numRuns: 300 },
   );
 });
 
-test('the layout is the documented one: envelope (magic, format 2, length) around peer, ring, allocations, then SHA-256', () => {
+test('the layout is the documented one: envelope (magic, format 3, length) around peer, ring, allocations, seeds, then SHA-256', () => {
   const s = snapshotOf(SELF, RANGE, [[RANGE.start + 1, 'db'], [RANGE.start + 2, '']]);
+  assert.ok((s.ring.seeds ?? []).length > 0);
   const body = rawBytes((w) => {
     w.u48(SELF);
     encodeRing(w, s.ring);
     w.u32(2).u32(RANGE.start + 1).str8('db').u32(RANGE.start + 2).str8('');
+    encodeSeeds(w, s.ring.seeds ?? []);
   });
-  const head = rawBytes((w) => w.u8(0x57).u8(0x54).u8(0x49).u8(0x50).u8(2).u32(body.length).bytes(body));
+  const head = rawBytes((w) => w.u8(0x57).u8(0x54).u8(0x49).u8(0x50).u8(3).u32(body.length).bytes(body));
   const expected = Uint8Array.from([...head, ...createHash('sha256').update(head).digest()]);
   assert.equal(encode(s), expected);
   assert.equal([...encode(s).subarray(0, 4)], [...Buffer.from('WTIP')]);
@@ -151,17 +162,26 @@ test('a bad magic is bad-magic', () => {
 
 test('an unknown format version is version-mismatch', () => {
   const bytes = encode(snapshotOf(SELF, RANGE));
-  for (const version of [0, 3, 0xff]) {
+  for (const version of [0, 4, 0xff]) {
     const copy = bytes.slice();
     copy[4] = version;
     expectDecodeError(decode, copy, 'version-mismatch');
   }
 });
 
-test('an address allocated twice is rejected, in either format', () => {
+test('a format 1 file (before seeds were recorded) still loads, with unknown seeds', () => {
+  const s = snapshotOf(SELF, RANGE, [[RANGE.start + 1, 'db']]);
+  const decoded = decode(encodeFormat1(s));
+  assert.equal(decoded.ring.seeds, undefined);
+  assert.equal(decoded.ring.entries, s.ring.entries);
+  assert.equal(decoded.owned, s.owned);
+});
+
+test('an address allocated twice is rejected, in every format', () => {
   const twice: IpamSnapshot = { peer: SELF, ring: ringOver(RANGE), owned: [[RANGE.start + 5, 'a'], [RANGE.start + 5, 'b']] };
   expectDecodeError(decode, encode(twice), 'bad-value');
   expectDecodeError(decode, encodeLegacy(twice), 'bad-value');
+  expectDecodeError(decode, encodeFormat1(twice), 'bad-value');
   // The same id twice with different addresses is fine.
   assert.is(decode(encode({ peer: SELF, ring: ringOver(RANGE), owned: [[RANGE.start + 5, 'a'], [RANGE.start + 6, 'a']] })).owned.length, 2);
 });
@@ -179,8 +199,12 @@ test('an invalid ring, a count larger than the bytes, bad UTF-8, truncation and 
   const emptyRing = (w: Writer) => w.u48(SELF).u32(RANGE.start).u32(256).u32(0);
   expectDecodeError(decode, sealed((w) => emptyRing(w).u32(2).u32(RANGE.start + 1).str8('x')), 'too-large');
   expectDecodeError(decode, sealed((w) => emptyRing(w).u32(1).u32(RANGE.start + 1).u8(2).u8(0xc3).u8(0x28)), 'bad-value');
-  expectDecodeError(decode, sealed((w) => emptyRing(w).u32(0).u8(0)), 'trailing-bytes');
-  for (const bytes of [encode(snapshotOf(SELF, RANGE, [[RANGE.start + 1, 'web']])), encodeLegacy(snapshotOf(SELF, RANGE, [[RANGE.start + 1, 'web']]))]) {
+  expectDecodeError(decode, sealed((w) => emptyRing(w).u32(0).u16(0).u8(0)), 'trailing-bytes');
+  expectDecodeError(decode, sealed((w) => emptyRing(w).u32(0).u16(1).u48(SELF)), 'bad-value'); // seeds for an undivided ring
+  const web = snapshotOf(SELF, RANGE, [[RANGE.start + 1, 'web']]);
+  const legacy = encodeLegacy(web);
+  expectDecodeError(decode, legacy.subarray(0, legacy.length - 1), 'too-large'); // the seed count says more than is left
+  for (const bytes of [encode(web), encodeFormat1(web)]) {
     expectDecodeError(decode, bytes.subarray(0, bytes.length - 1), 'short-read');
     expectDecodeError(decode, bytes.subarray(0, 3), 'short-read');
     const longer = new Uint8Array(bytes.length + 1);
@@ -192,6 +216,7 @@ test('an invalid ring, a count larger than the bytes, bad UTF-8, truncation and 
 test('fuzz: random and mutated state files only give DecodeErrors', () => {
   fuzzDecoder(decode, snapshotArb.map(encode));
   fuzzDecoder(decode, snapshotArb.map(encodeLegacy), 500);
+  fuzzDecoder(decode, snapshotArb.map(encodeFormat1), 500);
   fuzzDecoder((bytes) => Ring.fromState(decode(bytes).ring), snapshotArb.map(encode), 500);
 });
 
@@ -286,7 +311,9 @@ test('a corrupt file is a corrupt-state error naming the path, and stays where i
     const store = new IpamStore(dir);
     const good = encode(snapshotOf(SELF, RANGE, [[RANGE.start + 1, 'db']]));
     const flipped = good.slice();
-    flipped[good.length - 32 - 5] = (flipped[good.length - 32 - 5] as number) ^ 1; // a bit of the allocation's address (the issue's case)
+    const at = Buffer.from(good).indexOf(Buffer.from(rawBytes((w) => w.u32(RANGE.start + 1).str8('db'))));
+    assert.ok(at > 0);
+    flipped[at + 3] = (flipped[at + 3] as number) ^ 1; // the lowest bit of the allocation's address (the issue's case)
     const corruptions: Uint8Array[] = [
       flipped,
       Buffer.from('WTIP garbage'),
@@ -306,13 +333,16 @@ test('a corrupt file is a corrupt-state error naming the path, and stays where i
   });
 });
 
-test('a format-1 file (no checksum) loads and is rewritten as format 2 at once', async () => {
+test('a file of format 1 or 2 (no checksum) loads and is rewritten as format 3 at once', async () => {
   await inTempDir(async (dir) => {
     const store = new IpamStore(dir);
     const s = snapshotOf(SELF, RANGE, [[RANGE.start + 1, 'db']]);
     await writeFile(store.path, encodeLegacy(s));
     assert.equal(await store.load(SELF, RANGE), { snapshot: s });
     assert.equal(new Uint8Array(await readFile(store.path)), encode(s), 'upgraded on disk');
+    await writeFile(store.path, encodeFormat1(s));
+    assert.equal(await store.load(SELF, RANGE), { snapshot: withoutSeeds(s) });
+    assert.equal(new Uint8Array(await readFile(store.path)), encode(withoutSeeds(s)), 'upgraded on disk, seeds still unknown');
   });
   // When the upgrade cannot be written, the state still loads, with a warning naming the file.
   const plan = new FaultPlan();

@@ -454,9 +454,39 @@ test('an empty replica adopts a ring without reporting reowned addresses', () =>
   assert.equal(ring.merge(new Ring(range26)), { changed: false, reowned: [] });
 });
 
-test('two independent initial divisions merge deterministically and report the conflict', () => {
-  const one = fresh(D, E); // tokens S, S+32
-  const two = fresh(A, B, C); // tokens S, S+32, S+48: same tokens, lower names, plus one more
+test('rings divided apart (different seeds) are never merged: both sides keep their ring', () => {
+  const one = fresh(D, E);
+  const two = fresh(A, B, C);
+  assert.equal(one.seeds, [D, E]);
+  assert.equal(two.seeds, [A, B, C]);
+  const before = entriesOf(one);
+  expectWeaveError(() => one.merge(two), 'different-seeds');
+  expectWeaveError(() => two.merge(one), 'different-seeds');
+  assert.equal(entriesOf(one), before, 'a refused merge changes nothing');
+  assert.equal(one.seeds, [D, E]);
+});
+
+test('a ring divided by the same seeds merges; an empty replica or one with unknown seeds adopts them', () => {
+  const one = fresh(C, A, B);
+  const two = fresh(A, B, C);
+  assert.equal(one.merge(two), { changed: false, reowned: [] });
+  const empty = new Ring(range26);
+  assert.is(empty.merge(one).changed, true);
+  assert.equal(empty.seeds, [A, B, C]);
+  // A ring from before seeds were recorded (persisted state, older peers) takes the seeds it meets.
+  const legacy = Ring.fromState({ ...one.toState(), seeds: [] });
+  assert.equal(legacy.seeds, []);
+  assert.is(legacy.merge(two).changed, true, 'adopting seeds is a change (persist and relay it)');
+  assert.equal(legacy.seeds, [A, B, C]);
+  assert.equal(Ring.fromState(legacy.toState()).seeds, [A, B, C], 'seeds travel with the state');
+  assert.equal(fresh(A, B, C).merge(Ring.fromState({ ...one.toState(), seeds: [] })).changed, false, 'unknown seeds do not clear known ones');
+  assert.throws(() => new Ring(range26, [], [A]), /undivided ring has no seeds/);
+});
+
+test('two independent initial divisions with unknown seeds (legacy) merge deterministically and report the conflict', () => {
+  const strip = (r: Ring): Ring => Ring.fromState({ ...r.toState(), seeds: [] });
+  const one = strip(fresh(D, E)); // tokens S, S+32
+  const two = strip(fresh(A, B, C)); // tokens S, S+32, S+48: same tokens, lower names, plus one more
   const x = one.clone();
   const y = two.clone();
   const rx = x.merge(two);

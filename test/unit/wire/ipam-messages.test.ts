@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { decodeWith, encodeWith, Reader } from '../../../src/wire/codec.js';
 import { decodeIpamMessage, encodeIpamMessage, IpamMessageKind, type IpamMessage } from '../../../src/wire/ipam-messages.js';
-import { encodeRing, type RingState } from '../../../src/wire/ipam.js';
+import { encodeRing, encodeSeeds, type RingState } from '../../../src/wire/ipam.js';
 import { encodePaxosState, type PaxosState } from '../../../src/wire/paxos.js';
 import { Ring } from '../../../src/ipam/ring.js';
 import { PaxosNode } from '../../../src/ipam/paxos.js';
@@ -176,9 +176,14 @@ test('the layouts are the documented ones', () => {
   const ringBytes = encodeWith(encodeRing, ring);
   const paxosBytes = encodeWith(encodePaxosState, paxos);
   const concat = (...parts: (number[] | Uint8Array)[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
-  assert.equal(encode({ kind: IpamMessageKind.State, ring, paxos: undefined }), concat([1, 1], ringBytes));
+  const unseeded = { ...ring, seeds: [] };
+  const seedBytes = encodeWith(encodeSeeds, ring.seeds ?? []);
+  assert.ok((ring.seeds ?? []).length > 0, 'a divided ring knows its seeds');
+  assert.equal(encode({ kind: IpamMessageKind.State, ring: unseeded, paxos: undefined }), concat([1, 1], ringBytes));
+  assert.equal(encode({ kind: IpamMessageKind.State, ring, paxos: undefined }), concat([1, 5], ringBytes, seedBytes));
   assert.equal(encode({ kind: IpamMessageKind.State, ring: undefined, paxos }), concat([1, 2], paxosBytes));
-  assert.equal(encode({ kind: IpamMessageKind.State, ring, paxos }), concat([1, 3], ringBytes, paxosBytes));
+  assert.equal(encode({ kind: IpamMessageKind.State, ring, paxos }), concat([1, 7], ringBytes, seedBytes, paxosBytes));
+  assert.equal([...seedBytes.subarray(0, 2)], [0, (ring.seeds ?? []).length], 'u16 count, then u48 names');
   assert.equal(encode({ kind: IpamMessageKind.SpaceRequest, subnet: { start: 0x0a200100, prefix: 24 } }), Uint8Array.from([2, 10, 32, 1, 0, 24]));
   assert.equal(encode({ kind: IpamMessageKind.SpaceDenied, subnet: { start: 0x0a200105, prefix: 32 } }), Uint8Array.from([3, 10, 32, 1, 5, 32]));
   assert.equal(encode({ kind: IpamMessageKind.ClaimRequest, address: 0x0a200107 }), Uint8Array.from([4, 10, 32, 1, 7]));
@@ -188,8 +193,26 @@ test('unknown message kinds are rejected', () => {
   for (const kind of [0, 5, 0x80, 0xff]) expectDecodeError(decode, Uint8Array.from([kind, 0, 0, 0, 0, 0]), 'bad-value');
 });
 
-test('state flags other than ring and paxos are rejected', () => {
-  for (const flags of [4, 5, 8, 0x80, 0xff]) expectDecodeError(decode, Uint8Array.from([1, flags]), 'bad-value');
+test('state flags other than ring, paxos and seeds are rejected, and seeds need a divided ring', () => {
+  for (const flags of [4, 6, 8, 0x80, 0xff]) expectDecodeError(decode, Uint8Array.from([1, flags]), 'bad-value');
+  const emptyRing = rawBytes((w) => w.u8(1).u8(5).u32(0x0a000000).u32(64).u32(0).u16(1).u48(A));
+  expectDecodeError(decode, emptyRing, 'bad-value');
+});
+
+test('seed lists must be ascending, unique and non-zero', () => {
+  const ring = encodeWith(encodeRing, dividedRing().toState());
+  const withSeeds = (...names: number[]): Uint8Array =>
+    Uint8Array.from([1, 5, ...ring, ...rawBytes((w) => {
+      w.u16(names.length);
+      for (const n of names) w.u48(n);
+    })]);
+  const ok = decode(withSeeds(A, B));
+  assert.equal(ok.kind === IpamMessageKind.State ? ok.ring?.seeds : undefined, [A, B]);
+  expectDecodeError(decode, withSeeds(B, A), 'bad-value');
+  expectDecodeError(decode, withSeeds(A, A), 'bad-value');
+  expectDecodeError(decode, withSeeds(0, A), 'bad-value');
+  const short = withSeeds(A, B).subarray(0, -3);
+  expectDecodeError(decode, short, 'too-large');
 });
 
 test('subnets not aligned to their prefix are rejected', () => {

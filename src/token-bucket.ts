@@ -1,6 +1,7 @@
-// TokenBucket: rate-limits inbound connection attempts (a burst, then a steady refill).
-import type { Clock } from '../clock.js';
+// TokenBucket: a burst, then a steady refill; the shared rate limiter (inbound dials, ICMP errors, the sleeve's slow path).
+import type { Clock } from './clock.js';
 
+/** Up to `capacity` tokens, one more earned every `refillEveryMs` (fractions allowed) on the injected clock. */
 export class TokenBucket {
   private tokens: number;
   private refilledAt: number;
@@ -14,7 +15,7 @@ export class TokenBucket {
     this.refilledAt = clock.now();
   }
 
-  /** Takes a token if one is available. */
+  /** Takes a token if one is available; false means the caller is over its rate. */
   tryTake(): boolean {
     const now = this.clock.now();
     const earned = Math.floor((now - this.refilledAt) / this.refillEveryMs);

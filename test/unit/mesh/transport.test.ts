@@ -1,0 +1,116 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createSocket, type Socket } from 'node:dgram';
+import { nodeTransport, type DatagramSender, type DatagramSocket } from '../../../src/mesh/transport.js';
+import { loadTapBinding } from '../../../src/nic/tap-binding.js';
+
+const native = loadTapBinding();
+if (!native.binding) console.log(`shared-port transport tests skipped: ${native.error.message}`);
+const nativeTest = native.binding ? test : test.skip;
+
+function bind(host = '127.0.0.1'): Promise<Socket> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    s.bind(0, host, () => resolve(s));
+  });
+}
+
+function collect(socket: DatagramSocket): string[] {
+  const got: string[] = [];
+  socket.on('message', (packet) => got.push(packet.toString()));
+  return got;
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+
+nativeTest('a connected socket on the shared port gets exactly its remote address; the shared socket the rest', async () => {
+  const shared = await nodeTransport.bindDatagram('127.0.0.1', 0, { bufferBytes: 1 << 20, sharedPort: true });
+  const port = shared.address().port;
+  const [peer, stranger] = await Promise.all([bind(), bind('127.0.0.2')]);
+  const own = await nodeTransport.connectDatagram!(shared, { address: '127.0.0.1', port: peer.address().port }, { bufferBytes: 1 << 20 });
+  try {
+    assert.is(own.address().port, port, 'the connected socket shares the port');
+    const viaShared = collect(shared);
+    const viaOwn = collect(own);
+    for (let i = 0; i < 5; i++) {
+      peer.send(`peer ${i}`, port, '127.0.0.1');
+      stranger.send(`stranger ${i}`, port, '127.0.0.1');
+    }
+    await settle();
+    assert.equal(viaOwn, ['peer 0', 'peer 1', 'peer 2', 'peer 3', 'peer 4']);
+    assert.equal(viaShared, ['stranger 0', 'stranger 1', 'stranger 2', 'stranger 3', 'stranger 4']);
+    assert.ok((shared.getRecvBufferSize?.() ?? 0) >= 1 << 20, 'the buffer was sized');
+
+    // Paused, the shared socket reads nothing; the kernel keeps it queued until reading resumes.
+    assert.ok(nodeTransport.setReceiving!(shared, false));
+    stranger.send('while paused', port, '127.0.0.1');
+    peer.send('peer while paused', port, '127.0.0.1');
+    await settle();
+    assert.is(viaShared.length, 5);
+    assert.is(viaOwn.at(-1), 'peer while paused', 'the connected socket is not paused');
+    assert.ok(nodeTransport.setReceiving!(shared, true));
+    assert.ok(nodeTransport.setReceiving!(shared, true), 'resuming twice is fine');
+    await settle();
+    assert.is(viaShared.at(-1), 'while paused');
+  } finally {
+    own.close();
+    shared.close();
+    peer.close();
+    stranger.close();
+  }
+});
+
+nativeTest('shared binds fail with the system error code, as plain ones do', async () => {
+  const taken = await bind();
+  try {
+    const error = await nodeTransport.bindDatagram('127.0.0.1', taken.address().port, { sharedPort: true }).then(
+      () => undefined,
+      (e: NodeJS.ErrnoException) => e,
+    );
+    assert.is(error?.code, 'EADDRINUSE');
+    const bad = await nodeTransport.bindDatagram('not-an-address', 0, { sharedPort: true }).then(
+      () => undefined,
+      (e: NodeJS.ErrnoException) => e,
+    );
+    assert.is(bad?.code, 'EINVAL');
+  } finally {
+    taken.close();
+  }
+});
+
+nativeTest('on a dual-stack IPv6 socket, an IPv4 sender (IPv4-mapped) gets its own connected socket too', async () => {
+  const shared = await nodeTransport.bindDatagram('::', 0, { sharedPort: true }).catch((e: NodeJS.ErrnoException) => e);
+  if (shared instanceof Error) {
+    console.log(`  (no IPv6 here: ${shared.code})`);
+    return;
+  }
+  const port = shared.address().port;
+  const [peer, stranger] = await Promise.all([bind(), bind('127.0.0.2')]);
+  try {
+    const first = new Promise<DatagramSender>((resolve) => shared.on('message', (_p, rinfo) => resolve(rinfo)));
+    peer.send('hello', port, '127.0.0.1');
+    const seen = await first;
+    assert.is(seen.address, '::ffff:127.0.0.1');
+    const own = await nodeTransport.connectDatagram!(shared, seen);
+    const viaOwn = collect(own);
+    const viaShared = collect(shared);
+    peer.send('again', port, '127.0.0.1');
+    stranger.send('stranger', port, '127.0.0.1');
+    await settle();
+    assert.equal(viaOwn, ['again']);
+    assert.equal(viaShared, ['stranger']);
+    own.close();
+  } finally {
+    shared.close();
+    peer.close();
+    stranger.close();
+  }
+});
+
+test('setReceiving on a closed socket reports that it could not', async () => {
+  const s = await nodeTransport.bindDatagram('127.0.0.1', 0);
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  assert.is(nodeTransport.setReceiving!(s, false), false);
+});
+
+test.run();
