@@ -514,7 +514,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       ...(this.kernelEndpoints.exposed ? { exposed: this.kernelEndpoints.exposed } : {}),
       ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
       handshakeFailures: this.handshakeFailures.recent(),
-      warnings: [...this.warnings, ...this.collisionWarnings(), ...this.ipamWarnings()],
+      warnings: [...this.warnings, ...this.collisionWarnings(), ...this.ipamWarnings(), ...receiveWarnings(dataPlane, this.options.transport === undefined)],
     };
   }
 
@@ -764,6 +764,25 @@ export class Overlay extends EventEmitter<OverlayEvents> {
 
 function serverTuning(dns: OverlayDnsOptions): { ttl?: number; upstream?: string[] } {
   return { ...(dns.ttl !== undefined ? { ttl: dns.ttl } : {}), ...(dns.upstream ? { upstream: dns.upstream } : {}) };
+}
+
+/** Flood protection that is weaker than it should be, and floods going on now. */
+function receiveWarnings(dataPlane: ReturnType<DataPlane['status']>, realNetwork: boolean): string[] {
+  const r = dataPlane.receive;
+  const out: string[] = [];
+  const sockets = r.linkSockets;
+  // In-process transports (weave-ts/testing) have no kernel queues to protect.
+  if (realNetwork && sockets !== 'on' && !sockets.startsWith('off (not started)') && dataPlane.links.length > 0) {
+    out.push(`neighbours share one UDP receive queue (${sockets}): a flood of forged datagrams competes with their traffic`);
+  }
+  if (r.bufferBytes !== undefined && r.bufferBytes < r.requestedBufferBytes) {
+    out.push(`the sleeve socket got a ${r.bufferBytes}-byte receive buffer, less than the ${r.requestedBufferBytes} asked for: raise net.core.rmem_max (or run as root) to absorb bursts`);
+  }
+  const blocked = r.sources.filter((x) => x.blocked);
+  if (blocked.length > 0) {
+    out.push(`datagrams that fail authentication are arriving from ${blocked.map((x) => x.address).join(', ')}: refused before decryption (see dataPlane.receive.sources)`);
+  }
+  return out;
 }
 
 function hostPart(cidr: string): string {

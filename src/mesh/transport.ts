@@ -242,12 +242,24 @@ function adoptUdpFd(fd: number, ipv6: boolean, syscall: string, what: string): P
   }
   const socket = createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
   return new Promise((resolve, reject) => {
+    // A bind that fails reports it as an 'error' event: without a listener it would end the process.
+    const onError = (cause: Error): void => {
+      try {
+        socket.close();
+      } catch {
+        closeSync(fd); // never adopted: the fd is still ours to close
+      }
+      reject(cause);
+    };
+    socket.once('error', onError);
     try {
       socket.bind({ fd }, () => {
+        socket.off('error', onError);
         socket.on('error', () => undefined);
         resolve(socket);
       });
     } catch (error) {
+      socket.off('error', onError);
       closeSync(fd);
       reject(error instanceof Error ? error : new Error(String(error)));
     }

@@ -99,6 +99,10 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
     ...Object.entries(dataPlane.sleeveDrops).map(([reason, n]): [Labels, number] => [{ where: 'sleeve', reason }, n]),
     ...Object.entries(tap?.drops ?? {}).map(([reason, n]): [Labels, number] => [{ where: 'tap', reason }, n]),
   ]);
+  m.family('weave_sleeve_auth_failures_total', 'counter', 'Datagrams from a link\'s own address that failed authentication.', byPeer.map(([l, labels]) => [labels, l.authFailures]));
+  const receive = dataPlane.receive;
+  m.one('weave_sleeve_receive_pauses_total', 'counter', 'Times the shared sleeve socket stopped reading because a flood spent the slow path\'s budget.', receive.pauses);
+  m.one('weave_sleeve_blocked_sources', 'gauge', 'Source addresses refused before decryption (their failure budget is spent).', receive.sources.filter((x) => x.blocked).length);
   m.one('weave_macs', 'gauge', 'MAC addresses in the switch table.', dataPlane.macs.length);
   if (tap) {
     m.family('weave_tap_frames_total', 'counter', 'Frames through the TAP device, by direction.', [

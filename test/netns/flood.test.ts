@@ -273,6 +273,9 @@ nsTest('a 70k/s flood of forged or random sleeve datagrams does not starve pings
       `the flooding host's failures are counted: ${JSON.stringify(floodSource)}`,
     );
     assert.ok((view.sleeveDrops['auth-failed'] ?? 0) < 1000, `forgeries were refused before decryption (${view.sleeveDrops['auth-failed']} decrypted)`);
+    const metrics = await cli(lab, hb, ['metrics']);
+    assert.match(metrics, /^weave_sleeve_receive_pauses_total \d+$/m);
+    assert.match(metrics, /^weave_dropped_frames_total\{where="sleeve",reason="source-blocked"\} [1-9]\d*$/m, 'blocked forgeries are in the metrics');
   } finally {
     await lab.cleanup();
   }
