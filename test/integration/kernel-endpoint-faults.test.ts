@@ -305,8 +305,9 @@ test('property: random operations, faults (also during recovery), full disks and
           world.plan.reset();
         }
       };
-      let overlay = await bootUntilRunning();
+      let overlay: Overlay | undefined;
       try {
+        overlay = await bootUntilRunning();
         for (const [i, step] of ops.entries()) {
           const when = `step ${i} ${JSON.stringify(step)} of ${JSON.stringify(ops)}`;
           if (step.kind === 'fail') world.plan.failAt(world.plan.steps + step.in, step.code);
@@ -331,7 +332,7 @@ test('property: random operations, faults (also during recovery), full disks and
         await checkDisk(world, overlay, 'final restart');
         await attachEverything(world, overlay, 'final restart');
       } finally {
-        await kill(world, overlay);
+        if (overlay) await kill(world, overlay);
         world.dispose();
       }
     }),
