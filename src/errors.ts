@@ -26,6 +26,8 @@ export type WeaveErrorCode =
   | 'address-in-use'
   | 'peer-reachable'
   | 'corrupt-state'
+  | 'read-failed'
+  | 'write-failed'
   | 'different-seeds'
   | 'tap-unavailable'
   | 'permission-denied'
@@ -80,6 +82,9 @@ export class StackError extends WeaveError {}
 
 /** An endpoint that cannot be attached or detached (namespace missing, command failed, name taken). */
 export class EndpointError extends WeaveError {}
+
+/** A file of the data dir that cannot be read, written or trusted; the message names the file. */
+export class StateFileError extends WeaveError {}
 
 /** The agent's control API refused or failed a request. */
 export class ApiError extends WeaveError {}

@@ -1,11 +1,11 @@
 // Overlay: the composition root: mesh router, data plane, IPAM and DNS as one product, plus endpoints.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isIPv4 } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock } from './clock.js';
 import { systemRandom, type Random } from './random.js';
-import { EndpointError, OptionsError, WeaveError } from './errors.js';
+import { EndpointError, OptionsError, StateFileError, WeaveError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import { VERSION } from './version.js';
 import { MeshRouter, type MeshRouterOptions } from './mesh/router.js';
@@ -20,6 +20,7 @@ import type { PortId } from './ethernet/mac-table.js';
 import { formatMac, parseMac, randomMac } from './ethernet/frame.js';
 import { MemoryNic } from './nic/memory-nic.js';
 import { TapNic } from './nic/tap-nic.js';
+import type { Nic } from './nic/nic.js';
 import { Ipam, type IpamConflict, type IpamInit } from './ipam/ipam.js';
 import { blockOf, formatCidr, formatIPv4, hostRange, parseIPv4 } from './ipam/address.js';
 import { Dns } from './dns/dns.js';
@@ -28,7 +29,10 @@ import type { DnsRecord } from './wire/dns-records.js';
 import { formatPeerName, parsePeerName, randomPeerName, type PeerName } from './wire/peer-name.js';
 import { KernelNetwork } from './endpoint/kernel-network.js';
 import type { IpCommand } from './endpoint/ip-command.js';
-import { loadEndpointState, saveEndpointState, type PersistedNetnsEndpoint } from './endpoint/registry.js';
+import { EndpointRegistry, ENDPOINTS_FILE } from './endpoint/registry.js';
+import { KernelEndpoints } from './endpoint/kernel-endpoints.js';
+import { describeIoError } from './persist/state-file.js';
+import type { FileSystem } from './persist/file-system.js';
 import { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
 import { renderMetrics } from './status/metrics.js';
 import type { OverlayState, OverlayStatus } from './status/overlay-status.js';
@@ -39,8 +43,7 @@ export type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 
 /** Weave's default endpoint MTU: fits an encrypted sleeve packet in a 1500-byte underlay. */
 export const DEFAULT_ENDPOINT_MTU = 1376;
-/** The IPAM/DNS owner id of the host's own overlay address (Weave's). */
-export const EXPOSE_ID = 'weave:expose';
+export { EXPOSE_ID } from './endpoint/kernel-endpoints.js';
 
 /** IPAM settings of an overlay. */
 export interface OverlayIpamOptions {
@@ -108,6 +111,8 @@ export interface OverlayOptions {
   connectionLimit?: number;
   /** Where the peer name, IPAM state and kernel endpoints persist (default: nothing persists). */
   dataDir?: string;
+  /** File access for `dataDir`'s state files (default: node:fs); tests pass one that fails on purpose. */
+  fileSystem?: FileSystem;
   /** Address allocation, or false to give every endpoint an explicit `ip`. */
   ipam?: false | OverlayIpamOptions;
   /** Name discovery, or false for none. */
@@ -134,6 +139,12 @@ export interface OverlayOptions {
   transport?: Transport;
   /** @internal Extra router options (tests: socket injection). */
   router?: Partial<MeshRouterOptions>;
+  /** @internal Kernel endpoint seams for tests: where namespaces and resolver files live, how the TAP opens. */
+  kernel?: {
+    netnsRunDir?: string;
+    netnsConfigDir?: string;
+    openTap?: (name: string, mtu: number) => Promise<Nic>;
+  };
 }
 
 /** What to attach: a kernel namespace (`netns`) or, without it, an in-process endpoint. */
@@ -228,21 +239,18 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly kernel: KernelNetwork;
+  private readonly kernelEndpoints: KernelEndpoints;
   private readonly memory = new Map<string, MemoryAttachment>();
-  private readonly netns = new Map<string, EndpointInfo>();
   private readonly attaching = new Set<string>();
   private readonly warnings: string[] = [];
   private readonly handshakeFailures: HandshakeFailureLog;
-  private exposedAddress: string | undefined;
-  private tap: TapNic | undefined;
+  private tap: Nic | undefined;
   private kernelReady: Promise<void> | undefined;
   private lifecycle: OverlayState = 'new';
   private startPromise: Promise<void> | undefined;
   private startAttempt: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
   private lastLinkViews = new Map<string, string>();
-  /** Serialises kernel attach/detach/expose so registry writes and ip commands never interleave. */
-  private kernelQueue: Promise<unknown> = Promise.resolve();
 
   constructor(options: OverlayOptions = {}) {
     super();
@@ -289,6 +297,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
             ...(options.ipam?.init ? { init: options.ipam.init } : {}),
             ...(options.ipam?.autoReclaimAfterMs !== undefined ? { autoReclaimAfterMs: options.ipam.autoReclaimAfterMs } : {}),
             ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+            ...(options.fileSystem ? { fileSystem: options.fileSystem } : {}),
             ...(tuning.ipamTickMs !== undefined ? { tickMs: tuning.ipamTickMs } : {}),
             clock: this.clock,
             random: this.random,
@@ -303,7 +312,25 @@ export class Overlay extends EventEmitter<OverlayEvents> {
           clock: this.clock,
         })
       : undefined;
-    this.kernel = new KernelNetwork({ bridge: options.bridge ?? 'weave', mtu: this.mtu, ...(options.ipCommand ? { ip: options.ipCommand } : {}) });
+    this.kernel = new KernelNetwork({
+      bridge: options.bridge ?? 'weave',
+      mtu: this.mtu,
+      ...(options.ipCommand ? { ip: options.ipCommand } : {}),
+      ...(options.kernel?.netnsRunDir ? { netnsRunDir: options.kernel.netnsRunDir } : {}),
+      ...(options.kernel?.netnsConfigDir ? { netnsConfigDir: options.kernel.netnsConfigDir } : {}),
+    });
+    this.kernelEndpoints = new KernelEndpoints({
+      kernel: this.kernel,
+      registry: options.dataDir ? new EndpointRegistry(join(options.dataDir, ENDPOINTS_FILE), options.fileSystem) : undefined,
+      ipam: this.ipam,
+      dns: this.dns,
+      mtu: this.mtu,
+      dnsPort: dns?.exposedPort ?? 53,
+      addressFor: (id, o) => this.addressFor(id, o),
+      ensureKernel: () => this.ensureKernel(),
+      logger: this.logger,
+      warn: (message) => this.warn(message),
+    });
     if (!this.router.encrypted) this.warnings.push('no password: links are neither encrypted nor authenticated; anyone who can reach the port can join');
     this.handshakeFailures = new HandshakeFailureLog({ clock: this.clock, logger: this.logger });
     this.forwardEvents();
@@ -345,7 +372,10 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     signal?.throwIfAborted();
     await this.router.start(signal ? { signal } : {});
     signal?.throwIfAborted();
-    if (this.options.dataDir) await this.resumeKernelEndpoints();
+    if (this.options.dataDir) {
+      await this.kernelEndpoints.recover();
+      await this.releaseStaleMemoryAllocations();
+    }
     this.lifecycle = 'running';
     this.logger.info(
       { peer: this.self.id, nickname: this.router.nickname, listen: this.router.listenAddress, encrypted: this.router.encrypted, crypto: this.router.cryptoBackend },
@@ -368,8 +398,10 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     this.lifecycle = 'stopping';
     for (const name of [...this.memory.keys()]) await this.detachMemory(name).catch((error: unknown) => this.logger.warn({ err: error }, 'detach failed'));
     if (detach) {
-      for (const netns of [...this.netns.keys()]) await this.detach(netns).catch((error: unknown) => this.logger.warn({ err: error, netns }, 'detach failed'));
-      if (this.exposedAddress) await this.hide().catch((error: unknown) => this.logger.warn({ err: error }, 'hide failed'));
+      for (const { netns } of this.kernelEndpoints.list()) {
+        if (netns) await this.detach(netns).catch((error: unknown) => this.logger.warn({ err: error, netns }, 'detach failed'));
+      }
+      if (this.kernelEndpoints.exposed) await this.hide().catch((error: unknown) => this.logger.warn({ err: error }, 'hide failed'));
     }
     await this.dns?.stop();
     await this.ipam?.stop();
@@ -424,8 +456,9 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     const refusal = this.router.refusal;
     if (refusal) throw new EndpointError('name-collision', `nothing is attached: ${refusal.message}`);
     if (options.netns !== undefined) {
-      const netns = options.netns;
-      return this.serialised(() => this.attachNetns({ ...options, netns }));
+      const info = await this.kernelEndpoints.attach({ ...options, netns: options.netns });
+      this.emit('endpoint:attached', info);
+      return { kind: 'netns', info };
     }
     return this.attachMemory(options);
   }
@@ -434,13 +467,17 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   async detach(target: string | Endpoint): Promise<void> {
     const key = typeof target === 'string' ? target : target instanceof MemoryEndpoint ? target.name : (target.info.netns ?? target.info.name);
     if (this.memory.has(key)) return this.detachMemory(key);
-    if (this.netns.has(key)) return this.serialised(() => this.detachNetns(key));
+    if (this.kernelEndpoints.has(key)) {
+      const info = await this.kernelEndpoints.detach(key);
+      if (info) this.emit('endpoint:detached', info);
+      return;
+    }
     throw new EndpointError('not-found', `no endpoint "${key}" is attached (see endpoints())`);
   }
 
   /** Every attached endpoint. */
   endpoints(): EndpointInfo[] {
-    return [...[...this.memory.values()].map((m) => m.endpoint.info), ...this.netns.values()];
+    return [...[...this.memory.values()].map((m) => m.endpoint.info), ...this.kernelEndpoints.list()];
   }
 
   /** An in-process endpoint by name. */
@@ -454,12 +491,12 @@ export class Overlay extends EventEmitter<OverlayEvents> {
    */
   expose(options: { ip?: string; signal?: AbortSignal } = {}): Promise<string> {
     this.requireRunning('expose');
-    return this.serialised(() => this.doExpose(options));
+    return this.kernelEndpoints.expose(options);
   }
 
   /** Removes the host's overlay address. */
   hide(): Promise<void> {
-    return this.serialised(() => this.doHide());
+    return this.kernelEndpoints.hide();
   }
 
   /** A JSON-serialisable snapshot of the router, links, data plane, IPAM, DNS and endpoints. */
@@ -474,7 +511,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       ...(this.ipam ? { ipam: this.ipam.status() } : {}),
       ...(this.dns ? { dns: this.dns.status() } : {}),
       endpoints: this.endpoints(),
-      ...(this.exposedAddress ? { exposed: this.exposedAddress } : {}),
+      ...(this.kernelEndpoints.exposed ? { exposed: this.kernelEndpoints.exposed } : {}),
       ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
       handshakeFailures: this.handshakeFailures.recent(),
       warnings: [...this.warnings, ...this.collisionWarnings(), ...this.ipamWarnings(), ...receiveWarnings(dataPlane, this.options.transport === undefined)],
@@ -566,85 +603,12 @@ export class Overlay extends EventEmitter<OverlayEvents> {
 
   // ---- kernel endpoints ----
 
-  private async attachNetns(options: AttachOptions & { netns: string }): Promise<NetnsEndpoint> {
-    const { netns, name } = options;
-    if (this.netns.has(netns)) throw new EndpointError('already-exists', `namespace "${netns}" is already attached (detach it first)`);
-    if (!this.kernel.netnsExists(netns)) throw new EndpointError('not-found', `network namespace "${netns}" does not exist: create it first (ip netns add ${netns})`);
-    await this.ensureKernel();
-    const id = `netns:${netns}`;
-    const address = await this.addressFor(id, options);
-    let link;
-    try {
-      link = await this.kernel.attach(netns, options.ifname ?? 'ethwe', address);
-    } catch (error) {
-      await this.ipam?.release(id);
-      throw error;
-    }
-    const info: EndpointInfo = {
-      kind: 'netns',
-      name,
-      ...(this.dns ? { fqdn: normaliseName(name, this.dns.domain) } : {}),
-      id,
-      address,
-      mac: link.mac,
-      mtu: this.mtu,
-      netns,
-      ifname: link.ifname,
-      hostIfname: link.hostIfname,
-    };
-    this.netns.set(netns, info);
-    if (this.dns) {
-      this.dns.add(name, hostPart(address), { id });
-      // Names resolve inside the namespace through the host's overlay address, where the DNS server listens.
-      const exposed = await this.doExpose({});
-      await this.kernel.writeResolvConf(netns, hostPart(exposed), this.dns.domain);
-    }
-    await this.persistKernel();
-    this.emit('endpoint:attached', info);
-    this.logger.info({ endpoint: name, netns, address, mac: link.mac }, 'endpoint attached');
-    return { kind: 'netns', info };
-  }
-
-  private async detachNetns(netns: string): Promise<void> {
-    const info = this.netns.get(netns);
-    if (!info) return;
-    await this.kernel.detach(info.hostIfname ?? this.kernel.hostIfnameFor(netns));
-    await this.kernel.removeResolvConf(netns);
-    this.netns.delete(netns);
-    this.dns?.remove({ id: info.id });
-    await this.ipam?.release(info.id);
-    await this.persistKernel();
-    this.emit('endpoint:detached', info);
-    this.logger.info({ endpoint: info.name, netns }, 'endpoint detached');
-  }
-
-  private async doExpose(options: { ip?: string; signal?: AbortSignal }): Promise<string> {
-    if (this.exposedAddress) return this.exposedAddress;
-    await this.ensureKernel();
-    const address = await this.addressFor(EXPOSE_ID, options);
-    await this.kernel.addHostAddress(address);
-    this.exposedAddress = address;
-    if (this.dns) await this.dns.serve(`${hostPart(address)}:${this.dnsOptions().exposedPort ?? 53}`);
-    await this.persistKernel();
-    this.logger.info({ address }, 'host exposed on the overlay');
-    return address;
-  }
-
-  private async doHide(): Promise<void> {
-    const address = this.exposedAddress;
-    if (!address) return;
-    await this.dns?.unserve(hostPart(address));
-    await this.kernel.removeHostAddress(address);
-    await this.ipam?.release(EXPOSE_ID);
-    this.exposedAddress = undefined;
-    await this.persistKernel();
-  }
-
   /** Creates the bridge and the TAP on first use (root). */
   private ensureKernel(): Promise<void> {
     this.kernelReady ??= (async () => {
       await this.kernel.ensureBridge();
-      const tap = await TapNic.open({ name: this.kernel.tapName, mtu: this.mtu });
+      const openTap = this.options.kernel?.openTap ?? ((name: string, mtu: number) => TapNic.open({ name, mtu }));
+      const tap = await openTap(this.kernel.tapName, this.mtu);
       try {
         await this.kernel.plugTap();
       } catch (error) {
@@ -661,69 +625,13 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     return this.kernelReady;
   }
 
-  /** Re-adopts kernel endpoints a previous run left (same data dir), re-claiming their addresses and names. */
-  private async resumeKernelEndpoints(): Promise<void> {
-    const path = this.registryPath();
-    if (!path) return;
-    const state = await loadEndpointState(path);
-    if (!state.exposed && state.endpoints.length === 0) return;
-    await this.ensureKernel();
-    if (state.exposed) {
-      await this.ipam?.claim(EXPOSE_ID, state.exposed);
-      await this.kernel.addHostAddress(state.exposed);
-      this.exposedAddress = state.exposed;
-      if (this.dns) await this.dns.serve(`${hostPart(state.exposed)}:${this.dnsOptions().exposedPort ?? 53}`);
-    }
-    for (const e of state.endpoints) await this.resumeNetns(e);
-    await this.persistKernel();
-  }
-
-  private async resumeNetns(e: PersistedNetnsEndpoint): Promise<void> {
-    const id = `netns:${e.netns}`;
-    if (!this.kernel.netnsExists(e.netns) || !(await this.kernel.linkExists(e.hostIfname))) {
-      this.warn(`endpoint ${e.name} (${e.netns}) is gone since the last run: its address ${e.address} is released`);
-      await this.ipam?.claim(id, e.address).catch(() => undefined);
+  /** In-process endpoints never outlive their process: allocations a previous run left for them are freed. */
+  private async releaseStaleMemoryAllocations(): Promise<void> {
+    for (const { id, addresses } of this.ipam?.status().allocated ?? []) {
+      if (!id.startsWith('mem:')) continue;
       await this.ipam?.release(id);
-      return;
+      this.warn(`released ${addresses.join(', ')} of ${id}: an in-process endpoint of the last run`);
     }
-    // The namespace keeps using its address whatever happens; a refused claim is reported, not fatal.
-    await this.ipam?.claim(id, e.address).catch((error: unknown) => this.warn(`endpoint ${e.name} (${e.netns}) keeps ${e.address}, but IPAM refused to re-claim it: ${(error as Error).message}`));
-    await this.kernel.attachHostEnd(e.hostIfname);
-    const info: EndpointInfo = {
-      kind: 'netns',
-      name: e.name,
-      ...(this.dns ? { fqdn: normaliseName(e.name, this.dns.domain) } : {}),
-      id,
-      address: e.address,
-      mac: e.mac,
-      mtu: this.mtu,
-      netns: e.netns,
-      ifname: e.ifname,
-      hostIfname: e.hostIfname,
-    };
-    this.netns.set(e.netns, info);
-    this.dns?.add(e.name, hostPart(e.address), { id });
-    this.logger.info({ endpoint: e.name, netns: e.netns, address: e.address }, 'endpoint resumed');
-  }
-
-  private async persistKernel(): Promise<void> {
-    const path = this.registryPath();
-    if (!path) return;
-    await saveEndpointState(path, {
-      ...(this.exposedAddress ? { exposed: this.exposedAddress } : {}),
-      endpoints: [...this.netns.values()].map((i) => ({
-        netns: i.netns ?? '',
-        name: i.name,
-        ifname: i.ifname ?? 'ethwe',
-        hostIfname: i.hostIfname ?? '',
-        address: i.address,
-        mac: i.mac,
-      })),
-    });
-  }
-
-  private registryPath(): string | undefined {
-    return this.options.dataDir ? join(this.options.dataDir, 'endpoints.json') : undefined;
   }
 
   // ---- shared ----
@@ -795,16 +703,6 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     if (this.lifecycle !== 'running') {
       throw new EndpointError('not-running', `${what} needs a running overlay (state: ${this.lifecycle}); await overlay.start() first`);
     }
-  }
-
-  private dnsOptions(): OverlayDnsOptions {
-    return this.options.dns === false ? {} : (this.options.dns ?? {});
-  }
-
-  private serialised<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.kernelQueue.then(work, work);
-    this.kernelQueue = next.catch(() => undefined);
-    return next;
   }
 
   private warn(message: string): void {
@@ -922,11 +820,19 @@ function persistedPeerName(dataDir: string, random: Random): string {
       throw new OptionsError(`${path} does not hold a peer name (${JSON.stringify(text.slice(0, 40))}): fix or delete it`, { cause });
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if (error instanceof OptionsError) throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateFileError('read-failed', `cannot read the peer name ${path}: ${describeIoError(error)}`, { cause: error });
   }
-  mkdirSync(dataDir, { recursive: true });
   const name = formatPeerName(randomPeerName((b) => random.fill(b)));
-  writeFileSync(path, `${name}\n`, { mode: 0o644 });
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    // Temp file and rename: a full disk must not leave a truncated name behind.
+    writeFileSync(`${path}.tmp`, `${name}\n`, { mode: 0o644 });
+    renameSync(`${path}.tmp`, path);
+  } catch (error) {
+    rmSync(`${path}.tmp`, { force: true });
+    throw new StateFileError('write-failed', `cannot write the peer name ${path}: ${describeIoError(error)}`, { cause: error });
+  }
   return name;
 }
 

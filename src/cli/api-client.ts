@@ -86,6 +86,7 @@ export class ApiClient {
 const KNOWN: ReadonlySet<string> = new Set<WeaveErrorCode>([
   'unauthorized', 'not-found', 'already-exists', 'address-in-use', 'peer-reachable', 'not-running',
   'invalid-option', 'bad-value', 'too-large', 'command-failed', 'timeout', 'tap-unavailable', 'permission-denied',
+  'corrupt-state', 'read-failed', 'write-failed',
 ]);
 
 function isKnownCode(code: string): code is WeaveErrorCode {

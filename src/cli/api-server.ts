@@ -225,9 +225,11 @@ function errorReply(error: unknown): { status: number; body: ApiErrorBody } {
               ? 503
               : error.code === 'too-large'
                 ? 413
-                : error instanceof DecodeError || error instanceof OptionsError || error.code === 'invalid-option' || error.code === 'bad-value'
-                  ? 400
-                  : 500;
+                : error.code === 'write-failed' // a change the data dir could not take: undone
+                  ? 507
+                  : error instanceof DecodeError || error instanceof OptionsError || error.code === 'invalid-option' || error.code === 'bad-value'
+                    ? 400
+                    : 500;
     return { status, body: { error: { code: error.code, message: error.message } } };
   }
   const message = error instanceof Error ? error.message : String(error);

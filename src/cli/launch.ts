@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile, mkdir, chmod } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { OptionsError } from '../errors.js';
+import { OptionsError, StateFileError } from '../errors.js';
+import { describeIoError } from '../persist/state-file.js';
 import { jsonLineLogger } from '../logger.js';
 import { Overlay, type OverlayOptions } from '../overlay.js';
 import type { IpamInit } from '../ipam/ipam.js';
@@ -122,8 +123,13 @@ export async function launch(argv: readonly string[], env: NodeJS.ProcessEnv = p
   const server = new ApiServer(overlay, { listen: api, token }); // validates --api before anything starts
   await overlay.start();
   const tokenPath = join(dataDir, TOKEN_FILE);
-  await writeFile(tokenPath, `${token}\n`, { mode: 0o600 });
-  await chmod(tokenPath, 0o600); // an older file keeps its mode on overwrite
+  try {
+    await writeFile(tokenPath, `${token}\n`, { mode: 0o600 });
+    await chmod(tokenPath, 0o600); // an older file keeps its mode on overwrite
+  } catch (cause) {
+    await overlay.stop();
+    throw new StateFileError('write-failed', `cannot write the API token ${tokenPath}: ${describeIoError(cause)}`, { cause });
+  }
   let apiAddress: string;
   try {
     apiAddress = await server.start();

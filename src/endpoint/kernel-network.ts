@@ -143,6 +143,22 @@ export class KernelNetwork {
     await this.ip(['link', 'set', hostIfname, 'master', this.bridge, 'up']);
   }
 
+  /**
+   * Repeats the steps of `attach` that follow the address (host end on the bridge, interfaces up, the
+   * multicast route), for an attach interrupted after its address was set; returns the link. Idempotent.
+   */
+  async completeAttach(netns: string, ifname: string, hostIfname: string): Promise<NetnsLink> {
+    await this.attachHostEnd(hostIfname);
+    await this.ip(['-n', netns, 'link', 'set', ifname, 'up']);
+    await this.ip(['-n', netns, 'link', 'set', 'lo', 'up']);
+    try {
+      await this.ip(['-n', netns, 'route', 'add', MULTICAST_ROUTE, 'dev', ifname]);
+    } catch (error) {
+      if (!isExistsError(error)) throw error;
+    }
+    return { netns, ifname, hostIfname, mac: await this.macOf(ifname, netns) };
+  }
+
   /** Deletes the veth pair of a namespace (both ends go); missing is fine. */
   async detach(hostIfname: string): Promise<void> {
     await this.ignoreMissing(['link', 'del', hostIfname]);
@@ -157,6 +173,55 @@ export class KernelNetwork {
       if (isMissingError(error)) return false;
       throw error;
     }
+  }
+
+  /** True when `name` follows the host-end scheme of {@link hostIfnameFor} (the bridge's prefix, `v`, hex). */
+  isHostIfname(name: string): boolean {
+    const prefix = this.bridge.slice(0, 7);
+    return name.length === 15 && name.startsWith(`${prefix}v`) && /^[0-9a-f]+$/.test(name.slice(prefix.length + 1));
+  }
+
+  /** The veths plugged into the bridge whose names follow our host-end scheme (none when the bridge is missing). */
+  async hostEndsOnBridge(): Promise<string[]> {
+    let text: string;
+    try {
+      text = await this.ip(['-j', 'link', 'show', 'master', this.bridge, 'type', 'veth']);
+    } catch (error) {
+      if (isMissingError(error)) return [];
+      throw error;
+    }
+    return parseJsonList(text, 'link show').map((l) => l.ifname).filter((n): n is string => typeof n === 'string' && this.isHostIfname(n));
+  }
+
+  /**
+   * What the kernel has of a namespace's end of a veth: its MAC and IPv4 addresses (CIDR), or undefined
+   * when the namespace or the interface is missing.
+   */
+  async netnsLinkState(netns: string, ifname: string): Promise<{ mac: string; addresses: string[] } | undefined> {
+    if (!this.netnsExists(netns)) return undefined;
+    let text: string;
+    try {
+      text = await this.ip(['-n', netns, '-j', 'addr', 'show', 'dev', ifname]);
+    } catch (error) {
+      if (isMissingError(error)) return undefined;
+      throw error;
+    }
+    const link = parseJsonList(text, 'addr show')[0];
+    if (!link) return undefined;
+    return { mac: typeof link.address === 'string' ? link.address : '', addresses: inetAddresses(link) };
+  }
+
+  /** The host's addresses on the bridge (CIDR; none when the bridge is missing). */
+  async hostAddresses(): Promise<string[]> {
+    let text: string;
+    try {
+      text = await this.ip(['-j', 'addr', 'show', 'dev', this.bridge]);
+    } catch (error) {
+      if (isMissingError(error)) return [];
+      throw error;
+    }
+    const link = parseJsonList(text, 'addr show')[0];
+    return link ? inetAddresses(link) : [];
   }
 
   /** Gives the host an address on the bridge (CIDR). */
@@ -215,4 +280,30 @@ export class KernelNetwork {
       if (!isMissingError(error)) throw error;
     }
   }
+}
+
+interface IpJsonLink {
+  ifname?: unknown;
+  address?: unknown;
+  addr_info?: unknown;
+}
+
+function parseJsonList(text: string, what: string): IpJsonLink[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text.trim() === '' ? '[]' : text);
+  } catch (cause) {
+    throw new EndpointError('command-failed', `ip ${what} did not print JSON: ${text.slice(0, 80)}`, { cause });
+  }
+  if (!Array.isArray(value)) throw new EndpointError('command-failed', `ip ${what} did not print a JSON list`);
+  return value.filter((x): x is IpJsonLink => typeof x === 'object' && x !== null);
+}
+
+function inetAddresses(link: IpJsonLink): string[] {
+  if (!Array.isArray(link.addr_info)) return [];
+  const out: string[] = [];
+  for (const a of link.addr_info as { family?: unknown; local?: unknown; prefixlen?: unknown }[]) {
+    if (a.family === 'inet' && typeof a.local === 'string' && typeof a.prefixlen === 'number') out.push(`${a.local}/${a.prefixlen}`);
+  }
+  return out;
 }

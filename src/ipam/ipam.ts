@@ -12,6 +12,7 @@ import { cidrsInRange, formatCidr, formatIPv4, hostRange, parseCidr, parseIPv4, 
 import { Ring, type OwnedRange } from './ring.js';
 import { PaxosNode } from './paxos.js';
 import { IpamStore, type IpamSnapshot } from './persistence.js';
+import type { FileSystem } from '../persist/file-system.js';
 
 /** The gossip channel IPAM uses. */
 export const IPAM_CHANNEL = 'ipam';
@@ -49,6 +50,8 @@ export interface IpamOptions {
   init?: IpamInit;
   /** Directory for the persisted ring and allocations (default: none, state lives in memory). */
   dataDir?: string;
+  /** File access for `dataDir` (default: node:fs); tests pass one that fails on purpose. */
+  fileSystem?: FileSystem;
   /** Retry period for consensus, space requests and claims (default 5 s). */
   tickMs?: number;
   /** Reclaim the ranges of a peer unreachable this long (default: never; see docs/ipam.md). */
@@ -192,6 +195,8 @@ export class Ipam extends EventEmitter<IpamEvents> {
   private readonly random: Random;
   private readonly store: IpamStore | undefined;
   private readonly owned = new Map<number, string>();
+  /** Addresses recorded whose write is still in flight: not handed out until it succeeds. */
+  private readonly unsaved = new Set<number>();
   private readonly pending: Pending[] = [];
   private readonly conflicts: IpamConflict[] = [];
   private readonly unreachableSince = new Map<PeerName, number>();
@@ -221,7 +226,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.ring = new Ring({ start: this.range.start, end: this.range.start + this.range.size });
-    this.store = options.dataDir ? new IpamStore(options.dataDir) : undefined;
+    this.store = options.dataDir ? new IpamStore(options.dataDir, options.fileSystem) : undefined;
   }
 
   private inRange(address: number): boolean {
@@ -239,6 +244,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     if (this.store) {
       const loaded = await this.store.load(this.self, this.range);
       if (loaded.setAside) this.emit('warning', loaded.setAside);
+      if (loaded.warning) this.emit('warning', loaded.warning);
       if (loaded.snapshot) {
         this.ring = Ring.fromState(loaded.snapshot.ring);
         for (const [address, id] of loaded.snapshot.owned) this.owned.set(address, id);
@@ -296,31 +302,51 @@ export class Ipam extends EventEmitter<IpamEvents> {
 
   // ---- public operations ----
 
-  /** Allocates the lowest free address of `subnet` for `id` (the same id gets the same address again). */
+  /**
+   * Allocates the lowest free address of `subnet` for `id` (the same id gets the same address again).
+   * With a data dir it resolves only once the allocation is on disk; when it cannot be saved, it is
+   * undone and the promise rejects with the `StateFileError('write-failed')` naming the file.
+   */
   allocate(id: string, options: { subnet?: string; signal?: AbortSignal } = {}): Promise<string> {
     const subnet = options.subnet ? parseCidr(options.subnet) : this.defaultSubnet;
     this.checkSubnet(subnet);
     const existing = this.addressesOf(id).find((a) => a >= subnet.start && a < subnet.start + subnet.size);
-    if (existing !== undefined) return Promise.resolve(`${formatIPv4(existing)}/${subnet.prefix}`);
+    // An address recorded by a write still in flight is only handed out again once that write succeeded.
+    if (existing !== undefined && !this.unsaved.has(existing)) return Promise.resolve(`${formatIPv4(existing)}/${subnet.prefix}`);
     return this.enqueue({ kind: 'allocate', id, subnet, address: undefined }, options.signal).then(
       (a) => `${formatIPv4(a)}/${subnet.prefix}`,
     );
   }
 
-  /** Records that `id` uses `address` (restarts, manual addresses); asks its owner for it when needed. */
+  /**
+   * Records that `id` uses `address` (restarts, manual addresses); asks its owner for it when needed.
+   * Like `allocate`, it resolves only once the claim is on disk, and is undone when it cannot be saved.
+   */
   async claim(id: string, address: string, options: { signal?: AbortSignal } = {}): Promise<void> {
     const a = parseIPv4(address.split('/')[0] ?? address);
     const holder = this.owned.get(a);
     if (holder !== undefined && holder !== id) throw new IpamError('address-in-use', `${address} is already allocated to ${holder}`);
     if (!this.inRange(a)) {
-      this.record(id, a); // outside the ring: nobody else allocates it
-      await this.persist();
+      // Outside the ring: nobody else allocates it; recorded only once it is on disk.
+      if (holder !== undefined && !this.unsaved.has(a)) return;
+      if (holder === undefined) this.record(id, a);
+      this.unsaved.add(a);
+      const error = await this.persist();
+      this.unsaved.delete(a);
+      if (error) {
+        if (holder === undefined) this.unrecord(id, a);
+        throw error;
+      }
       return;
     }
     await this.enqueue({ kind: 'claim', id, subnet: this.defaultSubnet, address: a }, options.signal);
   }
 
-  /** Frees every address of `id`, or only `address`; returns how many were freed. */
+  /**
+   * Frees every address of `id`, or only `address`; returns how many were freed. The addresses are free
+   * at once; when the state cannot be saved, a `warning` says so and the next successful write drops them
+   * (until then the file still holds them, so a crash can only keep an address too long, never give it twice).
+   */
   async release(id: string, address?: string): Promise<number> {
     const targets = address ? [parseIPv4(address.split('/')[0] ?? address)] : this.addressesOf(id);
     let freed = 0;
@@ -457,7 +483,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
       this.seekConsensus();
       return;
     }
-    const done: [Pending, number][] = [];
+    const done: [Pending, number, boolean][] = [];
     for (const p of [...this.pending]) {
       // Two waiting allocations for one id get one address.
       const already = p.kind === 'allocate' ? this.addressesOf(p.id).find((a) => a >= p.subnet.start && a < p.subnet.start + p.subnet.size) : undefined;
@@ -472,16 +498,49 @@ export class Ipam extends EventEmitter<IpamEvents> {
         continue;
       }
       this.pending.splice(this.pending.indexOf(p), 1);
-      if (already === undefined) this.record(p.id, address);
-      done.push([p, address]);
+      const fresh = this.owned.get(address) !== p.id;
+      if (fresh) this.record(p.id, address);
+      this.unsaved.add(address);
+      done.push([p, address, fresh]);
     }
-    // An address is handed out only once it is on disk: a crash cannot forget it after the caller has it.
-    if (done.length > 0) void this.persist().then(() => done.forEach(([p, a]) => p.resolve(a)));
+    if (done.length > 0) void this.persist().then((error) => this.settle(done, error));
+  }
+
+  /**
+   * An address is handed out only once it is on disk, so a crash cannot forget it after the caller has
+   * it. When the write failed, what this batch recorded is undone and the callers get the write error.
+   */
+  private settle(done: readonly [Pending, number, boolean][], error: Error | undefined): void {
+    for (const [, address] of done) this.unsaved.delete(address);
+    if (error) {
+      for (const [p, address, fresh] of done) {
+        if (fresh && this.owned.get(address) === p.id) this.unrecord(p.id, address);
+        p.reject(error);
+      }
+      return;
+    }
+    let requeued = false;
+    for (const [p, address] of done) {
+      if (this.owned.get(address) === p.id) p.resolve(address);
+      else {
+        // Undone by a failed write of another batch after ours had started: ask again.
+        this.pending.push(p);
+        requeued = true;
+      }
+    }
+    if (requeued) this.progress();
   }
 
   private record(id: string, address: number): void {
     this.owned.set(address, id);
     this.emit('allocated', id, formatIPv4(address));
+    this.updateFree();
+  }
+
+  /** Takes back an allocation that could not be saved. */
+  private unrecord(id: string, address: number): void {
+    this.owned.delete(address);
+    this.emit('released', id, formatIPv4(address));
     this.updateFree();
   }
 
@@ -838,12 +897,19 @@ export class Ipam extends EventEmitter<IpamEvents> {
     return { peer: this.self, ring: this.ring.toState(), owned: [...this.owned] };
   }
 
-  /** Saves the state; a failed write is reported (warning) and retried with the next change, never fatal. */
-  private async persist(): Promise<void> {
+  /**
+   * Saves the state (the snapshot is taken when the write starts). A failed write is reported as a
+   * warning and returned: allocations undo themselves with it; ring changes and releases are saved by
+   * the next write that succeeds.
+   */
+  private async persist(): Promise<Error | undefined> {
+    if (!this.store) return undefined;
     try {
-      await this.store?.save(this.snapshot());
+      await this.store.save(() => this.snapshot());
+      return undefined;
     } catch (error) {
-      this.emit('warning', `could not save IPAM state to ${this.store?.path}: ${error instanceof Error ? error.message : String(error)}`);
+      this.emit('warning', error instanceof Error ? error.message : String(error));
+      return error instanceof Error ? error : new Error(String(error));
     }
   }
 }

@@ -1,28 +1,34 @@
-// IpamStore: the ring and our allocations on disk, written atomically (temp file, fsync, rename) on every change.
+// IpamStore: the ring and our allocations on disk, checksummed and replaced atomically on every change.
 //
-// File `ipam.db` in the data directory, big-endian:
+// File `ipam.db` in the data directory: a state-file envelope (src/wire/state-file.ts: magic "WTIP",
+// format 3, body length, body, SHA-256) whose body is, big-endian:
 //
 // | field | type | rules |
 // |---|---|---|
-// | magic | 4 bytes | "WTIP" |
-// | format version | u8 | 2 (1: the same without seeds, still read) |
 // | peer | u48 | the peer name the state belongs to |
 // | ring | see src/wire/ipam.ts | range and entries |
 // | allocation count | u32 | cannot exceed remaining bytes / 5 |
 // | per allocation: address, id | u32, str8 | addresses unique |
-// | seeds | see src/wire/ipam.ts | the ring's seeds (version 2 on) |
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+// | seeds | see src/wire/ipam.ts | the ring's seeds; none for an undivided ring |
+//
+// Formats before checksums, still read and rewritten as format 3 as soon as they are loaded: "WTIP",
+// u8 1, then the body without seeds (format 1), or u8 2 and the body with seeds (format 2), and nothing
+// after it.
 import { join } from 'node:path';
-import { DecodeError, WeaveError } from '../errors.js';
-import { decodeWith, encodeWith, type Reader, type Writer } from '../wire/codec.js';
+import { DecodeError } from '../errors.js';
+import { decodeWith, encodeWith, Reader, type Writer } from '../wire/codec.js';
 import { decodeRing, decodeSeeds, encodeRing, encodeSeeds, type RingState } from '../wire/ipam.js';
 import { formatPeerName, type PeerName } from '../wire/peer-name.js';
+import { hasStateFileMagic, openStateFile, sealStateFile, type StateFileKind } from '../wire/state-file.js';
+import { nodeFileSystem, type FileSystem } from '../persist/file-system.js';
+import { StateFile } from '../persist/state-file.js';
 import { formatCidr, type Cidr } from './address.js';
 
-const MAGIC = [0x57, 0x54, 0x49, 0x50]; // "WTIP"
-const FORMAT_VERSION = 2;
-/** Files written before rings recorded their seeds. */
-const FORMAT_VERSION_NO_SEEDS = 1;
+/** The envelope of `ipam.db`. */
+export const IPAM_FILE_KIND: StateFileKind = { magic: 'WTIP', format: 3, what: 'IPAM state' };
+/** Formats before checksums: magic, the format byte, the body (format 1 without seeds). */
+const LEGACY_NO_SEEDS = 1;
+const LEGACY_WITH_SEEDS = 2;
 export const IPAM_FILE = 'ipam.db';
 let setAsideCounter = 0;
 
@@ -33,21 +39,17 @@ export interface IpamSnapshot {
   owned: [number, string][];
 }
 
-export function encodeSnapshot(w: Writer, s: IpamSnapshot): void {
-  for (const b of MAGIC) w.u8(b);
-  w.u8(FORMAT_VERSION).u48(s.peer);
+/** Writes the body of a snapshot (peer, ring, allocations, seeds). */
+export function encodeSnapshotBody(w: Writer, s: IpamSnapshot): void {
+  w.u48(s.peer);
   encodeRing(w, s.ring);
   w.u32(s.owned.length);
   for (const [address, id] of s.owned) w.u32(address).str8(id);
   encodeSeeds(w, s.ring.seeds ?? []);
 }
 
-export function decodeSnapshot(r: Reader): IpamSnapshot {
-  for (const b of MAGIC) if (r.u8() !== b) throw new DecodeError('bad-magic', 'not a weave-ts IPAM state file');
-  const version = r.u8();
-  if (version !== FORMAT_VERSION && version !== FORMAT_VERSION_NO_SEEDS) {
-    throw new DecodeError('version-mismatch', `IPAM state format ${version}, this build reads ${FORMAT_VERSION_NO_SEEDS} and ${FORMAT_VERSION}`);
-  }
+/** Reads the body of a snapshot (`seeds` false: format 1, without them); a duplicate address or peer 0 is `bad-value`. */
+export function decodeSnapshotBody(r: Reader, seeds = true): IpamSnapshot {
   const peer = r.u48();
   if (peer === 0) throw new DecodeError('bad-value', 'IPAM state for peer name 0');
   const ring = decodeRing(r);
@@ -60,10 +62,26 @@ export function decodeSnapshot(r: Reader): IpamSnapshot {
     seen.add(address);
     owned.push([address, r.str8()]);
   }
-  if (version === FORMAT_VERSION_NO_SEEDS) return { peer, ring, owned };
-  const seeds = decodeSeeds(r);
-  if (seeds.length > 0 && ring.entries.length === 0) throw new DecodeError('bad-value', 'IPAM state has seeds for an undivided ring');
-  return { peer, ring: seeds.length > 0 ? { ...ring, seeds } : ring, owned };
+  if (!seeds) return { peer, ring, owned };
+  const ringSeeds = decodeSeeds(r);
+  if (ringSeeds.length > 0 && ring.entries.length === 0) throw new DecodeError('bad-value', 'IPAM state has seeds for an undivided ring');
+  return { peer, ring: ringSeeds.length > 0 ? { ...ring, seeds: ringSeeds } : ring, owned };
+}
+
+/** The whole file: the snapshot in its checksummed envelope. */
+export function encodeSnapshot(s: IpamSnapshot): Uint8Array {
+  return sealStateFile(IPAM_FILE_KIND, encodeWith(encodeSnapshotBody, s, 4096));
+}
+
+/** True when `bytes` are a format-1 or format-2 file (no checksum), which is read once and then rewritten. */
+export function isLegacySnapshot(bytes: Uint8Array): boolean {
+  return hasStateFileMagic(IPAM_FILE_KIND, bytes) && (bytes[4] === LEGACY_NO_SEEDS || bytes[4] === LEGACY_WITH_SEEDS);
+}
+
+/** Decodes a whole file, format 3 (checksum verified), 2 or 1; anything else is a `DecodeError`. */
+export function decodeSnapshot(bytes: Uint8Array): IpamSnapshot {
+  if (isLegacySnapshot(bytes)) return decodeWith((r) => (r.bytesView(5), decodeSnapshotBody(r, bytes[4] === LEGACY_WITH_SEEDS)), bytes);
+  return decodeWith(decodeSnapshotBody, openStateFile(IPAM_FILE_KIND, bytes));
 }
 
 /** The result of loading: the state, or why there is none to use. */
@@ -71,87 +89,97 @@ export interface LoadResult {
   snapshot?: IpamSnapshot;
   /** Set when a file for another peer or range was moved aside (say it in the logs). */
   setAside?: string;
+  /** Something else an operator should know (an old-format file that could not be upgraded yet). */
+  warning?: string;
 }
 
+interface Waiter {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/** The IPAM state file of a data dir. */
 export class IpamStore {
   readonly path: string;
-  private writing: Promise<void> = Promise.resolve();
-  private latest: IpamSnapshot | undefined;
+  private readonly file: StateFile;
+  private source: (() => IpamSnapshot) | undefined;
+  private waiters: Waiter[] = [];
+  private pumping: Promise<void> | undefined;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    private readonly fs: FileSystem = nodeFileSystem,
+  ) {
     this.path = join(dir, IPAM_FILE);
+    this.file = new StateFile(this.path, IPAM_FILE_KIND.what, fs);
   }
 
   /**
    * Reads the saved state. A missing file is a fresh start; a file for another peer name or range is
-   * moved aside (never silently reused or deleted); a corrupt file is a typed error.
+   * moved aside (never silently reused or deleted); a damaged file (bad checksum, truncated, invalid) is
+   * a `StateFileError('corrupt-state')` naming it; a file of format 1 or 2 is loaded and rewritten as format 3.
    */
   async load(self: PeerName, range: Cidr): Promise<LoadResult> {
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(this.path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw error;
-    }
+    const bytes = await this.file.read();
+    if (bytes === undefined) return {};
     let snapshot: IpamSnapshot;
     try {
-      snapshot = decodeWith(decodeSnapshot, bytes);
+      snapshot = decodeSnapshot(bytes);
     } catch (cause) {
-      throw new WeaveError(
-        'corrupt-state',
-        `IPAM state file ${this.path} is corrupt (${cause instanceof Error ? cause.message : String(cause)}): move it away to start with no saved allocations`,
-        { cause },
-      );
+      throw this.file.corrupt(cause, 'move it away to start with no saved allocations (the peer then learns the ring again from the others)');
     }
     const sameRange = snapshot.ring.start === range.start && snapshot.ring.end === range.start + range.size;
     if (snapshot.peer !== self || !sameRange) {
       const aside = `${this.path}.set-aside-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}-${(setAsideCounter += 1)}`;
-      await rename(this.path, aside);
+      await this.fs.rename(this.path, aside);
       const why = snapshot.peer !== self ? `it belongs to peer ${formatPeerName(snapshot.peer)}, we are ${formatPeerName(self)}` : `its range differs from ${formatCidr(range)}`;
       return { setAside: `IPAM state ${this.path} set aside as ${aside}: ${why}` };
+    }
+    if (isLegacySnapshot(bytes)) {
+      try {
+        await this.file.write(encodeSnapshot(snapshot));
+      } catch (error) {
+        return { snapshot, warning: `${(error as Error).message}: ${this.path} stays in the old format without a checksum until the next successful write` };
+      }
     }
     return { snapshot };
   }
 
-  /** Saves a snapshot; writes are serialised and coalesced (the newest snapshot wins). */
-  save(snapshot: IpamSnapshot): Promise<void> {
-    this.latest = snapshot;
-    // A failed write must not poison every later one: each save starts from a settled chain.
-    this.writing = this.writing.catch(() => undefined).then(() => this.writeLatest());
-    return this.writing;
+  /**
+   * Saves the state. `snapshot` may be a function: it is called when the write starts, so a write always
+   * holds the newest state. Writes are serialised and coalesced; the promise resolves once a write that
+   * started after this call is on disk, and rejects with that write's `StateFileError` if it failed.
+   */
+  save(snapshot: IpamSnapshot | (() => IpamSnapshot)): Promise<void> {
+    this.source = typeof snapshot === 'function' ? snapshot : () => snapshot;
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      this.pumping ??= this.pump();
+    });
   }
 
-  /** Waits for every pending write. */
-  flush(): Promise<void> {
-    return this.writing;
+  /** Waits for every pending write (never rejects: each save reports its own failure). */
+  async flush(): Promise<void> {
+    while (this.pumping) await this.pumping;
   }
 
-  private async writeLatest(): Promise<void> {
-    const snapshot = this.latest;
-    if (!snapshot) return;
-    this.latest = undefined;
-    await mkdir(this.dir, { recursive: true });
-    const temp = `${this.path}.tmp-${process.pid}`;
+  private async pump(): Promise<void> {
     try {
-      const file = await open(temp, 'w', 0o600);
-      try {
-        await file.writeFile(encodeWith(encodeSnapshot, snapshot, 4096));
-        await file.sync();
-      } finally {
-        await file.close();
+      while (this.waiters.length > 0) {
+        const batch = this.waiters.splice(0);
+        const source = this.source as () => IpamSnapshot;
+        try {
+          await this.file.write(encodeSnapshot(source()));
+          for (const w of batch) w.resolve();
+        } catch (error) {
+          for (const w of batch) w.reject(error as Error);
+          // Let the callers undo what could not be saved before the next write takes its snapshot.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       }
-      await rename(temp, this.path);
-    } catch (error) {
-      await rm(temp, { force: true }).catch(() => undefined);
-      throw error;
-    }
-    // The rename is only durable once the directory entry is on disk too.
-    const dir = await open(this.dir, 'r');
-    try {
-      await dir.sync();
     } finally {
-      await dir.close();
+      // Cleared in the same turn as the last check of `waiters`, so a save that comes later starts a new pump.
+      this.pumping = undefined;
     }
   }
 }

@@ -140,10 +140,16 @@ export class NetnsLab implements AsyncDisposable {
   private readonly deferred: (() => void)[] = [];
   private cleaned = false;
 
-  /** @param tag 1–2 lowercase letters/digits that tell labs apart within one process (default 'n'). */
-  constructor(tag = 'n') {
+  /**
+   * @param tag 1–2 lowercase letters/digits that tell labs apart within one process (default 'n').
+   * @param options.namePrefix replaces `wtF` at the start of every name (a `wt…` prefix of 3–4 characters),
+   *   for suites whose names must carry their own tag.
+   */
+  constructor(tag = 'n', options: { namePrefix?: string } = {}) {
     if (!/^[a-z0-9]{1,2}$/.test(tag)) throw new Error(`NetnsLab tag must be 1–2 of [a-z0-9], got '${tag}'`);
-    this.prefix = `${NAME_PREFIX}${tag}${process.pid.toString(36)}`;
+    const namePrefix = options.namePrefix ?? NAME_PREFIX;
+    if (!/^wt[A-Za-z0-9]{1,2}$/.test(namePrefix)) throw new Error(`NetnsLab namePrefix must be "wt" and 1–2 letters/digits, got '${namePrefix}'`);
+    this.prefix = `${namePrefix}${tag}${process.pid.toString(36)}`;
     installBackstop();
     liveLabs.add(this);
   }

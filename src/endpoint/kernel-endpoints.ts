@@ -1,0 +1,487 @@
+// KernelEndpoints: attach, detach, expose and hide as journaled operations, and recovery at start from the registry.
+//
+// Every operation follows one order: its address is allocated (IPAM has it on disk), then the operation
+// is written to the registry's journal, then the kernel is changed, then the result is committed (the
+// journal entry goes, the endpoint or address is recorded). A failure at any step undoes the steps
+// before it; a crash leaves the journal entry, and `recover()` at the next start rolls it forward when
+// the kernel has all of it, or back otherwise, and removes what no record explains.
+import { EndpointError, StateFileError, WeaveError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Ipam } from '../ipam/ipam.js';
+import type { Dns } from '../dns/dns.js';
+import { normaliseName } from '../dns/records.js';
+import type { KernelNetwork, NetnsLink } from './kernel-network.js';
+import type { EndpointInfo } from './memory-endpoint.js';
+import type { EndpointRegistry, EndpointState, PendingOperation, PersistedNetnsEndpoint } from './registry.js';
+
+/** The IPAM/DNS owner id of the host's own overlay address (Weave's). */
+export const EXPOSE_ID = 'weave:expose';
+
+/** What a kernel attach asks for. */
+export interface KernelAttachRequest {
+  netns: string;
+  /** The DNS name. */
+  name: string;
+  /** Interface name inside the namespace (default `ethwe`). */
+  ifname?: string;
+  ip?: string;
+  subnet?: string;
+  signal?: AbortSignal;
+}
+
+/** What the kernel endpoints need from the overlay. */
+export interface KernelEndpointsOptions {
+  kernel: KernelNetwork;
+  /** The registry file; without one (no data dir) nothing is journaled or resumed. */
+  registry: EndpointRegistry | undefined;
+  ipam: Ipam | undefined;
+  dns: Dns | undefined;
+  /** IP MTU reported for endpoints. */
+  mtu: number;
+  /** The port the DNS server uses on the exposed address. */
+  dnsPort: number;
+  /** An address for `id`: the given `ip` (claimed) or an allocation; on disk when it resolves. */
+  addressFor: (id: string, options: { ip?: string; subnet?: string; signal?: AbortSignal }) => Promise<string>;
+  /** Creates the bridge and the TAP on first use. */
+  ensureKernel: () => Promise<void>;
+  logger: Logger;
+  /** Reports something an operator should know (log and `warning` event). */
+  warn: (message: string) => void;
+}
+
+interface KernelState {
+  readonly endpoints: ReadonlyMap<string, EndpointInfo>;
+  readonly exposed: string | undefined;
+  readonly pending: readonly PendingOperation[];
+}
+
+/** The kernel endpoints of one overlay and the host's exposed address. */
+export class KernelEndpoints {
+  private state: KernelState = { endpoints: new Map(), exposed: undefined, pending: [] };
+  /** Serialises operations so journal writes and ip commands never interleave. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: KernelEndpointsOptions) {}
+
+  /** The committed endpoints. */
+  list(): EndpointInfo[] {
+    return [...this.state.endpoints.values()];
+  }
+
+  /** True when `netns` is attached (committed). */
+  has(netns: string): boolean {
+    return this.state.endpoints.has(netns);
+  }
+
+  /** The host's overlay address (CIDR), once exposed. */
+  get exposed(): string | undefined {
+    return this.state.exposed;
+  }
+
+  /** Attaches a namespace; all or nothing. */
+  attach(request: KernelAttachRequest): Promise<EndpointInfo> {
+    return this.serialised(() => this.doAttach(request));
+  }
+
+  /** Detaches a namespace; returns what was detached, or undefined when it was not attached. */
+  detach(netns: string): Promise<EndpointInfo | undefined> {
+    return this.serialised(() => this.doDetach(netns));
+  }
+
+  /** Gives the host an overlay address on the bridge (idempotent); returns it. */
+  expose(options: { ip?: string; signal?: AbortSignal }): Promise<string> {
+    return this.serialised(() => this.doExpose(options));
+  }
+
+  /** Removes the host's overlay address. */
+  hide(): Promise<void> {
+    return this.serialised(() => this.doHide());
+  }
+
+  // ---- operations ----
+
+  private async doAttach(request: KernelAttachRequest): Promise<EndpointInfo> {
+    const { netns, name } = request;
+    const { kernel, dns } = this.o;
+    if (this.state.endpoints.has(netns)) throw new EndpointError('already-exists', `namespace "${netns}" is already attached (detach it first)`);
+    if (!kernel.netnsExists(netns)) throw new EndpointError('not-found', `network namespace "${netns}" does not exist: create it first (ip netns add ${netns})`);
+    await this.o.ensureKernel();
+    const id = netnsId(netns);
+    const ifname = request.ifname ?? 'ethwe';
+    const hostIfname = kernel.hostIfnameFor(netns);
+    const address = await this.o.addressFor(id, request).catch((error: unknown) => {
+      throw refused(`attach of "${netns}"`, error);
+    });
+    const intent: PendingOperation = { op: 'attach', netns, name, ifname, hostIfname, address };
+    try {
+      await this.commit({ pending: [...this.state.pending, intent] });
+    } catch (error) {
+      await this.release(id);
+      throw undone(`attach of "${netns}"`, error);
+    }
+    let link: NetnsLink | undefined;
+    try {
+      link = await kernel.attach(netns, ifname, address);
+      if (dns) {
+        dns.add(name, hostPart(address), { id });
+        // Names resolve inside the namespace through the host's overlay address, where the DNS server listens.
+        const exposed = await this.doExpose({});
+        await kernel.writeResolvConf(netns, hostPart(exposed), dns.domain);
+      }
+      const info = this.info({ netns, name, ifname, hostIfname, address, mac: link.mac });
+      await this.commit({ endpoints: with_(this.state.endpoints, netns, info), pending: without(this.state.pending, intent) });
+      this.o.logger.info({ endpoint: name, netns, address, mac: link.mac }, 'endpoint attached');
+      return info;
+    } catch (error) {
+      // Undo in reverse order. A veth that cannot be removed keeps its address allocated and the journal
+      // entry, so the address is never handed out while it is in use; the next start finishes the undo.
+      // (A veth that already existed before this attach is not ours to remove.)
+      const preexisting = link === undefined && error instanceof EndpointError && error.code === 'already-exists';
+      const removed = preexisting || (await this.quietly(`remove veth ${hostIfname}`, () => kernel.detach(hostIfname)));
+      await this.quietly(`remove the resolver file of ${netns}`, () => kernel.removeResolvConf(netns));
+      dns?.remove({ id });
+      if (removed) {
+        await this.release(id);
+        await this.drop(intent);
+      }
+      throw undone(`attach of "${netns}"`, error);
+    }
+  }
+
+  private async doDetach(netns: string): Promise<EndpointInfo | undefined> {
+    const info = this.state.endpoints.get(netns);
+    if (!info) return undefined;
+    const { kernel } = this.o;
+    const hostIfname = info.hostIfname ?? kernel.hostIfnameFor(netns);
+    const intent: PendingOperation = { op: 'detach', netns, name: info.name, ifname: info.ifname ?? 'ethwe', hostIfname, address: info.address };
+    try {
+      await this.commit({ endpoints: without_(this.state.endpoints, netns), pending: [...this.state.pending, intent] });
+    } catch (error) {
+      throw refused(`detach of "${netns}"`, error);
+    }
+    // From here on the endpoint is gone; a crash before the end is finished by the next start.
+    try {
+      await kernel.detach(hostIfname);
+    } catch (error) {
+      // The kernel refused: the endpoint stays attached.
+      await this.commit({ endpoints: with_(this.state.endpoints, netns, info), pending: without(this.state.pending, intent) }).catch(() => undefined);
+      throw error;
+    }
+    await this.quietly(`remove the resolver file of ${netns}`, () => kernel.removeResolvConf(netns));
+    this.o.dns?.remove({ id: info.id });
+    await this.release(info.id);
+    await this.drop(intent);
+    this.o.logger.info({ endpoint: info.name, netns }, 'endpoint detached');
+    return info;
+  }
+
+  private async doExpose(options: { ip?: string; signal?: AbortSignal }): Promise<string> {
+    if (this.state.exposed) return this.state.exposed;
+    const { kernel } = this.o;
+    await this.o.ensureKernel();
+    const address = await this.o.addressFor(EXPOSE_ID, options).catch((error: unknown) => {
+      throw refused('expose', error);
+    });
+    const intent: PendingOperation = { op: 'expose', address };
+    try {
+      await this.commit({ pending: [...this.state.pending, intent] });
+    } catch (error) {
+      await this.release(EXPOSE_ID);
+      throw undone('expose', error);
+    }
+    let added = false;
+    let serving = false;
+    try {
+      await kernel.addHostAddress(address);
+      added = true;
+      serving = await this.serveDns(address);
+      await this.commit({ exposed: address, pending: without(this.state.pending, intent) });
+      this.o.logger.info({ address }, 'host exposed on the overlay');
+      return address;
+    } catch (error) {
+      if (serving) await this.quietly('stop the DNS server on the exposed address', async () => this.o.dns?.unserve(hostPart(address)));
+      // An address that stays on the bridge stays allocated, and its journal entry stays for the next start.
+      const removed = !added || (await this.quietly(`remove ${address} from the bridge`, () => kernel.removeHostAddress(address)));
+      if (removed) {
+        await this.release(EXPOSE_ID);
+        await this.drop(intent);
+      }
+      throw undone('expose', error);
+    }
+  }
+
+  private async doHide(): Promise<void> {
+    const address = this.state.exposed;
+    if (!address) return;
+    const intent: PendingOperation = { op: 'hide', address };
+    try {
+      await this.commit({ exposed: undefined, pending: [...this.state.pending, intent] });
+    } catch (error) {
+      throw refused('hide', error);
+    }
+    try {
+      await this.o.kernel.removeHostAddress(address);
+    } catch (error) {
+      // The kernel refused: the host stays exposed.
+      await this.commit({ exposed: address, pending: without(this.state.pending, intent) }).catch(() => undefined);
+      throw error;
+    }
+    await this.o.dns?.unserve(hostPart(address));
+    await this.release(EXPOSE_ID);
+    await this.drop(intent);
+  }
+
+  // ---- recovery ----
+
+  /**
+   * Brings the kernel, IPAM and the registry back into agreement after the last run, however it ended:
+   * committed endpoints are resumed (or released when their namespace or veth is gone), journal entries
+   * are rolled forward when the kernel has all of the operation and back otherwise, veths on the bridge
+   * that no record explains are removed, and allocations of kernel endpoints that do not exist are
+   * released. The result is written back, so a data dir that cannot be written fails the start here.
+   */
+  async recover(): Promise<void> {
+    const registry = this.o.registry;
+    if (!registry) return;
+    const { state: saved, exists } = await registry.load();
+    const hasKernelState = saved.endpoints.length > 0 || saved.pending.length > 0 || saved.exposed !== undefined;
+    if (hasKernelState) await this.o.ensureKernel();
+    const endpoints = new Map<string, EndpointInfo>();
+    for (const e of saved.endpoints) {
+      const info = await this.resume(e);
+      if (info) endpoints.set(e.netns, info);
+    }
+    let exposed = saved.exposed;
+    if (exposed) await this.resumeExposed(exposed);
+    for (const op of saved.pending) {
+      if (op.op === 'expose' || op.op === 'hide') exposed = await this.finishExposure(op, exposed);
+    }
+    for (const op of saved.pending) {
+      if (op.op === 'attach' || op.op === 'detach') await this.finishAttachment(op, endpoints, exposed);
+    }
+    await this.removeOrphanVeths(endpoints, hasKernelState);
+    await this.releaseOrphanAllocations(endpoints, exposed);
+    const recovered: KernelState = { endpoints, exposed, pending: [] };
+    if (exists || endpoints.size > 0 || exposed) await registry.save(toFileState(recovered));
+    this.state = recovered;
+  }
+
+  private async resume(e: PersistedNetnsEndpoint): Promise<EndpointInfo | undefined> {
+    const { kernel, ipam, dns } = this.o;
+    const id = netnsId(e.netns);
+    if (!kernel.netnsExists(e.netns) || !(await kernel.linkExists(e.hostIfname))) {
+      this.o.warn(`endpoint ${e.name} (${e.netns}) is gone since the last run: its address ${e.address} is released`);
+      await this.quietly(`remove the resolver file of ${e.netns}`, () => kernel.removeResolvConf(e.netns));
+      return undefined; // its allocation goes with the orphans
+    }
+    // The namespace keeps using its address whatever happens; a refused claim is reported, not fatal.
+    await ipam?.claim(id, e.address).catch((error: unknown) => this.o.warn(`endpoint ${e.name} (${e.netns}) keeps ${e.address}, but IPAM refused to re-claim it: ${(error as Error).message}`));
+    await kernel.attachHostEnd(e.hostIfname);
+    dns?.add(e.name, hostPart(e.address), { id });
+    this.o.logger.info({ endpoint: e.name, netns: e.netns, address: e.address }, 'endpoint resumed');
+    return this.info(e);
+  }
+
+  private async resumeExposed(address: string): Promise<void> {
+    await this.o.ipam?.claim(EXPOSE_ID, address).catch((error: unknown) => this.o.warn(`the host keeps ${address}, but IPAM refused to re-claim it: ${(error as Error).message}`));
+    await this.o.kernel.addHostAddress(address);
+    await this.serveDns(address);
+  }
+
+  /** An interrupted expose is kept when the bridge has the address and IPAM holds it for the host; else undone. */
+  private async finishExposure(op: PendingOperation & { op: 'expose' | 'hide' }, exposed: string | undefined): Promise<string | undefined> {
+    const { kernel, ipam } = this.o;
+    if (op.address === exposed) return exposed; // stale entry of an operation already committed
+    if (op.op === 'expose' && exposed === undefined) {
+      const onBridge = (await kernel.hostAddresses()).includes(op.address);
+      const allocated = !ipam || ipam.lookup(EXPOSE_ID).includes(hostPart(op.address));
+      if (onBridge && allocated) {
+        await this.serveDns(op.address);
+        this.o.warn(`the host's overlay address ${op.address} was being set up when the last run ended: kept`);
+        return op.address;
+      }
+    }
+    await this.quietly(`remove ${op.address} from the bridge`, () => kernel.removeHostAddress(op.address));
+    if (op.op === 'expose') this.o.warn(`exposing the host on ${op.address} was interrupted by the end of the last run: undone`);
+    return exposed;
+  }
+
+  /** An interrupted attach is completed when the kernel has its veth with exactly its address; every other case is undone. */
+  private async finishAttachment(op: PendingOperation & { op: 'attach' | 'detach' }, endpoints: Map<string, EndpointInfo>, exposed: string | undefined): Promise<void> {
+    const { kernel, ipam, dns } = this.o;
+    if (endpoints.has(op.netns)) return; // stale entry: the namespace is attached and committed
+    const id = netnsId(op.netns);
+    if (op.op === 'attach') {
+      const inside = await kernel.netnsLinkState(op.netns, op.ifname);
+      const complete =
+        inside !== undefined &&
+        inside.addresses.length === 1 &&
+        inside.addresses[0] === op.address &&
+        (await kernel.linkExists(op.hostIfname)) &&
+        (!ipam || ipam.lookup(id).includes(hostPart(op.address))) &&
+        (!dns || exposed !== undefined);
+      if (complete) {
+        const link = await kernel.completeAttach(op.netns, op.ifname, op.hostIfname);
+        if (dns && exposed) {
+          dns.add(op.name, hostPart(op.address), { id });
+          await kernel.writeResolvConf(op.netns, hostPart(exposed), dns.domain);
+        }
+        endpoints.set(op.netns, this.info({ ...op, mac: link.mac }));
+        this.o.warn(`attach of ${op.name} (${op.netns}) was interrupted by the end of the last run after its veth was set up: completed with ${op.address}`);
+        return;
+      }
+      this.o.warn(`attach of ${op.name} (${op.netns}) was interrupted by the end of the last run: undone, ${op.address} released`);
+    }
+    await kernel.detach(op.hostIfname);
+    await this.quietly(`remove the resolver file of ${op.netns}`, () => kernel.removeResolvConf(op.netns));
+  }
+
+  /** Veths on our bridge named like our host ends that belong to no endpoint: left by a run that ended mid-attach. */
+  private async removeOrphanVeths(endpoints: ReadonlyMap<string, EndpointInfo>, required: boolean): Promise<void> {
+    const { kernel } = this.o;
+    const known = new Set([...endpoints.values()].map((e) => e.hostIfname));
+    let ports: string[];
+    try {
+      ports = await kernel.hostEndsOnBridge();
+    } catch (error) {
+      if (required) throw error;
+      this.o.logger.debug({ err: error }, 'no bridge ports to check');
+      return;
+    }
+    for (const port of ports) {
+      if (known.has(port)) continue;
+      await kernel.detach(port);
+      this.o.warn(`removed veth ${port} from bridge ${kernel.bridge}: no endpoint owns it (left by an interrupted run)`);
+    }
+  }
+
+  /** Allocations of kernel endpoints and of the host that nothing uses any more. */
+  private async releaseOrphanAllocations(endpoints: ReadonlyMap<string, EndpointInfo>, exposed: string | undefined): Promise<void> {
+    const ipam = this.o.ipam;
+    if (!ipam) return;
+    for (const { id, addresses } of ipam.status().allocated) {
+      let keep: string | undefined;
+      if (id === EXPOSE_ID) keep = exposed;
+      else if (id.startsWith('netns:')) keep = endpoints.get(id.slice('netns:'.length))?.address;
+      else continue; // not ours: an application's own id
+      for (const address of addresses) {
+        if (keep !== undefined && hostPart(keep) === address) continue;
+        await ipam.release(id, address);
+        this.o.warn(`released ${address} of ${id}: allocated by an interrupted run, no endpoint uses it`);
+      }
+    }
+  }
+
+  // ---- helpers ----
+
+  private info(e: PersistedNetnsEndpoint): EndpointInfo {
+    const dns = this.o.dns;
+    return {
+      kind: 'netns',
+      name: e.name,
+      ...(dns ? { fqdn: normaliseName(e.name, dns.domain) } : {}),
+      id: netnsId(e.netns),
+      address: e.address,
+      mac: e.mac,
+      mtu: this.o.mtu,
+      netns: e.netns,
+      ifname: e.ifname,
+      hostIfname: e.hostIfname,
+    };
+  }
+
+  /** Writes the state with `change` applied; memory follows only once the file is written. */
+  private async commit(change: Partial<KernelState>): Promise<void> {
+    const next: KernelState = { ...this.state, ...change };
+    await this.o.registry?.save(toFileState(next));
+    this.state = next;
+  }
+
+  /** Forgets a journal entry whose operation is over; if that cannot be written, the next start finishes it again. */
+  private async drop(intent: PendingOperation): Promise<void> {
+    const next: KernelState = { ...this.state, pending: without(this.state.pending, intent) };
+    this.state = next;
+    await this.o.registry?.save(toFileState(next)).catch((error: unknown) => {
+      this.o.warn(`${(error as Error).message}: the journal keeps a finished ${intent.op}, which the next start completes again`);
+    });
+  }
+
+  /** Frees an id's address; a failed IPAM write is a warning (IPAM reports it) and the next start releases it. */
+  private async release(id: string): Promise<void> {
+    await this.quietly(`release the address of ${id}`, async () => {
+      await this.o.ipam?.release(id);
+    });
+  }
+
+  private async serveDns(address: string): Promise<boolean> {
+    if (!this.o.dns) return false;
+    await this.o.dns.serve(`${hostPart(address)}:${this.o.dnsPort}`);
+    return true;
+  }
+
+  /** Runs a best-effort step; a failure is a warning. Returns whether it succeeded. */
+  private async quietly(what: string, step: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await step();
+      return true;
+    } catch (error) {
+      this.o.warn(`could not ${what}: ${(error as Error).message}`);
+      return false;
+    }
+  }
+
+  private serialised<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+}
+
+function toFileState(s: KernelState): EndpointState {
+  return {
+    ...(s.exposed ? { exposed: s.exposed } : {}),
+    endpoints: [...s.endpoints.values()].map((i) => ({
+      netns: i.netns ?? '',
+      name: i.name,
+      ifname: i.ifname ?? 'ethwe',
+      hostIfname: i.hostIfname ?? '',
+      address: i.address,
+      mac: i.mac,
+    })),
+    pending: [...s.pending],
+  };
+}
+
+function netnsId(netns: string): string {
+  return `netns:${netns}`;
+}
+
+function hostPart(cidr: string): string {
+  return cidr.split('/')[0] ?? cidr;
+}
+
+function with_<K, V>(map: ReadonlyMap<K, V>, key: K, value: V): Map<K, V> {
+  return new Map(map).set(key, value);
+}
+
+function without_<K, V>(map: ReadonlyMap<K, V>, key: K): Map<K, V> {
+  const next = new Map(map);
+  next.delete(key);
+  return next;
+}
+
+function without(list: readonly PendingOperation[], item: PendingOperation): PendingOperation[] {
+  return list.filter((x) => x !== item);
+}
+
+/** The error of an operation that was undone because a step failed; keeps the failing step's code. */
+function undone(what: string, error: unknown): Error {
+  if (error instanceof StateFileError) return new StateFileError(error.code, `${what} was undone: ${error.message}`, { cause: error });
+  return error instanceof Error ? error : new WeaveError('command-failed', String(error));
+}
+
+/** The error of an operation refused before it changed anything. */
+function refused(what: string, error: unknown): Error {
+  if (error instanceof StateFileError) return new StateFileError(error.code, `${what} refused, nothing changed: ${error.message}`, { cause: error });
+  return error instanceof Error ? error : new WeaveError('command-failed', String(error));
+}
