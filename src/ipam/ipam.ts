@@ -201,6 +201,8 @@ export class Ipam extends EventEmitter<IpamEvents> {
   private readonly conflicts: IpamConflict[] = [];
   private readonly unreachableSince = new Map<PeerName, number>();
   private readonly refused = new Map<PeerName, { seeds: string; since: number; last: number; count: number }>();
+  /** A grant whose write is in flight (see grantTo). */
+  private granting: { requester: PeerName; range: OwnedRange } | undefined;
   private paxos: PaxosNode | undefined;
   private channel: GossipChannel | undefined;
   private tickTimer: Timer | undefined;
@@ -548,15 +550,21 @@ export class Ipam extends EventEmitter<IpamEvents> {
   private freeAddress(subnet: Cidr): number | undefined {
     const { first, last } = hostRange(subnet);
     for (const r of this.ring.rangesOf(this.self)) {
-      for (let a = Math.max(r.start, first); a < Math.min(r.end, last + 1); a++) if (!this.owned.has(a)) return a;
+      for (let a = Math.max(r.start, first); a < Math.min(r.end, last + 1); a++) if (!this.owned.has(a) && !this.beingGranted(a)) return a;
     }
     return undefined;
+  }
+
+  /** True for an address of a grant that is being saved: it is no longer ours to hand out. */
+  private beingGranted(address: number): boolean {
+    const g = this.granting;
+    return g !== undefined && address >= g.range.start && address < g.range.end;
   }
 
   /** For a claim: the address when we own it and it is free (or already this id's). */
   private claimable(p: Pending): number | undefined {
     const a = p.address as number;
-    if (this.ring.ownerOf(a) !== this.self) return undefined;
+    if (this.ring.ownerOf(a) !== this.self || this.beingGranted(a)) return undefined;
     const holder = this.owned.get(a);
     if (holder !== undefined && holder !== p.id) {
       this.pending.splice(this.pending.indexOf(p), 1);
@@ -806,6 +814,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
 
   /** Donor: gives the largest CIDR-aligned free block in the subnet, at most half our free space there. */
   private donate(requester: PeerName, ref: SubnetRef): void {
+    if (this.granting) return; // one grant at a time: the requester asks again on its next tick
     const size = 2 ** (32 - ref.prefix);
     const blocks: Cidr[] = [];
     let free = 0;
@@ -840,6 +849,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
 
   /** Owner of a claimed address: hands over that one address if it is free. */
   private donateAddress(requester: PeerName, address: number): void {
+    if (this.granting) return; // asked again on the claimer's next tick
     if (this.ring.ownerOf(address) !== this.self) return; // not ours (any more): the ring will tell them
     if (this.owned.has(address)) {
       this.send(requester, { kind: IpamMessageKind.SpaceDenied, subnet: { start: address, prefix: 32 } });
@@ -848,8 +858,30 @@ export class Ipam extends EventEmitter<IpamEvents> {
     this.grantTo(requester, { start: address, end: address + 1 });
   }
 
+  /**
+   * Gives `range` away only once the grant is on disk: a donor that crashed after telling the requester
+   * but before saving would restart owning the range and hand its addresses out a second time. Until the
+   * write lands, the ring (and so gossip) does not show the grant, its addresses are not allocated here,
+   * and no other grant starts; a grant that cannot be saved is never made (the requester asks again).
+   */
   private grantTo(requester: PeerName, range: OwnedRange): void {
-    this.ring.grant(this.self, range, requester);
+    if (!this.store) {
+      this.commitGrant(requester, range);
+      return;
+    }
+    this.granting = { requester, range };
+    void this.persist().then((error) => {
+      this.granting = undefined;
+      if (error === undefined && !this.stopped) this.commitGrant(requester, range);
+    });
+  }
+
+  private commitGrant(requester: PeerName, range: OwnedRange): void {
+    try {
+      this.ring.grant(this.self, range, requester);
+    } catch {
+      return; // the range changed hands meanwhile (rmpeer of us elsewhere): the ring tells the requester
+    }
     this.ringChanged();
     this.send(requester, { kind: IpamMessageKind.State, ring: this.ring.toState(), paxos: undefined });
   }
@@ -894,7 +926,20 @@ export class Ipam extends EventEmitter<IpamEvents> {
   // ---- persistence ----
 
   private snapshot(): IpamSnapshot {
-    return { peer: this.self, ring: this.ring.toState(), owned: [...this.owned] };
+    return { peer: this.self, ring: this.ringToSave().toState(), owned: [...this.owned] };
+  }
+
+  /** The ring with the grant being saved applied (a write saves the grant before it is made). */
+  private ringToSave(): Ring {
+    const g = this.granting;
+    if (!g) return this.ring;
+    const ring = this.ring.clone();
+    try {
+      ring.grant(this.self, g.range, g.requester);
+    } catch {
+      return this.ring;
+    }
+    return ring;
   }
 
   /**

@@ -8,7 +8,10 @@ import { Ipam, type IpamOptions } from '../../src/ipam/ipam.js';
 import { MeshRouter } from '../../src/mesh/router.js';
 import { WeaveError } from '../../src/errors.js';
 import { parseIPv4 } from '../../src/ipam/address.js';
-import { FAST, testName, testNetworkKey } from '../helpers/mesh.js';
+import { FAST, testName, testNetworkKey, waitUntil } from '../helpers/mesh.js';
+import { decodeSnapshot } from '../../src/ipam/persistence.js';
+import { nodeFileSystem, type FileSystem } from '../../src/persist/file-system.js';
+import { Ring } from '../../src/ipam/ring.js';
 
 const RANGE = '10.45.0.0/24';
 const bounded = () => ({ signal: AbortSignal.timeout(8000) });
@@ -99,6 +102,56 @@ test('a bit flip in a saved allocation is refused at start, naming the file', as
     const refused = await rejection(peer(dir));
     assert.is(refused.code, 'corrupt-state');
     assert.ok(refused.message.includes(path), refused.message);
+  });
+});
+
+test('a donor gives space away only once its disk says so; a grant it cannot save is never sent', async () => {
+  await inTempDir(async (dir) => {
+    const networkKey = await testNetworkKey();
+    let delayMs = 0;
+    let failing = false;
+    // The donor's disk: slow, and for a while failing.
+    const slowDisk: FileSystem = {
+      ...nodeFileSystem,
+      writeFile: async (path, data, mode) => {
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        if (failing) throw Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: 'ENOSPC' });
+        return nodeFileSystem.writeFile(path, data, mode);
+      },
+    };
+    const routers = [0, 1].map((i) => new MeshRouter({ ...FAST, name: testName(i), nickname: `p${i}`, networkKey }));
+    await Promise.all(routers.map((r) => r.start()));
+    const [donorRouter, askerRouter] = routers as [MeshRouter, MeshRouter];
+    const seed = { seed: [testName(0)] };
+    const donor = new Ipam(donorRouter, { tickMs: 100, range: RANGE, init: seed, dataDir: dir, fileSystem: slowDisk });
+    const asker = new Ipam(askerRouter, { tickMs: 100, range: RANGE, init: seed });
+    try {
+      await donor.start();
+      await asker.start();
+      askerRouter.connect(`127.0.0.1:${donorRouter.port}`);
+      await waitUntil(routers, () => askerRouter.isReachable(donorRouter.selfName), 5000);
+      await waitUntil(routers, () => asker.status().owners.length === 1, 5000, () => 'the asker to learn the ring');
+      const onDisk = async (): Promise<Ring> => Ring.fromState(decodeSnapshot(await readFile(join(dir, 'ipam.db'))).ring);
+      await donor.allocate('own', bounded()); // resolves once the donor's state is on disk
+
+      // A grant the donor cannot save is not given: the asker keeps waiting.
+      failing = true;
+      const waiting = asker.allocate('x', { signal: AbortSignal.timeout(800) }).catch((error: Error) => error);
+      assert.instance(await waiting, Error, 'no space arrives while the donor cannot save the grant');
+      assert.equal((await onDisk()).owners(), [testName(0)]);
+      assert.equal(donor.status().owners.map((o) => o.peer), [donorRouter.self.id], 'the donor still owns everything');
+
+      // A slow disk: the address reaches the asker only after the grant is in the donor's file.
+      failing = false;
+      delayMs = 300;
+      const address = await asker.allocate('y', bounded());
+      const saved = await onDisk();
+      assert.is(saved.ownerOf(parseIPv4(address.split('/')[0] as string)), testName(1), `the donor's file gives ${address} to the asker already`);
+    } finally {
+      await asker.stop();
+      await donor.stop();
+      await Promise.all(routers.map((r) => r.stop()));
+    }
   });
 });
 
