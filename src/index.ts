@@ -1,6 +1,7 @@
 // weave-ts: the public entry point.
 export { MeshRouter, TOPOLOGY_CHANNEL } from './mesh/router.js';
-export type { MeshRouterOptions, MeshRouterEvents, MeshRouterStatus, MeshRouterStats, LinkFailure } from './mesh/router.js';
+export type { MeshRouterOptions, MeshRouterEvents, MeshRouterStatus, MeshRouterStats, LinkFailure, NameCollision } from './mesh/router.js';
+export type { Refusal } from './wire/incarnation.js';
 export { Peer } from './peer.js';
 export type { LinkInfo, PeerSnapshot, PeerSource } from './peer.js';
 export type { GossipHandler, GossipChannel, GossipChannelStats } from './mesh/gossip.js';
@@ -17,7 +18,7 @@ export type { SwitchStats } from './ethernet/switch.js';
 export type { Nic, NicStats, FrameBatchHandler } from './nic/nic.js';
 export { MemoryNic, type MemoryNicOptions } from './nic/memory-nic.js';
 export { TapNic, type TapNicOptions } from './nic/tap-nic.js';
-export { Ipam, IpamError, IPAM_CHANNEL, TAKEOVER_BUMP, type IpamOptions, type IpamInit, type IpamStatus, type IpamState, type IpamConflict, type IpamEvents } from './ipam/ipam.js';
+export { Ipam, IpamError, IPAM_CHANNEL, TAKEOVER_BUMP, type IpamOptions, type IpamInit, type IpamStatus, type IpamState, type IpamConflict, type IpamEvents, type IpamRefusedRing } from './ipam/ipam.js';
 export type { Cidr } from './ipam/address.js';
 export { Dns, DNS_CHANNEL, type DnsOptions, type DnsStatus, type DnsEvents } from './dns/dns.js';
 export type { DnsRecord } from './wire/dns-records.js';
