@@ -121,17 +121,9 @@ export class KernelNetwork {
       throw error;
     }
     try {
-      await this.ip(['link', 'set', hostIfname, 'master', this.bridge, 'up']);
+      await this.attachHostEnd(hostIfname);
       await this.ip(['-n', netns, 'addr', 'add', address, 'dev', ifname]);
-      await this.ip(['-n', netns, 'link', 'set', ifname, 'up']);
-      await this.ip(['-n', netns, 'link', 'set', 'lo', 'up']);
-      try {
-        await this.ip(['-n', netns, 'route', 'add', MULTICAST_ROUTE, 'dev', ifname]);
-      } catch (error) {
-        if (!isExistsError(error)) throw error;
-      }
-      const mac = await this.macOf(ifname, netns);
-      return { netns, ifname, hostIfname, mac };
+      return await this.bringUp(netns, ifname, hostIfname);
     } catch (error) {
       await this.ignoreMissing(['link', 'del', hostIfname]);
       throw error;
@@ -149,6 +141,11 @@ export class KernelNetwork {
    */
   async completeAttach(netns: string, ifname: string, hostIfname: string): Promise<NetnsLink> {
     await this.attachHostEnd(hostIfname);
+    return this.bringUp(netns, ifname, hostIfname);
+  }
+
+  /** The steps after the address: interfaces up inside the namespace and the multicast route; idempotent. */
+  private async bringUp(netns: string, ifname: string, hostIfname: string): Promise<NetnsLink> {
     await this.ip(['-n', netns, 'link', 'set', ifname, 'up']);
     await this.ip(['-n', netns, 'link', 'set', 'lo', 'up']);
     try {

@@ -1,7 +1,7 @@
 // DNS test helpers: dig on loopback, queries built with dns-packet, stub upstreams, relays and free ports.
 import { execFile } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
 
 export interface DigRecord {
@@ -99,7 +99,12 @@ export async function closedPort(): Promise<number> {
  * question as asked; names starting with `big.` are truncated (TC, no answers) over UDP and get 40 records over TCP.
  */
 export async function recordingUpstream(): Promise<{ port: number; seen: dnsPacket.Packet[]; tcpSeen: number; sockets: object[]; close(): Promise<void> }> {
-  // A UDP port whose TCP twin is taken by someone else is given back, and another one tried.
+  const { udp, tcp } = await udpTcpPair();
+  return serveRecording(udp, tcp);
+}
+
+/** A UDP socket and a TCP server on one loopback port (a port whose TCP twin is taken is given back, and another tried). */
+export async function udpTcpPair(): Promise<{ udp: UdpSocket; tcp: Server }> {
   for (let attempt = 1; ; attempt++) {
     const udp: UdpSocket = createSocket('udp4');
     await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
@@ -108,10 +113,29 @@ export async function recordingUpstream(): Promise<{ port: number; seen: dnsPack
       tcp.once('error', () => resolve(false));
       tcp.listen(udp.address().port, '127.0.0.1', () => resolve(true));
     });
-    if (listening) return serveRecording(udp, tcp);
+    if (listening) return { udp, tcp };
     await new Promise<void>((resolve) => udp.close(() => resolve()));
     if (attempt === 20) throw new Error('no loopback port free for both UDP and TCP');
   }
+}
+
+/** Answers the length-prefixed DNS messages of one TCP connection with `answer(message)`; `onQuery` counts them. */
+export function serveDnsOverTcp(socket: Socket, answer: (message: Buffer) => Buffer, onQuery: () => void = () => undefined): void {
+  socket.on('error', () => undefined);
+  let buffered = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+      const message = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
+      buffered = buffered.subarray(2 + message.length);
+      onQuery();
+      const reply = answer(message);
+      const frame = Buffer.alloc(2 + reply.length);
+      frame.writeUInt16BE(reply.length, 0);
+      reply.copy(frame, 2);
+      socket.write(frame);
+    }
+  });
 }
 
 function serveRecording(udp: UdpSocket, tcp: Server): { port: number; seen: dnsPacket.Packet[]; tcpSeen: number; sockets: object[]; close(): Promise<void> } {
@@ -143,21 +167,7 @@ function serveRecording(udp: UdpSocket, tcp: Server): { port: number; seen: dnsP
   const state = { port, seen, tcpSeen: 0, sockets: [udp] as object[], close: async (): Promise<void> => undefined };
   tcp.on('connection', (socket) => {
     state.sockets.push(socket);
-    socket.on('error', () => undefined);
-    let buffered = Buffer.alloc(0);
-    socket.on('data', (chunk) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
-        const message = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
-        buffered = buffered.subarray(2 + message.length);
-        state.tcpSeen++;
-        const reply = answer(message, true);
-        const frame = Buffer.alloc(2 + reply.length);
-        frame.writeUInt16BE(reply.length, 0);
-        reply.copy(frame, 2);
-        socket.write(frame);
-      }
-    });
+    serveDnsOverTcp(socket, (message) => answer(message, true), () => state.tcpSeen++);
   });
   tcp.on('error', () => undefined);
   state.sockets.push(tcp);

@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type Server } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
@@ -12,7 +12,7 @@ import { parseResolvConf, ResolvConf } from '../../../src/dns/resolv-conf.js';
 import { parseUpstream } from '../../../src/dns/upstream.js';
 import { WeaveError } from '../../../src/errors.js';
 import { FakeClock } from '../../../src/testing/fake-clock.js';
-import { closedPort, dig, query, udpExchange, type DigRecord } from '../../helpers/dns.js';
+import { closedPort, dig, query, serveDnsOverTcp, udpExchange, udpTcpPair, type DigRecord } from '../../helpers/dns.js';
 
 const MANY = Array.from({ length: 50 }, (_, i) => `10.1.0.${i + 1}`);
 
@@ -56,8 +56,7 @@ function answerData(packet: dnsPacket.Packet | undefined): unknown[] {
 
 /** A stub resolver on loopback: example.com A 93.184.216.34; big.example.com truncated over UDP and 40 A records over TCP. */
 async function stubUpstream(): Promise<{ port: number; udpQueries: number; tcpQueries: number; close(): Promise<void> }> {
-  const udp: UdpSocket = createSocket('udp4');
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  const { udp, tcp } = await udpTcpPair();
   const port = udp.address().port;
   const state = { port, udpQueries: 0, tcpQueries: 0, close: async () => undefined as void };
   const answer = (message: Buffer, tcp: boolean): Buffer => {
@@ -76,23 +75,7 @@ async function stubUpstream(): Promise<{ port: number; udpQueries: number; tcpQu
     state.udpQueries++;
     udp.send(answer(message, false), peer.port, peer.address);
   });
-  const tcp: Server = createServer((socket) => {
-    let buffered = Buffer.alloc(0);
-    socket.on('data', (chunk) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
-        const message = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
-        buffered = buffered.subarray(2 + message.length);
-        state.tcpQueries++;
-        const reply = answer(message, true);
-        const frame = Buffer.alloc(2 + reply.length);
-        frame.writeUInt16BE(reply.length, 0);
-        reply.copy(frame, 2);
-        socket.write(frame);
-      }
-    });
-  });
-  await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', resolve));
+  tcp.on('connection', (socket) => serveDnsOverTcp(socket, (message) => answer(message, true), () => state.tcpQueries++));
   state.close = async () => {
     await new Promise<void>((resolve) => udp.close(() => resolve()));
     await new Promise<void>((resolve) => tcp.close(() => resolve()));
