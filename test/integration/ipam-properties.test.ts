@@ -12,6 +12,7 @@ import { FAST, testName, testNetworkKey, waitUntil } from '../helpers/mesh.js';
 import { PartitionableNetwork } from '../helpers/partition.js';
 import { freePorts } from '../helpers/ports.js';
 import type { IpamInit } from '../../src/ipam/ipam.js';
+import { nodeFileSystem, type FileSystem } from '../../src/persist/file-system.js';
 
 const RANGE = '10.60.0.0/26';
 const FIRST = parseIPv4('10.60.0.0');
@@ -26,7 +27,11 @@ type Op =
   | { op: 'crash'; peer: number }
   | { op: 'restart'; peer: number }
   | { op: 'rmpeer'; peer: number; dead: number }
-  | { op: 'impostor'; peer: number; via: number };
+  | { op: 'impostor'; peer: number; via: number }
+  | { op: 'disk'; peer: number; mode: DiskMode };
+
+/** A peer's disk: working, full (every write fails with ENOSPC), or frozen (writes hang until it thaws or the peer crashes). */
+type DiskMode = 'ok' | 'full' | 'frozen';
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ op: fc.constant('allocate' as const), peer: fc.nat(8), id: fc.nat(12) }, { noNullPrototype: true }) },
@@ -38,7 +43,38 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('restart' as const), peer: fc.nat(8) }, { noNullPrototype: true }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('rmpeer' as const), peer: fc.nat(8), dead: fc.nat(8) }, { noNullPrototype: true }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('impostor' as const), peer: fc.nat(8), via: fc.nat(8) }, { noNullPrototype: true }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constant('disk' as const), peer: fc.nat(8), mode: fc.constantFrom<DiskMode>('ok', 'full', 'frozen') }, { noNullPrototype: true }),
+  },
 );
+
+/**
+ * A disk whose writes can fail or hang. A crash while writes hang is a process dying mid-write: those
+ * writes never reach the file, and what the restarted peer reads is the last completed one.
+ */
+class FaultyDisk implements FileSystem {
+  mode: DiskMode | 'dead' = 'ok';
+  private readonly hung: (() => void)[] = [];
+  readonly readFile = nodeFileSystem.readFile;
+  readonly rename = nodeFileSystem.rename;
+  readonly syncDirectory = nodeFileSystem.syncDirectory;
+  readonly mkdir = nodeFileSystem.mkdir;
+  readonly remove = nodeFileSystem.remove;
+
+  async writeFile(path: string, data: Uint8Array, mode: number): Promise<void> {
+    if (this.mode === 'frozen') await new Promise<void>((resolve) => this.hung.push(resolve));
+    if (this.mode === 'dead' || this.mode === 'frozen') throw Object.assign(new Error(`EIO: the process died during the write of ${path}`), { code: 'EIO' });
+    if (this.mode === 'full') throw Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: 'ENOSPC' });
+    return nodeFileSystem.writeFile(path, data, mode);
+  }
+
+  /** Sets the mode; hung writes go on with it (and never land when the peer died). */
+  set(mode: DiskMode | 'dead'): void {
+    this.mode = mode;
+    for (const release of this.hung.splice(0)) release();
+  }
+}
 
 /**
  * How the peers of a run divide the range: all alike (explicit consensus, the default from their peer
@@ -67,6 +103,7 @@ interface Node {
   index: number;
   dir: string;
   init: IpamInit | undefined;
+  disk: FaultyDisk;
   router: MeshRouter | undefined;
   ipam: Ipam | undefined;
   port: number;
@@ -90,7 +127,7 @@ async function boot(node: Node, net: PartitionableNetwork, all: Node[]): Promise
   });
   await router.start();
   net.register(router.selfName, router.port);
-  const ipam = new Ipam(router, { range: RANGE, ...(node.init ? { init: node.init } : {}), dataDir: node.dir, tickMs: 100 });
+  const ipam = new Ipam(router, { range: RANGE, ...(node.init ? { init: node.init } : {}), dataDir: node.dir, fileSystem: node.disk, tickMs: 100 });
   await ipam.start();
   node.router = router;
   node.ipam = ipam;
@@ -124,8 +161,10 @@ async function crash(node: Node): Promise<void> {
   const { router, ipam } = node;
   node.router = undefined;
   node.ipam = undefined;
-  // A crash: no transfer, whatever was persisted stays.
+  // A crash: no transfer, whatever was persisted stays; writes in flight on a frozen disk never land.
+  node.disk.set('dead');
   await ipam?.stop();
+  node.disk.set('ok'); // the restarted peer finds a working disk
   await router?.stop();
 }
 
@@ -216,6 +255,7 @@ function checkHeld(nodes: Node[], held: Map<string, string>): void {
 
 let totalGranted = 0;
 let impostorsRefused = 0;
+let refusedByDisk = 0;
 let ringsRefused = 0;
 
 function passes(check: () => void): boolean {
@@ -227,7 +267,7 @@ function passes(check: () => void): boolean {
   }
 }
 
-test('random operations, partitions, crashes and rmpeer: never two owners, full coverage, convergence after heal', async () => {
+test('random operations, partitions, crashes (also mid-write), full and frozen disks, rmpeer, differently started peers and impostors: never two holders, full coverage, convergence after heal', async () => {
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 3, max: 9 }), initsArb, fc.array(opArb, { minLength: 5, maxLength: 25 }), async (n, inits, ops) => {
       const net = new PartitionableNetwork();
@@ -236,7 +276,7 @@ test('random operations, partitions, crashes and rmpeer: never two owners, full 
       const ports = await freePorts(n);
       for (let i = 0; i < n; i++) {
         const dir = await mkdtemp(join(tmpdir(), 'wt-ipamprop-'));
-        nodes.push({ index: i, dir, init: initFor(inits, i, n), router: undefined, ipam: undefined, port: ports[i] as number, buried: false });
+        nodes.push({ index: i, dir, init: initFor(inits, i, n), disk: new FaultyDisk(), router: undefined, ipam: undefined, port: ports[i] as number, buried: false });
       }
       let partitioned = false;
       const ringOf = (node: Node): string => node.ipam?.status().seeds.join(',') ?? '';
@@ -248,6 +288,7 @@ test('random operations, partitions, crashes and rmpeer: never two owners, full 
             case 'allocate': {
               const got = await node.ipam?.allocate(`id${step.id}`, bounded()).catch(() => undefined);
               if (got) grant(held, got.split('/')[0] as string, `${node.index}:id${step.id}`, ringOf(node));
+              if (!got && node.ipam && node.disk.mode !== 'ok') refusedByDisk += 1;
               break;
             }
             case 'claim': {
@@ -261,7 +302,8 @@ test('random operations, partitions, crashes and rmpeer: never two owners, full 
             }
             case 'release':
               if (node.ipam) {
-                await node.ipam.release(`id${step.id}`);
+                // Frees at once; the write behind it may hang on a frozen disk.
+                await Promise.race([node.ipam.release(`id${step.id}`).catch(() => 0), new Promise((resolve) => setTimeout(resolve, 1500))]);
                 for (const [a, h] of held) if (h === `${node.index}:id${step.id}`) held.delete(a);
               }
               break;
@@ -283,6 +325,9 @@ test('random operations, partitions, crashes and rmpeer: never two owners, full 
               break;
             case 'restart':
               if (!node.router && !node.buried) await boot(node, net, nodes);
+              break;
+            case 'disk':
+              if (node.router) node.disk.set(step.mode);
               break;
             case 'impostor': {
               const via = nodes[step.via % n] as Node;
@@ -310,6 +355,7 @@ test('random operations, partitions, crashes and rmpeer: never two owners, full 
         }
         // Heal everything; every live peer converges to the same ring.
         net.heal();
+        for (const node of nodes) node.disk.set('ok');
         const live = nodes.filter((x) => x.router) as (Node & { router: MeshRouter; ipam: Ipam })[];
         // Peers whose rings were divided the same way hold the same ring (peers of refused rings apart).
         const key = (x: Node) => `${ringOf(x)} ${JSON.stringify(x.ipam?.status().owners.map((o) => [o.peer, o.ranges]))}`;
@@ -338,6 +384,25 @@ test('random operations, partitions, crashes and rmpeer: never two owners, full 
       endOnFailure: true,
       // Always covered, whatever the random runs draw: a rogue peer dividing alone, an impostor.
       examples: [
+        // A full disk refuses allocations; a peer dies in the middle of a write and restarts from its file.
+        [
+          3,
+          { mode: 'consensus' },
+          [
+            { op: 'allocate', peer: 0, id: 1 },
+            { op: 'disk', peer: 1, mode: 'full' },
+            { op: 'allocate', peer: 1, id: 2 },
+            { op: 'crash', peer: 1 },
+            { op: 'restart', peer: 1 },
+            { op: 'disk', peer: 0, mode: 'frozen' },
+            { op: 'allocate', peer: 0, id: 3 },
+            { op: 'crash', peer: 0 },
+            { op: 'restart', peer: 0 },
+            { op: 'allocate', peer: 0, id: 4 },
+            { op: 'disk', peer: 1, mode: 'ok' },
+            { op: 'allocate', peer: 1, id: 5 },
+          ],
+        ],
         // p3 divides alone behind a partition while p0–p2 reach their quorum: two rings, refused on heal.
         [
           4,
@@ -356,6 +421,7 @@ test('random operations, partitions, crashes and rmpeer: never two owners, full 
   );
   assert.ok(totalGranted > 0, 'the runs allocated addresses at all');
   assert.ok(impostorsRefused > 0, 'an impostor was tried and refused');
+  assert.ok(refusedByDisk > 0, 'allocations met a full or frozen disk');
   assert.ok(ringsRefused > 0, 'a ring divided apart was met and refused');
 });
 
