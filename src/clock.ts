@@ -6,6 +6,16 @@ export interface Timer {
   cancel(): void;
 }
 
+/** How a timer relates to the process's life. */
+export interface TimerOptions {
+  /**
+   * A caller awaits what this timer decides (the deadline of an awaited operation, a retry a pending send
+   * waits for): the real clock keeps the process alive until it fires or is cancelled. Background timers
+   * (heartbeats, gossip, expiry) leave it unset and never hold the process open.
+   */
+  keepAlive?: boolean | undefined;
+}
+
 /** The source of time and timers for every component. */
 export interface Clock {
   /** Milliseconds since an arbitrary epoch (monotonic for the real clock). */
@@ -16,16 +26,19 @@ export interface Clock {
    */
   wallNow?(): number;
   /** Runs `fn` once after `ms` milliseconds; the returned {@link Timer} cancels it. */
-  setTimer(ms: number, fn: () => void): Timer;
+  setTimer(ms: number, fn: () => void, options?: TimerOptions): Timer;
 }
 
-/** The real clock: `performance.now()` and unref'd Node timers (they never keep the process alive). */
+/**
+ * The real clock: `performance.now()` and Node timers. Background timers are unref'd (they never keep the
+ * process alive); `keepAlive` timers are not, so an awaited operation holds the process until it settles.
+ */
 export const systemClock: Clock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
-  setTimer(ms, fn) {
+  setTimer(ms, fn, options) {
     const handle = setTimeout(fn, ms);
-    handle.unref();
+    if (!options?.keepAlive) handle.unref();
     return { cancel: () => clearTimeout(handle) };
   },
 };

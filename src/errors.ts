@@ -88,3 +88,20 @@ export class StateFileError extends WeaveError {}
 
 /** The agent's control API refused or failed a request. */
 export class ApiError extends WeaveError {}
+
+/**
+ * Something awaited (`overlay.ready()`, `dns.waitFor()`) did not become ready: `code` is `timeout` when
+ * its deadline passed, `aborted` when its signal aborted; `waitingFor` lists, in words, what was still
+ * missing (the message says the same).
+ */
+export class NotReadyError extends WeaveError {
+  constructor(
+    code: 'timeout' | 'aborted',
+    message: string,
+    /** What was still not ready, one item each: `"db.weave.local.": no address`, `"192.0.2.2:6783": connecting (…)`. */
+    readonly waitingFor: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    super(code, message, options);
+  }
+}

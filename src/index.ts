@@ -20,15 +20,16 @@ export { MemoryNic, type MemoryNicOptions } from './nic/memory-nic.js';
 export { TapNic, type TapNicOptions } from './nic/tap-nic.js';
 export { Ipam, IpamError, IPAM_CHANNEL, TAKEOVER_BUMP, type IpamOptions, type IpamInit, type IpamStatus, type IpamState, type IpamConflict, type IpamEvents, type IpamRefusedRing } from './ipam/ipam.js';
 export type { Cidr } from './ipam/address.js';
-export { Dns, DNS_CHANNEL, type DnsOptions, type DnsStatus, type DnsEvents } from './dns/dns.js';
+export { Dns, DNS_CHANNEL, type DnsOptions, type DnsStatus, type DnsEvents, type DnsWaitOptions } from './dns/dns.js';
 export type { DnsRecord } from './wire/dns-records.js';
 export { DnsServer, type DnsServerOptions, type DnsServerStats, type NameSource, type DnsTransport } from './dns/server.js';
 export type { ForwarderStats, DnsListener } from './dns/forwarder.js';
 export { formatPeerName, parsePeerName, type PeerName } from './wire/peer-name.js';
 export { deriveNetworkKey, ARGON2ID_OPSLIMIT, ARGON2ID_MEMLIMIT, NETWORK_KEY_SALT, type NetworkKey } from './crypto/network-key.js';
 export { loadSodium, type SodiumBackend, type SodiumBackendName, type Preference as SodiumPreference } from './crypto/sodium.js';
-export { WeaveError, DecodeError, HandshakeError, ConnectionError, OptionsError, CryptoError, NicError, StackError, EndpointError, StateFileError, ApiError, type WeaveErrorCode } from './errors.js';
-export { systemClock, type Clock, type Timer } from './clock.js';
+export { WeaveError, DecodeError, HandshakeError, ConnectionError, OptionsError, CryptoError, NicError, StackError, EndpointError, StateFileError, ApiError, NotReadyError, type WeaveErrorCode } from './errors.js';
+export { systemClock, type Clock, type Timer, type TimerOptions } from './clock.js';
+export type { WaitOptions } from './wait.js';
 export { systemRandom, seededRandom, type Random } from './random.js';
 export { Overlay, DEFAULT_ENDPOINT_MTU, EXPOSE_ID } from './overlay.js';
 export type {
@@ -42,13 +43,15 @@ export type {
   AttachOptions,
   Endpoint,
   NetnsEndpoint,
+  ReadyOptions,
 } from './overlay.js';
+export type { OverlayReadiness, PeerReadiness, PeerReadinessState, IpamReadiness, ReadinessQuery } from './status/readiness.js';
 export type { OverlayLinkView } from './status/links.js';
 export type { HandshakeFailureView } from './status/handshake-failures.js';
 export { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
 export type { IpCommand } from './endpoint/ip-command.js';
 export { nodeFileSystem, type FileSystem } from './persist/file-system.js';
-export { NetStack, StackUdpSocket, type NetStackOptions, type NetStackStats, type PingOptions, type PingResult, type RemoteInfo, type UdpSocketEvents, type ArpCacheOptions, type ReassemblyOptions } from './stack/index.js';
+export { NetStack, StackUdpSocket, type NetStackOptions, type NetStackStats, type PingOptions, type PingResult, type LookupOptions, type ResolveOptions, type RemoteInfo, type UdpSocketEvents, type ReceiveOptions, type ReceivedDatagram, type ArpCacheOptions, type ReassemblyOptions } from './stack/index.js';
 export { silentLogger, jsonLineLogger, type Logger, type LogMethod } from './logger.js';
 export { VERSION } from './version.js';
 export { nodeTransport, type Transport, type StreamSocket, type StreamListener, type DatagramSocket, type DatagramSender, type DatagramBindOptions } from './mesh/transport.js';

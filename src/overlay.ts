@@ -5,7 +5,7 @@ import { isIPv4 } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock } from './clock.js';
 import { systemRandom, type Random } from './random.js';
-import { EndpointError, OptionsError, StateFileError, WeaveError } from './errors.js';
+import { EndpointError, NotReadyError, OptionsError, StateFileError, WeaveError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import { VERSION } from './version.js';
 import { MeshRouter, type MeshRouterOptions } from './mesh/router.js';
@@ -38,6 +38,9 @@ import { renderMetrics } from './status/metrics.js';
 import type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 import { linkViews, type OverlayLinkView } from './status/links.js';
 import { HandshakeFailureLog } from './status/handshake-failures.js';
+import { describeUnready, readiness, type OverlayReadiness, type ReadinessQuery } from './status/readiness.js';
+import { checkTimeout, waitUntil, type WaitOptions } from './wait.js';
+import type { ResolveOptions } from './stack/index.js';
 
 export type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 
@@ -205,6 +208,17 @@ export interface OverlayEvents {
 
 /** An attached endpoint of either kind. */
 export type Endpoint = MemoryEndpoint | NetnsEndpoint;
+
+/** Options of {@link Overlay.ready}. */
+export interface ReadyOptions extends WaitOptions {
+  /**
+   * What to wait for: peer names, nicknames or `host:port` targets. Default: every configured target
+   * (`peers` option, `connect()`) and every peer known so far.
+   */
+  peers?: readonly string[] | undefined;
+  /** Wait for IPAM's ring too (default true when IPAM is on); the wait also starts consensus. */
+  ipam?: boolean | undefined;
+}
 
 interface MemoryAttachment {
   endpoint: MemoryEndpoint;
@@ -541,6 +555,72 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     ];
   }
 
+  /**
+   * Where readiness stands now: each awaited peer (see {@link ReadyOptions.peers}) and IPAM. A snapshot;
+   * {@link Overlay.ready} waits for it to become ready.
+   */
+  readiness(query: ReadinessQuery = {}): OverlayReadiness {
+    return readiness(this.router, this.dataPlane.status(), this.ipam, query);
+  }
+
+  /**
+   * Waits until the mesh is usable: every awaited peer reachable over established data links (frames
+   * flow), and IPAM's ring established (consensus is started if nobody asked for an address yet).
+   * Resolves with the report; called while `start()` runs, it waits for the start first. Rejects with
+   * NotReadyError `timeout` after `timeoutMs` (default 30 s; `Infinity` waits until aborted) or `aborted`,
+   * whose `waitingFor` (and message) say which peers are unreachable or have no data link, and how far
+   * IPAM got; EndpointError `not-running` when the overlay is not started, or stops while waiting.
+   * With the real clock the wait keeps the process alive.
+   */
+  async ready(options: ReadyOptions = {}): Promise<OverlayReadiness> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    checkTimeout(timeoutMs, 'ready');
+    const { signal } = options;
+    const startedAt = this.clock.now();
+    if (this.lifecycle === 'starting' && this.startPromise) await this.startPromise;
+    this.requireRunning('ready');
+    const query: ReadinessQuery = { ...(options.peers ? { peers: options.peers } : {}), ...(options.ipam !== undefined ? { ipam: options.ipam } : {}) };
+    // Awaiting IPAM asks for the ring, as Weave's `prime` does; stopped when the wait ends.
+    const priming = new AbortController();
+    if (this.ipam && options.ipam !== false) this.ipam.prime({ timeoutMs: Infinity, signal: priming.signal }).catch(() => undefined);
+    const remainingMs = Math.max(0, timeoutMs - (this.clock.now() - startedAt));
+    const unready = (): string[] => describeUnready(this.readiness(query));
+    const events = ['link:changed', 'link:up', 'link:down', 'peer:up', 'peer:down'] as const;
+    try {
+      return await waitUntil<OverlayReadiness>(
+        this.clock,
+        {
+          timeoutMs: remainingMs,
+          signal,
+          timeout: () => {
+            const missing = unready();
+            return new NotReadyError('timeout', `the overlay is not ready after ${timeoutMs} ms: ${missing.join('; ')}`, missing);
+          },
+          aborted: (reason) => new NotReadyError('aborted', 'waiting for the overlay to be ready was aborted', unready(), { cause: reason }),
+        },
+        {
+          check: () => {
+            if (this.lifecycle !== 'running') throw new EndpointError('not-running', `the overlay stopped while ready() waited (state: ${this.lifecycle})`);
+            const report = this.readiness(query);
+            return report.ready ? report : undefined;
+          },
+          subscribe: (onChange) => {
+            for (const event of events) this.on(event, onChange);
+            this.ipam?.on('ring:changed', onChange);
+            return () => {
+              for (const event of events) this.off(event, onChange);
+              this.ipam?.off('ring:changed', onChange);
+            };
+          },
+          // Dial retries and stop() emit nothing here: a slow poll notices them.
+          pollMs: 100,
+        },
+      );
+    } finally {
+      priming.abort();
+    }
+  }
+
   /** Metrics in the Prometheus text exposition format (Weave's names where Weave had one). */
   metrics(): string {
     return renderMetrics(this.status(), this.tap?.stats);
@@ -568,7 +648,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       endpoint = new MemoryEndpoint(
         { kind: 'memory', name, ...(this.dns ? { fqdn: normaliseName(name, this.dns.domain) } : {}), id, address, mac: formatMac(mac), mtu: this.mtu },
         nic,
-        { clock: this.clock, random: this.random, resolve: (n) => this.resolveName(n) },
+        { clock: this.clock, random: this.random, resolve: (n, o) => this.resolveName(n, o) },
       );
     } catch (error) {
       await this.ipam?.release(id); // nothing else was set up: give the address back
@@ -596,9 +676,17 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     this.emit('endpoint:detached', info);
   }
 
-  private async resolveName(name: string): Promise<string[]> {
+  /** An endpoint's resolver: a name not known yet is waited for (it may be gossiped any moment), as a resolver retries. */
+  private async resolveName(name: string, options: ResolveOptions): Promise<string[]> {
     if (!this.dns) return [];
-    return this.dns.lookup(name).filter((a) => isIPv4(a));
+    const known = this.dns.lookup(name).filter((a) => isIPv4(a));
+    if (known.length > 0 || options.timeoutMs === 0) return known;
+    try {
+      return await this.dns.waitFor(name, { family: 4, timeoutMs: options.timeoutMs, signal: options.signal });
+    } catch (error) {
+      if (error instanceof NotReadyError && error.code === 'timeout') return [];
+      throw error;
+    }
   }
 
   // ---- kernel endpoints ----

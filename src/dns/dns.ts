@@ -9,6 +9,8 @@ import type { MeshRouter } from '../mesh/router.js';
 import type { GossipChannel } from '../mesh/gossip.js';
 import { parseListenAddress } from '../mesh/address.js';
 import { normaliseName, RecordStore } from './records.js';
+import { NotReadyError } from '../errors.js';
+import { checkTimeout, waitUntil, type WaitOptions } from '../wait.js';
 import { DnsServer, type DnsServerStats, type NameSource } from './server.js';
 
 /** The gossip channel DNS uses. */
@@ -39,6 +41,12 @@ export interface DnsOptions {
   tombstoneTtlMs?: number;
   /** Time source for expiry and the server's timers (default `systemClock`); tests pass a fake clock. */
   clock?: Clock;
+}
+
+/** Options of {@link Dns.waitFor}. */
+export interface DnsWaitOptions extends WaitOptions {
+  /** Only addresses of this family count (default: either). */
+  family?: 4 | 6 | undefined;
 }
 
 /** Typed events of the DNS service. */
@@ -222,6 +230,46 @@ export class Dns extends EventEmitter<DnsEvents> {
   /** Addresses of a name (case-insensitive; single labels get the domain). */
   lookup(name: string): string[] {
     return this.store.lookup(normaliseName(name, this.domain)).map((r) => r.address);
+  }
+
+  /**
+   * Waits until `name` (single labels get the domain) has an address here, learned by gossip or added
+   * locally, and resolves with its addresses (of `family`, when given). Rejects with NotReadyError:
+   * `timeout` after `timeoutMs` (default 30 s; `Infinity` waits until aborted), or `aborted`. The wait is
+   * driven by record changes, so it works under a fake clock; with the real one it keeps the process alive.
+   */
+  waitFor(name: string, options: DnsWaitOptions = {}): Promise<string[]> {
+    const fqdn = normaliseName(name, this.domain);
+    const { family } = options;
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    checkTimeout(timeoutMs, 'dns.waitFor');
+    const kind = family === 4 ? 'IPv4 address' : family === 6 ? 'IPv6 address' : 'address';
+    const missing = `"${fqdn}": no ${kind}`;
+    return waitUntil<string[]>(
+      this.clock,
+      {
+        timeoutMs,
+        signal: options.signal,
+        timeout: () =>
+          new NotReadyError(
+            'timeout',
+            `"${fqdn}" has no ${kind} after ${timeoutMs} ms: no endpoint of that name is known to this peer's DNS (is it attached, and is its peer linked to this mesh?)`,
+            [missing],
+          ),
+        aborted: (reason) => new NotReadyError('aborted', `waiting for "${fqdn}" was aborted`, [missing], { cause: reason }),
+      },
+      {
+        check: () => {
+          const addresses = this.store.lookup(fqdn).map((r) => r.address);
+          const wanted = family === undefined ? addresses : addresses.filter((a) => (family === 4) === isIPv4(a));
+          return wanted.length > 0 ? [...new Set(wanted)] : undefined;
+        },
+        subscribe: (onChange) => {
+          this.on('change', onChange);
+          return () => this.off('change', onChange);
+        },
+      },
+    );
   }
 
   /** Names that point at `address`. */

@@ -1,6 +1,6 @@
 // MemoryEndpoint: an in-process endpoint: a memory NIC on the overlay's switch driven by a userspace IPv4 stack.
 import type { MemoryNic } from '../nic/memory-nic.js';
-import { NetStack, type PingOptions, type PingResult, type StackUdpSocket } from '../stack/index.js';
+import { NetStack, type LookupOptions, type PingOptions, type PingResult, type ResolveOptions, type StackUdpSocket } from '../stack/index.js';
 import type { Clock } from '../clock.js';
 import type { Random } from '../random.js';
 
@@ -42,7 +42,7 @@ export class MemoryEndpoint {
     /** What the endpoint is, as reported in status and `ps`. */
     readonly info: EndpointInfo,
     nic: MemoryNic,
-    options: { clock: Clock; random: Random; resolve: (name: string) => Promise<string[]> },
+    options: { clock: Clock; random: Random; resolve: (name: string, options: ResolveOptions) => Promise<string[]> },
   ) {
     this.stack = new NetStack({ nic, address: info.address, clock: options.clock, random: options.random, resolve: options.resolve });
   }
@@ -57,7 +57,11 @@ export class MemoryEndpoint {
     return this.stack.address;
   }
 
-  /** Sends one ICMP echo request to an address or overlay name and waits for the reply. */
+  /**
+   * Sends one ICMP echo request to an address or overlay name and waits for the reply. A name that is not
+   * known yet is waited for (5 s), and ARP retries while a data link comes up, so a ping right after
+   * `attach` works; `timeoutMs` (default 1 s) is the wait for the reply once the request has left.
+   */
   ping(target: string, options?: PingOptions): Promise<PingResult> {
     return this.stack.ping(target, options);
   }
@@ -67,9 +71,9 @@ export class MemoryEndpoint {
     return this.stack.createUdpSocket();
   }
 
-  /** Resolves an overlay name (or returns a dotted address as is). */
-  lookup(name: string): Promise<string> {
-    return this.stack.lookup(name);
+  /** Resolves an overlay name, waiting (5 s by default) for one not known yet; a dotted address is returned as is. */
+  lookup(name: string, options?: LookupOptions): Promise<string> {
+    return this.stack.lookup(name, options);
   }
 
   /** @internal Closes the stack; the overlay also frees the NIC, the address and the name. */

@@ -2,7 +2,8 @@
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { systemRandom, type Random } from '../random.js';
-import { OptionsError, WeaveError } from '../errors.js';
+import { NotReadyError, OptionsError, WeaveError } from '../errors.js';
+import { checkTimeout, waitUntil, type WaitOptions } from '../wait.js';
 import { decodeWith, encodeWith } from '../wire/codec.js';
 import { decodeIpamMessage, encodeIpamMessage, IpamMessageKind, type IpamMessage, type SubnetRef } from '../wire/ipam-messages.js';
 import { formatPeerName, parsePeerName, type PeerName } from '../wire/peer-name.js';
@@ -206,6 +207,8 @@ export class Ipam extends EventEmitter<IpamEvents> {
   private paxos: PaxosNode | undefined;
   private channel: GossipChannel | undefined;
   private tickTimer: Timer | undefined;
+  /** Callers of prime() waiting for the ring: like pending requests, they keep consensus going. */
+  private primers = 0;
   private broadcastScheduled = false;
   private started = false;
   private stopped = false;
@@ -303,6 +306,67 @@ export class Ipam extends EventEmitter<IpamEvents> {
   };
 
   // ---- public operations ----
+
+  /**
+   * Weave's `prime`: makes sure the ring exists, seeking consensus now when nobody has asked for an
+   * address yet, and resolves once it does (at once with a persisted or seeded ring). Rejects with
+   * NotReadyError (`timeout` after `timeoutMs`, default 30 s; `aborted`) saying how far consensus got,
+   * or IpamError `closed` when IPAM is not running.
+   */
+  prime(options: WaitOptions = {}): Promise<void> {
+    if (this.stopped || !this.started) return Promise.reject(new IpamError('closed', 'IPAM is not running: call start() first'));
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    checkTimeout(timeoutMs, 'ipam.prime');
+    if (!this.ring.isEmpty()) return Promise.resolve();
+    this.primers += 1;
+    this.seekConsensus();
+    const missing = (): string[] => [`IPAM: ${this.describeState()}`];
+    return waitUntil<true>(
+      this.clock,
+      {
+        timeoutMs,
+        signal: options.signal,
+        timeout: () => new NotReadyError('timeout', `IPAM has no ring after ${timeoutMs} ms: ${this.describeState()}`, missing()),
+        aborted: (reason) => new NotReadyError('aborted', 'waiting for the IPAM ring was aborted', missing(), { cause: reason }),
+      },
+      {
+        check: () => {
+          if (this.stopped) throw new IpamError('closed', 'IPAM stopped before the ring was established');
+          return this.ring.isEmpty() ? undefined : true;
+        },
+        subscribe: (onChange) => {
+          this.on('ring:changed', onChange);
+          return () => this.off('ring:changed', onChange);
+        },
+        pollMs: 1000, // notices stop()
+      },
+    ).then(
+      () => {
+        this.primers -= 1;
+      },
+      (error: unknown) => {
+        this.primers -= 1;
+        throw error;
+      },
+    );
+  }
+
+  /** Where allocation stands: no ring yet, waiting for consensus, ready, or waiting for space. */
+  get state(): IpamState {
+    if (this.ring.isEmpty()) return this.pending.length > 0 || this.primers > 0 ? 'awaiting-consensus' : 'idle';
+    return this.pending.length > 0 ? 'waiting-for-space' : 'ready';
+  }
+
+  /** The state in words, with how far consensus got: for errors and readiness reports. */
+  describeState(): string {
+    const state = this.state;
+    if (state === 'ready' || state === 'waiting-for-space') return `ready (the ring is established)`;
+    if ('observer' in this.init) return `${state}: an observer waits for a voting peer to establish the ring`;
+    if ('seed' in this.init) return state;
+    const quorum = Math.floor(this.init.consensus / 2) + 1;
+    const known = this.paxos?.knownNodes().length ?? 0;
+    return `${state === 'idle' ? 'idle (nobody asked for an address yet)' : 'awaiting consensus'}: ${known} of the ${quorum} peers needed (consensus among ${this.init.consensus}) have voted so far`;
+  }
 
   /**
    * Allocates the lowest free address of `subnet` for `id` (the same id gets the same address again).
@@ -407,7 +471,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     const byId = new Map<string, string[]>();
     for (const [a, id] of [...this.owned].sort((x, y) => x[0] - y[0])) byId.set(id, [...(byId.get(id) ?? []), formatIPv4(a)]);
     return {
-      state: this.state(),
+      state: this.state,
       range: formatCidr(this.range),
       defaultSubnet: formatCidr(this.defaultSubnet),
       size: this.range.size,
@@ -432,11 +496,6 @@ export class Ipam extends EventEmitter<IpamEvents> {
           count: r.count,
         })),
     };
-  }
-
-  private state(): IpamState {
-    if (this.ring.isEmpty()) return this.pending.length > 0 ? 'awaiting-consensus' : 'idle';
-    return this.pending.length > 0 ? 'waiting-for-space' : 'ready';
   }
 
   // ---- requests ----
@@ -588,7 +647,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     // A refusal matters while that peer is around; one that went away is forgotten.
     for (const peer of this.refused.keys()) if (!this.router.isReachable(peer)) this.refused.delete(peer);
     if (this.ring.isEmpty()) {
-      if (this.pending.length > 0) {
+      if (this.pending.length > 0 || this.primers > 0) {
         this.paxos?.propose();
         this.seekConsensus();
       }

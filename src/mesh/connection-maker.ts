@@ -1,8 +1,8 @@
 // ConnectionMaker: keeps dialling direct and discovered targets, with jittered exponential backoff.
 import type { Clock, Timer } from '../clock.js';
 import type { Random } from '../random.js';
-import { WeaveError } from '../errors.js';
-import type { PeerName } from '../wire/peer-name.js';
+import { WeaveError, type WeaveErrorCode } from '../errors.js';
+import { formatPeerName, type PeerName } from '../wire/peer-name.js';
 
 /** Where a target stands. */
 export type TargetState = 'waiting' | 'attempting' | 'connected' | 'failed';
@@ -19,6 +19,10 @@ export interface TargetStatus {
   attempts: number;
   /** Message of the last failed dial; absent before the first failure and after a success. */
   lastError?: string;
+  /** Stable code of the last failed dial (`connect-to-self` marks our own address). */
+  lastErrorCode?: WeaveErrorCode;
+  /** The peer this target's last successful dial reached, MAC form. */
+  peer?: string;
   /** Milliseconds until the next attempt, when waiting. */
   retryInMs?: number;
 }
@@ -128,7 +132,8 @@ export class ConnectionMaker {
       direct: t.direct,
       state: t.state,
       attempts: t.attempts,
-      ...(t.lastError ? { lastError: t.lastError.message } : {}),
+      ...(t.lastError ? { lastError: t.lastError.message, lastErrorCode: t.lastError.code } : {}),
+      ...(t.peer !== undefined ? { peer: formatPeerName(t.peer) } : {}),
       ...(t.state === 'waiting' ? { retryInMs: Math.max(0, Math.round(t.tryAfter - now)) } : {}),
     }));
   }

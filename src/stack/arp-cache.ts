@@ -3,7 +3,7 @@ import type { Clock, Timer } from '../clock.js';
 import { StackError } from '../errors.js';
 import { formatIPv4 } from '../ipam/address.js';
 
-/** Tuning of the ARP cache; every field has a default. */
+/** Tuning of the ARP cache; every field has a default (Linux's: 3 requests 1 s apart, like `mcast_solicit` and `retrans_time_ms`). */
 export interface ArpCacheOptions {
   /** How long a learned binding is used before it must be resolved again (default 60 000 ms). */
   ttlMs?: number;
@@ -142,7 +142,8 @@ export class ArpCache {
   private request(waiting: Pending): void {
     waiting.requestsSent += 1;
     this.host.sendRequest(waiting.address);
-    waiting.timer = this.clock.setTimer(this.retryMs, () => this.retry(waiting));
+    // Sends wait on this retry (a ping, a UDP send someone awaits): it holds the process open like they do.
+    waiting.timer = this.clock.setTimer(this.retryMs, () => this.retry(waiting), { keepAlive: true });
   }
 
   private retry(waiting: Pending): void {

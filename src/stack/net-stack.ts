@@ -1,6 +1,7 @@
 // NetStack: a small userspace IPv4 stack (ARP, ICMP echo, UDP, fragments) that drives one NIC of an in-process endpoint.
 import { systemClock, type Clock, type Timer } from '../clock.js';
-import { OptionsError, StackError } from '../errors.js';
+import { NotReadyError, OptionsError, StackError } from '../errors.js';
+import { checkTimeout } from '../wait.js';
 import {
   BROADCAST_MAC,
   ETHERNET_HEADER_BYTES,
@@ -54,8 +55,14 @@ export interface NetStackOptions {
   clock?: Clock;
   /** IP identifications, ping identifiers and ephemeral ports; default the system source. */
   random?: Random;
-  /** Name lookup for `ping`, `send` and `lookup` (the overlay plugs its DNS in); returns dotted addresses. */
-  resolve?: (name: string) => Promise<string[]>;
+  /**
+   * Name lookup for `ping`, `send` and `lookup` (the overlay plugs its DNS in); returns dotted addresses.
+   * Like a real resolver it may wait for an answer, up to `timeoutMs`, and stops when `signal` aborts;
+   * it returns [] (or throws) when the name has no address.
+   */
+  resolve?: (name: string, options: ResolveOptions) => Promise<string[]>;
+  /** How long a name lookup waits for the resolve hook to learn the name (default 5000 ms, resolv.conf's `timeout`). */
+  resolveTimeoutMs?: number;
   /** ARP cache tuning. */
   arp?: ArpCacheOptions;
   /** Fragment reassembly bounds. */
@@ -64,14 +71,35 @@ export interface NetStackOptions {
   icmpErrorsPerSecond?: number;
 }
 
+/** What a resolve hook is given for one lookup. */
+export interface ResolveOptions {
+  /** Wait at most this long for the name to get an address (the stack's `resolveTimeoutMs`, or the caller's). */
+  timeoutMs: number;
+  /** The caller gave up: stop waiting. */
+  signal?: AbortSignal | undefined;
+}
+
+/** Options of {@link NetStack.lookup}. */
+export interface LookupOptions {
+  /** How long to wait for a name that has no address yet (default: the stack's `resolveTimeoutMs`, 5000 ms). */
+  timeoutMs?: number | undefined;
+  /** Aborting rejects the lookup with `aborted`. */
+  signal?: AbortSignal | undefined;
+}
+
 /** Options of {@link NetStack.ping}. */
 export interface PingOptions {
-  /** How long to wait for the echo reply (default 1000 ms); then the ping rejects with `timeout`. */
-  timeoutMs?: number;
+  /**
+   * How long to wait for the echo reply once the request has left (default 1000 ms); then the ping rejects
+   * with `timeout`. Before that, a name waits for its address (`resolveTimeoutMs`, default 5 s) and a
+   * neighbour's MAC is resolved by ARP (3 requests 1 s apart by default), as with ping(8) on Linux, so a
+   * ping sent while the overlay is still coming up waits for it instead of failing.
+   */
+  timeoutMs?: number | undefined;
   /** ICMP data bytes (default 56, like ping(8)); at most 65507. */
-  size?: number;
-  /** Aborting rejects the ping with `aborted`. */
-  signal?: AbortSignal;
+  size?: number | undefined;
+  /** Aborting rejects the ping with `aborted`, at any stage. */
+  signal?: AbortSignal | undefined;
 }
 
 /** The answer to one echo request. */
@@ -108,8 +136,10 @@ interface PendingPing {
   sequence: number;
   address: number;
   size: number;
+  /** When the request left (after ARP); NaN before. */
   sentAt: number;
-  timer: Timer;
+  /** The reply deadline, set once the request has left. */
+  timer: Timer | undefined;
   resolve: (result: PingResult) => void;
   reject: (error: Error) => void;
   signal: AbortSignal | undefined;
@@ -148,7 +178,8 @@ export class NetStack {
   private readonly iface: InterfaceAddress;
   private readonly clock: Clock;
   private readonly random: Random;
-  private readonly resolveName: ((name: string) => Promise<string[]>) | undefined;
+  private readonly resolveName: ((name: string, options: ResolveOptions) => Promise<string[]>) | undefined;
+  private readonly resolveTimeoutMs: number;
   private readonly macBytes: Uint8Array;
   private readonly macNumber: number;
   private readonly arp: ArpCache;
@@ -170,6 +201,8 @@ export class NetStack {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.resolveName = options.resolve;
+    this.resolveTimeoutMs = options.resolveTimeoutMs ?? 5000;
+    checkTimeout(this.resolveTimeoutMs, 'NetStack resolveTimeoutMs');
     const perSecond = options.icmpErrorsPerSecond ?? 10;
     if (!(perSecond > 0)) throw new OptionsError(`icmpErrorsPerSecond is ${perSecond}; it must be positive`);
     this.macBytes = this.nic.mac.slice();
@@ -183,6 +216,7 @@ export class NetStack {
     );
     this.reassembly = new Reassembly(this.clock, { drop }, options.reassembly);
     this.socketHost = {
+      clock: this.clock,
       bindSocket: (socket, port) => this.bindSocket(socket, port),
       unbindSocket: (socket, port) => this.unbindSocket(socket, port),
       sendDatagram: (socket, sourcePort, data, port, host) => this.sendDatagram(socket, sourcePort, data, port, host),
@@ -223,23 +257,32 @@ export class NetStack {
 
   /**
    * Returns a dotted address for `name`: dotted input is returned as is, anything else goes to the
-   * resolve hook (its first IPv4 answer). Rejects with StackError `not-found`.
+   * resolve hook (its first IPv4 answer), which waits up to `timeoutMs` (default `resolveTimeoutMs`) for
+   * a name that has no address yet, as a resolver waits for its server. Rejects with StackError
+   * `not-found` or `aborted`.
    */
-  async lookup(name: string): Promise<string> {
+  async lookup(name: string, options: LookupOptions = {}): Promise<string> {
     const direct = tryParseIPv4(name);
     if (direct !== undefined) return formatIPv4(direct);
+    const { signal } = options;
+    const timeoutMs = options.timeoutMs ?? this.resolveTimeoutMs;
+    checkTimeout(timeoutMs, 'lookup');
     if (!this.resolveName) throw new StackError('not-found', `"${name}" is not an IPv4 address and this stack has no resolve hook to look names up`);
+    if (signal?.aborted) throw new StackError('aborted', `the lookup of "${name}" was aborted`, { cause: signal.reason });
     let answers: string[];
     try {
-      answers = await this.resolveName(name);
+      answers = await this.resolveName(name, { timeoutMs, ...(signal ? { signal } : {}) });
     } catch (cause) {
+      if (signal?.aborted || (cause instanceof NotReadyError && cause.code === 'aborted')) {
+        throw new StackError('aborted', `the lookup of "${name}" was aborted`, { cause: signal?.reason ?? cause });
+      }
       throw new StackError('not-found', `looking up "${name}" failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     }
     for (const answer of answers) {
       const address = tryParseIPv4(answer);
       if (address !== undefined) return formatIPv4(address);
     }
-    throw new StackError('not-found', `"${name}" has no IPv4 address`);
+    throw new StackError('not-found', `"${name}" has no IPv4 address${timeoutMs > 0 ? ` (waited ${timeoutMs} ms for one)` : ''}`);
   }
 
   /**
@@ -253,7 +296,7 @@ export class NetStack {
     if (size > MAX_PING_DATA) throw new StackError('message-too-big', `ping size ${size} exceeds the ${MAX_PING_DATA} bytes an IPv4 packet can carry`);
     if (!(timeoutMs >= 0)) throw new StackError('invalid-option', `ping timeoutMs ${timeoutMs} is not a duration`);
     if (signal?.aborted) throw new StackError('aborted', 'the ping was aborted before it was sent', { cause: signal.reason });
-    const address = tryParseIPv4(await this.lookup(hostOrName)) as number;
+    const address = tryParseIPv4(await this.lookup(hostOrName, signal ? { signal } : {})) as number;
     if (signal?.aborted) throw new StackError('aborted', 'the ping was aborted before it was sent', { cause: signal.reason });
     const mac = this.nextHop(address, false);
     let sequence = this.nextSequence;
@@ -272,18 +315,33 @@ export class NetStack {
         sequence,
         address,
         size,
-        sentAt: this.clock.now(),
+        sentAt: Number.NaN,
         resolve,
         reject,
         signal,
-        timer: this.clock.setTimer(timeoutMs, () =>
-          this.settlePing(pending, new StackError('timeout', `no echo reply from ${hostOrName} within ${timeoutMs} ms`)),
-        ),
+        timer: undefined,
         onAbort: () => this.settlePing(pending, new StackError('aborted', `the ping to ${hostOrName} was aborted`, { cause: signal?.reason })),
       };
       signal?.addEventListener('abort', pending.onAbort, { once: true });
       this.pings.set(sequence, pending);
-      this.transmit(address, frame, mac).catch((error: Error) => this.settlePing(pending, error));
+      // The reply deadline starts when the request leaves: the ARP resolution before it is bounded by its own
+      // retries, as on Linux, so a ping sent while a data link is still coming up is not cut off by it.
+      // The deadline is a keep-alive timer: an awaited ping holds the process open until it settles.
+      const sent = (): void => {
+        if (this.pings.get(sequence) !== pending) return;
+        pending.sentAt = this.clock.now();
+        pending.timer = this.clock.setTimer(
+          timeoutMs,
+          () => this.settlePing(pending, new StackError('timeout', `no echo reply from ${hostOrName} within ${timeoutMs} ms`)),
+          { keepAlive: true },
+        );
+      };
+      if (mac !== undefined) {
+        this.transmit(address, frame, mac).catch((error: Error) => this.settlePing(pending, error));
+        sent();
+      } else {
+        this.transmit(address, frame, mac).then(sent, (error: Error) => this.settlePing(pending, error));
+      }
     });
   }
 
@@ -577,7 +635,7 @@ export class NetStack {
   private settlePing(pending: PendingPing, error: Error | undefined, result?: PingResult): void {
     if (this.pings.get(pending.sequence) !== pending) return;
     this.pings.delete(pending.sequence);
-    pending.timer.cancel();
+    pending.timer?.cancel();
     pending.signal?.removeEventListener('abort', pending.onAbort);
     if (error) pending.reject(error);
     else if (result) pending.resolve(result);

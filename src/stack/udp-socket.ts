@@ -1,6 +1,8 @@
 // StackUdpSocket: a node:dgram-like UDP socket on a NetStack (bind, send, broadcast, multicast membership, message events).
 import { EventEmitter } from 'eventemitter3';
 import { StackError } from '../errors.js';
+import type { Clock } from '../clock.js';
+import { checkTimeout, settleWithin } from '../wait.js';
 import { formatIPv4 } from '../ipam/address.js';
 import { isMulticastAddress } from '../wire/inet.js';
 import { tryParseIPv4 } from './address.js';
@@ -28,11 +30,28 @@ export interface UdpSocketEvents {
  * @internal
  */
 export interface UdpSocketHost {
+  readonly clock: Clock;
   bindSocket(socket: StackUdpSocket, port: number): number;
   unbindSocket(socket: StackUdpSocket, port: number): void;
   sendDatagram(socket: StackUdpSocket, sourcePort: number, data: Uint8Array, port: number, host: string): Promise<void>;
   joinGroup(group: number): void;
   leaveGroup(group: number): void;
+}
+
+/** Options of {@link StackUdpSocket.receive}. */
+export interface ReceiveOptions {
+  /** Give up after this many milliseconds with StackError `timeout` (default: wait until a datagram, an abort or close). */
+  timeoutMs?: number | undefined;
+  /** Aborting rejects with StackError `aborted`. */
+  signal?: AbortSignal | undefined;
+}
+
+/** One datagram, as {@link StackUdpSocket.receive} returns it. */
+export interface ReceivedDatagram {
+  /** The payload (the socket's own copy). */
+  message: Buffer;
+  /** Where it came from. */
+  from: RemoteInfo;
 }
 
 /** A UDP socket of a NetStack, created by `stack.createUdpSocket()`; shaped like node:dgram's Socket. */
@@ -77,6 +96,42 @@ export class StackUdpSocket extends EventEmitter<UdpSocketEvents> {
     if (this.closed) throw new StackError('closed', 'this UDP socket is closed; create a new one');
     if (this.port === 0) await this.bind(0);
     await this.host.sendDatagram(this, this.port, data, port, hostOrAddress);
+  }
+
+  /**
+   * The next datagram, as a promise (every pending `receive` and every `message` listener gets it). Rejects
+   * with StackError `timeout` after `timeoutMs`, `aborted`, `closed` (also when the socket closes while
+   * waiting) or `not-bound`. While it waits, the process stays alive (with the real clock).
+   */
+  receive(options: ReceiveOptions = {}): Promise<ReceivedDatagram> {
+    if (this.closed) return Promise.reject(new StackError('closed', 'this UDP socket is closed; create a new one'));
+    if (this.port === 0) return Promise.reject(new StackError('not-bound', 'this UDP socket is not bound, so nothing can arrive: call bind() first'));
+    const timeoutMs = options.timeoutMs ?? Infinity;
+    try {
+      checkTimeout(timeoutMs, 'receive');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const port = this.port;
+    return settleWithin<ReceivedDatagram>(
+      this.host.clock,
+      {
+        timeoutMs,
+        signal: options.signal,
+        timeout: () => new StackError('timeout', `no datagram arrived on UDP port ${port} within ${timeoutMs} ms`),
+        aborted: (reason) => new StackError('aborted', `receive on UDP port ${port} was aborted`, { cause: reason }),
+      },
+      (resolve, reject) => {
+        const onMessage = (message: Buffer, from: RemoteInfo): void => resolve({ message, from });
+        const onClose = (): void => reject(new StackError('closed', `UDP port ${port} was closed while receive() waited`));
+        this.on('message', onMessage);
+        this.on('close', onClose);
+        return () => {
+          this.off('message', onMessage);
+          this.off('close', onClose);
+        };
+      },
+    );
   }
 
   /** Allows (or forbids again) sends to 255.255.255.255 and the subnet broadcast address, as SO_BROADCAST does. */

@@ -1,5 +1,5 @@
 // FakeClock: a Clock whose time moves only when a test advances it, so timer-driven behaviour is deterministic.
-import type { Clock, Timer } from '../clock.js';
+import type { Clock, Timer, TimerOptions } from '../clock.js';
 
 interface Scheduled {
   at: number;
@@ -22,8 +22,11 @@ export class FakeClock implements Clock {
     return this.time;
   }
 
-  /** Schedules `fn` for `ms` from now (negative counts as 0); it runs only inside `advance`. */
-  setTimer(ms: number, fn: () => void): Timer {
+  /**
+   * Schedules `fn` for `ms` from now (negative counts as 0); it runs only inside `advance`. `keepAlive` is
+   * ignored: nothing here holds the process, since time moves only when a test advances it (see `drive`).
+   */
+  setTimer(ms: number, fn: () => void, _options?: TimerOptions): Timer {
     const entry: Scheduled = { at: this.time + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.queue.push(entry);
     return {

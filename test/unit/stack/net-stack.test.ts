@@ -130,6 +130,32 @@ test('a ping nobody answers times out by the fake clock, and can be aborted', as
   await close();
 });
 
+test('a ping whose first ARP request is lost still succeeds: ARP retries 1 s later and the reply deadline starts when the request leaves', async () => {
+  const clock = new FakeClock();
+  const [nicA, portA] = MemoryNic.pair({ name: 'a' });
+  const [nicB, portB] = MemoryNic.pair({ name: 'b' });
+  // A segment that loses the first frame a sends (its first ARP request), as happens while a data link is being established.
+  let lost = 0;
+  portA.onFrames((frames) => {
+    const rest = lost === 0 ? frames.slice(1) : frames;
+    lost += frames.length - rest.length;
+    if (rest.length > 0) portB.sendBatch(rest);
+  });
+  portB.onFrames((frames) => void portA.sendBatch(frames));
+  const a = new NetStack({ nic: nicA, address: '10.32.0.1/12', clock, random: seededRandom(1) });
+  const b = new NetStack({ nic: nicB, address: '10.32.0.2/12', clock, random: seededRandom(2) });
+  const pending = a.ping(b.address, { timeoutMs: 1000 });
+  await turn();
+  await turn();
+  assert.is(lost, 1, 'the first ARP request was lost');
+  clock.advance(1000); // the ARP retry; the echo request leaves only now
+  await until(() => a.stats.framesIn >= 2, 'the ARP reply and the echo reply');
+  const reply = await pending;
+  assert.is(reply.address, b.address);
+  assert.is(reply.rttMs, 0, 'the round trip is timed from the echo request, not from the lost ARP request');
+  await Promise.all([a.close(), b.close()]);
+});
+
 test('a stack pings itself without touching the wire', async () => {
   const { a, close } = wiredPair();
   const result = await a.ping(a.address);
