@@ -49,9 +49,14 @@ export interface TestMesh extends AsyncDisposable {
    * since anything waiting on a timer would otherwise wait forever.
    */
   drive<T>(work: Promise<T>, options?: { maxMs?: number }): Promise<T>;
-  /** Cuts the mesh into groups (peer indexes or nicknames) that cannot reach each other. */
+  /**
+   * Cuts the mesh into groups (peer indexes or nicknames) that cannot reach each other. Like a real
+   * partition it is silent: links across it stall, their datagrams are dropped (counted in
+   * `wire.stats.datagramsDropped.partition`) and the peers notice it by their links' silence timeout
+   * (2 s here), after which the overlay routes nothing across (its switch counts `no-route`).
+   */
   partition(...groups: readonly (readonly (number | string)[])[]): void;
-  /** Ends a partition: every peer reaches every other again (streams it cut stay cut). */
+  /** Ends a partition: every peer reaches every other again; links that outlived it resume, the others re-form. */
   heal(): void;
   /** Changes the conditions between two peers (both directions). */
   link(a: number | string, b: number | string, conditions: LinkConditions): void;
@@ -72,6 +77,8 @@ const TEST_TUNING: NonNullable<OverlayOptions['tuning']> = {
   gossipIntervalMs: 5_000,
   backoff: { initialIntervalMs: 50, maxIntervalMs: 1_000 },
   sleeve: { fastHeartbeatMs: 50 },
+  // A partition is silent (the wire stalls streams across it): links notice it by this silence timeout.
+  connection: { heartbeatIntervalMs: 250, silenceTimeoutMs: 2_000 },
   ipamTickMs: 200,
 };
 
@@ -94,7 +101,12 @@ export async function createTestMesh(options: TestMeshOptions): Promise<TestMesh
   const clock: Clock = options.clock ?? systemClock;
   const seed = options.seed ?? 1;
   // Without a fake clock the wire keeps its own clock, whose timers hold the process open like sockets in flight.
-  const wire = new VirtualWire({ ...(options.clock ? { clock: options.clock } : {}), random: seededRandom(seed), ...(options.conditions ? { defaults: options.conditions } : {}) });
+  const wire = new VirtualWire({
+    ...(options.clock ? { clock: options.clock } : {}),
+    random: seededRandom(seed),
+    ...(options.conditions ? { defaults: options.conditions } : {}),
+    partitionStreams: 'stall',
+  });
   const password = options.password ?? DEFAULT_TEST_PASSWORD;
   let key = cachedKeys.get(password);
   if (!key) {

@@ -60,8 +60,10 @@ export interface VirtualWireStats {
   streamsOpened: number;
   /** Connects refused (no listener, unreachable or partitioned). */
   streamsRefused: number;
-  /** Streams cut by a partition or by closing the wire. */
+  /** Streams cut by a partition (`partitionStreams: 'reset'`) or by closing the wire. */
   streamsReset: number;
+  /** Stream writes a partition held back (`partitionStreams: 'stall'`), delivered when it heals. */
+  streamWritesStalled: number;
   /** Bytes delivered on streams. */
   streamBytesDelivered: number;
 }
@@ -85,6 +87,13 @@ export interface VirtualWireOptions {
   defaults?: LinkConditions;
   /** First three octets of the hosts' addresses (default "10.99.0"; hosts get .1, .2, …). */
   subnet?: string;
+  /**
+   * What a partition does to the streams across it. `reset` (default): both ends see ECONNRESET at once.
+   * `stall`: nothing, as in a real partition: bytes written are held (as TCP keeps retransmitting) and
+   * delivered when the partition heals, so the ends notice only by their own timeouts (a mesh link's
+   * heartbeat), and meanwhile their datagrams are dropped and counted as `partition`.
+   */
+  partitionStreams?: 'reset' | 'stall';
 }
 
 /** Options of `VirtualWire.nat`. */
@@ -137,6 +146,9 @@ class Net {
   readonly hosts = new Map<string, VirtualHost>();
   readonly stats: VirtualWireStats = newStats();
   readonly streams = new Set<VirtualStream>();
+  /** Streams holding writes back until a partition heals. */
+  readonly stalled = new Set<VirtualStream>();
+  readonly partitionStreams: 'reset' | 'stall';
   defaults: Conditions;
   closed = false;
   private readonly links = new Map<string, Conditions>();
@@ -151,6 +163,7 @@ class Net {
     this.clock = options.clock ?? liveClock;
     this.random = options.random ?? systemRandom;
     this.defaults = { ...PERFECT, ...options.defaults };
+    this.partitionStreams = options.partitionStreams ?? 'reset';
   }
 
   setLink(from: string, to: string, conditions: LinkConditions): void {
@@ -176,13 +189,22 @@ class Net {
   partition(groups: readonly (readonly string[])[]): void {
     this.side.clear();
     groups.forEach((group, i) => group.forEach((address) => this.side.set(address, i)));
-    for (const stream of [...this.streams]) {
-      if (this.blocked(stream.host.address, stream.remoteHost)) stream.reset();
+    if (this.partitionStreams === 'reset') {
+      for (const stream of [...this.streams]) {
+        if (this.blocked(stream.host.address, stream.remoteHost)) stream.reset();
+      }
     }
+    this.releaseStalled();
   }
 
   heal(): void {
     this.side.clear();
+    this.releaseStalled();
+  }
+
+  /** Delivers what stalled streams held, where the partition no longer stands in the way. */
+  private releaseStalled(): void {
+    for (const stream of [...this.stalled]) if (!this.blocked(stream.host.address, stream.remoteHost)) stream.release();
   }
 
   nat(host: string, options: NatOptions): void {
@@ -314,6 +336,7 @@ function newStats(): VirtualWireStats {
     streamsOpened: 0,
     streamsRefused: 0,
     streamsReset: 0,
+    streamWritesStalled: 0,
     streamBytesDelivered: 0,
   };
 }
@@ -339,6 +362,8 @@ class VirtualStream extends EventEmitter<StreamEvents> implements StreamSocket {
   /** Chunks arrive no earlier than this, so jitter never reorders a stream. */
   nextArrival = 0;
   private pendingWrites: Buffer[] = [];
+  /** Writes (undefined: the end) held back by a partition, in order. */
+  private held: (Buffer | undefined)[] = [];
 
   constructor(
     private readonly net: Net,
@@ -371,6 +396,12 @@ class VirtualStream extends EventEmitter<StreamEvents> implements StreamSocket {
   private carry(chunk: Buffer | undefined): void {
     const peer = this.peer;
     if (!peer) return;
+    if (this.held.length > 0 || (this.net.partitionStreams === 'stall' && this.net.blocked(this.host.address, this.remoteHost))) {
+      this.held.push(chunk);
+      this.net.stalled.add(this);
+      this.net.stats.streamWritesStalled += 1;
+      return;
+    }
     const now = this.net.clock.now();
     const at = Math.max(now + this.net.delay(this.net.conditions(this.host.address, this.remoteHost)), this.nextArrival);
     this.nextArrival = at;
@@ -391,6 +422,12 @@ class VirtualStream extends EventEmitter<StreamEvents> implements StreamSocket {
     this.carry(undefined);
     this.shut(error);
     return this;
+  }
+
+  /** The partition healed: sends what it held back, in order. */
+  release(): void {
+    this.net.stalled.delete(this);
+    for (const chunk of this.held.splice(0)) this.carry(chunk);
   }
 
   /** The connection opened (client side). */
@@ -637,14 +674,15 @@ export class VirtualWire extends EventEmitter<VirtualWireEvents> {
 
   /**
    * Splits hosts into groups that cannot reach each other (replacing any earlier partition); hosts
-   * in no group reach everyone. Streams across are reset (ECONNRESET), connects across are refused
-   * (ECONNREFUSED) and datagrams across are dropped, including those already in flight.
+   * in no group reach everyone. Streams across are reset (ECONNRESET), or with `partitionStreams:
+   * 'stall'` hold their bytes until heal; connects across are refused (ECONNREFUSED) and datagrams
+   * across are dropped (counted as `partition`), including those already in flight.
    */
   partition(...groups: readonly (string | VirtualHost)[][]): void {
     this.net.partition(groups.map((group) => group.map(addressOf)));
   }
 
-  /** Ends the partition: every host reaches every other again (cut streams stay cut). */
+  /** Ends the partition: every host reaches every other again (cut streams stay cut; stalled ones deliver what they held). */
   heal(): void {
     this.net.heal();
   }
@@ -671,6 +709,7 @@ export class VirtualWire extends EventEmitter<VirtualWireEvents> {
   /** Resets every stream, drops everything in flight and refuses new listeners and sockets. */
   close(): void {
     this.net.closed = true;
+    this.net.stalled.clear();
     for (const stream of [...this.net.streams]) stream.reset();
   }
 }

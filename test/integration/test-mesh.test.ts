@@ -35,9 +35,30 @@ test('a line of three on a lossy, slow wire: names, UDP across the relay, a part
   await until(true, 'no echo before the partition');
   mesh.partition(['a'], ['b', 'c']);
   await until(false, 'echoes still crossed the partition');
-  assert.ok(mesh.wire.stats.streamsReset > 0, 'the partition reset the links across it');
+  assert.ok(mesh.wire.stats.datagramsDropped.partition > 0, 'the partition dropped what crossed it');
   mesh.heal();
   await until(true, 'no echo after heal');
+});
+
+test('a partition is silent, like a real one: frames sent across it are dropped by the wire and counted as partition drops', async () => {
+  const clock = new FakeClock();
+  const mesh = await createTestMesh({ peers: ['east', 'west'], clock, conditions: { latencyMs: 2 } });
+  try {
+    await mesh.ready();
+    const server = await mesh.drive(mesh.overlay('west').attach({ name: 'server' }));
+    const client = await mesh.drive(mesh.overlay('east').attach({ name: 'client' }));
+    while (mesh.overlay('east').dns?.lookup('server').length === 0) await mesh.advance(1);
+    assert.is((await mesh.drive(client.ping('server'))).address, server.address);
+    mesh.partition(['east'], ['west']);
+    const during = await mesh.drive(client.ping('server', { timeoutMs: 500 })).then(
+      () => 'answered',
+      (error: { code?: string }) => error.code,
+    );
+    assert.is(during, 'timeout');
+    assert.ok(mesh.wire.stats.datagramsDropped.partition > 0, JSON.stringify(mesh.wire.stats.datagramsDropped));
+  } finally {
+    await mesh.drive(mesh.stop());
+  }
 });
 
 /** One run under a fake clock: converge, attach two endpoints, ping by name; returns what it observed. */

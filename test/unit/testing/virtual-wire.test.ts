@@ -342,4 +342,30 @@ test('dropped datagrams are reported as typed events', async () => {
   await rejectsWith('ENETDOWN', () => b.bindDatagram(b.address, 0));
 });
 
+test("with partitionStreams 'stall' a partition is silent: streams across it hold their bytes (in order) until heal, datagrams are dropped as partition", async () => {
+  const { clock, wire, a, b } = setup({ defaults: { latencyMs: 5 }, partitionStreams: 'stall' });
+  const p = await streamPair(a, b, clock);
+  clock.advance(10);
+  const server = p.accepted[0] as StreamSocket;
+  p.record('server', server);
+  const ua = await udp(a, clock);
+  const ub = await udp(b, clock);
+  wire.partition([a], [b]);
+  p.dialled.write(Buffer.from('one'));
+  p.dialled.write(Buffer.from('two'));
+  sendText(ub.socket, 'across', ua.socket.address());
+  clock.advance(100);
+  await settle();
+  assert.equal(p.log, [], 'nothing arrives and nothing is reset');
+  assert.is(wire.stats.streamsReset, 0);
+  assert.is(wire.stats.streamWritesStalled, 2);
+  assert.is(wire.stats.datagramsDropped.partition, 1);
+  assert.is(ua.inbox.packets.length, 0);
+  wire.heal();
+  p.dialled.write(Buffer.from('three'));
+  clock.advance(5);
+  await settle();
+  assert.equal(p.log, ['server data one @115', 'server data two @115', 'server data three @115']);
+});
+
 test.run();
