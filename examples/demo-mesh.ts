@@ -8,14 +8,6 @@ const log = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
 
-async function waitFor(what: string, ms: number, done: () => boolean): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 async function main(): Promise<void> {
   const started = performance.now();
   // Stretch the password once (Argon2id); every peer of a network derives the same key from it.
@@ -41,16 +33,16 @@ async function main(): Promise<void> {
   alpha.connect(`127.0.0.1:${bravo.router.port}`);
   charlie.connect(`127.0.0.1:${bravo.router.port}`);
   for (const o of overlays) log(`started ${o.router.nickname} as ${o.self.id} on ${o.router.listenAddress} (${o.router.cryptoBackend})`);
-  await waitFor('a full mesh with working data links', 10_000, () =>
-    overlays.every((o) => o.status().links.filter((l) => l.direct && l.established).length === 2),
-  );
+  // Each peer waits until it reaches the other two over established data links and IPAM has its ring.
+  await Promise.all(overlays.map((o) => o.ready({ peers: nicknames.filter((n) => n !== o.router.nickname), timeoutMs: 10_000 })));
   log(`full mesh with encrypted data links in ${Math.round(performance.now() - started)} ms, key stretching included`);
 
   // Endpoints: IPAM divides the range by consensus among the three, each endpoint gets an address and a name.
   const endpoints = await Promise.all([alpha.attach({ name: 'web' }), bravo.attach({ name: 'cache' }), charlie.attach({ name: 'db' })]);
   for (const [i, e] of endpoints.entries()) log(`${nicknames[i]}: endpoint ${e.name} is ${e.info.address} (${e.info.mac}, ${e.info.fqdn})`);
   const [web, cache, db] = endpoints as [MemoryEndpoint, MemoryEndpoint, MemoryEndpoint];
-  await waitFor('names everywhere', 5_000, () => overlays.every((o) => ['web', 'cache', 'db'].every((n) => o.dns?.lookup(n).length === 1)));
+  // Names are gossiped; a ping by name would wait for its name anyway, this waits for all of them everywhere.
+  await Promise.all(overlays.flatMap((o) => ['web', 'cache', 'db'].map((n) => o.dns?.waitFor(n, { timeoutMs: 5_000 }))));
 
   // Ping by name: web (on alpha) resolves db through the overlay's DNS and sends ICMP echo across the mesh.
   for (let i = 0; i < 3; i++) {
