@@ -344,4 +344,58 @@ test('close fails pending pings, closes sockets and is idempotent', async () => 
   assert.throws(() => a.createUdpSocket(), (e: unknown) => e instanceof StackError && e.code === 'closed');
 });
 
+test('receive() resolves with the next datagram, and rejects on its deadline, an abort, close, or an unbound socket', async () => {
+  const { clock, a, b, close } = wiredPair();
+  const server = b.createUdpSocket();
+  await rejectsWith(server.receive(), 'not-bound');
+  await server.bind(5000);
+  const client = a.createUdpSocket();
+  await client.bind(4000);
+  const next = server.receive({ timeoutMs: 1000 });
+  await client.send(Buffer.from('hello'), 5000, b.address);
+  const got = await next;
+  assert.is(got.message.toString(), 'hello');
+  assert.equal([got.from.address, got.from.port], [a.address, 4000]);
+  const late = server.receive({ timeoutMs: 1000 });
+  clock.advance(1000);
+  await rejectsWith(late, 'timeout');
+  const controller = new AbortController();
+  const aborted = server.receive({ signal: controller.signal });
+  controller.abort();
+  await rejectsWith(aborted, 'aborted');
+  const closing = server.receive();
+  server.close();
+  await rejectsWith(closing, 'closed');
+  await close();
+});
+
+test('lookup waits for a name the resolve hook learns later, up to its timeout, and says how long it waited', async () => {
+  const clock = new FakeClock();
+  const [nic] = MemoryNic.pair({ mtu: 1500 });
+  let known: string[] = [];
+  const stack = new NetStack({
+    nic,
+    address: '10.32.0.5/12',
+    clock,
+    resolve: (_name, { timeoutMs }) =>
+      new Promise((resolve) => {
+        if (known.length > 0) return resolve(known);
+        clock.setTimer(Math.min(timeoutMs, 300), () => resolve(known));
+      }),
+  });
+  const later = stack.lookup('db');
+  known = ['10.32.0.9'];
+  clock.advance(300);
+  assert.is(await later, '10.32.0.9');
+  known = [];
+  const missing = stack.lookup('nobody', { timeoutMs: 200 });
+  clock.advance(200);
+  const error = await missing.catch((e: unknown) => e);
+  assert.instance(error, StackError);
+  assert.is((error as StackError).code, 'not-found');
+  assert.match((error as StackError).message, /"nobody" has no IPv4 address \(waited 200 ms for one\)/);
+  await rejectsWith(stack.lookup('db', { signal: AbortSignal.abort() }), 'aborted');
+  await stack.close();
+});
+
 test.run();
