@@ -184,7 +184,7 @@ for (const code of ['connect-to-self', 'name-collision'] as const) {
     maker.connect(A);
     last().reject(new HandshakeError(code, `dial failed: ${code}`));
     await flush();
-    assert.equal(status(A), { address: A, direct: true, state: 'failed', attempts: 1, lastError: `dial failed: ${code}` });
+    assert.equal(status(A), { address: A, direct: true, state: 'failed', attempts: 1, lastError: `dial failed: ${code}`, lastErrorCode: code });
     clock.advance(HOUR);
     assert.is(dials.length, 1);
     assert.is(clock.pending, 0, 'no timer left running');
@@ -223,7 +223,7 @@ test('a successful dial marks the target connected and no dial happens while the
   maker.setConnected([A], [7]); // the router reports the link before the dial resolves
   last().resolve(7);
   await flush();
-  assert.equal(status(A), { address: A, direct: true, state: 'connected', attempts: 1 });
+  assert.equal(status(A), { address: A, direct: true, state: 'connected', attempts: 1, peer: '00:00:00:00:00:07' });
   clock.advance(HOUR);
   maker.setConnected([A, B], [7, 8]);
   clock.advance(HOUR);
@@ -494,13 +494,14 @@ test('status reports the attempts, last error and remaining wait', async () => {
     state: 'waiting',
     attempts: 1,
     lastError: 'the network password differs',
+    lastErrorCode: 'bad-password',
     retryInMs: 1_500,
   });
   clock.advance(1_500);
   last().resolve(7);
   maker.setConnected([A], [7]);
   await flush();
-  assert.equal(status(A), { address: A, direct: true, state: 'connected', attempts: 2 });
+  assert.equal(status(A), { address: A, direct: true, state: 'connected', attempts: 2, peer: '00:00:00:00:00:07' });
 });
 
 test('a discovered link that drops within 60 s waits a backoff interval before the redial', async () => {
