@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 const fixture = fileURLToPath(new URL('../fixtures/awaits-keep-alive.js', import.meta.url));
 
-test('a script awaiting ping, receive, ready and drive across a partition settles each and exits 0', async () => {
+test('a script awaiting ping, receive, dns.waitFor, ready and drive across a partition settles each and exits 0', async () => {
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = execFile(process.execPath, [fixture], { timeout: 60_000 }, (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
   });
@@ -16,6 +16,7 @@ test('a script awaiting ping, receive, ready and drive across a partition settle
     'ping during partition: timeout',
     'partition drops counted: true',
     'receive with timeout: timeout',
+    'dns.waitFor a name nobody has: timeout',
     'ready during partition: timeout',
     'send by name during partition: ok',
     'ready after heal: ok',
