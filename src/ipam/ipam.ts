@@ -3,7 +3,7 @@ import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { systemRandom, type Random } from '../random.js';
 import { NotReadyError, OptionsError, WeaveError } from '../errors.js';
-import { checkTimeout, waitUntil, type WaitOptions } from '../wait.js';
+import { checkTimeout, holdOpen, waitUntil, type WaitOptions } from '../wait.js';
 import { decodeWith, encodeWith } from '../wire/codec.js';
 import { decodeIpamMessage, encodeIpamMessage, IpamMessageKind, type IpamMessage, type SubnetRef } from '../wire/ipam-messages.js';
 import { formatPeerName, parsePeerName, type PeerName } from '../wire/peer-name.js';
@@ -519,18 +519,23 @@ export class Ipam extends EventEmitter<IpamEvents> {
     signal?.throwIfAborted();
     return new Promise<number>((resolve, reject) => {
       const p: Pending = { ...request, tries: 0, resolve, reject };
+      // The caller awaits this request (an attach, say): with the real clock it holds the process until settled.
+      const hold = holdOpen(this.clock);
       const onAbort = (): void => {
         const i = this.pending.indexOf(p);
         if (i >= 0) this.pending.splice(i, 1);
+        hold.release();
         reject(signal?.reason ?? new IpamError('closed', 'aborted'));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       p.resolve = (a) => {
         signal?.removeEventListener('abort', onAbort);
+        hold.release();
         resolve(a);
       };
       p.reject = (e) => {
         signal?.removeEventListener('abort', onAbort);
+        hold.release();
         reject(e);
       };
       this.pending.push(p);

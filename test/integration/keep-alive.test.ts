@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 const fixture = fileURLToPath(new URL('../fixtures/awaits-keep-alive.js', import.meta.url));
 
-test('a script awaiting ping, receive, dns.waitFor, ready and drive across a partition settles each and exits 0', async () => {
+test('a script awaiting ping, receive, dns.waitFor, ready, drive and attach across a partition settles each and exits 0', async () => {
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = execFile(process.execPath, [fixture], { timeout: 60_000 }, (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
   });
@@ -21,6 +21,7 @@ test('a script awaiting ping, receive, dns.waitFor, ready and drive across a par
     'send by name during partition: ok',
     'ready after heal: ok',
     'drive a ping after heal: ok',
+    'attach awaiting IPAM consensus: TimeoutError',
     'done',
   ]);
 });
