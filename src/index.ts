@@ -43,7 +43,7 @@ export type {
   Endpoint,
   NetnsEndpoint,
 } from './overlay.js';
-export type { OverlayLinkView } from './status/links.js';
+export type { OverlayLinkView, OverlayLinkState, EstablishedLinkView, ConnectingLinkView, UnreachableLinkView } from './status/links.js';
 export type { HandshakeFailureView } from './status/handshake-failures.js';
 export { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
 export type { IpCommand } from './endpoint/ip-command.js';

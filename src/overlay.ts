@@ -175,9 +175,9 @@ export interface NetnsEndpoint {
 
 /** Typed events of an overlay. */
 export interface OverlayEvents {
-  /** A peer became known (directly linked or learned from topology); at start, this peer itself. */
+  /** Another peer became known (directly linked or learned from topology); never this peer itself, which is `overlay.self`. */
   'peer:up': (peer: Peer) => void;
-  /** A peer is no longer reachable and was forgotten. */
+  /** A peer is no longer reachable and was forgotten; the `Peer` keeps the last nickname, uid and connections known. */
   'peer:down': (peer: Peer) => void;
   /** A known peer came back with a new incarnation (uid). */
   'peer:restarted': (peer: Peer) => void;
@@ -185,7 +185,10 @@ export interface OverlayEvents {
   'link:up': (link: LinkInfo) => void;
   /** A direct link closed; `error` says why (undefined for a clean close). */
   'link:down': (link: LinkInfo, error: WeaveError | undefined) => void;
-  /** A link's data path changed: established, mode, MTU (and whether it is direct or relayed). */
+  /**
+   * How frames reach a peer changed: its `state` (`established`, `connecting`, `unreachable`), direct or
+   * relayed (`via`), the first hop's mode and MTU. `via` and `mtu` are always set once `state` is `established`.
+   */
   'link:changed': (link: OverlayLinkView) => void;
   /** This peer allocated or recorded `address` (dotted quad, no prefix) for owner `id`. */
   'ipam:allocated': (id: string, address: string) => void;

@@ -130,9 +130,9 @@ export interface LinkFailure {
 
 /** Typed events of the router. */
 export interface MeshRouterEvents {
-  /** A peer became known (directly linked or learned from topology). */
+  /** Another peer became known (directly linked or learned from topology); never fired for this peer itself (`self`). */
   'peer:up': (peer: Peer) => void;
-  /** A peer is no longer reachable and was forgotten. */
+  /** A peer is no longer reachable and was forgotten; its view keeps the last nickname, uid and connections known. */
   'peer:down': (peer: Peer) => void;
   /** A known peer came back with a new incarnation (uid). */
   'peer:restarted': (peer: Peer) => void;
@@ -425,7 +425,6 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     signal?.throwIfAborted();
     this.topology.setLocalConnections([]);
     this.state = 'running';
-    this.emit('peer:up', this.self);
     this.scheduleGossip();
     for (const peer of this.options.peers ?? []) this.connect(peer);
   }
@@ -1060,6 +1059,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     const now = this.clock.now();
     const grace = this.options.gcDelayMs ?? 1000;
     const unreachable = new Map<PeerName, number>();
+    const lastRecords = new Map<PeerName, PeerRecord>();
     const removed = this.topology.garbageCollect((name) => {
       if (this.links.has(name)) return true;
       const since = this.unreachableSince.get(name) ?? now;
@@ -1067,6 +1067,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         unreachable.set(name, since);
         return true;
       }
+      const record = this.topology.get(name);
+      if (record) lastRecords.set(name, record);
       return false;
     });
     this.unreachableSince = unreachable;
@@ -1079,6 +1081,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.incarnations.abandon((name) => !this.links.has(name) && !this.isReachable(name));
     for (const name of removed) {
       const peer = this.peerObjects.get(name) ?? new Peer(this, name);
+      peer.retire(lastRecords.get(name));
       this.peerObjects.delete(name);
       this.lastSeenAt.delete(name);
       this.emit('peer:down', peer);
