@@ -11,7 +11,7 @@ export interface EndpointInfo {
   /** The name given at attach (registered in DNS). */
   name: string;
   /** Fully qualified DNS name, when DNS is on. */
-  fqdn?: string;
+  fqdn?: string | undefined;
   /** The IPAM and DNS owner id (`mem:NAME` or `netns:NAMESPACE`). */
   id: string;
   /** CIDR. */
@@ -21,11 +21,11 @@ export interface EndpointInfo {
   /** The endpoint's IP MTU (the overlay's `mtu`, default 1376). */
   mtu: number;
   /** Kernel endpoints: the `ip netns` namespace. */
-  netns?: string;
+  netns?: string | undefined;
   /** Kernel endpoints: the interface name inside the namespace (default `ethwe`). */
-  ifname?: string;
+  ifname?: string | undefined;
   /** Kernel endpoints: the host end of the veth, enslaved to the bridge. */
-  hostIfname?: string;
+  hostIfname?: string | undefined;
 }
 
 /**

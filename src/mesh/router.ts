@@ -32,6 +32,7 @@ import { Incarnations, type Refusal } from './incarnations.js';
 import { INCARNATION_CHANNEL } from '../wire/incarnation.js';
 import type { LinkOverlay } from './overlay.js';
 import { nodeTransport, type StreamListener, type StreamSocket, type Transport } from './transport.js';
+import type { Overrides } from '../options.js';
 
 /** The channel name topology gossip uses. */
 export const TOPOLOGY_CHANNEL = 'topology';
@@ -49,53 +50,53 @@ const OTHER_CHANNELS = '(other)';
 /** Options of a mesh router; every field has a sane default. */
 export interface MeshRouterOptions {
   /** Permanent peer name (MAC form or number); random when omitted. */
-  name?: string | PeerName;
+  name?: string | PeerName | undefined;
   /** Display name; defaults to the host name. */
-  nickname?: string;
+  nickname?: string | undefined;
   /** Where to accept control connections: `host:port` (default `0.0.0.0:6783`; port 0 picks one), or false for none. */
-  listen?: string | false;
+  listen?: string | false | undefined;
   /** Peers to dial at start (`host[:port]`). */
-  peers?: readonly string[];
+  peers?: readonly string[] | undefined;
   /** Network password: encrypts and authenticates every link. Omit for a plain (unauthenticated!) mesh. */
-  password?: string | Uint8Array;
+  password?: string | Uint8Array | undefined;
   /** A network key already stretched with `deriveNetworkKey` (instead of `password`). */
-  networkKey?: NetworkKey;
+  networkKey?: NetworkKey | undefined;
   /** Maximum number of links, established or in handshake (default 200; 0 = unlimited). */
-  connectionLimit?: number;
+  connectionLimit?: number | undefined;
   /** Inbound accept throttle: a bucket of `burst` tokens refilled one every `refillMs` (default 20 / 50 ms). */
   acceptRate?: {
     /** Accepts allowed back to back (bucket size). */
     burst: number;
     /** Milliseconds to refill one token. */
     refillMs: number;
-  };
+  } | undefined;
   /** Dial peers that topology gossip tells us about (default true). */
-  discovery?: boolean;
+  discovery?: boolean | undefined;
   /** Period of full gossip to random neighbours (default 30 s). */
-  gossipIntervalMs?: number;
+  gossipIntervalMs?: number | undefined;
   /** Coalescing delay for topology updates after local link changes (default 1 s). */
-  topologyDelayMs?: number;
+  topologyDelayMs?: number | undefined;
   /** Delay before unreachable peers are forgotten after topology arrives (default 1 s). */
-  gcDelayMs?: number;
+  gcDelayMs?: number | undefined;
   /** Handshake deadline, heartbeat interval and silence timeout. */
-  timings?: Partial<ConnectionTimings>;
+  timings?: Overrides<ConnectionTimings> | undefined;
   /** Reconnect backoff. */
-  backoff?: Partial<BackoffOptions>;
+  backoff?: Overrides<BackoffOptions> | undefined;
   /** Time source for timers and timestamps (default `systemClock`); tests pass a fake clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Randomness for the peer name, uid, connection ids, backoff jitter and gossip fan-out (default `systemRandom`). */
-  random?: Random;
+  random?: Random | undefined;
   /** Which libsodium binding to prefer (default native, falling back to WASM). */
-  sodium?: 'native' | 'wasm';
+  sodium?: 'native' | 'wasm' | undefined;
   /** Listens and dials (default the real network; `VirtualWire` hosts give in-process ones). */
-  transport?: Transport;
+  transport?: Transport | undefined;
   /** Opens outbound TCP sockets instead of the transport (tests inject one to simulate partitions). */
-  connectSocket?: (host: string, port: number) => StreamSocket;
+  connectSocket?: ((host: string, port: number) => StreamSocket) | undefined;
   /**
    * How long a newcomer using a known, reachable peer name waits while the known incarnation is asked
    * whether it is alive (default 2 s). An answer means two incarnations at once: the newer is refused.
    */
-  incarnationProbeMs?: number;
+  incarnationProbeMs?: number | undefined;
 }
 
 /** Two incarnations of one peer name alive at once, and which one was refused. */
@@ -403,7 +404,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   }
 
   /** Starts listening and dialling; idempotent. */
-  start(options: { signal?: AbortSignal } = {}): Promise<void> {
+  start(options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
     this.startPromise ??= this.doStart(options.signal);
     return this.startPromise;
   }

@@ -51,27 +51,27 @@ export interface NetStackOptions {
   /** The endpoint's address with its prefix length, like `10.32.0.5/12`. */
   address: string;
   /** Time and timers (ARP retries, ping timeouts, reassembly); default the system clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** IP identifications, ping identifiers and ephemeral ports; default the system source. */
-  random?: Random;
+  random?: Random | undefined;
   /** Name lookup for `ping`, `send` and `lookup` (the overlay plugs its DNS in); returns dotted addresses. */
-  resolve?: (name: string) => Promise<string[]>;
+  resolve?: ((name: string) => Promise<string[]>) | undefined;
   /** ARP cache tuning. */
-  arp?: ArpCacheOptions;
+  arp?: ArpCacheOptions | undefined;
   /** Fragment reassembly bounds. */
-  reassembly?: ReassemblyOptions;
+  reassembly?: ReassemblyOptions | undefined;
   /** ICMP errors (port unreachable) sent per second at most, in bursts of the same size (default 10). */
-  icmpErrorsPerSecond?: number;
+  icmpErrorsPerSecond?: number | undefined;
 }
 
 /** Options of {@link NetStack.ping}. */
 export interface PingOptions {
   /** How long to wait for the echo reply (default 1000 ms); then the ping rejects with `timeout`. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** ICMP data bytes (default 56, like ping(8)); at most 65507. */
-  size?: number;
+  size?: number | undefined;
   /** Aborting rejects the ping with `aborted`. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** The answer to one echo request. */

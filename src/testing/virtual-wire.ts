@@ -10,21 +10,22 @@ import type {
   StreamSocket,
   Transport,
 } from '../mesh/transport.js';
+import { withDefaults } from '../options.js';
 
 /** How one direction of the path between two hosts behaves. Every field defaults to a perfect path. */
 export interface LinkConditions {
   /** One-way delay in ms, for streams and datagrams (default 0). */
-  latencyMs?: number;
+  latencyMs?: number | undefined;
   /** Extra one-way delay, uniform in [0, jitterMs) (default 0). Streams stay in order regardless. */
-  jitterMs?: number;
+  jitterMs?: number | undefined;
   /** Probability in [0, 1] that a datagram is lost (default 0). Streams are reliable, like TCP. */
-  loss?: number;
+  loss?: number | undefined;
   /** Probability in [0, 1] that a datagram is held back, so later ones overtake it (default 0). */
-  reorder?: number;
+  reorder?: number | undefined;
   /** How long a held-back datagram waits on top of its delay (default max(1, latencyMs)). */
-  reorderDelayMs?: number;
+  reorderDelayMs?: number | undefined;
   /** Datagrams with a longer payload are dropped, like a path that drops IP fragments (default none). */
-  maxDatagramBytes?: number;
+  maxDatagramBytes?: number | undefined;
 }
 
 /** Why the wire dropped a datagram. */
@@ -78,13 +79,13 @@ export interface VirtualWireOptions {
    * Times every delay. Under a `FakeClock` nothing moves until it advances. The default is the real
    * clock with timers that keep the process alive, as a real socket with traffic in flight would.
    */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Decides loss, jitter and reordering (default `systemRandom`; pass `seededRandom(n)` to replay). */
-  random?: Random;
+  random?: Random | undefined;
   /** Conditions of every link not set with `link()` (default a perfect path). */
-  defaults?: LinkConditions;
+  defaults?: LinkConditions | undefined;
   /** First three octets of the hosts' addresses (default "10.99.0"; hosts get .1, .2, …). */
-  subnet?: string;
+  subnet?: string | undefined;
 }
 
 /** Options of `VirtualWire.nat`. */
@@ -92,11 +93,12 @@ export interface NatOptions {
   /** The address the host's traffic appears to come from; must not be a host's own address. */
   publicAddress: string;
   /** First public port handed out (default 50000); each (protocol, local port) gets the next one. */
-  firstPort?: number;
+  firstPort?: number | undefined;
 }
 
 type Protocol = 'tcp' | 'udp';
-type Conditions = Required<Omit<LinkConditions, 'maxDatagramBytes' | 'reorderDelayMs'>> & Pick<LinkConditions, 'maxDatagramBytes' | 'reorderDelayMs'>;
+type Conditions = { [K in Exclude<keyof LinkConditions, 'maxDatagramBytes' | 'reorderDelayMs'>]-?: NonNullable<LinkConditions[K]> } &
+  Pick<LinkConditions, 'maxDatagramBytes' | 'reorderDelayMs'>;
 
 /** Real time with ref'd timers: a datagram in flight keeps the process alive, like a real socket does. */
 const liveClock: Clock = {
@@ -150,11 +152,11 @@ class Net {
   ) {
     this.clock = options.clock ?? liveClock;
     this.random = options.random ?? systemRandom;
-    this.defaults = { ...PERFECT, ...options.defaults };
+    this.defaults = withDefaults(PERFECT, options.defaults);
   }
 
   setLink(from: string, to: string, conditions: LinkConditions): void {
-    this.links.set(`${from}>${to}`, { ...PERFECT, ...conditions });
+    this.links.set(`${from}>${to}`, withDefaults(PERFECT, conditions));
   }
 
   conditions(from: string, to: string): Conditions {
@@ -623,7 +625,7 @@ export class VirtualWire extends EventEmitter<VirtualWireEvents> {
   }
 
   /** Sets the conditions of the links between `a` and `b`, both ways unless `oneWay` (then only a → b). */
-  link(a: string | VirtualHost, b: string | VirtualHost, conditions: LinkConditions, options: { oneWay?: boolean } = {}): void {
+  link(a: string | VirtualHost, b: string | VirtualHost, conditions: LinkConditions, options: { oneWay?: boolean | undefined } = {}): void {
     const from = addressOf(a);
     const to = addressOf(b);
     this.net.setLink(from, to, conditions);
@@ -632,7 +634,7 @@ export class VirtualWire extends EventEmitter<VirtualWireEvents> {
 
   /** Sets the conditions of every link not set with `link()`. */
   setDefaults(conditions: LinkConditions): void {
-    this.net.defaults = { ...PERFECT, ...conditions };
+    this.net.defaults = withDefaults(PERFECT, conditions);
   }
 
   /**
