@@ -51,4 +51,5 @@ export { nodeFileSystem, type FileSystem } from './persist/file-system.js';
 export { NetStack, StackUdpSocket, type NetStackOptions, type NetStackStats, type PingOptions, type PingResult, type RemoteInfo, type UdpSocketEvents, type ArpCacheOptions, type ReassemblyOptions } from './stack/index.js';
 export { silentLogger, jsonLineLogger, type Logger, type LogMethod } from './logger.js';
 export { VERSION } from './version.js';
+export type { Overrides } from './options.js';
 export { nodeTransport, type Transport, type StreamSocket, type StreamListener, type DatagramSocket, type DatagramSender, type DatagramBindOptions } from './mesh/transport.js';

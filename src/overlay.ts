@@ -174,7 +174,7 @@ export interface NetnsEndpoint {
   info: EndpointInfo;
 }
 
-/** Typed events of an overlay. */
+/** Typed events of an overlay; each payload, with examples, in [docs/events.md](../docs/events.md). */
 export interface OverlayEvents {
   /** Another peer became known (directly linked or learned from topology); never this peer itself, which is `overlay.self`. */
   'peer:up': (peer: Peer) => void;
@@ -226,6 +226,7 @@ interface MemoryAttachment {
  * const db = await overlay.attach({ name: 'db' });          // in-process endpoint with an IP and a name
  * await overlay.attach({ name: 'web', netns: 'web' });       // a kernel namespace (root)
  * ```
+ * @category Overlay
  */
 export class Overlay extends EventEmitter<OverlayEvents> {
   /** The mesh router (links, topology, gossip). */

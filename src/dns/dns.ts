@@ -89,6 +89,7 @@ export interface DnsStatus {
  * Name-based discovery with no registry: every peer holds every record (a CRDT gossiped over the mesh)
  * and answers queries locally. Records of unreachable peers keep being served, marked stale, for a
  * grace period, so names do not vanish on the far side of a partition.
+ * @category DNS
  */
 export class Dns extends EventEmitter<DnsEvents> {
   /** The domain served from records: lower case, with a trailing dot (default `weave.local.`). */

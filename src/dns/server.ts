@@ -162,7 +162,10 @@ function newStats(): DnsServerStats {
   };
 }
 
-/** Serves the domain from a NameSource and forwards everything else; see docs for the behaviour in detail. */
+/**
+ * Serves the domain from a NameSource and forwards everything else; see docs for the behaviour in detail.
+ * @category DNS
+ */
 export class DnsServer {
   /** Counters since construction. */
   readonly stats: DnsServerStats = newStats();

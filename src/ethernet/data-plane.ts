@@ -72,6 +72,7 @@ export interface DataPlaneReceiveStatus extends SleeveReceiveStatus {
  * The data plane of a mesh router: a UDP socket on the router's port, the sleeve that carries frames to
  * neighbours, and the switch that connects local NICs to every peer. Create it before starting the
  * router; it starts and stops with the router.
+ * @category Mesh
  */
 export class DataPlane implements LinkOverlay {
   private readonly clock: Clock;

@@ -176,13 +176,17 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-/** IPAM errors with stable codes. */
+/**
+ * IPAM errors with stable codes.
+ * @category Errors
+ */
 export class IpamError extends WeaveError {}
 
 /**
  * Allocates addresses from a ring of ranges shared by all peers: each range has one owner, only the
  * owner allocates from it, and the ring merges as a CRDT over the router's gossip channel, so no
  * cluster store is needed and no address is handed out twice.
+ * @category IPAM
  */
 export class Ipam extends EventEmitter<IpamEvents> {
   /** The allocation range (default 10.32.0.0/12). */

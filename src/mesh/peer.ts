@@ -89,6 +89,7 @@ export interface PeerSnapshot {
 /**
  * A peer of the mesh. Identity fields are fixed; the rest is a live view that always reflects the
  * router's current knowledge (it is not a snapshot).
+ * @category Mesh
  */
 export class Peer {
   private lastRecord: PeerRecordView | undefined;

@@ -244,6 +244,7 @@ interface ChannelState {
 /**
  * The mesh router: one TCP link per neighbour, authenticated by the network password, a gossiped
  * topology with deterministic routes, and named gossip channels for applications.
+ * @category Mesh
  */
 export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSource {
   /** Our permanent peer name (from `name`, else random). */

@@ -24,7 +24,10 @@ function defaultMac(): Uint8Array {
   return Uint8Array.of(0x02, 0x77, 0x74, (counter >>> 16) & 0xff, (counter >>> 8) & 0xff, counter & 0xff);
 }
 
-/** One end of a memory NIC pair. Delivery is asynchronous and batched per turn of the event loop. */
+/**
+ * One end of a memory NIC pair. Delivery is asynchronous and batched per turn of the event loop.
+ * @category Endpoints
+ */
 export class MemoryNic implements Nic {
   /** Counters since the pair was created, updated in place. */
   readonly stats: NicStats = { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, drops: {} };

@@ -82,6 +82,7 @@ function validate(options: TapNicOptions): void {
  * frames in one call, as views into one reused buffer (valid only during the call). An active reader keeps the
  * process alive like a listening socket; call `unref()` to let the process exit anyway. Without a reader the device
  * holds nothing on the event loop. The device is deleted by the kernel when it is closed (or the process exits).
+ * @category Endpoints
  */
 export class TapNic implements Nic {
   readonly name: string;

@@ -140,6 +140,7 @@ const EPHEMERAL_COUNT = 65536 - EPHEMERAL_FIRST;
  * A userspace IPv4 stack for an in-process endpoint: answers ARP and ping, resolves neighbours,
  * sends and receives UDP (unicast, broadcast, multicast), fragments and reassembles. Every timer
  * uses the injected clock. Destinations outside the subnet are unreachable: the overlay has no gateway.
+ * @category Endpoints
  */
 export class NetStack {
   /** Counters; dropped packets are counted here, never thrown. */

@@ -35,7 +35,10 @@ export interface UdpSocketHost {
   leaveGroup(group: number): void;
 }
 
-/** A UDP socket of a NetStack, created by `stack.createUdpSocket()`; shaped like node:dgram's Socket. */
+/**
+ * A UDP socket of a NetStack, created by `stack.createUdpSocket()`; shaped like node:dgram's Socket.
+ * @category Endpoints
+ */
 export class StackUdpSocket extends EventEmitter<UdpSocketEvents> {
   private port = 0;
   private closed = false;

@@ -487,6 +487,7 @@ class VirtualDatagramSocket extends EventEmitter<DatagramEvents> implements Data
 /**
  * One host on a `VirtualWire`, with its own address. It is a `Transport`: pass it as the `transport`
  * option of a `MeshRouter` (a `DataPlane` then uses it too) and listen on `${host.address}:port`.
+ * @category Testing
  */
 export class VirtualHost implements Transport {
   /** @internal */
@@ -586,6 +587,7 @@ export class VirtualHost implements Transport {
  * const host = wire.addHost();
  * const router = new MeshRouter({ transport: host, listen: `${host.address}:6783`, peers: ['10.99.0.2'] });
  * ```
+ * @category Testing
  */
 export class VirtualWire extends EventEmitter<VirtualWireEvents> {
   private readonly net: Net;
