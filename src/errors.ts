@@ -42,7 +42,10 @@ export type WeaveErrorCode =
   | 'unauthorized'
   | 'command-failed';
 
-/** Base class of every error weave-ts throws; `code` is stable across releases. */
+/**
+ * Base class of every error weave-ts throws; `code` is stable across releases.
+ * @category Errors
+ */
 export class WeaveError extends Error {
   constructor(
     /** The stable code programs match on, e.g. `bad-password`; the message is for people. */
@@ -55,44 +58,75 @@ export class WeaveError extends Error {
   }
 }
 
-/** Bytes from outside (network, disk) that do not decode. */
+/**
+ * Bytes from outside (network, disk) that do not decode.
+ * @category Errors
+ */
 export class DecodeError extends WeaveError {}
 
-/** A control connection that failed before or during the handshake. */
+/**
+ * A control connection that failed before or during the handshake.
+ * @category Errors
+ */
 export class HandshakeError extends WeaveError {}
 
-/** An established control connection that broke (tampering, replay, silence, protocol violation). */
+/**
+ * An established control connection that broke (tampering, replay, silence, protocol violation).
+ * @category Errors
+ */
 export class ConnectionError extends WeaveError {}
 
-/** Options that cannot work; the message says what to fix. */
+/**
+ * Options that cannot work; the message says what to fix.
+ * @category Errors
+ */
 export class OptionsError extends WeaveError {
   constructor(message: string, options?: ErrorOptions) {
     super('invalid-option', message, options);
   }
 }
 
-/** A cryptographic operation that failed or is not available. */
+/**
+ * A cryptographic operation that failed or is not available.
+ * @category Errors
+ */
 export class CryptoError extends WeaveError {}
 
-/** A network interface that cannot be created or used (TAP binding not built, no /dev/net/tun, no privilege). */
+/**
+ * A network interface that cannot be created or used (TAP binding not built, no /dev/net/tun, no privilege).
+ * @category Errors
+ */
 export class NicError extends WeaveError {}
 
-/** An operation of the userspace IPv4 stack of an in-process endpoint that failed (timeout, unreachable, too big). */
+/**
+ * An operation of the userspace IPv4 stack of an in-process endpoint that failed (timeout, unreachable, too big).
+ * @category Errors
+ */
 export class StackError extends WeaveError {}
 
-/** An endpoint that cannot be attached or detached (namespace missing, command failed, name taken). */
+/**
+ * An endpoint that cannot be attached or detached (namespace missing, command failed, name taken).
+ * @category Errors
+ */
 export class EndpointError extends WeaveError {}
 
-/** A file of the data dir that cannot be read, written or trusted; the message names the file. */
+/**
+ * A file of the data dir that cannot be read, written or trusted; the message names the file.
+ * @category Errors
+ */
 export class StateFileError extends WeaveError {}
 
-/** The agent's control API refused or failed a request. */
+/**
+ * The agent's control API refused or failed a request.
+ * @category Errors
+ */
 export class ApiError extends WeaveError {}
 
 /**
  * Something awaited (`overlay.ready()`, `dns.waitFor()`) did not become ready: `code` is `timeout` when
  * its deadline passed, `aborted` when its signal aborted; `waitingFor` lists, in words, what was still
  * missing (the message says the same).
+ * @category Errors
  */
 export class NotReadyError extends WeaveError {
   constructor(

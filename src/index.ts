@@ -46,7 +46,7 @@ export type {
   ReadyOptions,
 } from './overlay.js';
 export type { OverlayReadiness, PeerReadiness, PeerReadinessState, IpamReadiness, ReadinessQuery } from './status/readiness.js';
-export type { OverlayLinkView } from './status/links.js';
+export type { OverlayLinkView, OverlayLinkState, EstablishedLinkView, ConnectingLinkView, UnreachableLinkView } from './status/links.js';
 export type { HandshakeFailureView } from './status/handshake-failures.js';
 export { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
 export type { IpCommand } from './endpoint/ip-command.js';
@@ -54,4 +54,5 @@ export { nodeFileSystem, type FileSystem } from './persist/file-system.js';
 export { NetStack, StackUdpSocket, type NetStackOptions, type NetStackStats, type PingOptions, type PingResult, type LookupOptions, type ResolveOptions, type RemoteInfo, type UdpSocketEvents, type ReceiveOptions, type ReceivedDatagram, type ArpCacheOptions, type ReassemblyOptions } from './stack/index.js';
 export { silentLogger, jsonLineLogger, type Logger, type LogMethod } from './logger.js';
 export { VERSION } from './version.js';
+export type { Overrides } from './options.js';
 export { nodeTransport, type Transport, type StreamSocket, type StreamListener, type DatagramSocket, type DatagramSender, type DatagramBindOptions } from './mesh/transport.js';

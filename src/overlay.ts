@@ -41,6 +41,7 @@ import { HandshakeFailureLog } from './status/handshake-failures.js';
 import { describeUnready, readiness, type OverlayReadiness, type ReadinessQuery } from './status/readiness.js';
 import { checkTimeout, waitUntil, type WaitOptions } from './wait.js';
 import type { ResolveOptions } from './stack/index.js';
+import type { Overrides } from './options.js';
 
 export type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 
@@ -51,103 +52,103 @@ export { EXPOSE_ID } from './endpoint/kernel-endpoints.js';
 /** IPAM settings of an overlay. */
 export interface OverlayIpamOptions {
   /** The allocation range (default 10.32.0.0/12); the same on every peer. */
-  range?: string;
+  range?: string | undefined;
   /** The subnet endpoints get addresses from when they name none (default: the whole range). */
-  defaultSubnet?: string;
+  defaultSubnet?: string | undefined;
   /** How the range is first divided (default: consensus among the `peers` given + 1, Weave's rule; see docs/ipam.md §3). */
-  init?: IpamInit;
+  init?: IpamInit | undefined;
   /** Hand the ranges of a peer unreachable this long to a live one (default: never; use `rmpeer`). */
-  autoReclaimAfterMs?: number;
+  autoReclaimAfterMs?: number | undefined;
 }
 
 /** DNS settings of an overlay. */
 export interface OverlayDnsOptions {
   /** The domain of endpoint names (default `weave.local.`). */
-  domain?: string;
+  domain?: string | undefined;
   /** Also serve names on this `host:port` from start (default: none; `expose()` adds the host's overlay address). */
-  listen?: string;
+  listen?: string | undefined;
   /** The port the DNS server uses on the host's overlay address after `expose()` (default 53). */
-  exposedPort?: number;
+  exposedPort?: number | undefined;
   /** Answer TTL in seconds (default 5). */
-  ttl?: number;
+  ttl?: number | undefined;
   /** Upstream resolvers for other names (default: from /etc/resolv.conf). */
-  upstream?: string[];
+  upstream?: string[] | undefined;
   /** How long names of an unreachable peer keep being served, marked stale (default 10 min). */
-  staleGraceMs?: number;
+  staleGraceMs?: number | undefined;
 }
 
 /** Timing knobs, mostly for tests; the defaults follow Weave. */
 export interface OverlayTuning {
   /** Period of full gossip to random neighbours, in ms (default 30 s). */
-  gossipIntervalMs?: number;
+  gossipIntervalMs?: number | undefined;
   /** Coalescing delay for topology updates after local link changes, in ms (default 1 s). */
-  topologyDelayMs?: number;
+  topologyDelayMs?: number | undefined;
   /** Delay before unreachable peers are forgotten after topology arrives, in ms (default 1 s). */
-  gcDelayMs?: number;
+  gcDelayMs?: number | undefined;
   /** Control links: handshake deadline, heartbeat interval and silence timeout. */
-  connection?: Partial<ConnectionTimings>;
+  connection?: Overrides<ConnectionTimings> | undefined;
   /** Reconnect backoff of dialled peers. */
-  backoff?: Partial<BackoffOptions>;
+  backoff?: Overrides<BackoffOptions> | undefined;
   /** Data plane: UDP heartbeat and MTU probe timing. */
-  sleeve?: Partial<SleeveTimings>;
+  sleeve?: Overrides<SleeveTimings> | undefined;
   /** IPAM retry period (default 5 s). */
-  ipamTickMs?: number;
+  ipamTickMs?: number | undefined;
 }
 
 /** Options of an overlay; everything has a sane default, so `new Overlay({ password })` is a full peer. */
 export interface OverlayOptions {
   /** Permanent peer name (MAC form); default: persisted in `dataDir`, else random. */
-  name?: string;
+  name?: string | undefined;
   /** Display name (default: the host name). */
-  nickname?: string;
+  nickname?: string | undefined;
   /** Control (TCP) and data (UDP) address, `host:port` (default `0.0.0.0:6783`; port 0 picks one), or false. */
-  listen?: string | false;
+  listen?: string | false | undefined;
   /** Peers to connect to (`host[:port]`). */
-  peers?: readonly string[];
+  peers?: readonly string[] | undefined;
   /** Network password: encrypts and authenticates every link. Without it the overlay is open to anyone who can reach it. */
-  password?: string | Uint8Array;
+  password?: string | Uint8Array | undefined;
   /** A network key already stretched with `deriveNetworkKey`, instead of `password`. */
-  networkKey?: NetworkKey;
+  networkKey?: NetworkKey | undefined;
   /** Connect to peers learned from others (default true). */
-  discovery?: boolean;
+  discovery?: boolean | undefined;
   /** Most links (default 200). */
-  connectionLimit?: number;
+  connectionLimit?: number | undefined;
   /** Where the peer name, IPAM state and kernel endpoints persist (default: nothing persists). */
-  dataDir?: string;
+  dataDir?: string | undefined;
   /** File access for `dataDir`'s state files (default: node:fs); tests pass one that fails on purpose. */
-  fileSystem?: FileSystem;
+  fileSystem?: FileSystem | undefined;
   /** Address allocation, or false to give every endpoint an explicit `ip`. */
-  ipam?: false | OverlayIpamOptions;
+  ipam?: false | OverlayIpamOptions | undefined;
   /** Name discovery, or false for none. */
-  dns?: false | OverlayDnsOptions;
+  dns?: false | OverlayDnsOptions | undefined;
   /** Name of the Linux bridge kernel endpoints attach to (default `weave`; created on first use). */
-  bridge?: string;
+  bridge?: string | undefined;
   /** IP MTU of endpoints (default 1376; larger is faster where the underlay carries fragments). */
-  mtu?: number;
+  mtu?: number | undefined;
   /** Never send fragmented UDP on the underlay: discover each path's MTU instead. */
-  noFragmentation?: boolean;
+  noFragmentation?: boolean | undefined;
   /** A pino-compatible logger (default: silent). */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /** Time source for every component (default `systemClock`); `weave-ts/testing` passes a fake clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Randomness for names, MACs, ids and jitter (default `systemRandom`); tests pass `seededRandom`. */
-  random?: Random;
+  random?: Random | undefined;
   /** Which libsodium binding to prefer (default native, falling back to WASM). */
-  sodium?: 'native' | 'wasm';
+  sodium?: 'native' | 'wasm' | undefined;
   /** Timing knobs, mostly for tests (default: Weave's timings). */
-  tuning?: OverlayTuning;
+  tuning?: OverlayTuning | undefined;
   /** Runs iproute2 for kernel endpoints (default: the `ip` command). */
-  ipCommand?: IpCommand;
+  ipCommand?: IpCommand | undefined;
   /** Sockets for links and sleeve packets (default: the OS's; `weave-ts/testing` passes a virtual wire). */
-  transport?: Transport;
+  transport?: Transport | undefined;
   /** @internal Extra router options (tests: socket injection). */
-  router?: Partial<MeshRouterOptions>;
+  router?: Overrides<MeshRouterOptions> | undefined;
   /** @internal Kernel endpoint seams for tests: where namespaces and resolver files live, how the TAP opens. */
   kernel?: {
-    netnsRunDir?: string;
-    netnsConfigDir?: string;
-    openTap?: (name: string, mtu: number) => Promise<Nic>;
-  };
+    netnsRunDir?: string | undefined;
+    netnsConfigDir?: string | undefined;
+    openTap?: ((name: string, mtu: number) => Promise<Nic>) | undefined;
+  } | undefined;
 }
 
 /** What to attach: a kernel namespace (`netns`) or, without it, an in-process endpoint. */
@@ -155,17 +156,17 @@ export interface AttachOptions {
   /** The endpoint's DNS name (a single label gets the overlay's domain). */
   name: string;
   /** An `ip netns` namespace: attach it through a veth on the bridge (needs root). */
-  netns?: string;
+  netns?: string | undefined;
   /** Interface name inside the namespace (default `ethwe`, Weave's). */
-  ifname?: string;
+  ifname?: string | undefined;
   /** A fixed address (CIDR, or an address taking the default subnet's prefix); default: allocated by IPAM. */
-  ip?: string;
+  ip?: string | undefined;
   /** Allocate from this subnet instead of the default one. */
-  subnet?: string;
+  subnet?: string | undefined;
   /** In-process endpoints: the MAC (default random, locally administered). */
-  mac?: string;
+  mac?: string | undefined;
   /** Aborts the attach while it waits for IPAM (an allocation or claim still pending). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** A kernel endpoint, as returned by `attach({ netns })`. */
@@ -176,11 +177,11 @@ export interface NetnsEndpoint {
   info: EndpointInfo;
 }
 
-/** Typed events of an overlay. */
+/** Typed events of an overlay; each payload, with examples, in [docs/events.md](../docs/events.md). */
 export interface OverlayEvents {
-  /** A peer became known (directly linked or learned from topology); at start, this peer itself. */
+  /** Another peer became known (directly linked or learned from topology); never this peer itself, which is `overlay.self`. */
   'peer:up': (peer: Peer) => void;
-  /** A peer is no longer reachable and was forgotten. */
+  /** A peer is no longer reachable and was forgotten; the `Peer` keeps the last nickname, uid and connections known. */
   'peer:down': (peer: Peer) => void;
   /** A known peer came back with a new incarnation (uid). */
   'peer:restarted': (peer: Peer) => void;
@@ -188,7 +189,10 @@ export interface OverlayEvents {
   'link:up': (link: LinkInfo) => void;
   /** A direct link closed; `error` says why (undefined for a clean close). */
   'link:down': (link: LinkInfo, error: WeaveError | undefined) => void;
-  /** A link's data path changed: established, mode, MTU (and whether it is direct or relayed). */
+  /**
+   * How frames reach a peer changed: its `state` (`established`, `connecting`, `unreachable`), direct or
+   * relayed (`via`), the first hop's mode and MTU. `via` and `mtu` are always set once `state` is `established`.
+   */
   'link:changed': (link: OverlayLinkView) => void;
   /** This peer allocated or recorded `address` (dotted quad, no prefix) for owner `id`. */
   'ipam:allocated': (id: string, address: string) => void;
@@ -236,6 +240,7 @@ interface MemoryAttachment {
  * const db = await overlay.attach({ name: 'db' });          // in-process endpoint with an IP and a name
  * await overlay.attach({ name: 'web', netns: 'web' });       // a kernel namespace (root)
  * ```
+ * @category Overlay
  */
 export class Overlay extends EventEmitter<OverlayEvents> {
   /** The mesh router (links, topology, gossip). */
@@ -361,7 +366,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   }
 
   /** Starts the mesh, IPAM and DNS, and resumes persisted kernel endpoints; idempotent and AbortSignal-aware. */
-  start(options: { signal?: AbortSignal } = {}): Promise<void> {
+  start(options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
     if (this.lifecycle === 'stopping' || this.lifecycle === 'stopped') {
       return Promise.reject(new EndpointError('not-running', 'this overlay was stopped: create a new Overlay to start again'));
     }
@@ -402,7 +407,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
    * `dataDir` persists them (a restarted overlay resumes them) unless `detach` is set; without a data dir
    * they are always removed, since nothing could resume them.
    */
-  stop(options: { detach?: boolean } = {}): Promise<void> {
+  stop(options: { detach?: boolean | undefined } = {}): Promise<void> {
     this.stopPromise ??= this.doStop(options.detach ?? !this.options.dataDir);
     return this.stopPromise;
   }
@@ -503,7 +508,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
    * Gives the host itself an overlay address on the bridge (root), so host processes reach endpoints;
    * the DNS server listens there too. Returns the address (CIDR). Idempotent.
    */
-  expose(options: { ip?: string; signal?: AbortSignal } = {}): Promise<string> {
+  expose(options: { ip?: string | undefined; signal?: AbortSignal | undefined } = {}): Promise<string> {
     this.requireRunning('expose');
     return this.kernelEndpoints.expose(options);
   }
@@ -725,7 +730,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   // ---- shared ----
 
   /** An address for `id`: the given `ip` (claimed in IPAM when inside its range) or an allocation. */
-  private async addressFor(id: string, options: { ip?: string; subnet?: string; signal?: AbortSignal }): Promise<string> {
+  private async addressFor(id: string, options: { ip?: string | undefined; subnet?: string | undefined; signal?: AbortSignal | undefined }): Promise<string> {
     if (options.ip !== undefined) {
       const address = this.withPrefix(options.ip);
       this.checkExplicitAddress(address);

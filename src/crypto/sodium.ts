@@ -304,7 +304,7 @@ async function load(prefer: Preference): Promise<SodiumBackend> {
  * Loads a libsodium backend, once per preference. `prefer` defaults to `WEAVE_TS_SODIUM` (`wasm` or `native`),
  * else native; native falls back to WASM when sodium-native cannot load. Check `name` to see which one you got.
  */
-export function loadSodium(options: { prefer?: Preference } = {}): Promise<SodiumBackend> {
+export function loadSodium(options: { prefer?: Preference | undefined } = {}): Promise<SodiumBackend> {
   let prefer: Preference;
   try {
     prefer = options.prefer ?? preferenceFromEnv();

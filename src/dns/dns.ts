@@ -19,28 +19,29 @@ export const DNS_CHANNEL = 'dns';
 /** Options of the {@link Dns} service; every field has a default. */
 export interface DnsOptions {
   /** The domain served from records (default `weave.local.`). */
-  domain?: string;
+  domain?: string | undefined;
   /** The DNS server; `false` gossips names without serving them. */
   server?:
     | false
     | {
         /** `host:port` (default `0.0.0.0:53`; port 0 picks one), or `false` to serve only on the addresses given to `serve()`. */
-        listen?: string | false;
+        listen?: string | false | undefined;
         /** Answer TTL in seconds (default 5: endpoints come and go). */
-        ttl?: number;
+        ttl?: number | undefined;
         /** Upstream resolvers for other names (default: from /etc/resolv.conf). */
-        upstream?: string[];
+        upstream?: string[] | undefined;
         /** The resolv.conf upstreams come from when `upstream` is not given (default /etc/resolv.conf); re-read when it changes. */
-        resolvConfPath?: string;
+        resolvConfPath?: string | undefined;
         /** How long to wait for each upstream, in milliseconds (default 2000). */
-        upstreamTimeoutMs?: number;
-      };
+        upstreamTimeoutMs?: number | undefined;
+      }
+    | undefined;
   /** How long records of an unreachable peer stay served, marked stale (default 10 min). */
-  staleGraceMs?: number;
+  staleGraceMs?: number | undefined;
   /** How long tombstones are kept, on the local clock (default 30 min). */
-  tombstoneTtlMs?: number;
+  tombstoneTtlMs?: number | undefined;
   /** Time source for expiry and the server's timers (default `systemClock`); tests pass a fake clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 /** Options of {@link Dns.waitFor}. */
@@ -96,6 +97,7 @@ export interface DnsStatus {
  * Name-based discovery with no registry: every peer holds every record (a CRDT gossiped over the mesh)
  * and answers queries locally. Records of unreachable peers keep being served, marked stale, for a
  * grace period, so names do not vanish on the far side of a partition.
+ * @category DNS
  */
 export class Dns extends EventEmitter<DnsEvents> {
   /** The domain served from records: lower case, with a trailing dot (default `weave.local.`). */
@@ -217,7 +219,7 @@ export class Dns extends EventEmitter<DnsEvents> {
   }
 
   /** Removes our records: a string is a name; or a filter by name and/or id; optionally only `address`. Returns how many. */
-  remove(nameOrId: string | { name?: string; id?: string }, address?: string): number {
+  remove(nameOrId: string | { name?: string | undefined; id?: string | undefined }, address?: string): number {
     const filter = typeof nameOrId === 'string' ? { name: normaliseName(nameOrId, this.domain) } : { ...nameOrId, ...(nameOrId.name ? { name: normaliseName(nameOrId.name, this.domain) } : {}) };
     const removed = this.store.remove({ ...filter, ...(address ? { address } : {}) });
     if (removed.length > 0) {

@@ -140,7 +140,7 @@ export class RecordStore {
    * Tombstones our live records matching every given field (name normalised, address canonicalised;
    * an empty filter matches all our records). Returns the tombstones.
    */
-  remove(filter: { name?: string; id?: string; address?: string }): DnsRecord[] {
+  remove(filter: { name?: string | undefined; id?: string | undefined; address?: string | undefined }): DnsRecord[] {
     const name = filter.name === undefined ? undefined : normaliseName(filter.name, this.domain);
     const address = filter.address === undefined ? undefined : (canonicalAddress(filter.address) ?? filter.address);
     const removed: DnsRecord[] = [];

@@ -44,34 +44,34 @@ export interface DnsServerOptions {
   /** Answers names of the domain and reverse lookups; consulted on every query. */
   source: NameSource;
   /** The domain answered locally (default `weave.local.`). */
-  domain?: string;
+  domain?: string | undefined;
   /** Where to listen, UDP and TCP on the same port (default 0.0.0.0:53; port 0 picks one). */
   listen?: {
     /** IP address to bind (default 0.0.0.0). */
-    host?: string;
+    host?: string | undefined;
     /** Port for UDP and TCP (default 53; 0 picks a free one). */
-    port?: number;
-  };
+    port?: number | undefined;
+  } | undefined;
   /** TTL of answers and of negative answers (SOA minimum), in seconds (default 5). */
-  ttl?: number;
+  ttl?: number | undefined;
   /**
    * Resolvers for names outside the domain: `ip`, `ip:port` or `[ipv6]:port`, tried in order. Default: the
    * nameservers of `resolvConfPath`. An upstream at an address this server (or a sibling) listens on is skipped.
    */
-  upstream?: readonly string[];
+  upstream?: readonly string[] | undefined;
   /**
    * The other listening addresses of the same DNS service (the `Dns` passes every server it runs): upstreams at
    * any of them are skipped, as the server's own address is, so the service never forwards into itself.
    */
-  siblings?: () => Iterable<DnsListener>;
+  siblings?: (() => Iterable<DnsListener>) | undefined;
   /** The resolv.conf to take upstreams from (default /etc/resolv.conf); re-read when it changes, checked at most every 5 s. */
-  resolvConfPath?: string;
+  resolvConfPath?: string | undefined;
   /** How long to wait for each upstream (default 2000 ms). */
-  upstreamTimeoutMs?: number;
+  upstreamTimeoutMs?: number | undefined;
   /** Time source for upstream timeouts, idle TCP connections and resolv.conf re-reads (default `systemClock`). */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Shuffles answers; `Random` or a function uniform in [0, 1) (default Math.random). Transaction ids always come from node:crypto. */
-  random?: Random | (() => number);
+  random?: (Random | (() => number)) | undefined;
 }
 
 /** Counters of what the server did with the messages it received. */
@@ -162,7 +162,10 @@ function newStats(): DnsServerStats {
   };
 }
 
-/** Serves the domain from a NameSource and forwards everything else; see docs for the behaviour in detail. */
+/**
+ * Serves the domain from a NameSource and forwards everything else; see docs for the behaviour in detail.
+ * @category DNS
+ */
 export class DnsServer {
   /** Counters since construction. */
   readonly stats: DnsServerStats = newStats();

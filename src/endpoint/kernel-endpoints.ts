@@ -23,10 +23,10 @@ export interface KernelAttachRequest {
   /** The DNS name. */
   name: string;
   /** Interface name inside the namespace (default `ethwe`). */
-  ifname?: string;
-  ip?: string;
-  subnet?: string;
-  signal?: AbortSignal;
+  ifname?: string | undefined;
+  ip?: string | undefined;
+  subnet?: string | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /** What the kernel endpoints need from the overlay. */
@@ -41,7 +41,7 @@ export interface KernelEndpointsOptions {
   /** The port the DNS server uses on the exposed address. */
   dnsPort: number;
   /** An address for `id`: the given `ip` (claimed) or an allocation; on disk when it resolves. */
-  addressFor: (id: string, options: { ip?: string; subnet?: string; signal?: AbortSignal }) => Promise<string>;
+  addressFor: (id: string, options: { ip?: string | undefined; subnet?: string | undefined; signal?: AbortSignal | undefined }) => Promise<string>;
   /** Creates the bridge and the TAP on first use. */
   ensureKernel: () => Promise<void>;
   logger: Logger;
@@ -89,7 +89,7 @@ export class KernelEndpoints {
   }
 
   /** Gives the host an overlay address on the bridge (idempotent); returns it. */
-  expose(options: { ip?: string; signal?: AbortSignal }): Promise<string> {
+  expose(options: { ip?: string | undefined; signal?: AbortSignal | undefined }): Promise<string> {
     return this.serialised(() => this.doExpose(options));
   }
 
@@ -175,7 +175,7 @@ export class KernelEndpoints {
     return info;
   }
 
-  private async doExpose(options: { ip?: string; signal?: AbortSignal }): Promise<string> {
+  private async doExpose(options: { ip?: string | undefined; signal?: AbortSignal | undefined }): Promise<string> {
     if (this.state.exposed) return this.state.exposed;
     const { kernel } = this.o;
     await this.o.ensureKernel();

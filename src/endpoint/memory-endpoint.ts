@@ -11,7 +11,7 @@ export interface EndpointInfo {
   /** The name given at attach (registered in DNS). */
   name: string;
   /** Fully qualified DNS name, when DNS is on. */
-  fqdn?: string;
+  fqdn?: string | undefined;
   /** The IPAM and DNS owner id (`mem:NAME` or `netns:NAMESPACE`). */
   id: string;
   /** CIDR. */
@@ -21,17 +21,18 @@ export interface EndpointInfo {
   /** The endpoint's IP MTU (the overlay's `mtu`, default 1376). */
   mtu: number;
   /** Kernel endpoints: the `ip netns` namespace. */
-  netns?: string;
+  netns?: string | undefined;
   /** Kernel endpoints: the interface name inside the namespace (default `ethwe`). */
-  ifname?: string;
+  ifname?: string | undefined;
   /** Kernel endpoints: the host end of the veth, enslaved to the bridge. */
-  hostIfname?: string;
+  hostIfname?: string | undefined;
 }
 
 /**
  * An endpoint that lives in this process: it has its own MAC and IP on the overlay and speaks ARP, ICMP
  * echo and UDP through a small userspace stack, so code in a test harness can talk over the mesh with
  * no root and no kernel devices.
+ * @category Endpoints
  */
 export class MemoryEndpoint {
   /** The userspace IPv4 stack (ARP, ICMP echo, UDP). */

@@ -14,26 +14,27 @@ import { Switch, type SwitchStats } from './switch.js';
 import type { MacEntry, PortId } from './mac-table.js';
 import { formatMac } from './frame.js';
 import { formatPeerName } from '../wire/peer-name.js';
+import type { Overrides } from '../options.js';
 
 /** Options of a {@link DataPlane}; every field has a default. */
 export interface DataPlaneOptions {
   /** Never send fragmented UDP: discover each path's MTU and fragment or refuse big frames ourselves. */
-  noFragmentation?: boolean;
+  noFragmentation?: boolean | undefined;
   /** Sleeve heartbeat and probe timing. */
-  timings?: Partial<SleeveTimings>;
+  timings?: Overrides<SleeveTimings> | undefined;
   /**
    * UDP socket buffer sizes in bytes (default 4 MiB: fewer drops under bursts). With the native binding and
    * root (CAP_NET_ADMIN) it is granted past `net.core.rmem_max`; status shows what the kernel gave.
    */
-  socketBufferBytes?: number;
+  socketBufferBytes?: number | undefined;
   /** Budgets for datagrams that do not come from their link's authenticated address (see {@link SlowPathLimits}). */
-  slowPath?: Partial<SlowPathLimits>;
+  slowPath?: Overrides<SlowPathLimits> | undefined;
   /** Time source for heartbeats, probes and MAC expiry (default `systemClock`). */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Which libsodium binding to prefer (default native). */
-  sodium?: 'native' | 'wasm';
+  sodium?: 'native' | 'wasm' | undefined;
   /** Binds the UDP socket (default the router's transport). */
-  transport?: Transport;
+  transport?: Transport | undefined;
 }
 
 /** A JSON-serialisable view of the data plane. */
@@ -71,6 +72,7 @@ export interface DataPlaneReceiveStatus extends SleeveReceiveStatus {
  * The data plane of a mesh router: a UDP socket on the router's port, the sleeve that carries frames to
  * neighbours, and the switch that connects local NICs to every peer. Create it before starting the
  * router; it starts and stops with the router.
+ * @category Mesh
  */
 export class DataPlane implements LinkOverlay {
   private readonly clock: Clock;

@@ -23,6 +23,7 @@ import {
   writeEntry,
   writePacketHeader,
 } from '../wire/sleeve.js';
+import { withDefaults, type Overrides } from '../options.js';
 
 /** Overlay control message kinds the sleeve sends over the TCP link. */
 export const enum SleeveAck {
@@ -143,13 +144,13 @@ export interface SleeveOptions {
   /** Why there are no per-neighbour sockets (status shows it); ignored when `linkSockets` is given. */
   linkSocketsUnavailable?: string;
   /** Budgets of the slow path. */
-  slowPath?: Partial<SlowPathLimits>;
+  slowPath?: Overrides<SlowPathLimits>;
   clock: Clock;
   /** The libsodium binding, needed when links carry keys. */
   sodium?: SodiumBackend;
   /** Never send fragmented datagrams: always discover the path MTU (default false). */
   noFragmentation?: boolean;
-  timings?: Partial<SleeveTimings>;
+  timings?: Overrides<SleeveTimings>;
   /** Sends a control message to a neighbour over its TCP link. */
   sendControl: (peer: PeerName, kind: number, payload: Uint8Array) => boolean;
   /** Reports that a link's data path works (or stopped working). */
@@ -229,7 +230,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
 
   constructor(private readonly options: SleeveOptions) {
     super();
-    this.timings = { ...DEFAULT_SLEEVE_TIMINGS, ...options.timings };
+    this.timings = withDefaults(DEFAULT_SLEEVE_TIMINGS, options.timings);
     const factory = options.linkSockets;
     // The shared socket may pause only with per-neighbour sockets, and only while every neighbour with an
     // authenticated address has its own (so nothing authentic waits behind the flood).

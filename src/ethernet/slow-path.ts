@@ -2,6 +2,7 @@
 import type { Clock, Timer } from '../clock.js';
 import { TokenBucket } from '../token-bucket.js';
 import { SourceFailures, type SourceFailureLimits, type SourceFailureStatus } from './source-failures.js';
+import { withDefaults, type Overrides } from '../options.js';
 
 /**
  * Limits of the slow path: datagrams that do not come from their link's authenticated address (first
@@ -16,7 +17,7 @@ export interface SlowPathLimits {
   /** How long the shared socket stops reading once the read budget is spent, in ms (default 20). */
   pauseMs: number;
   /** Per-source failure counting and decryption budget. */
-  sources: Partial<SourceFailureLimits>;
+  sources: Overrides<SourceFailureLimits>;
 }
 
 export const DEFAULT_SLOW_PATH_LIMITS: SlowPathLimits = { readsPerSecond: 4000, decryptsPerSecond: 1000, pauseMs: 20, sources: {} };
@@ -45,10 +46,10 @@ export class SlowPath {
 
   constructor(
     private readonly clock: Clock,
-    limits: Partial<SlowPathLimits> = {},
+    limits: Overrides<SlowPathLimits> = {},
     private readonly shared?: PausableSocket,
   ) {
-    const l = { ...DEFAULT_SLOW_PATH_LIMITS, ...limits };
+    const l = withDefaults(DEFAULT_SLOW_PATH_LIMITS, limits);
     // Bursts of a tenth of a second's budget: enough for a link's first heartbeats or an address change.
     this.reads = new TokenBucket(clock, Math.max(1, Math.ceil(l.readsPerSecond / 10)), 1000 / l.readsPerSecond);
     this.decrypts = new TokenBucket(clock, Math.max(1, Math.ceil(l.decryptsPerSecond / 10)), 1000 / l.decryptsPerSecond);

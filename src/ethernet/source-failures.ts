@@ -1,4 +1,5 @@
 // SourceFailures: sleeve datagrams that failed, counted per source address in a bounded table, with a decryption budget per source.
+import { withDefaults, type Overrides } from '../options.js';
 
 /** One source address's failures, as status shows them. */
 export interface SourceFailureStatus {
@@ -44,8 +45,8 @@ export class SourceFailures {
   private readonly entries = new Map<string, Entry>();
   private readonly limits: SourceFailureLimits;
 
-  constructor(limits: Partial<SourceFailureLimits> = {}) {
-    this.limits = { ...DEFAULT_SOURCE_FAILURE_LIMITS, ...limits };
+  constructor(limits: Overrides<SourceFailureLimits> = {}) {
+    this.limits = withDefaults(DEFAULT_SOURCE_FAILURE_LIMITS, limits);
   }
 
   /** Counts one failed datagram from `address`; a failed decryption (`decryption`) also spends its budget. */

@@ -41,26 +41,26 @@ export type IpamInit =
 /** Options of an {@link Ipam} allocator; every field has a default. */
 export interface IpamOptions {
   /** The allocation range (default 10.32.0.0/12). Every peer must use the same. */
-  range?: string;
+  range?: string | undefined;
   /** The subnet `allocate` uses when none is given (default: the whole range). */
-  defaultSubnet?: string;
+  defaultSubnet?: string | undefined;
   /**
    * Initial division (default, Weave's rule: consensus among the router's initial peers + 1, so a peer
    * given no peers divides the range alone and peers that list each other agree before anyone allocates).
    */
-  init?: IpamInit;
+  init?: IpamInit | undefined;
   /** Directory for the persisted ring and allocations (default: none, state lives in memory). */
-  dataDir?: string;
+  dataDir?: string | undefined;
   /** File access for `dataDir` (default: node:fs); tests pass one that fails on purpose. */
-  fileSystem?: FileSystem;
+  fileSystem?: FileSystem | undefined;
   /** Retry period for consensus, space requests and claims (default 5 s). */
-  tickMs?: number;
+  tickMs?: number | undefined;
   /** Reclaim the ranges of a peer unreachable this long (default: never; see docs/ipam.md). */
-  autoReclaimAfterMs?: number;
+  autoReclaimAfterMs?: number | undefined;
   /** Time source for retries, conflict times and reclaim (default `systemClock`). */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Picks which peer to ask for space, weighted by its free addresses (default `systemRandom`). */
-  random?: Random;
+  random?: Random | undefined;
 }
 
 /** Where allocation stands. */
@@ -177,13 +177,17 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-/** IPAM errors with stable codes. */
+/**
+ * IPAM errors with stable codes.
+ * @category Errors
+ */
 export class IpamError extends WeaveError {}
 
 /**
  * Allocates addresses from a ring of ranges shared by all peers: each range has one owner, only the
  * owner allocates from it, and the ring merges as a CRDT over the router's gossip channel, so no
  * cluster store is needed and no address is handed out twice.
+ * @category IPAM
  */
 export class Ipam extends EventEmitter<IpamEvents> {
   /** The allocation range (default 10.32.0.0/12). */
@@ -281,7 +285,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
    * Stops the allocator. With `transfer`, our ranges go to a reachable heir first, so they are not
    * stranded; the allocations we made are forgotten with them.
    */
-  async stop(options: { transfer?: boolean } = {}): Promise<void> {
+  async stop(options: { transfer?: boolean | undefined } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.router.off('name:collision', this.onCollision);
@@ -373,7 +377,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
    * With a data dir it resolves only once the allocation is on disk; when it cannot be saved, it is
    * undone and the promise rejects with the `StateFileError('write-failed')` naming the file.
    */
-  allocate(id: string, options: { subnet?: string; signal?: AbortSignal } = {}): Promise<string> {
+  allocate(id: string, options: { subnet?: string | undefined; signal?: AbortSignal | undefined } = {}): Promise<string> {
     const subnet = options.subnet ? parseCidr(options.subnet) : this.defaultSubnet;
     this.checkSubnet(subnet);
     const existing = this.addressesOf(id).find((a) => a >= subnet.start && a < subnet.start + subnet.size);
@@ -388,7 +392,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
    * Records that `id` uses `address` (restarts, manual addresses); asks its owner for it when needed.
    * Like `allocate`, it resolves only once the claim is on disk, and is undone when it cannot be saved.
    */
-  async claim(id: string, address: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async claim(id: string, address: string, options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
     const a = parseIPv4(address.split('/')[0] ?? address);
     const holder = this.owned.get(a);
     if (holder !== undefined && holder !== id) throw new IpamError('address-in-use', `${address} is already allocated to ${holder}`);

@@ -3,6 +3,7 @@ import type { Clock, Timer } from '../clock.js';
 import type { Random } from '../random.js';
 import { WeaveError, type WeaveErrorCode } from '../errors.js';
 import { formatPeerName, type PeerName } from '../wire/peer-name.js';
+import { withDefaults, type Overrides } from '../options.js';
 
 /** Where a target stands. */
 export type TargetState = 'waiting' | 'attempting' | 'connected' | 'failed';
@@ -51,7 +52,7 @@ export interface ConnectionMakerOptions {
   random: Random;
   /** Dials `address`; resolves with the remote peer once the link is accepted, rejects with why it failed. */
   dial: (address: string) => Promise<PeerName>;
-  backoff?: Partial<BackoffOptions>;
+  backoff?: Overrides<BackoffOptions>;
   /** Dial targets learned from topology gossip (default true). */
   discovery?: boolean;
 }
@@ -82,7 +83,7 @@ export class ConnectionMaker {
   private stopped = false;
 
   constructor(private readonly options: ConnectionMakerOptions) {
-    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.backoff = withDefaults(DEFAULT_BACKOFF, options.backoff);
     this.discovery = options.discovery ?? true;
   }
 

@@ -25,6 +25,7 @@ import { AEAD_TAG_BYTES } from '../crypto/sodium.js';
 import { ByteQueue } from './byte-queue.js';
 import { formatHostPort } from './address.js';
 import type { StreamSocket } from './transport.js';
+import { withDefaults, type Overrides } from '../options.js';
 
 /** Timing of a control connection; the defaults are the protocol's. */
 export interface ConnectionTimings {
@@ -60,7 +61,7 @@ export interface ConnectionOptions {
   crypto?: ConnectionCrypto;
   clock: Clock;
   random: Random;
-  timings?: Partial<ConnectionTimings>;
+  timings?: Overrides<ConnectionTimings>;
 }
 
 /** Keys for the data plane of this link, derived in the same handshake (per direction). */
@@ -119,7 +120,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.local = options.local;
     this.cryptoParams = options.crypto;
     this.clock = options.clock;
-    this.timings = { ...DEFAULT_CONNECTION_TIMINGS, ...options.timings };
+    this.timings = withDefaults(DEFAULT_CONNECTION_TIMINGS, options.timings);
     this.localConnectionId = options.random.u64();
     this.remoteAddress = options.address ?? formatHostPort(this.socket.remoteAddress ?? 'unknown', this.socket.remotePort ?? 0);
     this.socket.setNoDelay(true);

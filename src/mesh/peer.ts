@@ -24,6 +24,8 @@ export interface LinkInfo {
   lastReceived: number;
 }
 
+type PeerRecordView = NonNullable<ReturnType<PeerSource['peerRecord']>>;
+
 /** Where the live data comes from (the mesh router). */
 export interface PeerSource {
   /** Our own peer name. */
@@ -87,13 +89,30 @@ export interface PeerSnapshot {
 /**
  * A peer of the mesh. Identity fields are fixed; the rest is a live view that always reflects the
  * router's current knowledge (it is not a snapshot).
+ * @category Mesh
  */
 export class Peer {
+  private lastRecord: PeerRecordView | undefined;
+
   constructor(
     private readonly source: PeerSource,
     /** The permanent 48-bit name. */
     readonly name: PeerName,
   ) {}
+
+  /**
+   * Called when the router forgets the peer: from then on the view answers nickname, uid and connections
+   * from this last record (so `peer:down` handlers and logs can still say who left).
+   * @internal
+   */
+  retire(record: PeerRecordView | undefined): void {
+    this.lastRecord = record;
+  }
+
+  /** The live record, or the last one for a peer the router has forgotten. */
+  private record(): PeerRecordView | undefined {
+    return this.source.peerRecord(this.name) ?? this.lastRecord;
+  }
 
   /** The name in MAC form, e.g. `aa:bb:cc:dd:ee:ff`. */
   get id(): string {
@@ -105,14 +124,14 @@ export class Peer {
     return this.name === this.source.selfName;
   }
 
-  /** Display name from its topology record; empty when the record is not known. */
+  /** Display name from its topology record (the last one known, for a peer that went down); empty when never known. */
   get nickname(): string {
-    return this.source.peerRecord(this.name)?.nickname ?? '';
+    return this.record()?.nickname ?? '';
   }
 
   /** The incarnation: random per start of that peer. */
   get uid(): bigint | undefined {
-    return this.source.peerRecord(this.name)?.uid;
+    return this.record()?.uid;
   }
 
   /** Reachable over the links that the topology lists. */
@@ -122,7 +141,7 @@ export class Peer {
 
   /** The peer's own connection list, from topology gossip. */
   get connections(): readonly ConnectionSummary[] {
-    return this.source.peerRecord(this.name)?.connections ?? [];
+    return this.record()?.connections ?? [];
   }
 
   /** Our direct link to it, if any. */
@@ -153,7 +172,7 @@ export class Peer {
   /** A JSON-ready snapshot of the live view, as in `status()`. */
   toJSON(): PeerSnapshot {
     const link = this.link;
-    const record = this.source.peerRecord(this.name);
+    const record = this.record();
     const lastSeen = this.lastSeen;
     return {
       name: this.id,

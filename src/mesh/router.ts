@@ -32,6 +32,7 @@ import { Incarnations, type Refusal } from './incarnations.js';
 import { INCARNATION_CHANNEL } from '../wire/incarnation.js';
 import type { LinkOverlay } from './overlay.js';
 import { nodeTransport, type StreamListener, type StreamSocket, type Transport } from './transport.js';
+import type { Overrides } from '../options.js';
 
 /** The channel name topology gossip uses. */
 export const TOPOLOGY_CHANNEL = 'topology';
@@ -49,53 +50,53 @@ const OTHER_CHANNELS = '(other)';
 /** Options of a mesh router; every field has a sane default. */
 export interface MeshRouterOptions {
   /** Permanent peer name (MAC form or number); random when omitted. */
-  name?: string | PeerName;
+  name?: string | PeerName | undefined;
   /** Display name; defaults to the host name. */
-  nickname?: string;
+  nickname?: string | undefined;
   /** Where to accept control connections: `host:port` (default `0.0.0.0:6783`; port 0 picks one), or false for none. */
-  listen?: string | false;
+  listen?: string | false | undefined;
   /** Peers to dial at start (`host[:port]`). */
-  peers?: readonly string[];
+  peers?: readonly string[] | undefined;
   /** Network password: encrypts and authenticates every link. Omit for a plain (unauthenticated!) mesh. */
-  password?: string | Uint8Array;
+  password?: string | Uint8Array | undefined;
   /** A network key already stretched with `deriveNetworkKey` (instead of `password`). */
-  networkKey?: NetworkKey;
+  networkKey?: NetworkKey | undefined;
   /** Maximum number of links, established or in handshake (default 200; 0 = unlimited). */
-  connectionLimit?: number;
+  connectionLimit?: number | undefined;
   /** Inbound accept throttle: a bucket of `burst` tokens refilled one every `refillMs` (default 20 / 50 ms). */
   acceptRate?: {
     /** Accepts allowed back to back (bucket size). */
     burst: number;
     /** Milliseconds to refill one token. */
     refillMs: number;
-  };
+  } | undefined;
   /** Dial peers that topology gossip tells us about (default true). */
-  discovery?: boolean;
+  discovery?: boolean | undefined;
   /** Period of full gossip to random neighbours (default 30 s). */
-  gossipIntervalMs?: number;
+  gossipIntervalMs?: number | undefined;
   /** Coalescing delay for topology updates after local link changes (default 1 s). */
-  topologyDelayMs?: number;
+  topologyDelayMs?: number | undefined;
   /** Delay before unreachable peers are forgotten after topology arrives (default 1 s). */
-  gcDelayMs?: number;
+  gcDelayMs?: number | undefined;
   /** Handshake deadline, heartbeat interval and silence timeout. */
-  timings?: Partial<ConnectionTimings>;
+  timings?: Overrides<ConnectionTimings> | undefined;
   /** Reconnect backoff. */
-  backoff?: Partial<BackoffOptions>;
+  backoff?: Overrides<BackoffOptions> | undefined;
   /** Time source for timers and timestamps (default `systemClock`); tests pass a fake clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Randomness for the peer name, uid, connection ids, backoff jitter and gossip fan-out (default `systemRandom`). */
-  random?: Random;
+  random?: Random | undefined;
   /** Which libsodium binding to prefer (default native, falling back to WASM). */
-  sodium?: 'native' | 'wasm';
+  sodium?: 'native' | 'wasm' | undefined;
   /** Listens and dials (default the real network; `VirtualWire` hosts give in-process ones). */
-  transport?: Transport;
+  transport?: Transport | undefined;
   /** Opens outbound TCP sockets instead of the transport (tests inject one to simulate partitions). */
-  connectSocket?: (host: string, port: number) => StreamSocket;
+  connectSocket?: ((host: string, port: number) => StreamSocket) | undefined;
   /**
    * How long a newcomer using a known, reachable peer name waits while the known incarnation is asked
    * whether it is alive (default 2 s). An answer means two incarnations at once: the newer is refused.
    */
-  incarnationProbeMs?: number;
+  incarnationProbeMs?: number | undefined;
 }
 
 /** Two incarnations of one peer name alive at once, and which one was refused. */
@@ -130,9 +131,9 @@ export interface LinkFailure {
 
 /** Typed events of the router. */
 export interface MeshRouterEvents {
-  /** A peer became known (directly linked or learned from topology). */
+  /** Another peer became known (directly linked or learned from topology); never fired for this peer itself (`self`). */
   'peer:up': (peer: Peer) => void;
-  /** A peer is no longer reachable and was forgotten. */
+  /** A peer is no longer reachable and was forgotten; its view keeps the last nickname, uid and connections known. */
   'peer:down': (peer: Peer) => void;
   /** A known peer came back with a new incarnation (uid). */
   'peer:restarted': (peer: Peer) => void;
@@ -243,6 +244,7 @@ interface ChannelState {
 /**
  * The mesh router: one TCP link per neighbour, authenticated by the network password, a gossiped
  * topology with deterministic routes, and named gossip channels for applications.
+ * @category Mesh
  */
 export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSource {
   /** Our permanent peer name (from `name`, else random). */
@@ -403,7 +405,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   }
 
   /** Starts listening and dialling; idempotent. */
-  start(options: { signal?: AbortSignal } = {}): Promise<void> {
+  start(options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
     this.startPromise ??= this.doStart(options.signal);
     return this.startPromise;
   }
@@ -425,7 +427,6 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     signal?.throwIfAborted();
     this.topology.setLocalConnections([]);
     this.state = 'running';
-    this.emit('peer:up', this.self);
     this.scheduleGossip();
     for (const peer of this.options.peers ?? []) this.connect(peer);
   }
@@ -1060,6 +1061,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     const now = this.clock.now();
     const grace = this.options.gcDelayMs ?? 1000;
     const unreachable = new Map<PeerName, number>();
+    const lastRecords = new Map<PeerName, PeerRecord>();
     const removed = this.topology.garbageCollect((name) => {
       if (this.links.has(name)) return true;
       const since = this.unreachableSince.get(name) ?? now;
@@ -1067,6 +1069,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         unreachable.set(name, since);
         return true;
       }
+      const record = this.topology.get(name);
+      if (record) lastRecords.set(name, record);
       return false;
     });
     this.unreachableSince = unreachable;
@@ -1079,6 +1083,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.incarnations.abandon((name) => !this.links.has(name) && !this.isReachable(name));
     for (const name of removed) {
       const peer = this.peerObjects.get(name) ?? new Peer(this, name);
+      peer.retire(lastRecords.get(name));
       this.peerObjects.delete(name);
       this.lastSeenAt.delete(name);
       this.emit('peer:down', peer);

@@ -23,6 +23,7 @@ const byName = (a: PeerName, b: PeerName): number => a - b;
  * - established: only links both ends list as established (symmetric), used by the data plane;
  * - all: every connection any known peer lists, even to a peer with no record yet (a leaf), used by gossip.
  * Recompute after every topology change; broadcast trees are built lazily and cached per source.
+ * @category Mesh
  */
 export class Routes {
   private readonly broadcastCache = new Map<PeerName, PeerName[]>();

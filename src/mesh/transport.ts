@@ -80,12 +80,12 @@ export interface DatagramSocket {
 /** How to bind a datagram socket. */
 export interface DatagramBindOptions {
   /** Receive and send buffer sizes in bytes, where the transport has such buffers. */
-  bufferBytes?: number;
+  bufferBytes?: number | undefined;
   /**
    * Bind so that {@link Transport.connectDatagram} can open more sockets on the same port (Linux `SO_REUSEPORT`,
    * which only lets sockets of the same user join). Rejects with code `ENOTSUP` where the transport cannot.
    */
-  sharedPort?: boolean;
+  sharedPort?: boolean | undefined;
 }
 
 /**

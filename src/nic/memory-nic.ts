@@ -4,17 +4,17 @@ import type { FrameBatchHandler, Nic, NicStats } from './nic.js';
 /** Options of {@link MemoryNic.pair}; every field has a default. */
 export interface MemoryNicOptions {
   /** Name of the first end (the second gets `-peer` appended unless `peerName` is given). */
-  name?: string;
+  name?: string | undefined;
   /** Name of the second end (default: `name` + `-peer`). */
-  peerName?: string;
+  peerName?: string | undefined;
   /** IP MTU of both ends (default 65000: in-process links have no wire limit). */
-  mtu?: number;
+  mtu?: number | undefined;
   /** MAC of the first end, 6 bytes (default: a fresh locally administered `02:77:74:…` address). */
-  mac?: Uint8Array;
+  mac?: Uint8Array | undefined;
   /** MAC of the second end, 6 bytes (default: another fresh `02:77:74:…` address). */
-  peerMac?: Uint8Array;
+  peerMac?: Uint8Array | undefined;
   /** Frames queued for the other end before sends are refused (default 4096). */
-  queueLimit?: number;
+  queueLimit?: number | undefined;
 }
 
 let counter = 0;
@@ -24,7 +24,10 @@ function defaultMac(): Uint8Array {
   return Uint8Array.of(0x02, 0x77, 0x74, (counter >>> 16) & 0xff, (counter >>> 8) & 0xff, counter & 0xff);
 }
 
-/** One end of a memory NIC pair. Delivery is asynchronous and batched per turn of the event loop. */
+/**
+ * One end of a memory NIC pair. Delivery is asynchronous and batched per turn of the event loop.
+ * @category Endpoints
+ */
 export class MemoryNic implements Nic {
   /** Counters since the pair was created, updated in place. */
   readonly stats: NicStats = { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, drops: {} };

@@ -31,7 +31,7 @@ export interface TapSystemError extends Error {
 /** The native API; see native/README.md. */
 export interface TapBinding {
   /** Creates (or attaches to) the TAP device `name`, non-blocking, sets MAC and MTU, brings it up. Throws TapSystemError. */
-  open(name: string, options: { mtu?: number; mac?: Uint8Array }): TapOpenResult;
+  open(name: string, options: { mtu?: number | undefined; mac?: Uint8Array | undefined }): TapOpenResult;
   /**
    * Polls the fd; on each wakeup reads up to `batch` frames into one reused buffer of `batch` slots of `slot` bytes and
    * calls `callback(count, errno)` once. `errno` is 0 unless reading failed. A frame that fills its slot is dropped

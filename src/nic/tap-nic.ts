@@ -8,14 +8,14 @@ export interface TapNicOptions {
   /** Kernel interface name, at most 15 bytes; a name ending in `%d` lets the kernel pick the number. */
   name: string;
   /** IP MTU of the device (68..65535); default: the kernel's (1500). */
-  mtu?: number;
+  mtu?: number | undefined;
   /** Unicast MAC of the device (6 bytes); default: a random one chosen by the kernel. */
-  mac?: Uint8Array;
+  mac?: Uint8Array | undefined;
   /**
    * Most frames read per event-loop turn, delivered in one `onFrames` call (1..1024, default 32). More than ~32
    * starves UDP sockets, which libuv reads at most 32 datagrams per turn (see docs/architecture.md).
    */
-  batchSize?: number;
+  batchSize?: number | undefined;
 }
 
 /** Ethernet header (14) + one VLAN tag (4): a frame may be this much longer than the MTU. */
@@ -82,6 +82,7 @@ function validate(options: TapNicOptions): void {
  * frames in one call, as views into one reused buffer (valid only during the call). An active reader keeps the
  * process alive like a listening socket; call `unref()` to let the process exit anyway. Without a reader the device
  * holds nothing on the event loop. The device is deleted by the kernel when it is closed (or the process exits).
+ * @category Endpoints
  */
 export class TapNic implements Nic {
   readonly name: string;

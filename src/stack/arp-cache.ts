@@ -6,17 +6,17 @@ import { formatIPv4 } from '../ipam/address.js';
 /** Tuning of the ARP cache; every field has a default (Linux's: 3 requests 1 s apart, like `mcast_solicit` and `retrans_time_ms`). */
 export interface ArpCacheOptions {
   /** How long a learned binding is used before it must be resolved again (default 60 000 ms). */
-  ttlMs?: number;
+  ttlMs?: number | undefined;
   /** Time between ARP requests for an unresolved address (default 1000 ms). */
-  retryMs?: number;
+  retryMs?: number | undefined;
   /** Requests sent before the waiting sends fail with `unreachable` (default 3). */
-  requests?: number;
+  requests?: number | undefined;
   /** Sends that may wait for one address (default 32); more fail at once. */
-  queuePerAddress?: number;
+  queuePerAddress?: number | undefined;
   /** Addresses that may be waiting for resolution at the same time (default 256). */
-  maxPending?: number;
+  maxPending?: number | undefined;
   /** Bindings kept; the oldest is forgotten first (default 1024). */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
 }
 
 /** A send waiting for its destination's MAC: frames get the MAC written at offset 0, then go out. */

@@ -52,23 +52,23 @@ export interface NetStackOptions {
   /** The endpoint's address with its prefix length, like `10.32.0.5/12`. */
   address: string;
   /** Time and timers (ARP retries, ping timeouts, reassembly); default the system clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** IP identifications, ping identifiers and ephemeral ports; default the system source. */
-  random?: Random;
+  random?: Random | undefined;
   /**
    * Name lookup for `ping`, `send` and `lookup` (the overlay plugs its DNS in); returns dotted addresses.
    * Like a real resolver it may wait for an answer, up to `timeoutMs`, and stops when `signal` aborts;
    * it returns [] (or throws) when the name has no address.
    */
-  resolve?: (name: string, options: ResolveOptions) => Promise<string[]>;
+  resolve?: ((name: string, options: ResolveOptions) => Promise<string[]>) | undefined;
   /** How long a name lookup waits for the resolve hook to learn the name (default 5000 ms, resolv.conf's `timeout`). */
-  resolveTimeoutMs?: number;
+  resolveTimeoutMs?: number | undefined;
   /** ARP cache tuning. */
-  arp?: ArpCacheOptions;
+  arp?: ArpCacheOptions | undefined;
   /** Fragment reassembly bounds. */
-  reassembly?: ReassemblyOptions;
+  reassembly?: ReassemblyOptions | undefined;
   /** ICMP errors (port unreachable) sent per second at most, in bursts of the same size (default 10). */
-  icmpErrorsPerSecond?: number;
+  icmpErrorsPerSecond?: number | undefined;
 }
 
 /** What a resolve hook is given for one lookup. */
@@ -170,6 +170,7 @@ const EPHEMERAL_COUNT = 65536 - EPHEMERAL_FIRST;
  * A userspace IPv4 stack for an in-process endpoint: answers ARP and ping, resolves neighbours,
  * sends and receives UDP (unicast, broadcast, multicast), fragments and reassembles. Every timer
  * uses the injected clock. Destinations outside the subnet are unreachable: the overlay has no gateway.
+ * @category Endpoints
  */
 export class NetStack {
   /** Counters; dropped packets are counted here, never thrown. */

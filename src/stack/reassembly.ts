@@ -5,11 +5,11 @@ import { IPV4_HEADER_BYTES, MAX_IPV4_PACKET, type Ipv4Packet } from '../wire/ine
 /** Bounds of reassembly; every field has a default. */
 export interface ReassemblyOptions {
   /** Datagrams being reassembled at once; fragments of further datagrams are dropped (default 64). */
-  maxDatagrams?: number;
+  maxDatagrams?: number | undefined;
   /** Fragments one datagram may consist of (default 256). */
-  maxFragments?: number;
+  maxFragments?: number | undefined;
   /** Time from a datagram's first fragment until its partial data is discarded (default 30 000 ms, as Linux). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** What reassembly reports to its stack. */

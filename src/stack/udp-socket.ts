@@ -54,7 +54,10 @@ export interface ReceivedDatagram {
   from: RemoteInfo;
 }
 
-/** A UDP socket of a NetStack, created by `stack.createUdpSocket()`; shaped like node:dgram's Socket. */
+/**
+ * A UDP socket of a NetStack, created by `stack.createUdpSocket()`; shaped like node:dgram's Socket.
+ * @category Endpoints
+ */
 export class StackUdpSocket extends EventEmitter<UdpSocketEvents> {
   private port = 0;
   private closed = false;

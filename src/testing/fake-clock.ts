@@ -8,7 +8,10 @@ interface Scheduled {
   cancelled: boolean;
 }
 
-/** A manually driven clock; timers fire in time order (ties in scheduling order) during `advance`. */
+/**
+ * A manually driven clock; timers fire in time order (ties in scheduling order) during `advance`.
+ * @category Testing
+ */
 export class FakeClock implements Clock {
   private time: number;
   private seq = 0;

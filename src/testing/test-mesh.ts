@@ -6,6 +6,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { seededRandom } from '../random.js';
 import { FakeClock } from './fake-clock.js';
 import { VirtualWire, type LinkConditions, type VirtualHost } from './virtual-wire.js';
+import { withDefaults } from '../options.js';
 
 /** How the peers are linked: a named shape or explicit pairs of peer indexes. */
 export type TestTopology = 'full' | 'line' | 'ring' | 'star' | readonly (readonly [number, number])[];
@@ -15,17 +16,17 @@ export interface TestMeshOptions {
   /** How many peers, or their nicknames. */
   peers: number | readonly string[];
   /** Which peers dial which (default `full`). Other paths are relayed. */
-  topology?: TestTopology;
+  topology?: TestTopology | undefined;
   /** Network password (default: a fixed test password; stretched once and shared by every peer). */
-  password?: string;
+  password?: string | undefined;
   /** Conditions of every link (latency, loss, reordering); change single links later with `link()`. */
-  conditions?: LinkConditions;
+  conditions?: LinkConditions | undefined;
   /** A fake clock makes the run deterministic; step it with `advance()` (default: real time). */
-  clock?: FakeClock;
+  clock?: FakeClock | undefined;
   /** Seed of every random choice (loss, jitter, peer names, addresses); default 1. */
-  seed?: number;
+  seed?: number | undefined;
   /** Overlay options applied to every peer (IPAM range, DNS domain, …). */
-  overlay?: Omit<OverlayOptions, 'listen' | 'peers' | 'password' | 'networkKey' | 'clock' | 'random' | 'transport'>;
+  overlay?: Omit<OverlayOptions, 'listen' | 'peers' | 'password' | 'networkKey' | 'clock' | 'random' | 'transport'> | undefined;
 }
 
 /** A running test mesh. */
@@ -41,14 +42,14 @@ export interface TestMesh extends AsyncDisposable {
   /** The virtual host (its address) of a peer. */
   host(which: number | string): VirtualHost;
   /** Resolves when every peer reaches every other over established links. */
-  ready(options?: { timeoutMs?: number }): Promise<void>;
+  ready(options?: { timeoutMs?: number | undefined }): Promise<void>;
   /** Fake clock only: moves time forward, letting I/O and promises run between milliseconds. */
   advance(ms: number): Promise<void>;
   /**
    * Waits for `work`; under a fake clock, moves time forward until it settles (at most `maxMs` virtual ms),
    * since anything waiting on a timer would otherwise wait forever.
    */
-  drive<T>(work: Promise<T>, options?: { maxMs?: number }): Promise<T>;
+  drive<T>(work: Promise<T>, options?: { maxMs?: number | undefined }): Promise<T>;
   /**
    * Cuts the mesh into groups (peer indexes or nicknames) that cannot reach each other. Like a real
    * partition it is silent: links across it stall, their datagrams are dropped (counted in
@@ -119,10 +120,9 @@ export async function createTestMesh(options: TestMeshOptions): Promise<TestMesh
     const dials = edges.filter(([a, b]) => Math.max(a, b) === i).map(([a, b]) => `${(hosts[Math.min(a, b)] as VirtualHost).address}:${CONTROL_PORT}`);
     const base = options.overlay ?? {};
     return new Overlay({
-      discovery: false,
-      ipam: { init: { consensus: nicknames.length } },
-      ...base,
-      tuning: { ...TEST_TUNING, ...base.tuning },
+      // undefined fields of `base` mean "the default", so they must not erase ours
+      ...withDefaults<OverlayOptions>({ discovery: false, ipam: { init: { consensus: nicknames.length } } }, base),
+      tuning: withDefaults(TEST_TUNING, base.tuning),
       nickname,
       listen: `${(hosts[i] as VirtualHost).address}:${CONTROL_PORT}`,
       peers: dials,

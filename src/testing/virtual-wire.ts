@@ -10,21 +10,22 @@ import type {
   StreamSocket,
   Transport,
 } from '../mesh/transport.js';
+import { withDefaults } from '../options.js';
 
 /** How one direction of the path between two hosts behaves. Every field defaults to a perfect path. */
 export interface LinkConditions {
   /** One-way delay in ms, for streams and datagrams (default 0). */
-  latencyMs?: number;
+  latencyMs?: number | undefined;
   /** Extra one-way delay, uniform in [0, jitterMs) (default 0). Streams stay in order regardless. */
-  jitterMs?: number;
+  jitterMs?: number | undefined;
   /** Probability in [0, 1] that a datagram is lost (default 0). Streams are reliable, like TCP. */
-  loss?: number;
+  loss?: number | undefined;
   /** Probability in [0, 1] that a datagram is held back, so later ones overtake it (default 0). */
-  reorder?: number;
+  reorder?: number | undefined;
   /** How long a held-back datagram waits on top of its delay (default max(1, latencyMs)). */
-  reorderDelayMs?: number;
+  reorderDelayMs?: number | undefined;
   /** Datagrams with a longer payload are dropped, like a path that drops IP fragments (default none). */
-  maxDatagramBytes?: number;
+  maxDatagramBytes?: number | undefined;
 }
 
 /** Why the wire dropped a datagram. */
@@ -80,20 +81,20 @@ export interface VirtualWireOptions {
    * Times every delay. Under a `FakeClock` nothing moves until it advances. The default is the real
    * clock with timers that keep the process alive, as a real socket with traffic in flight would.
    */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Decides loss, jitter and reordering (default `systemRandom`; pass `seededRandom(n)` to replay). */
-  random?: Random;
+  random?: Random | undefined;
   /** Conditions of every link not set with `link()` (default a perfect path). */
-  defaults?: LinkConditions;
+  defaults?: LinkConditions | undefined;
   /** First three octets of the hosts' addresses (default "10.99.0"; hosts get .1, .2, …). */
-  subnet?: string;
+  subnet?: string | undefined;
   /**
    * What a partition does to the streams across it. `reset` (default): both ends see ECONNRESET at once.
    * `stall`: nothing, as in a real partition: bytes written are held (as TCP keeps retransmitting) and
    * delivered when the partition heals, so the ends notice only by their own timeouts (a mesh link's
    * heartbeat), and meanwhile their datagrams are dropped and counted as `partition`.
    */
-  partitionStreams?: 'reset' | 'stall';
+  partitionStreams?: 'reset' | 'stall' | undefined;
 }
 
 /** Options of `VirtualWire.nat`. */
@@ -101,11 +102,12 @@ export interface NatOptions {
   /** The address the host's traffic appears to come from; must not be a host's own address. */
   publicAddress: string;
   /** First public port handed out (default 50000); each (protocol, local port) gets the next one. */
-  firstPort?: number;
+  firstPort?: number | undefined;
 }
 
 type Protocol = 'tcp' | 'udp';
-type Conditions = Required<Omit<LinkConditions, 'maxDatagramBytes' | 'reorderDelayMs'>> & Pick<LinkConditions, 'maxDatagramBytes' | 'reorderDelayMs'>;
+type Conditions = { [K in Exclude<keyof LinkConditions, 'maxDatagramBytes' | 'reorderDelayMs'>]-?: NonNullable<LinkConditions[K]> } &
+  Pick<LinkConditions, 'maxDatagramBytes' | 'reorderDelayMs'>;
 
 /** Real time with ref'd timers: a datagram in flight keeps the process alive, like a real socket does. */
 const liveClock: Clock = {
@@ -162,12 +164,12 @@ class Net {
   ) {
     this.clock = options.clock ?? liveClock;
     this.random = options.random ?? systemRandom;
-    this.defaults = { ...PERFECT, ...options.defaults };
+    this.defaults = withDefaults(PERFECT, options.defaults);
     this.partitionStreams = options.partitionStreams ?? 'reset';
   }
 
   setLink(from: string, to: string, conditions: LinkConditions): void {
-    this.links.set(`${from}>${to}`, { ...PERFECT, ...conditions });
+    this.links.set(`${from}>${to}`, withDefaults(PERFECT, conditions));
   }
 
   conditions(from: string, to: string): Conditions {
@@ -522,6 +524,7 @@ class VirtualDatagramSocket extends EventEmitter<DatagramEvents> implements Data
 /**
  * One host on a `VirtualWire`, with its own address. It is a `Transport`: pass it as the `transport`
  * option of a `MeshRouter` (a `DataPlane` then uses it too) and listen on `${host.address}:port`.
+ * @category Testing
  */
 export class VirtualHost implements Transport {
   /** @internal */
@@ -621,6 +624,7 @@ export class VirtualHost implements Transport {
  * const host = wire.addHost();
  * const router = new MeshRouter({ transport: host, listen: `${host.address}:6783`, peers: ['10.99.0.2'] });
  * ```
+ * @category Testing
  */
 export class VirtualWire extends EventEmitter<VirtualWireEvents> {
   private readonly net: Net;
@@ -660,7 +664,7 @@ export class VirtualWire extends EventEmitter<VirtualWireEvents> {
   }
 
   /** Sets the conditions of the links between `a` and `b`, both ways unless `oneWay` (then only a → b). */
-  link(a: string | VirtualHost, b: string | VirtualHost, conditions: LinkConditions, options: { oneWay?: boolean } = {}): void {
+  link(a: string | VirtualHost, b: string | VirtualHost, conditions: LinkConditions, options: { oneWay?: boolean | undefined } = {}): void {
     const from = addressOf(a);
     const to = addressOf(b);
     this.net.setLink(from, to, conditions);
@@ -669,7 +673,7 @@ export class VirtualWire extends EventEmitter<VirtualWireEvents> {
 
   /** Sets the conditions of every link not set with `link()`. */
   setDefaults(conditions: LinkConditions): void {
-    this.net.defaults = { ...PERFECT, ...conditions };
+    this.net.defaults = withDefaults(PERFECT, conditions);
   }
 
   /**

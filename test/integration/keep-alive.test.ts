@@ -4,11 +4,11 @@ import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const fixture = fileURLToPath(new URL('../fixtures/awaits-keep-alive.js', import.meta.url));
+const script = fileURLToPath(new URL('../scripts/awaits-keep-alive.js', import.meta.url));
 
 test('a script awaiting ping, receive, dns.waitFor, ready, drive and attach across a partition settles each and exits 0', async () => {
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(process.execPath, [fixture], { timeout: 60_000 }, (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
+    const child = execFile(process.execPath, [script], { timeout: 60_000 }, (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
   });
   assert.is(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
   assert.equal(stdout.trim().split('\n'), [

@@ -24,7 +24,7 @@ interface Host {
   name: string;
   dataDir: string;
   launchArgs: string[];
-  agent?: ChildProcess;
+  agent?: ChildProcess | undefined;
 }
 
 async function startAgent(lab: NetnsLab, host: Host): Promise<void> {
