@@ -332,6 +332,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       dns: this.dns,
       mtu: this.mtu,
       dnsPort: dns?.exposedPort ?? 53,
+      range: this.ipam ? formatCidr(this.ipam.range) : undefined,
       addressFor: (id, o) => this.addressFor(id, o),
       ensureKernel: () => this.ensureKernel(),
       logger: this.logger,
@@ -524,7 +525,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       ...(this.kernelEndpoints.exposed ? { exposed: this.kernelEndpoints.exposed } : {}),
       ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
       handshakeFailures: this.handshakeFailures.recent(),
-      warnings: [...this.warnings, ...this.collisionWarnings(), ...this.ipamWarnings(), ...receiveWarnings(dataPlane, this.options.transport === undefined)],
+      warnings: [...this.warnings, ...this.kernelEndpoints.hostWarnings(), ...this.collisionWarnings(), ...this.ipamWarnings(), ...receiveWarnings(dataPlane, this.options.transport === undefined)],
     };
   }
 
