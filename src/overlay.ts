@@ -397,14 +397,15 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   /**
    * Stops everything; idempotent. In-process endpoints are closed. Kernel endpoints stay in place when a
    * `dataDir` persists them (a restarted overlay resumes them) unless `detach` is set; without a data dir
-   * they are always removed, since nothing could resume them.
+   * they are always removed, since nothing could resume them. With `transfer`, this peer's address
+   * ranges go to a reachable peer first (for a peer leaving for good, as `weave-ts reset --force` does).
    */
-  stop(options: { detach?: boolean } = {}): Promise<void> {
-    this.stopPromise ??= this.doStop(options.detach ?? !this.options.dataDir);
+  stop(options: { detach?: boolean; transfer?: boolean } = {}): Promise<void> {
+    this.stopPromise ??= this.doStop(options.detach ?? !this.options.dataDir, options.transfer ?? false);
     return this.stopPromise;
   }
 
-  private async doStop(detach: boolean): Promise<void> {
+  private async doStop(detach: boolean, transfer: boolean): Promise<void> {
     await this.startAttempt?.catch(() => undefined); // the raw attempt: startPromise itself waits for this stop on failure
     this.lifecycle = 'stopping';
     for (const name of [...this.memory.keys()]) await this.detachMemory(name).catch((error: unknown) => this.logger.warn({ err: error }, 'detach failed'));
@@ -415,7 +416,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       if (this.kernelEndpoints.exposed) await this.hide().catch((error: unknown) => this.logger.warn({ err: error }, 'hide failed'));
     }
     await this.dns?.stop();
-    await this.ipam?.stop();
+    await this.ipam?.stop({ transfer });
     await this.router.stop();
     await this.tap?.close();
     this.tap = undefined;
@@ -483,7 +484,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       if (info) this.emit('endpoint:detached', info);
       return;
     }
-    throw new EndpointError('not-found', `no endpoint "${key}" is attached (see endpoints())`);
+    throw new EndpointError('not-found', `no endpoint "${key}" is attached: endpoints() lists those that are`);
   }
 
   /** Every attached endpoint. */
