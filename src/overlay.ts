@@ -23,6 +23,7 @@ import { TapNic } from './nic/tap-nic.js';
 import type { Nic } from './nic/nic.js';
 import { Ipam, type IpamConflict, type IpamInit } from './ipam/ipam.js';
 import { blockOf, formatCidr, formatIPv4, hostRange, parseIPv4 } from './ipam/address.js';
+import { parseHostPort, parseListenAddress } from './mesh/address.js';
 import { Dns } from './dns/dns.js';
 import { normaliseName } from './dns/records.js';
 import type { DnsRecord } from './wire/dns-records.js';
@@ -270,6 +271,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private startAttempt: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
   private lastLinkViews = new Map<string, string>();
+  /** A peer name chosen for a data dir that had none: written by start(). */
+  private unsavedPeerName: string | undefined;
 
   constructor(options: OverlayOptions = {}) {
     super();
@@ -279,7 +282,10 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.mtu = options.mtu ?? DEFAULT_ENDPOINT_MTU;
-    const name = options.name ?? (options.dataDir ? persistedPeerName(options.dataDir, this.random) : undefined);
+    // The data dir is only read here: a new peer name is written by start(), so a refused option writes nothing.
+    const saved = options.name === undefined && options.dataDir ? readPeerName(options.dataDir) : undefined;
+    const name = options.name ?? saved ?? (options.dataDir ? formatPeerName(randomPeerName((b) => this.random.fill(b))) : undefined);
+    if (options.dataDir && options.name === undefined && saved === undefined) this.unsavedPeerName = name;
     const tuning = options.tuning ?? {};
     this.router = new MeshRouter({
       ...(name !== undefined ? { name } : {}),
@@ -345,6 +351,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       dns: this.dns,
       mtu: this.mtu,
       dnsPort: dns?.exposedPort ?? 53,
+      range: this.ipam ? formatCidr(this.ipam.range) : undefined,
       addressFor: (id, o) => this.addressFor(id, o),
       ensureKernel: () => this.ensureKernel(),
       logger: this.logger,
@@ -383,6 +390,10 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private async doStart(signal: AbortSignal | undefined): Promise<void> {
     this.lifecycle = 'starting';
     for (const warning of this.warnings) this.logger.warn({}, warning);
+    if (this.unsavedPeerName && this.options.dataDir) {
+      writePeerName(this.options.dataDir, this.unsavedPeerName);
+      this.unsavedPeerName = undefined;
+    }
     // IPAM and DNS join their gossip channels before the router dials, so the state every new link
     // sends lands in them instead of passing by unheard.
     this.ipam?.on('warning', (message) => this.warn(message));
@@ -405,14 +416,15 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   /**
    * Stops everything; idempotent. In-process endpoints are closed. Kernel endpoints stay in place when a
    * `dataDir` persists them (a restarted overlay resumes them) unless `detach` is set; without a data dir
-   * they are always removed, since nothing could resume them.
+   * they are always removed, since nothing could resume them. With `transfer`, this peer's address
+   * ranges go to a reachable peer first (for a peer leaving for good, as `weave-ts reset --force` does).
    */
-  stop(options: { detach?: boolean | undefined } = {}): Promise<void> {
-    this.stopPromise ??= this.doStop(options.detach ?? !this.options.dataDir);
+  stop(options: { detach?: boolean | undefined; transfer?: boolean | undefined } = {}): Promise<void> {
+    this.stopPromise ??= this.doStop(options.detach ?? !this.options.dataDir, options.transfer ?? false);
     return this.stopPromise;
   }
 
-  private async doStop(detach: boolean): Promise<void> {
+  private async doStop(detach: boolean, transfer: boolean): Promise<void> {
     await this.startAttempt?.catch(() => undefined); // the raw attempt: startPromise itself waits for this stop on failure
     this.lifecycle = 'stopping';
     for (const name of [...this.memory.keys()]) await this.detachMemory(name).catch((error: unknown) => this.logger.warn({ err: error }, 'detach failed'));
@@ -423,7 +435,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       if (this.kernelEndpoints.exposed) await this.hide().catch((error: unknown) => this.logger.warn({ err: error }, 'hide failed'));
     }
     await this.dns?.stop();
-    await this.ipam?.stop();
+    await this.ipam?.stop({ transfer });
     await this.router.stop();
     await this.tap?.close();
     this.tap = undefined;
@@ -491,7 +503,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       if (info) this.emit('endpoint:detached', info);
       return;
     }
-    throw new EndpointError('not-found', `no endpoint "${key}" is attached (see endpoints())`);
+    throw new EndpointError('not-found', `no endpoint "${key}" is attached: endpoints() lists those that are`);
   }
 
   /** Every attached endpoint. */
@@ -533,7 +545,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       ...(this.kernelEndpoints.exposed ? { exposed: this.kernelEndpoints.exposed } : {}),
       ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
       handshakeFailures: this.handshakeFailures.recent(),
-      warnings: [...this.warnings, ...this.collisionWarnings(), ...this.ipamWarnings(), ...receiveWarnings(dataPlane, this.options.transport === undefined)],
+      warnings: [...this.warnings, ...this.kernelEndpoints.hostWarnings(), ...this.collisionWarnings(), ...this.ipamWarnings(), ...receiveWarnings(dataPlane, this.options.transport === undefined)],
     };
   }
 
@@ -902,8 +914,8 @@ function parseMacOption(text: string): Uint8Array {
   return bytes;
 }
 
-/** The peer name stored in the data dir, created (random) on first use, so restarts keep their identity. */
-function persistedPeerName(dataDir: string, random: Random): string {
+/** The peer name stored in the data dir, or undefined when there is none yet (restarts keep their identity). */
+function readPeerName(dataDir: string): string | undefined {
   const path = join(dataDir, 'peer-name');
   try {
     const text = readFileSync(path, 'utf8').trim();
@@ -915,8 +927,13 @@ function persistedPeerName(dataDir: string, random: Random): string {
   } catch (error) {
     if (error instanceof OptionsError) throw error;
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateFileError('read-failed', `cannot read the peer name ${path}: ${describeIoError(error)}`, { cause: error });
+    return undefined;
   }
-  const name = formatPeerName(randomPeerName((b) => random.fill(b)));
+}
+
+/** Persists a new peer name in the data dir (created if needed). */
+function writePeerName(dataDir: string, name: string): void {
+  const path = join(dataDir, 'peer-name');
   try {
     mkdirSync(dataDir, { recursive: true });
     // Temp file and rename: a full disk must not leave a truncated name behind.
@@ -926,7 +943,6 @@ function persistedPeerName(dataDir: string, random: Random): string {
     rmSync(`${path}.tmp`, { force: true });
     throw new StateFileError('write-failed', `cannot write the peer name ${path}: ${describeIoError(error)}`, { cause: error });
   }
-  return name;
 }
 
 /** Checks what the components do not check themselves, with messages that say what to fix. */
@@ -940,8 +956,18 @@ function validateOverlayOptions(o: OverlayOptions): void {
   if (o.peers !== undefined && (!Array.isArray(o.peers) || o.peers.some((p) => typeof p !== 'string' || p.length === 0))) {
     throw new OptionsError('peers must be a list of "host[:port]" strings');
   }
+  // Addresses are checked here, not when start() listens or dials, so a typo fails at once and writes nothing.
+  if (o.listen !== undefined && o.listen !== false) parseListenAddress(o.listen);
+  o.peers?.forEach((peer, i) => {
+    try {
+      parseHostPort(peer);
+    } catch (error) {
+      throw new OptionsError(`peers[${i}]: ${(error as Error).message}`, { cause: error });
+    }
+  });
   if (o.dataDir !== undefined && (typeof o.dataDir !== 'string' || o.dataDir.length === 0)) throw new OptionsError('dataDir must be a directory path');
   const dns = o.dns;
+  if (dns && dns.listen !== undefined) parseListenAddress(dns.listen, 53);
   if (dns && dns.exposedPort !== undefined && (!Number.isInteger(dns.exposedPort) || dns.exposedPort < 1 || dns.exposedPort > 65535)) {
     throw new OptionsError(`dns.exposedPort ${dns.exposedPort} is not a port (1–65535)`);
   }

@@ -22,6 +22,9 @@ export interface ApiRequests {
   'POST /attach': { netns: string; name: string; ip?: string };
   'POST /detach': { netns: string };
   'POST /expose': { ip?: string };
+  'POST /hide': Record<string, never>;
+  /** Stops the agent after answering; `transfer: "true"` hands its address ranges to a live peer first. */
+  'POST /stop': { transfer?: string };
   'POST /dns/add': { name: string; ip: string };
   'POST /dns/remove': { name: string; ip?: string };
   'POST /rmpeer': { peer: string };
@@ -37,6 +40,8 @@ const FIELDS: { [R in ApiRoute]: { required: readonly string[]; optional: readon
   'POST /attach': { required: ['netns', 'name'], optional: ['ip'] },
   'POST /detach': { required: ['netns'], optional: [] },
   'POST /expose': { required: [], optional: ['ip'] },
+  'POST /hide': { required: [], optional: [] },
+  'POST /stop': { required: [], optional: ['transfer'] },
   'POST /dns/add': { required: ['name', 'ip'], optional: [] },
   'POST /dns/remove': { required: ['name'], optional: ['ip'] },
   'POST /rmpeer': { required: ['peer'], optional: [] },

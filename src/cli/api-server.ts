@@ -19,6 +19,8 @@ export interface ApiServerOptions {
   token: string;
   /** Allow a non-loopback listen address (the token is then the only protection, and it travels in clear). */
   allowRemote?: boolean;
+  /** Stops the agent (`POST /stop`), called after the answer is sent; without it the route is refused. */
+  onStop?: (options: { transfer: boolean }) => void;
 }
 
 /** Records added with `dns-add` are owned by this id. */
@@ -47,7 +49,11 @@ export class ApiServer {
     server.headersTimeout = 10_000;
     server.requestTimeout = 60_000;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (cause) => reject(new OptionsError(`cannot listen for the API on ${this.options.listen}: ${cause.message}`, { cause })));
+      server.once('error', (cause: NodeJS.ErrnoException) => {
+        const code = cause.code === 'EADDRINUSE' ? 'address-in-use' : cause.code === 'EACCES' ? 'permission-denied' : 'command-failed';
+        const advice = cause.code === 'EADDRINUSE' ? ' is in use (another agent? give it another --api)' : `: ${cause.message}`;
+        reject(new WeaveError(code, `cannot listen for the API on ${this.options.listen}${advice}`, { cause }));
+      });
       server.listen(port, host, () => resolve());
     });
     // Replaces the listen-time handler: a later accept failure (EMFILE…) must not end the agent.
@@ -77,7 +83,11 @@ export class ApiServer {
       }
       if (!isApiRoute(route)) throw new ApiError('not-found', `no route ${route}`);
       const body = decodeApiRequest(route, await readBody(req));
-      const result = await this.post(route, body);
+      if (route === 'POST /stop') {
+        this.stopAgent(body as ApiRequests['POST /stop'], res);
+        return;
+      }
+      const result = await this.post<ApiRoute>(route, body);
       reply(res, 200, result);
     } catch (error) {
       const { status, body } = errorReply(error);
@@ -139,6 +149,11 @@ export class ApiServer {
         const b = body as ApiRequests['POST /expose'];
         return { address: await overlay.expose(b.ip ? { ip: b.ip } : {}) };
       }
+      case 'POST /hide': {
+        const address = overlay.status().exposed;
+        await overlay.hide();
+        return address ? { address } : {};
+      }
       case 'POST /dns/add': {
         const b = body as ApiRequests['POST /dns/add'];
         const dns = this.requireDns();
@@ -155,6 +170,17 @@ export class ApiServer {
       }
     }
     throw new ApiError('not-found', `no route ${String(route)}`);
+  }
+
+  /** Answers, then stops: the client learns the agent took the request before its connection goes. */
+  private stopAgent(body: ApiRequests['POST /stop'], res: ServerResponse): void {
+    const onStop = this.options.onStop;
+    if (!onStop) throw new ApiError('invalid-option', 'this API cannot stop its overlay (it is embedded in another program)');
+    if (body.transfer !== undefined && body.transfer !== 'true' && body.transfer !== 'false') {
+      throw new ApiError('bad-value', `field "transfer" must be "true" or "false", not "${body.transfer}"`);
+    }
+    reply(res, 200, { ok: true });
+    res.once('finish', () => onStop({ transfer: body.transfer === 'true' }));
   }
 
   private requireDns(): NonNullable<Overlay['dns']> {

@@ -1,4 +1,5 @@
 // Command-line parsing: `--flag value`, `--flag=value`, repeatable and boolean flags, positionals; pure.
+// Messages do not name the command: the caller prints them after `COMMAND: `.
 import { OptionsError } from '../errors.js';
 
 /** What a command accepts. */
@@ -16,6 +17,15 @@ export interface ParsedArgs {
   values: Map<string, string[]>;
   booleans: Set<string>;
   positionals: string[];
+}
+
+/** True when `argv` asks for help (`--help` or `-h` anywhere before `--`), whatever else it holds. */
+export function wantsHelp(argv: readonly string[]): boolean {
+  for (const arg of argv) {
+    if (arg === '--') return false;
+    if (arg === '--help' || arg === '-h') return true;
+  }
+  return false;
 }
 
 /** Parses `argv` (after the command word) against `spec`; unknown or malformed flags are an OptionsError. */
@@ -38,29 +48,29 @@ export function parseArgs(command: string, argv: readonly string[], spec: FlagSp
     const eq = arg.indexOf('=');
     const flag = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
     if (booleanFlags.has(flag)) {
-      if (eq >= 0) throw new OptionsError(`${command}: --${flag} takes no value`);
+      if (eq >= 0) throw new OptionsError(`--${flag} takes no value`);
       booleans.add(flag);
       continue;
     }
     const valueSpec = valueFlags[flag];
-    if (!valueSpec) throw new OptionsError(`${command}: unknown option --${flag} (see weave-ts help ${command})`);
+    if (!valueSpec) throw new OptionsError(`unknown option ${arg.slice(0, eq < 0 ? arg.length : eq)} (see weave-ts ${command} --help)`);
     let value: string | undefined;
     if (eq >= 0) value = arg.slice(eq + 1);
     else {
       value = argv[i + 1];
-      if (value === undefined || value.startsWith('--')) throw new OptionsError(`${command}: --${flag} needs a value`);
+      if (value === undefined || value.startsWith('--')) throw new OptionsError(`--${flag} needs a value`);
       i += 1;
     }
     const list = values.get(flag) ?? [];
-    if (list.length > 0 && !valueSpec.repeat) throw new OptionsError(`${command}: --${flag} given more than once`);
+    if (list.length > 0 && !valueSpec.repeat) throw new OptionsError(`--${flag} given more than once`);
     list.push(value);
     values.set(flag, list);
   }
   const p = spec.positionals ?? { names: [], min: 0, max: 0 };
   if (positionals.length < p.min) {
-    throw new OptionsError(`${command}: missing ${p.names.slice(positionals.length, p.min).map((n) => n.toUpperCase()).join(' ')}`);
+    throw new OptionsError(`missing ${p.names.slice(positionals.length, p.min).map((n) => n.toUpperCase()).join(' ')}`);
   }
-  if (positionals.length > p.max) throw new OptionsError(`${command}: unexpected argument "${positionals[p.max]}"`);
+  if (positionals.length > p.max) throw new OptionsError(`unexpected argument "${positionals[p.max]}"`);
   return { values, booleans, positionals };
 }
 
@@ -72,6 +82,6 @@ export function flag(args: ParsedArgs, name: string): string | undefined {
 /** A required flag's value. */
 export function requiredFlag(command: string, args: ParsedArgs, name: string): string {
   const value = flag(args, name);
-  if (value === undefined || value.length === 0) throw new OptionsError(`${command}: --${name} is required`);
+  if (value === undefined || value.length === 0) throw new OptionsError(`--${name} is required (see weave-ts ${command} --help)`);
   return value;
 }

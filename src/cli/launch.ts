@@ -11,6 +11,7 @@ import type { IpamInit } from '../ipam/ipam.js';
 import { flag, parseArgs, type FlagSpec, type ParsedArgs } from './args.js';
 import { ApiServer } from './api-server.js';
 import { DEFAULT_API_ADDRESS, TOKEN_FILE } from './api-protocol.js';
+import { AGENT_FILE, removeAgentRecord, writeAgentRecord } from './agent-file.js';
 
 /** Flags of `weave-ts launch`. */
 export const LAUNCH_FLAGS: FlagSpec = {
@@ -113,47 +114,46 @@ export async function launchOptions(args: ParsedArgs, env: NodeJS.ProcessEnv): P
   return { overlay, api: flag(args, 'api') ?? DEFAULT_API_ADDRESS, dataDir };
 }
 
-/** Runs the agent until SIGINT/SIGTERM. Resolves with the exit code. */
+/** Runs the agent until SIGINT/SIGTERM (or `POST /stop`). Resolves with the exit code. */
 export async function launch(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseArgs('launch', argv, LAUNCH_FLAGS);
   const { overlay: options, api, dataDir } = await launchOptions(args, env);
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // Every component checks its options at construction and writes nothing: a bad option leaves no trace.
   const overlay = new Overlay(options);
   const token = randomBytes(32).toString('hex');
-  const server = new ApiServer(overlay, { listen: api, token }); // validates --api before anything starts
+  let stop: (reason: string, transfer?: boolean) => void = () => undefined;
+  const server = new ApiServer(overlay, { listen: api, token, onStop: ({ transfer }) => stop('stop requested over the API', transfer) });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await overlay.start();
   const tokenPath = join(dataDir, TOKEN_FILE);
-  try {
-    await writeFile(tokenPath, `${token}\n`, { mode: 0o600 });
-    await chmod(tokenPath, 0o600); // an older file keeps its mode on overwrite
-  } catch (cause) {
-    await overlay.stop();
-    throw new StateFileError('write-failed', `cannot write the API token ${tokenPath}: ${describeIoError(cause)}`, { cause });
-  }
   let apiAddress: string;
   try {
+    await writeFile(tokenPath, `${token}\n`, { mode: 0o600 }).catch((cause: unknown) => {
+      throw new StateFileError('write-failed', `cannot write the API token ${tokenPath}: ${describeIoError(cause)}`, { cause });
+    });
+    await chmod(tokenPath, 0o600); // an older file keeps its mode on overwrite
     apiAddress = await server.start();
+    await writeAgentRecord(dataDir, { pid: process.pid, api: apiAddress }).catch(async (cause: unknown) => {
+      await server.stop();
+      throw new StateFileError('write-failed', `cannot write ${join(dataDir, AGENT_FILE)}: ${describeIoError(cause)}`, { cause });
+    });
   } catch (error) {
     await overlay.stop();
     throw error;
   }
-  const status = overlay.status();
-  process.stdout.write(
-    `weave-ts ready: peer ${status.router.name} (${status.router.nickname}), listening on ${status.router.listenAddress ?? 'nothing'}, ` +
-      `API on ${apiAddress}, data dir ${dataDir}, encryption ${status.router.encryption ? 'on' : 'OFF (no password)'}\n`,
-  );
-  return new Promise<number>((resolve) => {
+  const stopped = new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    stop = (reason: string, transfer = false): void => {
       if (stopping) {
-        process.stderr.write(`weave-ts: ${signal} again: exiting without a clean stop\n`);
+        process.stderr.write(`weave-ts: ${reason} again: exiting without a clean stop\n`);
         process.exit(1);
       }
       stopping = true;
       void (async () => {
         await server.stop().catch(() => undefined);
-        await overlay.stop();
-        process.stderr.write(`weave-ts: stopped (${signal})\n`);
+        await overlay.stop({ transfer });
+        await removeAgentRecord(dataDir).catch(() => undefined);
+        process.stderr.write(`weave-ts: stopped (${reason})\n`);
         resolve(0);
       })().catch((error: unknown) => {
         process.stderr.write(`weave-ts: stop failed: ${(error as Error).message}\n`);
@@ -163,4 +163,11 @@ export async function launch(argv: readonly string[], env: NodeJS.ProcessEnv = p
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+  // Only now: whoever reads the ready line may signal at once, and the handlers must be in place.
+  const status = overlay.status();
+  process.stdout.write(
+    `weave-ts ready: peer ${status.router.name} (${status.router.nickname}), listening on ${status.router.listenAddress ?? 'nothing'}, ` +
+      `API on ${apiAddress}, data dir ${dataDir}, encryption ${status.router.encryption ? 'on' : 'OFF (no password)'}\n`,
+  );
+  return stopped;
 }

@@ -40,6 +40,8 @@ export interface KernelEndpointsOptions {
   mtu: number;
   /** The port the DNS server uses on the exposed address. */
   dnsPort: number;
+  /** The IPAM range (CIDR), checked for other routes into it when the bridge is set up; none without IPAM. */
+  range?: string | undefined;
   /** An address for `id`: the given `ip` (claimed) or an allocation; on disk when it resolves. */
   addressFor: (id: string, options: { ip?: string | undefined; subnet?: string | undefined; signal?: AbortSignal | undefined }) => Promise<string>;
   /** Creates the bridge and the TAP on first use. */
@@ -58,6 +60,10 @@ interface KernelState {
 /** The kernel endpoints of one overlay and the host's exposed address. */
 export class KernelEndpoints {
   private state: KernelState = { endpoints: new Map(), exposed: undefined, pending: [] };
+  /** What is wrong with the host's network for the overlay, as last inspected (see {@link hostWarnings}). */
+  private hostProblems: string[] = [];
+  /** Whether the host was inspected since the bridge was set up. */
+  private inspected = false;
   /** Serialises operations so journal writes and ip commands never interleave. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -71,6 +77,15 @@ export class KernelEndpoints {
   /** True when `netns` is attached (committed). */
   has(netns: string): boolean {
     return this.state.endpoints.has(netns);
+  }
+
+  /**
+   * Problems of the host's network found when the bridge was set up, the host exposed or the agent
+   * restarted: another route into the overlay's range (a leftover bridge of an earlier agent, say), or
+   * addresses on the bridge this agent did not give it. Shown in `status().warnings`.
+   */
+  hostWarnings(): string[] {
+    return [...this.hostProblems];
   }
 
   /** The host's overlay address (CIDR), once exposed. */
@@ -106,6 +121,7 @@ export class KernelEndpoints {
     if (this.state.endpoints.has(netns)) throw new EndpointError('already-exists', `namespace "${netns}" is already attached (detach it first)`);
     if (!kernel.netnsExists(netns)) throw new EndpointError('not-found', `network namespace "${netns}" does not exist: create it first (ip netns add ${netns})`);
     await this.o.ensureKernel();
+    if (!this.inspected) await this.inspectHost();
     const id = netnsId(netns);
     const ifname = request.ifname ?? 'ethwe';
     const hostIfname = kernel.hostIfnameFor(netns);
@@ -197,6 +213,7 @@ export class KernelEndpoints {
       serving = await this.serveDns(address);
       await this.commit({ exposed: address, pending: without(this.state.pending, intent) });
       this.o.logger.info({ address }, 'host exposed on the overlay');
+      await this.inspectHost();
       return address;
     } catch (error) {
       if (serving) await this.quietly('stop the DNS server on the exposed address', async () => this.o.dns?.unserve(hostPart(address)));
@@ -229,6 +246,7 @@ export class KernelEndpoints {
     await this.o.dns?.unserve(hostPart(address));
     await this.release(EXPOSE_ID);
     await this.drop(intent);
+    await this.inspectHost();
   }
 
   // ---- recovery ----
@@ -246,6 +264,7 @@ export class KernelEndpoints {
     const { state: saved, exists } = await registry.load();
     const hasKernelState = saved.endpoints.length > 0 || saved.pending.length > 0 || saved.exposed !== undefined;
     if (hasKernelState) await this.o.ensureKernel();
+    const previousBridge = hasKernelState && saved.bridge !== undefined && saved.bridge !== this.o.kernel.bridge ? saved.bridge : undefined;
     const endpoints = new Map<string, EndpointInfo>();
     for (const e of saved.endpoints) {
       const info = await this.resume(e);
@@ -260,10 +279,87 @@ export class KernelEndpoints {
       if (op.op === 'attach' || op.op === 'detach') await this.finishAttachment(op, endpoints, exposed);
     }
     await this.removeOrphanVeths(endpoints, hasKernelState);
+    if (previousBridge) await this.leaveBridge(previousBridge, saved, endpoints);
     await this.releaseOrphanAllocations(endpoints, exposed);
     const recovered: KernelState = { endpoints, exposed, pending: [] };
-    if (exists || endpoints.size > 0 || exposed) await registry.save(toFileState(recovered));
+    if (exists || endpoints.size > 0 || exposed) await registry.save(toFileState(recovered, this.o.kernel.bridge));
     this.state = recovered;
+    // Also without endpoints: a leftover bridge of an earlier agent breaks the first attach, so say so at start.
+    await this.inspectHost();
+  }
+
+  /**
+   * The last run used another bridge: its endpoints are on ours now (resume moved their veths), so our
+   * addresses come off the old bridge, which goes when nothing else is left on it. Left as it was, it
+   * would keep a second route into the overlay's range.
+   */
+  private async leaveBridge(old: string, saved: EndpointState, endpoints: ReadonlyMap<string, EndpointInfo>): Promise<void> {
+    const previous = this.o.kernel.withBridge(old);
+    const ours = new Set([saved.exposed, ...saved.pending.map((op) => op.address)].filter((a): a is string => a !== undefined));
+    const known = new Set([...endpoints.values()].map((e) => e.hostIfname));
+    const done: string[] = [];
+    for (const address of await previous.hostAddresses()) {
+      if (!ours.has(address)) continue;
+      await previous.removeHostAddress(address);
+      done.push(`removed ${address} from it`);
+    }
+    for (const port of await previous.hostEndsOnBridge()) {
+      if (known.has(port)) continue;
+      await previous.detach(port);
+      done.push(`removed veth ${port}`);
+    }
+    const ports = await previous.bridgePorts();
+    const addresses = await previous.hostAddresses();
+    const moved = `this data dir's endpoints were on bridge ${old} in the last run and are on ${this.o.kernel.bridge} now`;
+    if (ports.length === 0 && addresses.length === 0 && (await previous.linkExists(old))) {
+      await previous.removeBridge();
+      this.o.warn(`${moved}: ${[...done, `removed bridge ${old}`].join(', ')}`);
+    } else if (ports.length > 0 || addresses.length > 0) {
+      const left = [...ports.map((p) => `port ${p}`), ...addresses.map((a) => `address ${a}`)].join(', ');
+      this.o.warn(`${moved}${done.length > 0 ? ` (${done.join(', ')})` : ''}; ${old} still has ${left}, which this agent did not put there: remove it by hand if nothing uses it (ip link del ${old})`);
+    }
+  }
+
+  /**
+   * Looks for what breaks the overlay from outside: another route into its range (the bridge of an
+   * earlier agent still up with its address, a static route) or addresses on our bridge that we did not
+   * set. New findings are warned about; all of them show in status until the next inspection.
+   */
+  private async inspectHost(): Promise<void> {
+    this.inspected = true;
+    const { kernel } = this.o;
+    const problems: string[] = [];
+    try {
+      const exposed = this.state.exposed;
+      const ranges = [this.o.range, exposed].filter((r): r is string => r !== undefined);
+      const seen = new Set<string>();
+      for (const range of ranges) {
+        for (const route of await kernel.foreignRoutesInto(range)) {
+          const key = `${route.dst} ${route.dev}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          const addresses = await kernel.addressesOf(route.dev);
+          const on = addresses.length > 0 ? `, ${addresses.join(', ')} on ${route.dev}` : '';
+          problems.push(
+            `a second route into the overlay: ${route.dst} goes through ${route.dev}${on}, not only through bridge ${kernel.bridge}; ` +
+              `traffic to overlay addresses (DNS included) may leave through ${route.dev}. If ${route.dev} was left by an earlier weave-ts agent, ` +
+              `remove it (weave-ts reset --bridge ${route.dev} --data-dir THAT_AGENT'S_DIR, or ip link del ${route.dev})`,
+          );
+        }
+      }
+      for (const address of await kernel.hostAddresses()) {
+        if (address === exposed || this.state.pending.some((op) => op.address === address)) continue;
+        problems.push(
+          `bridge ${kernel.bridge} has the address ${address}, which this agent did not give it (left by an earlier agent?): ` +
+            `it may answer for an endpoint's address; remove it (ip addr del ${address} dev ${kernel.bridge})`,
+        );
+      }
+    } catch (error) {
+      this.o.logger.debug({ err: error }, 'could not inspect the host routes');
+      return;
+    }
+    for (const problem of problems) if (!this.hostProblems.includes(problem)) this.o.warn(problem);
+    this.hostProblems = problems;
   }
 
   private async resume(e: PersistedNetnsEndpoint): Promise<EndpointInfo | undefined> {
@@ -334,6 +430,10 @@ export class KernelEndpoints {
     }
     await kernel.detach(op.hostIfname);
     await this.quietly(`remove the resolver file of ${op.netns}`, () => kernel.removeResolvConf(op.netns));
+    if (op.op === 'detach') {
+      await this.release(id);
+      this.o.logger.info({ endpoint: op.name, netns: op.netns, address: op.address }, 'detach finished at start: address released');
+    }
   }
 
   /** Veths on our bridge named like our host ends that belong to no endpoint: left by a run that ended mid-attach. */
@@ -393,7 +493,7 @@ export class KernelEndpoints {
   /** Writes the state with `change` applied; memory follows only once the file is written. */
   private async commit(change: Partial<KernelState>): Promise<void> {
     const next: KernelState = { ...this.state, ...change };
-    await this.o.registry?.save(toFileState(next));
+    await this.o.registry?.save(toFileState(next, this.o.kernel.bridge));
     this.state = next;
   }
 
@@ -401,7 +501,7 @@ export class KernelEndpoints {
   private async drop(intent: PendingOperation): Promise<void> {
     const next: KernelState = { ...this.state, pending: without(this.state.pending, intent) };
     this.state = next;
-    await this.o.registry?.save(toFileState(next)).catch((error: unknown) => {
+    await this.o.registry?.save(toFileState(next, this.o.kernel.bridge)).catch((error: unknown) => {
       this.o.warn(`${(error as Error).message}: the journal keeps a finished ${intent.op}, which the next start completes again`);
     });
   }
@@ -437,8 +537,9 @@ export class KernelEndpoints {
   }
 }
 
-function toFileState(s: KernelState): EndpointState {
+function toFileState(s: KernelState, bridge: string): EndpointState {
   return {
+    bridge,
     ...(s.exposed ? { exposed: s.exposed } : {}),
     endpoints: [...s.endpoints.values()].map((i) => ({
       netns: i.netns ?? '',

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { EndpointError, OptionsError } from '../errors.js';
 import { isExistsError, isMissingError, systemIpCommand, validateNetnsName, type IpCommand } from './ip-command.js';
 import { isValidInterfaceName } from '../nic/tap-nic.js';
+import { blockOf, formatCidr, overlaps, parseIPv4, type Cidr } from '../ipam/address.js';
 
 /** Where `ip netns add` mounts namespaces; a namespace exists when its file does. */
 const NETNS_RUN_DIR = '/run/netns';
@@ -26,6 +27,12 @@ export interface KernelNetworkOptions {
   netnsConfigDir?: string;
   /** Where named namespaces are mounted (default `/run/netns`). */
   netnsRunDir?: string;
+}
+
+/** A route of the host's routing table: its destination prefix and the interface it leaves through. */
+export interface HostRoute {
+  dst: string;
+  dev: string;
 }
 
 /** One veth pair from the bridge into a namespace. */
@@ -50,6 +57,7 @@ export class KernelNetwork {
   private readonly ip: IpCommand;
   private readonly configDir: string;
   private readonly runDir: string;
+  private readonly options: KernelNetworkOptions;
 
   constructor(options: KernelNetworkOptions) {
     if (!isValidInterfaceName(options.bridge) || Buffer.byteLength(options.bridge) > 11) {
@@ -58,12 +66,18 @@ export class KernelNetwork {
     if (!Number.isInteger(options.mtu) || options.mtu < 576 || options.mtu > 65_000) {
       throw new OptionsError(`mtu ${options.mtu} is out of range: use an integer from 576 to 65000`);
     }
+    this.options = options;
     this.bridge = options.bridge;
     this.tapName = `${options.bridge}-tap`;
     this.mtu = options.mtu;
     this.ip = options.ip ?? systemIpCommand;
     this.configDir = options.netnsConfigDir ?? '/etc/netns';
     this.runDir = options.netnsRunDir ?? NETNS_RUN_DIR;
+  }
+
+  /** The same host with another bridge (a bridge of an earlier run, for clean-up). */
+  withBridge(bridge: string): KernelNetwork {
+    return new KernelNetwork({ ...this.options, bridge });
   }
 
   /** The host end's name for a namespace: the bridge's name plus a hash, so it is stable across restarts. */
@@ -209,16 +223,60 @@ export class KernelNetwork {
   }
 
   /** The host's addresses on the bridge (CIDR; none when the bridge is missing). */
-  async hostAddresses(): Promise<string[]> {
+  hostAddresses(): Promise<string[]> {
+    return this.addressesOf(this.bridge);
+  }
+
+  /** The IPv4 addresses (CIDR) of any interface of the host; none when it does not exist. */
+  async addressesOf(ifname: string): Promise<string[]> {
     let text: string;
     try {
-      text = await this.ip(['-j', 'addr', 'show', 'dev', this.bridge]);
+      text = await this.ip(['-j', 'addr', 'show', 'dev', ifname]);
     } catch (error) {
       if (isMissingError(error)) return [];
       throw error;
     }
     const link = parseJsonList(text, 'addr show')[0];
     return link ? inetAddresses(link) : [];
+  }
+
+  /** Every interface on the bridge, whatever its kind (none when the bridge is missing). */
+  async bridgePorts(): Promise<string[]> {
+    let text: string;
+    try {
+      text = await this.ip(['-j', 'link', 'show', 'master', this.bridge]);
+    } catch (error) {
+      if (isMissingError(error)) return [];
+      throw error;
+    }
+    return parseJsonList(text, 'link show').map((l) => l.ifname).filter((n): n is string => typeof n === 'string');
+  }
+
+  /**
+   * Routes of the host's main IPv4 table into `cidr` (or inside it) that leave through another interface
+   * than the bridge: a second path to the overlay's addresses, which takes traffic meant for endpoints
+   * (typically the bridge of an earlier agent, still up with its address). The default route is not one.
+   */
+  async foreignRoutesInto(cidr: string): Promise<HostRoute[]> {
+    const range = blockOfCidr(cidr);
+    const text = await this.ip(['-j', '-4', 'route', 'show', 'table', 'main']);
+    const out: HostRoute[] = [];
+    for (const route of parseJsonList(text, 'route show') as { dst?: unknown; dev?: unknown }[]) {
+      if (typeof route.dst !== 'string' || typeof route.dev !== 'string' || route.dev === this.bridge || route.dst === 'default') continue;
+      let dst: Cidr;
+      try {
+        dst = blockOfCidr(route.dst.includes('/') ? route.dst : `${route.dst}/32`);
+      } catch {
+        continue; // not an IPv4 prefix we understand (a multicast or broadcast type route): not ours to judge
+      }
+      if (dst.prefix > 0 && overlaps(dst, range)) out.push({ dst: formatCidr(dst), dev: route.dev });
+    }
+    return out;
+  }
+
+  /** Deletes an interface by name (a veth, a TAP, a bridge); missing is fine. */
+  async removeLink(ifname: string): Promise<void> {
+    await this.ignoreMissing(['link', 'del', ifname]);
   }
 
   /** Gives the host an address on the bridge (CIDR). */
@@ -249,17 +307,27 @@ export class KernelNetwork {
     await writeFile(path, `${RESOLV_MARKER}\nnameserver ${nameserver}\nsearch ${domain}\noptions ndots:1\n`);
   }
 
-  /** Removes our resolver file (restoring one we set aside); leaves foreign files and the directory's other files alone. */
-  async removeResolvConf(netns: string): Promise<void> {
+  /**
+   * Removes our resolver file (restoring one we set aside); leaves foreign files and the directory's other
+   * files alone. Returns what it did: `removed`, `restored` (the set-aside file is back) or `none`.
+   */
+  async removeResolvConf(netns: string): Promise<'removed' | 'restored' | 'none'> {
     const dir = join(this.configDir, netns);
     const path = join(dir, 'resolv.conf');
     const existing = await readFile(path, 'utf8').catch(() => undefined);
-    if (existing === undefined || !existing.startsWith(RESOLV_MARKER)) return;
-    if (existsSync(path + BACKUP_SUFFIX)) await rename(path + BACKUP_SUFFIX, path);
-    else {
-      await rm(path, { force: true });
-      await rmdir(dir).catch(() => undefined); // only succeeds when empty: we created it
+    if (existing === undefined || !existing.startsWith(RESOLV_MARKER)) return 'none';
+    if (existsSync(path + BACKUP_SUFFIX)) {
+      await rename(path + BACKUP_SUFFIX, path);
+      return 'restored';
     }
+    await rm(path, { force: true });
+    await rmdir(dir).catch(() => undefined); // only succeeds when empty: we created it
+    return 'removed';
+  }
+
+  /** Where the resolver file of a namespace lives. */
+  resolvConfPath(netns: string): string {
+    return join(this.configDir, netns, 'resolv.conf');
   }
 
   private async macOf(ifname: string, netns: string): Promise<string> {
@@ -283,6 +351,13 @@ interface IpJsonLink {
   ifname?: unknown;
   address?: unknown;
   addr_info?: unknown;
+}
+
+/** The block of `a.b.c.d/len` (a host address or a network address); an OptionsError when it is not one. */
+function blockOfCidr(text: string): Cidr {
+  const [host = '', prefix = ''] = text.split('/');
+  if (!/^(?:[0-9]|[12][0-9]|3[0-2])$/.test(prefix)) throw new OptionsError(`"${text}" is not an IPv4 CIDR like 10.32.0.0/12`);
+  return blockOf(parseIPv4(host), Number(prefix));
 }
 
 function parseJsonList(text: string, what: string): IpJsonLink[] {

@@ -1,7 +1,7 @@
 // Endpoint registry (`endpoints.json`): the kernel endpoints, the exposed address and the journal of operations in flight.
 //
 // The file is a state-file envelope (src/wire/state-file.ts: magic "WTEP", format 2, length, body,
-// SHA-256) whose body is UTF-8 JSON: `{ "exposed"?: CIDR, "endpoints": [...], "pending": [...] }`.
+// SHA-256) whose body is UTF-8 JSON: `{ "bridge"?: NAME, "exposed"?: CIDR, "endpoints": [...], "pending": [...] }`.
 // `pending` is the journal: an operation is written there before its first side effect and removed
 // when it is committed or undone, so a restart after a crash knows what to roll forward or back.
 // Format 1 was the bare JSON object with `"version": 1` and no journal; it is still read.
@@ -46,6 +46,8 @@ export type PendingOperation =
 
 /** Everything the registry file holds. */
 export interface EndpointState {
+  /** The bridge the endpoints and the exposed address are on (absent in files of earlier versions). */
+  bridge?: string;
   /** The host's overlay address on the bridge (CIDR), if exposed. */
   exposed?: string;
   /** Committed kernel endpoints. */
@@ -61,7 +63,7 @@ const MAX_ENTRIES = 100_000;
 
 /** Encodes the state as the whole file: JSON (one line per field, readable) in the checksummed envelope. */
 export function encodeEndpointState(state: EndpointState): Uint8Array {
-  const json = { ...(state.exposed ? { exposed: state.exposed } : {}), endpoints: state.endpoints, pending: state.pending };
+  const json = { ...(state.bridge ? { bridge: state.bridge } : {}), ...(state.exposed ? { exposed: state.exposed } : {}), endpoints: state.endpoints, pending: state.pending };
   return sealStateFile(ENDPOINTS_FILE_KIND, new TextEncoder().encode(`${JSON.stringify(json, null, 1)}\n`));
 }
 
@@ -88,10 +90,11 @@ export function decodeEndpointState(bytes: Uint8Array): EndpointState {
   }
   const root = asObject(value, 'registry');
   if (legacy && root.version !== LEGACY_VERSION) throw new DecodeError('version-mismatch', `endpoint registry version ${String(root.version)} is not ${LEGACY_VERSION}`);
+  const bridge = root.bridge === undefined ? undefined : interfaceName(root.bridge, 'bridge');
   const exposed = root.exposed === undefined ? undefined : cidr(root.exposed, 'exposed');
   const endpoints = list(root.endpoints, 'endpoints').map((item, i) => endpoint(asObject(item, `endpoints[${i}]`), `endpoints[${i}]`));
   const pending = legacy ? [] : list(root.pending, 'pending').map((item, i) => operation(asObject(item, `pending[${i}]`), `pending[${i}]`));
-  return { ...(exposed ? { exposed } : {}), endpoints, pending };
+  return { ...(bridge ? { bridge } : {}), ...(exposed ? { exposed } : {}), endpoints, pending };
 }
 
 /** Loaded registry state and whether the file existed (and in which format). */

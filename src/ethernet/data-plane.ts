@@ -4,7 +4,8 @@ import { systemClock, type Clock, type Timer } from '../clock.js';
 import { loadSodium, type SodiumBackend } from '../crypto/sodium.js';
 import type { MeshRouter } from '../mesh/router.js';
 import type { LinkOverlay, OverlayLink } from '../mesh/overlay.js';
-import type { DatagramSocket, Transport } from '../mesh/transport.js';
+import { listenError, type DatagramSocket, type Transport } from '../mesh/transport.js';
+import { formatHostPort } from '../mesh/address.js';
 import type { Nic } from '../nic/nic.js';
 import type { PeerName } from '../wire/peer-name.js';
 import { OptionsError } from '../errors.js';
@@ -161,7 +162,7 @@ export class DataPlane implements LinkOverlay {
   ): Promise<{ socket: DatagramSocket; linkSockets: LinkSocketFactory | undefined; unavailable: string }> {
     const bufferBytes = this.bufferBytes();
     const fail = (cause: Error): never => {
-      throw new OptionsError(`cannot bind the data plane's UDP socket to ${host}:${port}: ${cause.message}`, { cause });
+      throw listenError('listen address', `${formatHostPort(host, port)} (UDP, the data plane)`, cause);
     };
     const connect = transport.connectDatagram?.bind(transport);
     const setReceiving = transport.setReceiving?.bind(transport);

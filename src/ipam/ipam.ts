@@ -445,7 +445,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
    */
   rmpeer(peer: PeerName | string): number {
     const name = typeof peer === 'string' ? parsePeerName(peer) : peer;
-    if (name === this.self) throw new IpamError('invalid-option', 'rmpeer of this peer itself: use stop({ transfer: true })');
+    if (name === this.self) throw new IpamError('invalid-option', 'rmpeer of this peer itself: a peer hands its own ranges over when it stops with transfer (Overlay.stop({ transfer: true }))');
     if (this.router.isReachable(name)) {
       throw new IpamError('peer-reachable', `${formatPeerName(name)} is reachable: rmpeer is only for dead peers (stop it first)`);
     }

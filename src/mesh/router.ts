@@ -31,7 +31,7 @@ import { Peer, type LinkInfo, type PeerSource } from './peer.js';
 import { Incarnations, type Refusal } from './incarnations.js';
 import { INCARNATION_CHANNEL } from '../wire/incarnation.js';
 import type { LinkOverlay } from './overlay.js';
-import { nodeTransport, type StreamListener, type StreamSocket, type Transport } from './transport.js';
+import { listenError, nodeTransport, type StreamListener, type StreamSocket, type Transport } from './transport.js';
 import type { Overrides } from '../options.js';
 
 /** The channel name topology gossip uses. */
@@ -448,7 +448,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         },
         (cause: Error) => {
           signal?.removeEventListener('abort', onAbort);
-          reject(new OptionsError(`cannot listen on ${formatHostPort(host, port)}: ${cause.message}`, { cause }));
+          reject(listenError('listen address', `${formatHostPort(host, port)} (TCP)`, cause));
         },
       );
     });

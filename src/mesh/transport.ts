@@ -5,6 +5,7 @@ import { isIPv6 } from 'node:net';
 import { closeSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { loadTapBinding } from '../nic/tap-binding.js';
+import { WeaveError } from '../errors.js';
 
 /**
  * One end of a reliable, ordered byte stream (a TCP socket). `net.Socket` satisfies it as it is;
@@ -264,4 +265,22 @@ function adoptUdpFd(fd: number, ipv6: boolean, syscall: string, what: string): P
       reject(error instanceof Error ? error : new Error(String(error)));
     }
   });
+}
+
+/**
+ * The error for a socket that cannot listen or bind at `where` (`what` says which: "listen address",
+ * "API address"…). A port in use or a privileged port is the environment's doing, not a bad option, so
+ * each has its own code (`address-in-use`, `permission-denied`); the rest is `command-failed`.
+ */
+export function listenError(what: string, where: string, cause: Error & { code?: string }): WeaveError {
+  if (cause.code === 'EADDRINUSE') {
+    return new WeaveError('address-in-use', `${what} ${where} is in use: stop whatever listens there or choose another port`, { cause });
+  }
+  if (cause.code === 'EACCES') {
+    return new WeaveError('permission-denied', `no permission to listen on ${what} ${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE`, { cause });
+  }
+  if (cause.code === 'EADDRNOTAVAIL') {
+    return new WeaveError('command-failed', `cannot listen on ${what} ${where}: no interface of this host has that address`, { cause });
+  }
+  return new WeaveError('command-failed', `cannot listen on ${what} ${where}: ${cause.message}`, { cause });
 }

@@ -1,6 +1,7 @@
 // Overlay in one process: three encrypted peers, in-process endpoints with IPAM addresses and DNS names, ping and UDP by name.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -276,10 +277,13 @@ test('start honours an aborted signal; asyncDispose stops', async () => {
 test('the peer name persists in the data dir', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'wt-overlay-'));
   try {
-    const first = new Overlay({ listen: false, dataDir: dir });
-    const second = new Overlay({ listen: false, dataDir: dir });
-    assert.is(first.self.id, second.self.id);
+    const first = new Overlay({ listen: false, dataDir: dir, ipam: false, dns: false });
+    assert.not.ok(existsSync(join(dir, 'peer-name')), 'nothing is written before start()');
+    await first.start();
+    await first.stop();
     assert.is((await readFile(join(dir, 'peer-name'), 'utf8')).trim(), first.self.id);
+    const second = new Overlay({ listen: false, dataDir: dir });
+    assert.is(second.self.id, first.self.id, 'a restart keeps the name');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -123,4 +123,29 @@ test('resolver files: written with a marker, a foreign file set aside and restor
   });
 });
 
+test('routes into the range through another interface are found; ours, the default route and other ranges are not', async () => {
+  const routes = [
+    { dst: 'default', gateway: '192.0.2.1', dev: 'eth0' },
+    { dst: '192.0.2.0/24', dev: 'eth0' },
+    { dst: '10.32.0.0/12', dev: 'wtbr1' },
+    { dst: '10.32.0.0/12', dev: 'weave' }, // the leftover bridge of an earlier agent
+    { dst: '10.40.1.7', dev: 'tun0' }, // a host route inside the range
+    { dst: '10.0.0.0/8', dev: 'eth1' }, // wider than the range: it takes the range's traffic only without ours, still a second path
+    { dst: '172.16.0.0/12', dev: 'docker0' },
+    { type: 'multicast', dst: '224.0.0.0/4', dev: 'eth0' },
+  ];
+  const ip: IpCommand = async (args) => (args.join(' ') === '-j -4 route show table main' ? JSON.stringify(routes) : '');
+  const k = new KernelNetwork({ bridge: 'wtbr1', mtu: 1376, ip });
+  assert.equal(await k.foreignRoutesInto('10.32.0.0/12'), [
+    { dst: '10.32.0.0/12', dev: 'weave' },
+    { dst: '10.40.1.7/32', dev: 'tun0' },
+    { dst: '10.0.0.0/8', dev: 'eth1' },
+  ]);
+  assert.equal(await k.foreignRoutesInto('10.32.5.1/24'), [
+    { dst: '10.32.0.0/12', dev: 'weave' },
+    { dst: '10.0.0.0/8', dev: 'eth1' },
+  ]);
+  assert.equal(await new KernelNetwork({ bridge: 'wtbr1', mtu: 1376, ip: async () => '[]' }).foreignRoutesInto('10.32.0.0/12'), []);
+});
+
 test.run();

@@ -25,6 +25,7 @@ const pendingArb: fc.Arbitrary<PendingOperation> = fc.oneof(
 const stateArb: fc.Arbitrary<EndpointState> = fc
   .record(
     {
+      bridge: fc.option(ifnameArb, { nil: undefined }),
       exposed: fc.option(cidrArb, { nil: undefined }),
       endpoints: fc.array(
         fc.record({ netns: netnsArb, name: nameArb, ifname: ifnameArb, hostIfname: ifnameArb, address: cidrArb, mac: macArb }, { noNullPrototype: true }),
@@ -34,11 +35,11 @@ const stateArb: fc.Arbitrary<EndpointState> = fc
     },
     { noNullPrototype: true },
   )
-  .map((s) => (s.exposed === undefined ? { endpoints: s.endpoints, pending: s.pending } : { exposed: s.exposed, endpoints: s.endpoints, pending: s.pending }));
+  .map((s) => ({ ...(s.bridge === undefined ? {} : { bridge: s.bridge }), ...(s.exposed === undefined ? {} : { exposed: s.exposed }), endpoints: s.endpoints, pending: s.pending }));
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 /** A format-1 file: the bare JSON object. */
-const legacy = (s: EndpointState): Uint8Array => text(JSON.stringify({ version: 1, ...(s.exposed ? { exposed: s.exposed } : {}), endpoints: s.endpoints }));
+const legacy = (s: EndpointState): Uint8Array => text(JSON.stringify({ version: 1, ...(s.bridge ? { bridge: s.bridge } : {}), ...(s.exposed ? { exposed: s.exposed } : {}), endpoints: s.endpoints }));
 const WEB = { netns: 'web', name: 'web', ifname: 'ethwe', hostIfname: 'weavev1234567', address: '10.32.0.2/12', mac: '02:00:00:00:00:01' };
 
 async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -106,6 +107,7 @@ test('bad registries are rejected with what is wrong', () => {
     ['{"version":1,"endpoints":[{"netns":"a","name":"x","ifname":"ethwe","hostIfname":"v1","address":"10.0.0.300/8","mac":"02:00:00:00:00:01"}]}', /address is not an IPv4 CIDR/],
     ['{"version":1,"endpoints":[{"netns":"../x","name":"x","ifname":"ethwe","hostIfname":"v1","address":"10.0.0.3/8","mac":"02:00:00:00:00:01"}]}', /namespace name/],
     ['{"version":1,"endpoints":[{"netns":"a","name":"x","ifname":"a very long interface","hostIfname":"v1","address":"10.0.0.3/8","mac":"02:00:00:00:00:01"}]}', /interface name/],
+    ['{"version":1,"bridge":"a/b","endpoints":[]}', /bridge is an invalid interface name/],
   ];
   for (const [json, message] of cases) {
     try {
