@@ -82,9 +82,11 @@ export interface TcpConfig {
   sendBufferBytes: number;
   /** Receive buffer per connection in bytes (default 4 MiB: ≥ 1 Gbit/s at 1 ms RTT needs ~125 KB in flight, more for headroom); the advertised window. */
   receiveBufferBytes: number;
-  /** RTO bounds (RFC 6298: initial 1 s, minimum 1 s; Linux uses 200 ms minimum, which is the default here). */
+  /** RTO before any RTT sample (RFC 6298: 1 s). */
   initialRtoMs: number;
+  /** Lowest RTO (RFC 6298 says 1 s; Linux's 200 ms is the default here; fake-clock tests lower it). */
   minRtoMs: number;
+  /** Highest RTO after backoff (default 120 s, as Linux). */
   maxRtoMs: number;
   /** SYN retransmissions before ETIMEDOUT/ECONNREFUSED-style failure (default 6, as Linux). */
   synRetries: number;
@@ -96,9 +98,11 @@ export interface TcpConfig {
   mslMs: number;
   /** Delayed ACK timeout (default 40 ms) — ACK at least every second full segment regardless. */
   delayedAckMs: number;
-  /** Keep-alive idle time, interval and probe count once enabled (defaults 2 h, 75 s, 9 as Linux). */
+  /** Idle time before the first keep-alive probe once enabled (default 2 h, as Linux). */
   keepAliveIdleMs: number;
+  /** Time between unanswered keep-alive probes (default 75 s). */
   keepAliveIntervalMs: number;
+  /** Unanswered probes before ETIMEDOUT (default 9). */
   keepAliveProbes: number;
   /** Congestion control (default 'newreno'; 'cubic' optional). */
   congestionControl: 'newreno' | 'cubic';
