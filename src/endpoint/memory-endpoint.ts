@@ -96,17 +96,14 @@ export class MemoryEndpoint {
   connect(port: number, host?: string, connectListener?: () => void): TcpSocket;
   connect(port: number, connectListener?: () => void): TcpSocket;
   connect(first: TcpConnectOptions | number, second?: string | (() => void), third?: () => void): TcpSocket {
-    if (typeof first === 'object') return this.stack.connect(first, typeof second === 'function' ? second : undefined);
-    const host = typeof second === 'string' ? second : undefined;
-    const listener = typeof second === 'function' ? second : third;
-    return this.stack.connect({ port: first, ...(host !== undefined ? { host } : {}) }, listener);
+    return (this.stack.connect as (a: TcpConnectOptions | number, b?: string | (() => void), c?: () => void) => TcpSocket)(first, second, third);
   }
 
   /** A TCP server on this endpoint's address, like `net.createServer`; `listen(port)` it. */
   createServer(connectionListener?: (socket: TcpSocket) => void): TcpServer;
   createServer(options?: TcpServerOptions, connectionListener?: (socket: TcpSocket) => void): TcpServer;
   createServer(first?: TcpServerOptions | ((socket: TcpSocket) => void), second?: (socket: TcpSocket) => void): TcpServer {
-    if (typeof first === 'function') return this.stack.createServer({}, first);
+    if (typeof first === 'function') return this.stack.createServer(first);
     return this.stack.createServer(first ?? {}, second);
   }
 

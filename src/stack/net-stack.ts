@@ -48,6 +48,8 @@ import { Reassembly, type ReassemblyOptions } from './reassembly.js';
 import { StackUdpSocket, type UdpSocketHost } from './udp-socket.js';
 import type { TcpConfig } from './tcp/contract.js';
 import { TcpLayer, type TcpImplementation, type TcpStackStats } from './tcp/tcp-layer.js';
+import { acceptTcpConnection, openTcpConnection } from './tcp/connection.js';
+import { decodeTcpSegment, encodeTcpSegment, IP_PROTOCOL_TCP } from './tcp/segment.js';
 import { TcpSocket, type TcpConnectOptions } from './tcp/socket.js';
 import { TcpServer, type TcpServerHost, type TcpServerOptions } from './tcp/server.js';
 
@@ -81,7 +83,7 @@ export interface NetStackOptions {
 
 /** TCP options of a {@link NetStack}. */
 export interface NetStackTcpOptions {
-  /** The protocol machine and segment codec (tests inject fakes); without one the stack has no TCP. */
+  /** The protocol machine and segment codec (default: the built-in ones; tests may inject others). */
   implementation?: TcpImplementation | undefined;
   /** Tunables of every connection (buffers, RTO bounds, TIME-WAIT, …). */
   config?: Partial<TcpConfig> | undefined;
@@ -179,8 +181,6 @@ const DEFAULT_TTL = 64;
 const MULTICAST_TTL = 1;
 const MAX_UDP_PAYLOAD = MAX_IPV4_PACKET - IPV4_HEADER_BYTES - UDP_HEADER_BYTES;
 const MAX_PING_DATA = MAX_IPV4_PACKET - IPV4_HEADER_BYTES - 8;
-/** IPv4 protocol number of TCP. */
-const IP_PROTOCOL_TCP = 6;
 const EPHEMERAL_FIRST = 49152;
 const EPHEMERAL_COUNT = 65536 - EPHEMERAL_FIRST;
 
@@ -248,7 +248,7 @@ export class NetStack {
     this.pingIdentifier = Number(this.random.u64() & 0xffffn);
     this.nextIdentification = Number((this.random.u64() >> 16n) & 0xffffn);
     const tcpImplementation = options.tcp?.implementation ?? defaultTcpImplementation;
-    if (tcpImplementation) {
+    {
       const layer = new TcpLayer(
         {
           clock: this.clock,
@@ -304,14 +304,29 @@ export class NetStack {
    * like `net.connect`: returns the socket at once; `'connect'` follows the handshake, failures arrive as
    * `'error'` with Node's codes (ECONNREFUSED, ETIMEDOUT, ENOTFOUND, ENETUNREACH, EADDRINUSE).
    */
-  connect(options: TcpConnectOptions, connectListener?: () => void): TcpSocket {
-    const socket = new TcpSocket(this.requireTcp(), { allowHalfOpen: options.allowHalfOpen });
-    return socket.startConnect(options, connectListener);
+  connect(options: TcpConnectOptions, connectListener?: () => void): TcpSocket;
+  connect(port: number, host?: string, connectListener?: () => void): TcpSocket;
+  connect(port: number, connectListener?: () => void): TcpSocket;
+  connect(first: TcpConnectOptions | number, second?: string | (() => void), third?: () => void): TcpSocket {
+    const host = this.requireTcp();
+    let options: TcpConnectOptions;
+    let listener: (() => void) | undefined;
+    if (typeof first === 'object' && first !== null) {
+      options = first;
+      listener = typeof second === 'function' ? second : undefined;
+    } else {
+      options = { port: first, ...(typeof second === 'string' ? { host: second } : {}) };
+      listener = typeof second === 'function' ? second : third;
+    }
+    return new TcpSocket(host, { allowHalfOpen: options.allowHalfOpen }).startConnect(options, listener);
   }
 
-  /** A TCP server on this stack's address, like `net.createServer`. */
-  createServer(options?: TcpServerOptions, connectionListener?: (socket: TcpSocket) => void): TcpServer {
-    return new TcpServer(this.requireTcp(), options, connectionListener);
+  /** A TCP server on this stack's address, like `net.createServer`; `listen(port)` it. */
+  createServer(connectionListener?: (socket: TcpSocket) => void): TcpServer;
+  createServer(options?: TcpServerOptions, connectionListener?: (socket: TcpSocket) => void): TcpServer;
+  createServer(first?: TcpServerOptions | ((socket: TcpSocket) => void), second?: (socket: TcpSocket) => void): TcpServer {
+    if (typeof first === 'function') return new TcpServer(this.requireTcp(), {}, first);
+    return new TcpServer(this.requireTcp(), first ?? {}, second);
   }
 
   /** TCP counters and connections by state; undefined when the stack has no TCP. */
@@ -750,8 +765,13 @@ function ignoreFrames(): void {}
 
 function ignoreError(): void {}
 
-/** The built-in TCP (connection.ts, segment.ts), once it is wired in. */
-const defaultTcpImplementation: TcpImplementation | undefined = undefined;
+/** The built-in TCP: the RFC 9293 machine of connection.ts and the codec of segment.ts. */
+const defaultTcpImplementation: TcpImplementation = {
+  open: openTcpConnection,
+  accept: acceptTcpConnection,
+  encode: encodeTcpSegment,
+  decode: decodeTcpSegment,
+};
 
 /** True for a frame to an IPv4 multicast MAC (01:00:5e with the top bit of the fourth byte clear). */
 function isIpv4MulticastMac(frame: Uint8Array): boolean {

@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import type { TcpConnection, TcpConnectionEvents } from './contract.js';
 import type { TcpAcceptor, TcpListenerHandle } from './tcp-layer.js';
-import { TcpSocket, TcpSocketError, socketErrorFrom, type TcpSocketHost } from './socket.js';
+import { TcpSocket, TcpSocketError, formatAddress, socketErrorFrom, type TcpSocketHost } from './socket.js';
 
 /** What a server needs from the stack: sockets, and listening on a port. */
 export interface TcpServerHost extends TcpSocketHost {
@@ -191,13 +191,14 @@ export class TcpServer extends EventEmitter<TcpServerEvents> {
 
   private accept(connection: TcpConnection): TcpConnectionEvents | undefined {
     if (this.closing || !this.listener) return undefined;
-    const socket = new TcpSocket(this.host, { allowHalfOpen: this.options.allowHalfOpen });
-    socket.adopt(connection);
     if (this.maxConnections !== undefined && this.sockets.size >= this.maxConnections) {
-      const data = { localAddress: this.host.localAddress, localPort: connection.tuple.localPort, remoteAddress: socket.remoteAddress ?? '', remotePort: connection.tuple.remotePort, remoteFamily: 'IPv4' as const };
+      const { tuple } = connection;
+      const data = { localAddress: this.host.localAddress, localPort: tuple.localPort, remoteAddress: formatAddress(tuple.remoteAddress), remotePort: tuple.remotePort, remoteFamily: 'IPv4' as const };
       process.nextTick(() => this.emit('drop', data));
       return undefined;
     }
+    const socket = new TcpSocket(this.host, { allowHalfOpen: this.options.allowHalfOpen });
+    socket.adopt(connection);
     if (this.options.noDelay) socket.setNoDelay(true);
     if (this.options.keepAlive) socket.setKeepAlive(true, this.options.keepAliveInitialDelay ?? 0);
     if (this.options.pauseOnConnect) socket.pause();
@@ -206,7 +207,6 @@ export class TcpServer extends EventEmitter<TcpServerEvents> {
       this.sockets.delete(socket);
       this.maybeClosed();
     });
-    if (!this.referenced) socket.unref();
     // 'connection' outside the protocol machine's call, so handlers may write and close freely.
     process.nextTick(() => {
       if (!socket.destroyed || socket.readableLength > 0) this.emit('connection', socket);

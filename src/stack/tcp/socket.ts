@@ -311,8 +311,16 @@ export class TcpSocket extends Duplex {
 
   // ---- Duplex internals ----
 
+  /** Every way of consuming (flowing 'data', read(), pipes, async iteration) goes through read(): credit the window after it. */
+  override read(size?: number): ReturnType<Duplex['read']> {
+    const chunk: unknown = super.read(size);
+    if (chunk !== null) this.scheduleCredit();
+    return chunk as ReturnType<Duplex['read']>;
+  }
+
   override _read(): void {
-    this.creditConsumed();
+    // Readable calls _read before it takes the chunk it is reading out of the buffer: count after that.
+    this.scheduleCredit();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -383,6 +391,8 @@ export class TcpSocket extends Duplex {
   private onClosed(error: TcpErrorCode | undefined): void {
     this.finished = true;
     this.connecting = false;
+    // Nothing more can happen on the wire: unread bytes no longer hold the process open.
+    this.hold.stop();
     if (this.destroyed) return;
     if (error) {
       const syscall = error === 'ECONNREFUSED' || !this.established ? 'connect' : 'read';
