@@ -697,6 +697,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     this.memory.delete(name);
     const { info } = attachment.endpoint;
     await attachment.endpoint.close();
+    // The stack reset its TCP connections on close: one turn lets those RSTs cross the memory NIC to the switch.
+    await new Promise((resolve) => setImmediate(resolve));
     if (attachment.port !== undefined) this.dataPlane.detach(attachment.port);
     await Promise.all(attachment.nics.map((n) => n.close()));
     this.dns?.remove({ id: info.id });

@@ -84,4 +84,20 @@ test('in-process endpoints on two peers of a test mesh: node:http by name, ECONN
   lineServer.close();
 });
 
+test('a connection whose peer overlay stops ends with ECONNRESET', async () => {
+  await using mesh = await createTestMesh({ peers: ['a', 'b'] });
+  await mesh.ready();
+  const server = await mesh.overlay('b').attach({ name: 'server' });
+  const client = await mesh.overlay('a').attach({ name: 'client' });
+  const listener = server.createServer((socket) => socket.on('error', () => {}).resume());
+  listener.listen(80);
+  await once(listener, 'listening');
+  const socket = client.connect(80, 'server');
+  await once(socket, 'connect');
+  const failed = new Promise<Error & { code?: string }>((resolve) => socket.once('error', resolve));
+  await mesh.overlay('b').stop();
+  const error = await failed;
+  assert.is(error.code, 'ECONNRESET');
+});
+
 test.run();
