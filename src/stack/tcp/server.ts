@@ -36,10 +36,15 @@ export interface TcpListenOptions {
 
 /** Events of a {@link TcpServer}, as `net.Server`'s. */
 export interface TcpServerEvents {
+  /** A connection completed its handshake and was accepted. */
   connection: [socket: TcpSocket];
+  /** The server listens (after `listen()`). */
   listening: [];
+  /** The server stopped listening and every accepted connection has ended. */
   close: [];
+  /** `listen()` failed (EADDRINUSE). */
   error: [error: Error];
+  /** A connection was reset because `maxConnections` were open. */
   drop: [data: { localAddress: string; localPort: number; remoteAddress: string; remotePort: number; remoteFamily: 'IPv4' }];
 }
 

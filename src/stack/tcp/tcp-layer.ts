@@ -64,23 +64,29 @@ export interface TcpLayerHost {
 export interface TcpStackStats {
   /** Connections by RFC 9293 state now (listeners count as LISTEN). */
   connections: Partial<Record<TcpState, number>>;
-  /** Active opens (connect) and passive opens (SYNs taken by a listener). */
+  /** Active opens (connect). */
   activeOpens: number;
+  /** Passive opens (SYNs taken by a listener). */
   passiveOpens: number;
   /** Connections handed to a server's 'connection'. */
   accepted: number;
-  /** Segments received (decoded) and sent, RSTs of both included. */
+  /** Segments received (decoded), RSTs included. */
   segmentsIn: number;
+  /** Segments sent, RSTs included. */
   segmentsOut: number;
-  /** Application bytes in and out, as the connections count them. */
+  /** Application bytes received, as the connections count them. */
   bytesIn: number;
+  /** Application bytes sent, as the connections count them. */
   bytesOut: number;
-  /** Retransmitted segments (timeouts and fast retransmits), fast retransmits and RTO expiries. */
+  /** Retransmitted segments (timeouts and fast retransmits). */
   retransmits: number;
+  /** Fast retransmits (after duplicate ACKs). */
   fastRetransmits: number;
+  /** Retransmission timer expiries. */
   timeouts: number;
-  /** RST segments received and sent. */
+  /** RST segments received. */
   resetsIn: number;
+  /** RST segments sent. */
   resetsOut: number;
   /** Segments dropped by connections (out of window, bad ACK, …). */
   connectionDrops: number;
