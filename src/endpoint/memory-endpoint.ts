@@ -4,8 +4,7 @@ import { NetStack, type LookupOptions, type PingOptions, type PingResult, type R
 import type { Server as NetServer } from 'node:net';
 import type { AgentOptions } from 'node:http';
 import type { Clock } from '../clock.js';
-import type { TcpConfig } from '../stack/tcp/contract.js';
-import type { TcpStackStats } from '../stack/tcp/tcp-layer.js';
+import type { TcpConfigOptions, TcpStackStats } from '../stack/tcp/tcp-layer.js';
 import type { TcpConnectOptions, TcpSocket } from '../stack/tcp/socket.js';
 import type { TcpServer, TcpServerOptions } from '../stack/tcp/server.js';
 import { EndpointHttpAgent, serveHttp, type ServeHttpOptions } from './http.js';
@@ -52,7 +51,7 @@ export class MemoryEndpoint {
     /** What the endpoint is, as reported in status and `ps`. */
     readonly info: EndpointInfo,
     nic: MemoryNic,
-    options: { clock: Clock; random: Random; resolve: (name: string, options: ResolveOptions) => Promise<string[]>; tcp?: Partial<TcpConfig> | undefined },
+    options: { clock: Clock; random: Random; resolve: (name: string, options: ResolveOptions) => Promise<string[]>; tcp?: TcpConfigOptions | undefined },
   ) {
     this.stack = new NetStack({ nic, address: info.address, clock: options.clock, random: options.random, resolve: options.resolve, tcp: { config: options.tcp } });
   }

@@ -46,8 +46,7 @@ import { inSubnet, parseInterfaceAddress, tryParseIPv4, type InterfaceAddress } 
 import { ArpCache, type ArpCacheOptions } from './arp-cache.js';
 import { Reassembly, type ReassemblyOptions } from './reassembly.js';
 import { StackUdpSocket, type UdpSocketHost } from './udp-socket.js';
-import type { TcpConfig } from './tcp/contract.js';
-import { TcpLayer, type TcpImplementation, type TcpStackStats } from './tcp/tcp-layer.js';
+import { TcpLayer, type TcpConfigOptions, type TcpImplementation, type TcpStackStats } from './tcp/tcp-layer.js';
 import { acceptTcpConnection, openTcpConnection } from './tcp/connection.js';
 import { decodeTcpSegment, encodeTcpSegment, IP_PROTOCOL_TCP } from './tcp/segment.js';
 import { TcpSocket, type TcpConnectOptions } from './tcp/socket.js';
@@ -86,7 +85,7 @@ export interface NetStackTcpOptions {
   /** The protocol machine and segment codec (default: the built-in ones; tests may inject others). */
   implementation?: TcpImplementation | undefined;
   /** Tunables of every connection (buffers, RTO bounds, TIME-WAIT, …). */
-  config?: Partial<TcpConfig> | undefined;
+  config?: TcpConfigOptions | undefined;
 }
 
 /** What a resolve hook is given for one lookup. */

@@ -20,6 +20,9 @@ import {
   type TcpState,
 } from './contract.js';
 
+/** Tunables given as options: any subset of {@link TcpConfig}; undefined fields take the defaults. */
+export type TcpConfigOptions = { [K in keyof TcpConfig]?: TcpConfig[K] | undefined };
+
 /** A listening port of the stack's TCP layer. */
 export interface TcpListenerHandle {
   /** The port listened on (chosen by the stack for port 0). */
@@ -63,7 +66,7 @@ export interface TcpLayerHost {
 /** TCP counters of one stack (live connections plus those that ended), for status and metrics. */
 export interface TcpStackStats {
   /** Connections by RFC 9293 state now (listeners count as LISTEN). */
-  connections: Partial<Record<TcpState, number>>;
+  connections: { [S in TcpState]?: number | undefined };
   /** Active opens (connect). */
   activeOpens: number;
   /** Passive opens (SYNs taken by a listener). */
@@ -158,7 +161,7 @@ export class TcpLayer {
   private readonly connectionHost;
   private closed = false;
 
-  constructor(host: TcpLayerHost, implementation: TcpImplementation, config: Partial<TcpConfig> = {}) {
+  constructor(host: TcpLayerHost, implementation: TcpImplementation, config: TcpConfigOptions = {}) {
     this.host = host;
     this.implementation = implementation;
     this.config = { ...DEFAULT_TCP_CONFIG, ...definedOnly(config) };
@@ -448,7 +451,7 @@ export class TcpLayer {
   /** Counters of every connection this stack has had, and the states of the live ones. */
   stats(): TcpStackStats {
     const sums: TcpConnectionStats = { ...this.totals };
-    const connections: Partial<Record<TcpState, number>> = {};
+    const connections: { [S in TcpState]?: number | undefined } = {};
     if (this.listeners.size > 0) connections.LISTEN = this.listeners.size;
     for (const byRemote of this.connections.values()) {
       for (const entry of byRemote.values()) {
@@ -515,6 +518,6 @@ function formatIPv4(address: number): string {
   return `${address >>> 24}.${(address >>> 16) & 0xff}.${(address >>> 8) & 0xff}.${address & 0xff}`;
 }
 
-function definedOnly<T extends object>(value: Partial<T>): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+function definedOnly(value: TcpConfigOptions): Partial<TcpConfig> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<TcpConfig>;
 }
