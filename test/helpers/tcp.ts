@@ -194,6 +194,8 @@ export class Pipe {
   private readonly chance: Random;
   readonly config: TcpConfig;
   onServer: ((server: TcpConnection) => void) | undefined;
+  /** Sees every segment sent (for tracing a failing case). */
+  onSegment: ((seg: TcpSegment, toward: 'server' | 'client', lost: boolean) => void) | undefined;
 
   constructor(
     private readonly conditions: PipeConditions = {},
@@ -219,7 +221,9 @@ export class Pipe {
   private send(seg: TcpSegment, from: number, to: number, toward: 'server' | 'client'): void {
     const bytes = encodeTcpSegment(seg, from, to);
     const c = this.conditions;
-    if (this.chance.float() < (c.loss ?? 0)) return;
+    const lost = this.chance.float() < (c.loss ?? 0);
+    this.onSegment?.(seg, toward, lost);
+    if (lost) return;
     const copies = this.chance.float() < (c.duplicate ?? 0) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       const extra = this.chance.float() < (c.reorder ?? 0) ? this.chance.float() * (c.jitterMs ?? 5) : 0;

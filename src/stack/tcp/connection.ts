@@ -170,6 +170,7 @@ class Connection implements TcpConnection {
   private peerOfferedScale = false;
 
   // --- retransmission and congestion control
+  private hasRttSample = false;
   private srtt = 0;
   private rttvar = 0;
   private rto: number;
@@ -187,6 +188,8 @@ class Connection implements TcpConnection {
   private highRxt = 0;
   private readonly scoreboard = new SackScoreboard();
   private persistBackoff = 0;
+  /** End of the last sub-MSS segment sent (Nagle, Minshall's variant). */
+  private lastSmallEnd = 0;
 
   // --- acknowledgements and options
   private ackPending = false;
@@ -219,6 +222,7 @@ class Connection implements TcpConnection {
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.recover = this.iss;
+    this.lastSmallEnd = this.iss;
     this.bufSeq = seqAdd(this.iss, 1);
     this.sendRing = new SendRing(this.config.sendBufferBytes);
     this.mss = Math.max(MIN_MSS, init.mss);
@@ -332,7 +336,7 @@ class Connection implements TcpConnection {
 
   abort(): void {
     if (this.state === 'CLOSED') return;
-    if (this.state !== 'SYN-SENT' && this.state !== 'TIME-WAIT') this.sendReset(this.sndNxt, true);
+    if (this.state !== 'SYN-SENT' && this.state !== 'TIME-WAIT') this.sendReset(this.sndMax, true);
     this.terminate(undefined);
   }
 
@@ -725,7 +729,6 @@ class Connection implements TcpConnection {
     this.scoreboard.advance(ack);
     this.retries = 0;
     this.lastProgressAt = this.clock.now();
-    this.rto = this.computedRto();
 
     // Congestion control (RFC 5681 §3.1, RFC 6582 §3.2).
     if (this.inRecovery) {
@@ -824,7 +827,8 @@ class Connection implements TcpConnection {
     if (this.rttSeq === undefined || !seqGt(ack, this.rttSeq)) return;
     const r = Math.max(0, this.clock.now() - this.rttStart);
     this.rttSeq = undefined;
-    if (this.srtt === 0 && this.rttvar === 0) {
+    if (!this.hasRttSample) {
+      this.hasRttSample = true;
       this.srtt = r;
       this.rttvar = r / 2;
     } else {
@@ -835,7 +839,7 @@ class Connection implements TcpConnection {
   }
 
   private computedRto(): number {
-    if (this.srtt === 0 && this.rttvar === 0) return Math.max(this.rto, this.config.minRtoMs);
+    if (!this.hasRttSample) return Math.max(this.rto, this.config.minRtoMs);
     const rto = this.srtt + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar);
     return Math.min(this.config.maxRtoMs, Math.max(this.config.minRtoMs, rto));
   }
@@ -880,18 +884,20 @@ class Connection implements TcpConnection {
         break;
       }
       const outstanding = seqGt(this.sndMax, this.sndUna);
-      if (len < this.mss) {
+      const seq = this.sndNxt;
+      const retransmit = seqLt(seq, this.sndMax);
+      if (len < this.mss && !retransmit) {
         const last = len === available;
-        // Nagle (RFC 896 / RFC 9293 §3.7.4): a small segment waits while data is unacknowledged.
-        if (last && outstanding && !this.noDelay && !this.finQueued) break;
-        // Sender SWS avoidance: a window-limited piece waits for a useful window.
+        // Nagle (RFC 896) with Minshall's refinement (as Linux): a small segment waits while an earlier
+        // small segment is unacknowledged.
+        if (last && !this.noDelay && !this.finQueued && seqGt(this.lastSmallEnd, this.sndUna)) break;
+        // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a window-limited piece waits for a useful window.
         if (!last && outstanding && len < this.maxSndWnd / 2) break;
       }
-      const seq = this.sndNxt;
       const end = seqAdd(seq, len);
+      if (len < this.mss) this.lastSmallEnd = end;
       // A FIN rides on the last segment when the FIN is queued.
       const withFin = this.finQueued && end === dataEnd;
-      const retransmit = seqLt(seq, this.sndMax);
       if (retransmit) this.stats.retransmits++;
       else if (this.rttSeq === undefined) {
         this.rttSeq = seq;
@@ -922,9 +928,12 @@ class Connection implements TcpConnection {
     this.emit(seq, flags, this.sendRing.read(seqSub(seq, this.bufSeq), n), NO_OPTIONS);
   }
 
-  /** A pure ACK now. */
+  /**
+   * A pure ACK now, numbered SND.MAX: SND.NXT may be rewound for a retransmission, and an ACK below what
+   * the peer already received would be unacceptable to it (each side answering the other's ACK: a storm).
+   */
   private sendAck(): void {
-    this.emit(this.sndNxt, TCP_ACK, EMPTY, NO_OPTIONS);
+    this.emit(this.sndMax, TCP_ACK, EMPTY, NO_OPTIONS);
   }
 
   private sendReset(seq: number, withAck: boolean): void {
@@ -1057,7 +1066,7 @@ class Connection implements TcpConnection {
       return;
     }
     if (this.keepAliveProbesSent >= this.config.keepAliveProbes) {
-      this.sendReset(this.sndNxt, true);
+      this.sendReset(this.sndMax, true);
       this.terminate('ETIMEDOUT');
       return;
     }
