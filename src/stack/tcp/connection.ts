@@ -430,7 +430,7 @@ class Connection implements TcpConnection {
       this.becomeEstablished();
       if (this.state === 'CLOSED') return;
       this.ackPending = true; // the third segment of the handshake
-      this.acceptText(seg, seqAdd(seg.seq, 1));
+      this.acceptText(seg.payload, seqAdd(seg.seq, 1), (seg.flags & TCP_FIN) !== 0);
     } else {
       // Simultaneous open (RFC 9293 §3.5, figure 8): SYN-ACK with the same ISS.
       this.state = 'SYN-RECEIVED';
@@ -581,12 +581,11 @@ class Connection implements TcpConnection {
     }
 
     // 7. Text, 8. FIN.
-    this.acceptText({ ...seg, payload }, seq, fin);
+    this.acceptText(payload, seq, fin);
   }
 
   /** Takes in-window text at `seq` (and a FIN after it), delivering what is in order. */
-  private acceptText(seg: TcpSegment, seq: number, fin = (seg.flags & TCP_FIN) !== 0): void {
-    const payload = seg.payload;
+  private acceptText(payload: Uint8Array, seq: number, fin: boolean): void {
     const receiving = this.state === 'ESTABLISHED' || this.state === 'FIN-WAIT-1' || this.state === 'FIN-WAIT-2';
     if (!receiving || this.finReceived) {
       if (payload.byteLength > 0 || fin) this.ackPending = true;
