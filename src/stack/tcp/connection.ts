@@ -190,6 +190,8 @@ class Connection implements TcpConnection {
   private persistBackoff = 0;
   /** End of the last sub-MSS segment sent (Nagle, Minshall's variant). */
   private lastSmallEnd = 0;
+  /** When data last left (restart after idle). */
+  private lastSendAt = 0;
 
   // --- acknowledgements and options
   private ackPending = false;
@@ -560,8 +562,10 @@ class Connection implements TcpConnection {
 
     // Trim to the window: bytes already received at the front, bytes beyond the window at the back.
     if (windowFull) {
+      // A pure FIN takes no buffer space: taken even by a zero window (as Linux does), so a reader that
+      // stalls does not make the peer's close time out.
+      if (payload.byteLength > 0) fin = false;
       payload = EMPTY;
-      fin = false;
       this.ackPending = true;
     }
     if (seqLt(seq, this.rcvNxt)) {
@@ -883,6 +887,10 @@ class Connection implements TcpConnection {
         break;
       }
       const outstanding = seqGt(this.sndMax, this.sndUna);
+      if (!outstanding && this.clock.now() - this.lastSendAt > this.rto) {
+        // Restart after idle (RFC 5681 §4.1): an old cwnd says nothing about the path now.
+        this.cwnd = Math.min(this.cwnd, INITIAL_WINDOW_SEGMENTS * this.mss);
+      }
       const seq = this.sndNxt;
       const retransmit = seqLt(seq, this.sndMax);
       if (len < this.mss && !retransmit) {
@@ -957,6 +965,7 @@ class Connection implements TcpConnection {
 
   private emitRaw(seq: number, flags: number, window: number, ack: number, options: TcpOptions, payload: Uint8Array): void {
     this.stats.segmentsOut++;
+    if (payload.byteLength > 0) this.lastSendAt = this.clock.now();
     this.stats.bytesOut += payload.byteLength;
     this.init.host.transmit({
       sourcePort: this.tuple.localPort,

@@ -322,6 +322,59 @@ test('out-of-window and duplicate segments are counted, dropped and answered wit
   assert.equal(d(h).length, 1, 'a duplicate is ACKed at once');
 });
 
+test('a FIN arriving before missing data is held until the hole fills', () => {
+  const h = established();
+  from(h, 1001, 1, FA, 500);
+  assert.equal(d(h), [`. 1:1(0) ack 1 win ${win()} <sack 1001:1501>`]);
+  assert.is(h.connection.state, 'ESTABLISHED');
+  from(h, 1, 1, A, 1000);
+  assert.is(h.connection.state, 'CLOSE-WAIT');
+  assert.equal(h.rec.events, ['established', 'data 1000', 'data 500', 'end']);
+  assert.equal(d(h), [`. 1:1(0) ack 1502 win ${win(1500)}`]);
+});
+
+test('data on the SYN-ACK is delivered; a FIN queued in SYN-SENT follows the handshake', () => {
+  const h = activeHarness();
+  h.connection.write(patterned(10));
+  h.connection.shutdown();
+  assert.is(h.connection.state, 'SYN-SENT');
+  h.take();
+  from(h, 0, 1, SA, 5, 65535, { mss: 1000, windowScale: 0 });
+  assert.is(h.connection.state, 'FIN-WAIT-1');
+  assert.equal(h.rec.received.length, 5);
+  assert.equal(d(h), [`FP. 1:11(10) ack 6 win ${win(5)}`]);
+});
+
+test('an ACK for data never sent is answered with an ACK and dropped', () => {
+  const h = established();
+  from(h, 1, 500, A, 10);
+  assert.equal(h.rec.received.length, 0);
+  assert.equal(d(h), [`. 1:1(0) ack 1 win ${win()}`]);
+  assert.is(h.connection.stats.dropped, 1);
+});
+
+test('a zero window still takes a pure FIN', () => {
+  const h = established({ receiveBufferBytes: 2000 }, { mss: 1000 });
+  from(h, 1, 1, A, 1000);
+  from(h, 1001, 1, A, 1000);
+  assert.equal(d(h), ['. 1:1(0) ack 2001 win 0']);
+  from(h, 2001, 1, FA);
+  assert.is(h.connection.state, 'CLOSE-WAIT');
+  assert.equal(d(h), ['. 1:1(0) ack 2002 win 0']);
+});
+
+test('after an idle period longer than the RTO, cwnd restarts from the initial window', () => {
+  const h = established();
+  h.connection.setNoDelay(true);
+  h.connection.write(patterned(10_000));
+  assert.is(h.take().length, 10);
+  for (let i = 1; i <= 10; i++) from(h, 1, 1 + i * 1000, A);
+  h.take();
+  h.clock.advance(10_000);
+  h.connection.write(patterned(30_000));
+  assert.is(h.take().length, 10, 'ten segments, not the twenty a grown cwnd would allow');
+});
+
 test('the receive window closes as data waits unread and reopens with a window update', () => {
   const h = established({ receiveBufferBytes: 4000 }, { mss: 1000 });
   for (let i = 0; i < 4; i++) from(h, 1 + i * 1000, 1, A, 1000);
