@@ -5,8 +5,8 @@ import { Pipe, flagString, patterned, type PipeConditions } from './tcp.js';
 
 export type Op = { kind: 'write'; side: 0 | 1; n: number } | { kind: 'read'; side: 0 | 1 } | { kind: 'shutdown'; side: 0 | 1 } | { kind: 'wait'; ms: number };
 
-export function runScenario(conditions: PipeConditions, receiveBufferBytes: number, mss: number, ops: Op[], trace = false): void {
-  const pipe = new Pipe(conditions, { receiveBufferBytes, sendBufferBytes: 16_384, minRtoMs: 200, initialRtoMs: 1000, dataRetries: 30, synRetries: 30 }, mss);
+export function runScenario(conditions: PipeConditions, receiveBufferBytes: number, mss: number, ops: Op[], trace = false, congestionControl: 'newreno' | 'cubic' = 'newreno'): void {
+  const pipe = new Pipe(conditions, { receiveBufferBytes, sendBufferBytes: 16_384, minRtoMs: 200, initialRtoMs: 1000, dataRetries: 30, synRetries: 30, congestionControl }, mss);
   if (trace) pipe.onSegment = (seg, toward, dropped) => console.log(pipe.clock.now(), '->', toward, flagString(seg.flags), seg.seq, seg.ack, seg.window, seg.payload.byteLength, JSON.stringify(seg.options), dropped ? 'LOST' : '');
   const queued: Uint8Array[][] = [[], []];
   const written = [0, 0];

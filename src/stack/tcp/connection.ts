@@ -36,6 +36,9 @@ const INITIAL_WINDOW_SEGMENTS = 10;
 const DUP_ACK_THRESHOLD = 3;
 /** Clock granularity G of RFC 6298 in ms. */
 const CLOCK_GRANULARITY_MS = 1;
+/** CUBIC's multiplicative decrease and scaling constant (RFC 9438 §5). */
+const CUBIC_BETA = 0.7;
+const CUBIC_C = 0.4;
 const EMPTY = new Uint8Array(0);
 const NO_OPTIONS: TcpOptions = Object.freeze({});
 
@@ -181,6 +184,14 @@ class Connection implements TcpConnection {
   private cwnd: number;
   private ssthresh = 0x7fff_ffff;
   private bytesAckedInCa = 0;
+  /** CUBIC (RFC 9438) instead of NewReno's congestion avoidance; fast recovery is the same. */
+  private readonly cubic: boolean;
+  private cubicWMax = 0;
+  private cubicWLastMax = 0;
+  private cubicK = 0;
+  private cubicOrigin = 0;
+  private cubicWEst = 0;
+  private cubicEpochStart: number | undefined;
   private dupAcks = 0;
   private inRecovery = false;
   private recover: number;
@@ -233,6 +244,7 @@ class Connection implements TcpConnection {
     this.rto = this.config.initialRtoMs;
     this.cwnd = INITIAL_WINDOW_SEGMENTS * this.mss;
     this.keepAliveIdle = this.config.keepAliveIdleMs;
+    this.cubic = this.config.congestionControl === 'cubic';
     this.lastReceiveAt = this.clock.now();
     this.lastProgressAt = this.lastReceiveAt;
   }
@@ -748,6 +760,7 @@ class Connection implements TcpConnection {
     } else {
       this.dupAcks = 0;
       if (this.cwnd < this.ssthresh) this.cwnd += Math.min(acked, this.mss);
+      else if (this.cubic) this.cubicGrow(acked);
       else {
         this.bytesAckedInCa += acked;
         if (this.bytesAckedInCa >= this.cwnd) {
@@ -775,7 +788,7 @@ class Connection implements TcpConnection {
     }
     if (this.dupAcks !== DUP_ACK_THRESHOLD || !seqGt(this.sndUna, this.recover)) return;
     // Fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2).
-    this.ssthresh = Math.max(Math.floor(this.flightSize() / 2), 2 * this.mss);
+    this.ssthresh = this.congestionEvent();
     this.recover = this.sndMax;
     this.inRecovery = true;
     this.highRxt = this.sndUna;
@@ -819,6 +832,47 @@ class Connection implements TcpConnection {
     const highest = this.scoreboard.highest;
     const lost = highest === undefined ? 0 : this.scoreboard.holeBytes(this.highRxt, highest);
     return Math.max(0, outstanding - this.scoreboard.sacked - lost);
+  }
+
+  /**
+   * The new ssthresh after a loss: FlightSize/2 (RFC 5681 eq. 4) for NewReno; cwnd·β with β = 0.7 for
+   * CUBIC (RFC 9438 §4.6), which also records W_max (with fast convergence, §4.7) and ends the epoch.
+   */
+  private congestionEvent(): number {
+    if (!this.cubic) return Math.max(Math.floor(this.flightSize() / 2), 2 * this.mss);
+    const cwndSegments = this.cwnd / this.mss;
+    this.cubicWMax = cwndSegments < this.cubicWLastMax ? (cwndSegments * (1 + CUBIC_BETA)) / 2 : cwndSegments;
+    this.cubicWLastMax = cwndSegments;
+    this.cubicEpochStart = undefined;
+    return Math.max(Math.floor(this.cwnd * CUBIC_BETA), 2 * this.mss);
+  }
+
+  /** CUBIC congestion avoidance (RFC 9438 §4.2–4.4), window in segments, time in seconds. */
+  private cubicGrow(acked: number): void {
+    const now = this.clock.now();
+    const cwndSegments = this.cwnd / this.mss;
+    if (this.cubicEpochStart === undefined) {
+      this.cubicEpochStart = now;
+      if (cwndSegments < this.cubicWMax) {
+        this.cubicK = Math.cbrt((this.cubicWMax - cwndSegments) / CUBIC_C);
+        this.cubicOrigin = this.cubicWMax;
+      } else {
+        this.cubicK = 0;
+        this.cubicOrigin = cwndSegments;
+      }
+      this.cubicWEst = cwndSegments;
+    }
+    const rtt = (this.hasRttSample ? this.srtt : 100) / 1000;
+    const t = (now - this.cubicEpochStart) / 1000 + rtt;
+    const target = this.cubicOrigin + CUBIC_C * (t - this.cubicK) ** 3;
+    // The Reno-friendly estimate (§4.3), α = 3(1 − β)/(1 + β).
+    this.cubicWEst += ((3 * (1 - CUBIC_BETA)) / (1 + CUBIC_BETA)) * (acked / this.mss / cwndSegments);
+    const goal = Math.max(target, this.cubicWEst);
+    if (goal > cwndSegments) {
+      // At most 1.5× per RTT (§4.2): grow by (goal − cwnd)/cwnd segments per segment acknowledged.
+      const grow = Math.min(goal, 1.5 * cwndSegments) - cwndSegments;
+      this.cwnd += Math.max(0, (grow / cwndSegments) * acked);
+    }
   }
 
   private flightSize(): number {
@@ -1023,7 +1077,7 @@ class Connection implements TcpConnection {
       return;
     }
     // RFC 5681 §3.1 equation 4 and a loss window of one segment; RFC 6582: recover = highest sent.
-    this.ssthresh = Math.max(Math.floor(this.flightSize() / 2), 2 * this.mss);
+    this.ssthresh = this.congestionEvent();
     this.cwnd = this.mss;
     this.bytesAckedInCa = 0;
     this.inRecovery = false;

@@ -50,7 +50,8 @@ test('lossy, reordering, duplicating link: every byte written arrives once, in o
       fc.integer({ min: 4_096, max: 65_536 }),
       fc.constantFrom(536, 1000, 1460),
       fc.array(opArb, { maxLength: 25 }),
-      (conditions, receiveBufferBytes, mss, ops) => runScenario(conditions, receiveBufferBytes, mss, ops),
+      fc.constantFrom('newreno' as const, 'cubic' as const),
+      (conditions, receiveBufferBytes, mss, ops, cc) => runScenario(conditions, receiveBufferBytes, mss, ops, false, cc),
     ),
     { numRuns: 300, reporter: (r) => { if (r.failed) throw new Error(`${fc.defaultReportMessage(r)}\n${String((r.errorInstance as Error | null)?.message)}`); } },
   );
