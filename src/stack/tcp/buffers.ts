@@ -78,6 +78,7 @@ export class OutOfOrderQueue {
   /** Sequence number just after the most recently received piece's block, for the first SACK block (RFC 2018 §4). */
   private recentSeq = 0;
 
+  /** Nothing is queued. */
   get empty(): boolean {
     return this.pieces.length === 0;
   }
@@ -138,6 +139,7 @@ export class OutOfOrderQueue {
     return blocks.slice(0, max);
   }
 
+  /** Forgets everything queued. */
   clear(): void {
     this.pieces = [];
     this.bytes = 0;
@@ -150,6 +152,7 @@ export class SackScoreboard {
   /** Bytes covered. */
   sacked = 0;
 
+  /** Nothing is SACKed. */
   get empty(): boolean {
     return this.ranges.length === 0;
   }
@@ -214,6 +217,7 @@ export class SackScoreboard {
     return n;
   }
 
+  /** Forgets every range (after a timeout). */
   clear(): void {
     this.ranges = [];
     this.sacked = 0;

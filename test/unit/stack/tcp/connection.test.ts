@@ -181,6 +181,17 @@ test('RST in TIME-WAIT is ignored (RFC 1337); RST in LAST-ACK ends it', () => {
   assert.equal(g.rec.closed, ['ECONNRESET']);
 });
 
+test('RST in CLOSING ends it with ECONNRESET', () => {
+  const h = established();
+  h.connection.shutdown();
+  from(h, 1, 1, FA);
+  assert.is(h.connection.state, 'CLOSING');
+  from(h, 2, 0, TCP_RST);
+  assert.is(h.connection.state, 'CLOSED');
+  assert.equal(h.rec.closed, ['ECONNRESET']);
+  assert.is(h.rec.finished, 1);
+});
+
 test('a SYN in ESTABLISHED draws a challenge ACK (RFC 5961 §4)', () => {
   const h = established();
   from(h, 1, 1, TCP_SYN);
