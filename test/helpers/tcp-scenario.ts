@@ -66,8 +66,12 @@ export function runScenario(conditions: PipeConditions, receiveBufferBytes: numb
   pump();
   for (let t = 0; t < 3_000_000 && !(pipe.clientRec.closed.length > 0 && pipe.serverRec.closed.length > 0); t += 20) step(20);
   const summary = `client ${pipe.client.state} ${pipe.clientRec.events.filter((e) => !e.startsWith('data')).join(',')} got ${pipe.clientRec.received.length}/${offset[1]}; server ${pipe.server?.state} ${pipe.serverRec.events.filter((e) => !e.startsWith('data')).join(',')} got ${pipe.serverRec.received.length}/${offset[0]}; written ${written.join('/')}`;
-  assert.equal(pipe.clientRec.closed, [undefined], summary);
-  assert.equal(pipe.serverRec.closed, [undefined], summary);
+  // Each side learns of the end exactly once, cleanly; except that a side whose last ACK was lost may
+  // retransmit its FIN after the other side's TIME-WAIT ended (backoff beyond 2·MSL under heavy loss),
+  // and the RST that answers it reads as ECONNRESET, as on Linux.
+  const clean = (closed: unknown[], other: unknown[]) => (closed.length === 1 && closed[0] === undefined) || (closed.length === 1 && closed[0] === 'ECONNRESET' && other.length === 1 && other[0] === undefined);
+  assert.ok(clean(pipe.clientRec.closed, pipe.serverRec.closed), `client: ${summary}`);
+  assert.ok(clean(pipe.serverRec.closed, pipe.clientRec.closed), `server: ${summary}`);
   assert.is(written[0], offset[0], summary);
   assert.is(written[1], offset[1], summary);
   assert.equal(pipe.serverRec.received, [...patterned(offset[0]!)]);

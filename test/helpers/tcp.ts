@@ -232,6 +232,25 @@ export class Pipe {
   }
 
   private deliver(seg: TcpSegment, toward: 'server' | 'client'): void {
+    const target = toward === 'client' ? this.client : this.server;
+    if (target && target.state === 'CLOSED') {
+      // What the stack does for a 4-tuple without a connection (RFC 9293 §3.10.7.1): RST, unless it is one.
+      if (seg.flags & TCP_RST) return;
+      const reply: TcpSegment = {
+        sourcePort: seg.destinationPort,
+        destinationPort: seg.sourcePort,
+        seq: seg.flags & TCP_ACK ? seg.ack : 0,
+        ack: seg.flags & TCP_ACK ? 0 : (seg.seq + seg.payload.byteLength + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0)) >>> 0,
+        flags: seg.flags & TCP_ACK ? TCP_RST : TCP_RST | TCP_ACK,
+        window: 0,
+        urgentPointer: 0,
+        options: {},
+        payload: new Uint8Array(0),
+      };
+      if (toward === 'client') this.send(reply, LOCAL, REMOTE, 'server');
+      else this.send(reply, REMOTE, LOCAL, 'client');
+      return;
+    }
     if (toward === 'client') {
       this.client.handleSegment(seg);
       return;
