@@ -64,7 +64,7 @@ export function runScenario(conditions: PipeConditions, receiveBufferBytes: numb
   }
   shut[0] = shut[1] = autoRead[0] = autoRead[1] = true;
   pump();
-  for (let t = 0; t < 3_000_000 && !(pipe.clientRec.closed.length > 0 && pipe.serverRec.closed.length > 0); t += 20) step(20);
+  for (let t = 0; t < 20_000_000 && !(pipe.clientRec.closed.length > 0 && pipe.serverRec.closed.length > 0); t += 20) step(20);
   const summary = `client ${pipe.client.state} ${pipe.clientRec.events.filter((e) => !e.startsWith('data')).join(',')} got ${pipe.clientRec.received.length}/${offset[1]}; server ${pipe.server?.state} ${pipe.serverRec.events.filter((e) => !e.startsWith('data')).join(',')} got ${pipe.serverRec.received.length}/${offset[0]}; written ${written.join('/')}`;
   // Each side learns of the end exactly once, cleanly; except that a side whose last ACK was lost may
   // retransmit its FIN after the other side's TIME-WAIT ended (backoff beyond 2·MSL under heavy loss),

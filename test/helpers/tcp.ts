@@ -218,7 +218,11 @@ export class Pipe {
     });
   }
 
+  /** Segments sent so far; a storm (far more than any transfer here needs) fails the test instead of exhausting memory. */
+  segmentsSent = 0;
+
   private send(seg: TcpSegment, from: number, to: number, toward: 'server' | 'client'): void {
+    if (++this.segmentsSent > 300_000) throw new Error(`segment storm: more than 300 000 segments (last: ${flagString(seg.flags)} seq ${seg.seq} ack ${seg.ack} toward the ${toward})`);
     const bytes = encodeTcpSegment(seg, from, to);
     const c = this.conditions;
     const lost = this.chance.float() < (c.loss ?? 0);
