@@ -26,6 +26,7 @@ test('two machines back to back: handshake, data both ways, clean close', () => 
   assert.is(pipe.client.state, 'CLOSED');
   assert.is(pipe.clientRec.finished, 1);
   assert.is(pipe.serverRec.finished, 1);
+  assert.is(pipe.clock.pending, 0, 'no timer outlives the connections');
 });
 
 
