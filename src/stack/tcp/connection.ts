@@ -934,7 +934,8 @@ class Connection implements TcpConnection {
       const available = seqSub(dataEnd, this.sndNxt);
       const inFlight = this.inRecovery && this.sackOk ? this.pipe() : seqSub(this.sndNxt, this.sndUna);
       const windowRoom = seqSub(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
-      const room = Math.min(windowRoom, this.cwnd - inFlight);
+      // Whole bytes only: CUBIC grows cwnd by fractions, and a fractional length would send empty segments forever.
+      const room = Math.floor(Math.min(windowRoom, this.cwnd - inFlight));
       const len = Math.min(available, this.mss, room);
       if (len <= 0) {
         if (this.sndWnd === 0 && !seqGt(this.sndMax, this.sndUna)) this.persistTimer.ensure(this.persistInterval());

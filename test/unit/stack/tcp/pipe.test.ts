@@ -49,13 +49,21 @@ test('lossy, reordering, duplicating link: every byte written arrives once, in o
         seed: fc.integer({ min: 1, max: 1_000_000 }),
       }),
       fc.integer({ min: 4_096, max: 65_536 }),
-      fc.constantFrom(536, 1000, 1460),
+      fc.constantFrom(100, 536, 1000, 1460),
       fc.array(opArb, { maxLength: 25 }),
       fc.constantFrom('newreno' as const, 'cubic' as const),
       (conditions, receiveBufferBytes, mss, ops, cc) => runScenario(conditions, receiveBufferBytes, mss, ops, false, cc),
     ),
     { numRuns: 300, reporter: (r) => { if (r.failed) throw new Error(`${fc.defaultReportMessage(r)}\n${String((r.errorInstance as Error | null)?.message)}`); } },
   );
+});
+
+test('CUBIC’s fractional cwnd never yields an empty data segment (found by fuzzing: an endless loop of them)', () => {
+  runScenario({ loss: 0.18742739830242053, duplicate: 0, reorder: 0, latencyMs: 6, jitterMs: 1, seed: 1 }, 13401, 100, [
+    { kind: 'write', side: 0, n: 5101 },
+    { kind: 'wait', ms: 461 },
+    { kind: 'write', side: 1, n: 13401 },
+  ], false, 'cubic');
 });
 
 test.run();
