@@ -194,6 +194,8 @@ export class Pipe {
   private readonly chance: Random;
   readonly config: TcpConfig;
   onServer: ((server: TcpConnection) => void) | undefined;
+  /** Sees every segment sent (for tracing a failing case). */
+  onSegment: ((seg: TcpSegment, toward: 'server' | 'client', lost: boolean) => void) | undefined;
 
   constructor(
     private readonly conditions: PipeConditions = {},
@@ -216,10 +218,16 @@ export class Pipe {
     });
   }
 
+  /** Segments sent so far; a storm (far more than any transfer here needs) fails the test instead of exhausting memory. */
+  segmentsSent = 0;
+
   private send(seg: TcpSegment, from: number, to: number, toward: 'server' | 'client'): void {
+    if (++this.segmentsSent > 300_000) throw new Error(`segment storm: more than 300 000 segments (last: ${flagString(seg.flags)} seq ${seg.seq} ack ${seg.ack} toward the ${toward})`);
     const bytes = encodeTcpSegment(seg, from, to);
     const c = this.conditions;
-    if (this.chance.float() < (c.loss ?? 0)) return;
+    const lost = this.chance.float() < (c.loss ?? 0);
+    this.onSegment?.(seg, toward, lost);
+    if (lost) return;
     const copies = this.chance.float() < (c.duplicate ?? 0) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       const extra = this.chance.float() < (c.reorder ?? 0) ? this.chance.float() * (c.jitterMs ?? 5) : 0;
@@ -228,6 +236,25 @@ export class Pipe {
   }
 
   private deliver(seg: TcpSegment, toward: 'server' | 'client'): void {
+    const target = toward === 'client' ? this.client : this.server;
+    if (target && target.state === 'CLOSED') {
+      // What the stack does for a 4-tuple without a connection (RFC 9293 §3.10.7.1): RST, unless it is one.
+      if (seg.flags & TCP_RST) return;
+      const reply: TcpSegment = {
+        sourcePort: seg.destinationPort,
+        destinationPort: seg.sourcePort,
+        seq: seg.flags & TCP_ACK ? seg.ack : 0,
+        ack: seg.flags & TCP_ACK ? 0 : (seg.seq + seg.payload.byteLength + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0)) >>> 0,
+        flags: seg.flags & TCP_ACK ? TCP_RST : TCP_RST | TCP_ACK,
+        window: 0,
+        urgentPointer: 0,
+        options: {},
+        payload: new Uint8Array(0),
+      };
+      if (toward === 'client') this.send(reply, LOCAL, REMOTE, 'server');
+      else this.send(reply, REMOTE, LOCAL, 'client');
+      return;
+    }
     if (toward === 'client') {
       this.client.handleSegment(seg);
       return;

@@ -1,6 +1,9 @@
 // The byte stores of one connection: the send ring (unacknowledged and unsent bytes) and the out-of-order queue.
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin, seqSub } from './seq.js';
 
+/** Largest send buffer kept allocated once everything is acknowledged. */
+const IDLE_KEEP_BYTES = 16_384;
+
 /** Bytes from the oldest unacknowledged one onwards, growing by doubling up to a fixed capacity. */
 export class SendRing {
   private buf = new Uint8Array(0);
@@ -46,6 +49,8 @@ export class SendRing {
     const k = Math.min(n, this.length);
     this.length -= k;
     this.head = this.length === 0 ? 0 : (this.head + k) % this.buf.byteLength;
+    // An idle connection keeps no big buffer: memory per idle connection stays small.
+    if (this.length === 0 && this.buf.byteLength > IDLE_KEEP_BYTES) this.buf = new Uint8Array(0);
   }
 
   private reserve(need: number): void {
@@ -73,6 +78,7 @@ export class OutOfOrderQueue {
   /** Sequence number just after the most recently received piece's block, for the first SACK block (RFC 2018 §4). */
   private recentSeq = 0;
 
+  /** Nothing is queued. */
   get empty(): boolean {
     return this.pieces.length === 0;
   }
@@ -133,6 +139,7 @@ export class OutOfOrderQueue {
     return blocks.slice(0, max);
   }
 
+  /** Forgets everything queued. */
   clear(): void {
     this.pieces = [];
     this.bytes = 0;
@@ -145,6 +152,7 @@ export class SackScoreboard {
   /** Bytes covered. */
   sacked = 0;
 
+  /** Nothing is SACKed. */
   get empty(): boolean {
     return this.ranges.length === 0;
   }
@@ -209,6 +217,7 @@ export class SackScoreboard {
     return n;
   }
 
+  /** Forgets every range (after a timeout). */
   clear(): void {
     this.ranges = [];
     this.sacked = 0;

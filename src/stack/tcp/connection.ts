@@ -36,6 +36,9 @@ const INITIAL_WINDOW_SEGMENTS = 10;
 const DUP_ACK_THRESHOLD = 3;
 /** Clock granularity G of RFC 6298 in ms. */
 const CLOCK_GRANULARITY_MS = 1;
+/** CUBIC's multiplicative decrease and scaling constant (RFC 9438 §5). */
+const CUBIC_BETA = 0.7;
+const CUBIC_C = 0.4;
 const EMPTY = new Uint8Array(0);
 const NO_OPTIONS: TcpOptions = Object.freeze({});
 
@@ -170,6 +173,7 @@ class Connection implements TcpConnection {
   private peerOfferedScale = false;
 
   // --- retransmission and congestion control
+  private hasRttSample = false;
   private srtt = 0;
   private rttvar = 0;
   private rto: number;
@@ -180,6 +184,14 @@ class Connection implements TcpConnection {
   private cwnd: number;
   private ssthresh = 0x7fff_ffff;
   private bytesAckedInCa = 0;
+  /** CUBIC (RFC 9438) instead of NewReno's congestion avoidance; fast recovery is the same. */
+  private readonly cubic: boolean;
+  private cubicWMax = 0;
+  private cubicWLastMax = 0;
+  private cubicK = 0;
+  private cubicOrigin = 0;
+  private cubicWEst = 0;
+  private cubicEpochStart: number | undefined;
   private dupAcks = 0;
   private inRecovery = false;
   private recover: number;
@@ -187,6 +199,10 @@ class Connection implements TcpConnection {
   private highRxt = 0;
   private readonly scoreboard = new SackScoreboard();
   private persistBackoff = 0;
+  /** End of the last sub-MSS segment sent (Nagle, Minshall's variant). */
+  private lastSmallEnd = 0;
+  /** When data last left (restart after idle). */
+  private lastSendAt = 0;
 
   // --- acknowledgements and options
   private ackPending = false;
@@ -219,6 +235,7 @@ class Connection implements TcpConnection {
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.recover = this.iss;
+    this.lastSmallEnd = this.iss;
     this.bufSeq = seqAdd(this.iss, 1);
     this.sendRing = new SendRing(this.config.sendBufferBytes);
     this.mss = Math.max(MIN_MSS, init.mss);
@@ -227,6 +244,7 @@ class Connection implements TcpConnection {
     this.rto = this.config.initialRtoMs;
     this.cwnd = INITIAL_WINDOW_SEGMENTS * this.mss;
     this.keepAliveIdle = this.config.keepAliveIdleMs;
+    this.cubic = this.config.congestionControl === 'cubic';
     this.lastReceiveAt = this.clock.now();
     this.lastProgressAt = this.lastReceiveAt;
   }
@@ -332,7 +350,7 @@ class Connection implements TcpConnection {
 
   abort(): void {
     if (this.state === 'CLOSED') return;
-    if (this.state !== 'SYN-SENT' && this.state !== 'TIME-WAIT') this.sendReset(this.sndNxt, true);
+    if (this.state !== 'SYN-SENT' && this.state !== 'TIME-WAIT') this.sendReset(this.sndMax, true);
     this.terminate(undefined);
   }
 
@@ -426,7 +444,7 @@ class Connection implements TcpConnection {
       this.becomeEstablished();
       if (this.state === 'CLOSED') return;
       this.ackPending = true; // the third segment of the handshake
-      this.acceptText(seg, seqAdd(seg.seq, 1));
+      this.acceptText(seg.payload, seqAdd(seg.seq, 1), (seg.flags & TCP_FIN) !== 0);
     } else {
       // Simultaneous open (RFC 9293 §3.5, figure 8): SYN-ACK with the same ISS.
       this.state = 'SYN-RECEIVED';
@@ -556,8 +574,10 @@ class Connection implements TcpConnection {
 
     // Trim to the window: bytes already received at the front, bytes beyond the window at the back.
     if (windowFull) {
+      // A pure FIN takes no buffer space: taken even by a zero window (as Linux does), so a reader that
+      // stalls does not make the peer's close time out.
+      if (payload.byteLength > 0) fin = false;
       payload = EMPTY;
-      fin = false;
       this.ackPending = true;
     }
     if (seqLt(seq, this.rcvNxt)) {
@@ -577,12 +597,11 @@ class Connection implements TcpConnection {
     }
 
     // 7. Text, 8. FIN.
-    this.acceptText({ ...seg, payload }, seq, fin);
+    this.acceptText(payload, seq, fin);
   }
 
   /** Takes in-window text at `seq` (and a FIN after it), delivering what is in order. */
-  private acceptText(seg: TcpSegment, seq: number, fin = (seg.flags & TCP_FIN) !== 0): void {
-    const payload = seg.payload;
+  private acceptText(payload: Uint8Array, seq: number, fin: boolean): void {
     const receiving = this.state === 'ESTABLISHED' || this.state === 'FIN-WAIT-1' || this.state === 'FIN-WAIT-2';
     if (!receiving || this.finReceived) {
       if (payload.byteLength > 0 || fin) this.ackPending = true;
@@ -725,7 +744,6 @@ class Connection implements TcpConnection {
     this.scoreboard.advance(ack);
     this.retries = 0;
     this.lastProgressAt = this.clock.now();
-    this.rto = this.computedRto();
 
     // Congestion control (RFC 5681 §3.1, RFC 6582 §3.2).
     if (this.inRecovery) {
@@ -742,6 +760,7 @@ class Connection implements TcpConnection {
     } else {
       this.dupAcks = 0;
       if (this.cwnd < this.ssthresh) this.cwnd += Math.min(acked, this.mss);
+      else if (this.cubic) this.cubicGrow(acked);
       else {
         this.bytesAckedInCa += acked;
         if (this.bytesAckedInCa >= this.cwnd) {
@@ -769,7 +788,7 @@ class Connection implements TcpConnection {
     }
     if (this.dupAcks !== DUP_ACK_THRESHOLD || !seqGt(this.sndUna, this.recover)) return;
     // Fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2).
-    this.ssthresh = Math.max(Math.floor(this.flightSize() / 2), 2 * this.mss);
+    this.ssthresh = this.congestionEvent();
     this.recover = this.sndMax;
     this.inRecovery = true;
     this.highRxt = this.sndUna;
@@ -815,6 +834,47 @@ class Connection implements TcpConnection {
     return Math.max(0, outstanding - this.scoreboard.sacked - lost);
   }
 
+  /**
+   * The new ssthresh after a loss: FlightSize/2 (RFC 5681 eq. 4) for NewReno; cwnd·β with β = 0.7 for
+   * CUBIC (RFC 9438 §4.6), which also records W_max (with fast convergence, §4.7) and ends the epoch.
+   */
+  private congestionEvent(): number {
+    if (!this.cubic) return Math.max(Math.floor(this.flightSize() / 2), 2 * this.mss);
+    const cwndSegments = this.cwnd / this.mss;
+    this.cubicWMax = cwndSegments < this.cubicWLastMax ? (cwndSegments * (1 + CUBIC_BETA)) / 2 : cwndSegments;
+    this.cubicWLastMax = cwndSegments;
+    this.cubicEpochStart = undefined;
+    return Math.max(Math.floor(this.cwnd * CUBIC_BETA), 2 * this.mss);
+  }
+
+  /** CUBIC congestion avoidance (RFC 9438 §4.2–4.4), window in segments, time in seconds. */
+  private cubicGrow(acked: number): void {
+    const now = this.clock.now();
+    const cwndSegments = this.cwnd / this.mss;
+    if (this.cubicEpochStart === undefined) {
+      this.cubicEpochStart = now;
+      if (cwndSegments < this.cubicWMax) {
+        this.cubicK = Math.cbrt((this.cubicWMax - cwndSegments) / CUBIC_C);
+        this.cubicOrigin = this.cubicWMax;
+      } else {
+        this.cubicK = 0;
+        this.cubicOrigin = cwndSegments;
+      }
+      this.cubicWEst = cwndSegments;
+    }
+    const rtt = (this.hasRttSample ? this.srtt : 100) / 1000;
+    const t = (now - this.cubicEpochStart) / 1000 + rtt;
+    const target = this.cubicOrigin + CUBIC_C * (t - this.cubicK) ** 3;
+    // The Reno-friendly estimate (§4.3), α = 3(1 − β)/(1 + β).
+    this.cubicWEst += ((3 * (1 - CUBIC_BETA)) / (1 + CUBIC_BETA)) * (acked / this.mss / cwndSegments);
+    const goal = Math.max(target, this.cubicWEst);
+    if (goal > cwndSegments) {
+      // At most 1.5× per RTT (§4.2): grow by (goal − cwnd)/cwnd segments per segment acknowledged.
+      const grow = Math.min(goal, 1.5 * cwndSegments) - cwndSegments;
+      this.cwnd += Math.max(0, (grow / cwndSegments) * acked);
+    }
+  }
+
   private flightSize(): number {
     return seqSub(this.sndMax, this.sndUna);
   }
@@ -824,7 +884,8 @@ class Connection implements TcpConnection {
     if (this.rttSeq === undefined || !seqGt(ack, this.rttSeq)) return;
     const r = Math.max(0, this.clock.now() - this.rttStart);
     this.rttSeq = undefined;
-    if (this.srtt === 0 && this.rttvar === 0) {
+    if (!this.hasRttSample) {
+      this.hasRttSample = true;
       this.srtt = r;
       this.rttvar = r / 2;
     } else {
@@ -835,7 +896,7 @@ class Connection implements TcpConnection {
   }
 
   private computedRto(): number {
-    if (this.srtt === 0 && this.rttvar === 0) return Math.max(this.rto, this.config.minRtoMs);
+    if (!this.hasRttSample) return Math.max(this.rto, this.config.minRtoMs);
     const rto = this.srtt + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar);
     return Math.min(this.config.maxRtoMs, Math.max(this.config.minRtoMs, rto));
   }
@@ -873,25 +934,32 @@ class Connection implements TcpConnection {
       const available = seqSub(dataEnd, this.sndNxt);
       const inFlight = this.inRecovery && this.sackOk ? this.pipe() : seqSub(this.sndNxt, this.sndUna);
       const windowRoom = seqSub(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
-      const room = Math.min(windowRoom, this.cwnd - inFlight);
+      // Whole bytes only: CUBIC grows cwnd by fractions, and a fractional length would send empty segments forever.
+      const room = Math.floor(Math.min(windowRoom, this.cwnd - inFlight));
       const len = Math.min(available, this.mss, room);
       if (len <= 0) {
         if (this.sndWnd === 0 && !seqGt(this.sndMax, this.sndUna)) this.persistTimer.ensure(this.persistInterval());
         break;
       }
       const outstanding = seqGt(this.sndMax, this.sndUna);
-      if (len < this.mss) {
-        const last = len === available;
-        // Nagle (RFC 896 / RFC 9293 §3.7.4): a small segment waits while data is unacknowledged.
-        if (last && outstanding && !this.noDelay && !this.finQueued) break;
-        // Sender SWS avoidance: a window-limited piece waits for a useful window.
-        if (!last && outstanding && len < this.maxSndWnd / 2) break;
+      if (!outstanding && this.clock.now() - this.lastSendAt > this.rto) {
+        // Restart after idle (RFC 5681 §4.1): an old cwnd says nothing about the path now.
+        this.cwnd = Math.min(this.cwnd, INITIAL_WINDOW_SEGMENTS * this.mss);
       }
       const seq = this.sndNxt;
+      const retransmit = seqLt(seq, this.sndMax);
+      if (len < this.mss && !retransmit) {
+        const last = len === available;
+        // Nagle (RFC 896) with Minshall's refinement (as Linux): a small segment waits while an earlier
+        // small segment is unacknowledged.
+        if (last && !this.noDelay && !this.finQueued && seqGt(this.lastSmallEnd, this.sndUna)) break;
+        // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): a window-limited piece waits for a useful window.
+        if (!last && outstanding && len < this.maxSndWnd / 2) break;
+      }
       const end = seqAdd(seq, len);
+      if (len < this.mss) this.lastSmallEnd = end;
       // A FIN rides on the last segment when the FIN is queued.
       const withFin = this.finQueued && end === dataEnd;
-      const retransmit = seqLt(seq, this.sndMax);
       if (retransmit) this.stats.retransmits++;
       else if (this.rttSeq === undefined) {
         this.rttSeq = seq;
@@ -922,9 +990,12 @@ class Connection implements TcpConnection {
     this.emit(seq, flags, this.sendRing.read(seqSub(seq, this.bufSeq), n), NO_OPTIONS);
   }
 
-  /** A pure ACK now. */
+  /**
+   * A pure ACK now, numbered SND.MAX: SND.NXT may be rewound for a retransmission, and an ACK below what
+   * the peer already received would be unacceptable to it (each side answering the other's ACK: a storm).
+   */
   private sendAck(): void {
-    this.emit(this.sndNxt, TCP_ACK, EMPTY, NO_OPTIONS);
+    this.emit(this.sndMax, TCP_ACK, EMPTY, NO_OPTIONS);
   }
 
   private sendReset(seq: number, withAck: boolean): void {
@@ -949,6 +1020,7 @@ class Connection implements TcpConnection {
 
   private emitRaw(seq: number, flags: number, window: number, ack: number, options: TcpOptions, payload: Uint8Array): void {
     this.stats.segmentsOut++;
+    if (payload.byteLength > 0) this.lastSendAt = this.clock.now();
     this.stats.bytesOut += payload.byteLength;
     this.init.host.transmit({
       sourcePort: this.tuple.localPort,
@@ -1006,7 +1078,7 @@ class Connection implements TcpConnection {
       return;
     }
     // RFC 5681 §3.1 equation 4 and a loss window of one segment; RFC 6582: recover = highest sent.
-    this.ssthresh = Math.max(Math.floor(this.flightSize() / 2), 2 * this.mss);
+    this.ssthresh = this.congestionEvent();
     this.cwnd = this.mss;
     this.bytesAckedInCa = 0;
     this.inRecovery = false;
@@ -1057,7 +1129,7 @@ class Connection implements TcpConnection {
       return;
     }
     if (this.keepAliveProbesSent >= this.config.keepAliveProbes) {
-      this.sendReset(this.sndNxt, true);
+      this.sendReset(this.sndMax, true);
       this.terminate('ETIMEDOUT');
       return;
     }

@@ -25,6 +25,20 @@ function checkField(v: number, max: number, field: string): void {
   if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${v} does not fit in the TCP ${field} field`);
 }
 
+/** Bytes `writeOptions` will use for `o`. */
+function optionBytes(o: TcpOptions): number {
+  let n = 0;
+  if (o.mss !== undefined) n += 4;
+  if (o.sackPermitted || o.timestamp) n += o.timestamp ? 12 : 4;
+  if (o.windowScale !== undefined) n += 4;
+  if (o.sack && o.sack.length > 0) {
+    if (o.sack.length > 4) throw new RangeError(`${o.sack.length} SACK blocks do not fit in a TCP header (at most 4)`);
+    n += 4 + 8 * o.sack.length;
+  }
+  if (n > TCP_MAX_OPTION_BYTES) throw new RangeError(`TCP options of ${n} bytes exceed the 40 a header can carry`);
+  return n;
+}
+
 /** Writes the options in a fixed, 4-byte-aligned layout (the one Linux uses for SYNs). */
 function writeOptions(w: Writer, o: TcpOptions): void {
   if (o.mss !== undefined) {
@@ -44,46 +58,68 @@ function writeOptions(w: Writer, o: TcpOptions): void {
     w.u8(OPT_NOP).u8(OPT_WINDOW_SCALE).u8(3).u8(o.windowScale);
   }
   if (o.sack && o.sack.length > 0) {
-    if (o.sack.length > 4) throw new RangeError(`${o.sack.length} SACK blocks do not fit in a TCP header (at most 4)`);
     w.u8(OPT_NOP).u8(OPT_NOP).u8(OPT_SACK).u8(2 + 8 * o.sack.length);
     for (const [left, right] of o.sack) w.u32(left).u32(right);
   }
+}
+
+function setU16(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 8;
+  b[at + 1] = v & 0xff;
+}
+
+function setU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
 }
 
 /**
  * Encodes `segment` sent from `sourceAddress` to `destinationAddress` (IPv4, 32-bit numbers) into the
  * bytes of an IPv4 payload, checksum included. Throws RangeError for values a field cannot hold or
  * options beyond 40 bytes (a bug of the caller, never input from the network).
+ *
+ * The data path runs through here once per segment, so the fixed header goes straight into the one
+ * output array (a Writer would cost two more allocations per segment); options, rare on data
+ * segments, go through a Writer.
  */
 export function encodeTcpSegment(segment: TcpSegment, sourceAddress: number, destinationAddress: number): Uint8Array {
   checkField(segment.sourcePort, 0xffff, 'source port');
   checkField(segment.destinationPort, 0xffff, 'destination port');
+  checkField(segment.seq, 0xffff_ffff, 'sequence number');
+  checkField(segment.ack, 0xffff_ffff, 'acknowledgement number');
   checkField(segment.flags, 0xff, 'flags');
   checkField(segment.window, 0xffff, 'window');
   checkField(segment.urgentPointer, 0xffff, 'urgent pointer');
-  const options = new Writer(TCP_MAX_OPTION_BYTES);
-  writeOptions(options, segment.options);
-  if (options.length > TCP_MAX_OPTION_BYTES) throw new RangeError(`TCP options of ${options.length} bytes exceed the 40 a header can carry`);
-  const headerBytes = TCP_HEADER_BYTES + options.length;
-  const header = new Writer(headerBytes)
-    .u16(segment.sourcePort)
-    .u16(segment.destinationPort)
-    .u32(segment.seq)
-    .u32(segment.ack)
-    .u8((headerBytes / 4) << 4)
-    .u8(segment.flags)
-    .u16(segment.window)
-    .u16(0)
-    .u16(segment.urgentPointer)
-    .bytes(options.finish())
-    .finish();
+  const optionLength = optionBytes(segment.options);
+  const headerBytes = TCP_HEADER_BYTES + optionLength;
   const out = new Uint8Array(headerBytes + segment.payload.byteLength);
-  out.set(header);
+  setU16(out, 0, segment.sourcePort);
+  setU16(out, 2, segment.destinationPort);
+  setU32(out, 4, segment.seq);
+  setU32(out, 8, segment.ack);
+  out[12] = (headerBytes / 4) << 4;
+  out[13] = segment.flags;
+  setU16(out, 14, segment.window);
+  setU16(out, 18, segment.urgentPointer);
+  if (optionLength > 0) {
+    const w = new Writer(optionLength);
+    writeOptions(w, segment.options);
+    out.set(w.finish(), TCP_HEADER_BYTES);
+  }
   out.set(segment.payload, headerBytes);
   const checksum = transportChecksum(out, 0, out.byteLength, sourceAddress, destinationAddress, IP_PROTOCOL_TCP);
-  out[16] = checksum >>> 8;
-  out[17] = checksum & 0xff;
+  setU16(out, 16, checksum);
   return out;
+}
+
+function getU16(b: Uint8Array, at: number): number {
+  return ((b[at] as number) << 8) | (b[at + 1] as number);
+}
+
+function getU32(b: Uint8Array, at: number): number {
+  return (((b[at] as number) << 24) | ((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number)) >>> 0;
 }
 
 function optionLength(kind: number, length: number, expected: number): void {
@@ -141,20 +177,24 @@ function readOptions(r: Reader): TcpOptions {
  * (DecodeError); unknown options are skipped. The payload is a view into `bytes`.
  */
 export function decodeTcpSegment(bytes: Uint8Array, sourceAddress: number, destinationAddress: number): TcpSegment {
-  const r = new Reader(bytes);
-  const sourcePort = r.u16();
-  const destinationPort = r.u16();
-  const seq = r.u32();
-  const ack = r.u32();
-  const offsetByte = r.u8();
-  const flags = r.u8();
-  const window = r.u16();
-  r.u16(); // checksum, verified over the whole segment below
-  const urgentPointer = r.u16();
-  const headerBytes = (offsetByte >>> 4) * 4;
+  // The fixed header is read by hand after one length check (the data path decodes every segment here);
+  // the options, where lengths come from the wire, go through a Reader.
+  if (bytes.byteLength < TCP_HEADER_BYTES) throw new DecodeError('short-read', `TCP segment of ${bytes.byteLength} bytes is shorter than the 20-byte header`);
+  const b = bytes;
+  const headerBytes = ((b[12] as number) >>> 4) * 4;
   if (headerBytes < TCP_HEADER_BYTES) throw new DecodeError('bad-value', `TCP data offset ${headerBytes} bytes is shorter than the 20-byte header`);
   if (headerBytes > bytes.byteLength) throw new DecodeError('short-read', `TCP data offset ${headerBytes} exceeds the ${bytes.byteLength} bytes of the segment`);
   if (transportChecksum(bytes, 0, bytes.byteLength, sourceAddress, destinationAddress, IP_PROTOCOL_TCP) !== 0) throw new ChecksumError('TCP');
-  const options = readOptions(new Reader(r.bytesView(headerBytes - TCP_HEADER_BYTES)));
-  return { sourcePort, destinationPort, seq, ack, flags, window, urgentPointer, options, payload: r.bytesView(r.remaining) };
+  const options = headerBytes === TCP_HEADER_BYTES ? {} : readOptions(new Reader(bytes.subarray(TCP_HEADER_BYTES, headerBytes)));
+  return {
+    sourcePort: getU16(b, 0),
+    destinationPort: getU16(b, 2),
+    seq: getU32(b, 4),
+    ack: getU32(b, 8),
+    flags: b[13] as number,
+    window: getU16(b, 14),
+    urgentPointer: getU16(b, 18),
+    options,
+    payload: bytes.subarray(headerBytes),
+  };
 }
