@@ -17,7 +17,6 @@ import {
   type TcpConnectionStats,
   type TcpErrorCode,
   type TcpSegment,
-  type TcpState,
 } from './contract.js';
 
 /** Tunables given as options: any subset of {@link TcpConfig}; undefined fields take the defaults. */
@@ -63,10 +62,36 @@ export interface TcpLayerHost {
   checkDestination(destination: number): void;
 }
 
+/** Connections of one stack by RFC 9293 state (absent: none). */
+export interface TcpStateCounts {
+  /** Connections in CLOSED. */
+  'CLOSED'?: number | undefined;
+  /** Connections in LISTEN. */
+  'LISTEN'?: number | undefined;
+  /** Connections in SYN-SENT. */
+  'SYN-SENT'?: number | undefined;
+  /** Connections in SYN-RECEIVED. */
+  'SYN-RECEIVED'?: number | undefined;
+  /** Connections in ESTABLISHED. */
+  'ESTABLISHED'?: number | undefined;
+  /** Connections in FIN-WAIT-1. */
+  'FIN-WAIT-1'?: number | undefined;
+  /** Connections in FIN-WAIT-2. */
+  'FIN-WAIT-2'?: number | undefined;
+  /** Connections in CLOSE-WAIT. */
+  'CLOSE-WAIT'?: number | undefined;
+  /** Connections in CLOSING. */
+  'CLOSING'?: number | undefined;
+  /** Connections in LAST-ACK. */
+  'LAST-ACK'?: number | undefined;
+  /** Connections in TIME-WAIT. */
+  'TIME-WAIT'?: number | undefined;
+}
+
 /** TCP counters of one stack (live connections plus those that ended), for status and metrics. */
 export interface TcpStackStats {
   /** Connections by RFC 9293 state now (listeners count as LISTEN). */
-  connections: { [S in TcpState]?: number | undefined };
+  connections: TcpStateCounts;
   /** Active opens (connect). */
   activeOpens: number;
   /** Passive opens (SYNs taken by a listener). */
@@ -451,7 +476,7 @@ export class TcpLayer {
   /** Counters of every connection this stack has had, and the states of the live ones. */
   stats(): TcpStackStats {
     const sums: TcpConnectionStats = { ...this.totals };
-    const connections: { [S in TcpState]?: number | undefined } = {};
+    const connections: TcpStateCounts = {};
     if (this.listeners.size > 0) connections.LISTEN = this.listeners.size;
     for (const byRemote of this.connections.values()) {
       for (const entry of byRemote.values()) {
