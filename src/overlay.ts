@@ -511,6 +511,17 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     return [...[...this.memory.values()].map((m) => m.endpoint.info), ...this.kernelEndpoints.list()];
   }
 
+  /** Endpoints as status shows them: in-process ones with their TCP counters. */
+  private endpointStatus(): EndpointInfo[] {
+    return [
+      ...[...this.memory.values()].map((m) => {
+        const tcp = m.endpoint.tcpStats();
+        return tcp ? { ...m.endpoint.info, tcp } : m.endpoint.info;
+      }),
+      ...this.kernelEndpoints.list(),
+    ];
+  }
+
   /** An in-process endpoint by name. */
   endpoint(name: string): MemoryEndpoint | undefined {
     return this.memory.get(name)?.endpoint;
@@ -541,7 +552,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       dataPlane,
       ...(this.ipam ? { ipam: this.ipam.status() } : {}),
       ...(this.dns ? { dns: this.dns.status() } : {}),
-      endpoints: this.endpoints(),
+      endpoints: this.endpointStatus(),
       ...(this.kernelEndpoints.exposed ? { exposed: this.kernelEndpoints.exposed } : {}),
       ...(this.kernelReady ? { bridge: { name: this.kernel.bridge, tap: this.kernel.tapName, mtu: this.kernel.mtu } } : {}),
       handshakeFailures: this.handshakeFailures.recent(),
@@ -686,6 +697,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     this.memory.delete(name);
     const { info } = attachment.endpoint;
     await attachment.endpoint.close();
+    // The stack reset its TCP connections on close: one turn lets those RSTs cross the memory NIC to the switch.
+    await new Promise((resolve) => setImmediate(resolve));
     if (attachment.port !== undefined) this.dataPlane.detach(attachment.port);
     await Promise.all(attachment.nics.map((n) => n.close()));
     this.dns?.remove({ id: info.id });

@@ -1,7 +1,13 @@
 // MemoryEndpoint: an in-process endpoint: a memory NIC on the overlay's switch driven by a userspace IPv4 stack.
 import type { MemoryNic } from '../nic/memory-nic.js';
 import { NetStack, type LookupOptions, type PingOptions, type PingResult, type ResolveOptions, type StackUdpSocket } from '../stack/index.js';
+import type { Server as NetServer } from 'node:net';
+import type { AgentOptions } from 'node:http';
 import type { Clock } from '../clock.js';
+import type { TcpConfigOptions, TcpStackStats } from '../stack/tcp/tcp-layer.js';
+import type { TcpConnectOptions, TcpSocket } from '../stack/tcp/socket.js';
+import type { TcpServer, TcpServerOptions } from '../stack/tcp/server.js';
+import { EndpointHttpAgent, serveHttp, type ServeHttpOptions } from './http.js';
 import type { Random } from '../random.js';
 
 /** What an endpoint is, as reported in status and `ps`. */
@@ -26,6 +32,8 @@ export interface EndpointInfo {
   ifname?: string | undefined;
   /** Kernel endpoints: the host end of the veth, enslaved to the bridge. */
   hostIfname?: string | undefined;
+  /** In-process endpoints, in status snapshots: TCP connections by state and counters. */
+  tcp?: TcpStackStats | undefined;
 }
 
 /**
@@ -43,9 +51,9 @@ export class MemoryEndpoint {
     /** What the endpoint is, as reported in status and `ps`. */
     readonly info: EndpointInfo,
     nic: MemoryNic,
-    options: { clock: Clock; random: Random; resolve: (name: string, options: ResolveOptions) => Promise<string[]> },
+    options: { clock: Clock; random: Random; resolve: (name: string, options: ResolveOptions) => Promise<string[]>; tcp?: TcpConfigOptions | undefined },
   ) {
-    this.stack = new NetStack({ nic, address: info.address, clock: options.clock, random: options.random, resolve: options.resolve });
+    this.stack = new NetStack({ nic, address: info.address, clock: options.clock, random: options.random, resolve: options.resolve, tcp: { config: options.tcp } });
   }
 
   /** The endpoint's name. */
@@ -75,6 +83,45 @@ export class MemoryEndpoint {
   /** Resolves an overlay name, waiting (5 s by default) for one not known yet; a dotted address is returned as is. */
   lookup(name: string, options?: LookupOptions): Promise<string> {
     return this.stack.lookup(name, options);
+  }
+
+  /**
+   * Opens a TCP connection like `net.connect`: `connect({ port, host })` or `connect(port, host)`, where
+   * host is an overlay address or name (resolved by the overlay's DNS, waiting for a name not known yet;
+   * default: this endpoint). Returns the socket at once; `'connect'` follows the handshake and failures
+   * arrive as `'error'` with Node's codes (ECONNREFUSED, ETIMEDOUT, ENOTFOUND, …).
+   */
+  connect(options: TcpConnectOptions, connectListener?: () => void): TcpSocket;
+  connect(port: number, host?: string, connectListener?: () => void): TcpSocket;
+  connect(port: number, connectListener?: () => void): TcpSocket;
+  connect(first: TcpConnectOptions | number, second?: string | (() => void), third?: () => void): TcpSocket {
+    return (this.stack.connect as (a: TcpConnectOptions | number, b?: string | (() => void), c?: () => void) => TcpSocket)(first, second, third);
+  }
+
+  /** A TCP server on this endpoint's address, like `net.createServer`; `listen(port)` it. */
+  createServer(connectionListener?: (socket: TcpSocket) => void): TcpServer;
+  createServer(options?: TcpServerOptions, connectionListener?: (socket: TcpSocket) => void): TcpServer;
+  createServer(first?: TcpServerOptions | ((socket: TcpSocket) => void), second?: (socket: TcpSocket) => void): TcpServer {
+    if (typeof first === 'function') return this.stack.createServer(first);
+    return this.stack.createServer(first ?? {}, second);
+  }
+
+  /**
+   * Serves a `node:http` / `https` / `tls` server on `port` of this endpoint (each connection goes to
+   * `server.emit('connection', socket)`); resolves with the TCP server once it listens.
+   */
+  serveHttp(server: NetServer, port: number, options?: ServeHttpOptions): Promise<TcpServer> {
+    return serveHttp(this, server, port, options);
+  }
+
+  /** An `http.Agent` (keep-alive on) whose connections go through this endpoint: pass it as `agent` to `http.request`. */
+  httpAgent(options?: AgentOptions): EndpointHttpAgent {
+    return new EndpointHttpAgent(this, options);
+  }
+
+  /** TCP connections by state and counters of this endpoint. */
+  tcpStats(): TcpStackStats | undefined {
+    return this.stack.tcpStats();
   }
 
   /** @internal Closes the stack; the overlay also frees the NIC, the address and the name. */

@@ -1,5 +1,9 @@
 // The userspace IPv4 stack of in-process endpoints: its public classes and types.
-export { NetStack, type NetStackOptions, type NetStackStats, type PingOptions, type PingResult, type LookupOptions, type ResolveOptions } from './net-stack.js';
+export { NetStack, type NetStackOptions, type NetStackTcpOptions, type NetStackStats, type PingOptions, type PingResult, type LookupOptions, type ResolveOptions } from './net-stack.js';
 export { StackUdpSocket, type RemoteInfo, type UdpSocketEvents, type ReceiveOptions, type ReceivedDatagram } from './udp-socket.js';
 export type { ArpCacheOptions } from './arp-cache.js';
 export type { ReassemblyOptions } from './reassembly.js';
+export { TcpSocket, TcpSocketError, type TcpConnectOptions, type TcpSocketErrorCode, type TcpSocketReadyState } from './tcp/socket.js';
+export { TcpServer, type TcpServerOptions, type TcpListenOptions, type TcpServerEvents } from './tcp/server.js';
+export type { TcpStackStats, TcpImplementation, TcpConfigOptions, TcpStateCounts } from './tcp/tcp-layer.js';
+export { DEFAULT_TCP_CONFIG, type TcpConfig, type TcpState, type TcpErrorCode } from './tcp/contract.js';

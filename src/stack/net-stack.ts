@@ -21,6 +21,7 @@ import {
   ARP_REPLY,
   ARP_REQUEST,
   ChecksumError,
+  ICMP_FRAGMENTATION_NEEDED,
   ICMP_PORT_UNREACHABLE,
   IP_PROTOCOL_ICMP,
   IP_PROTOCOL_UDP,
@@ -33,6 +34,7 @@ import {
   decodeUdp,
   encodeArpFrame,
   encodeIcmpFrame,
+  encodeIpv4Frame,
   encodeIpv4Header,
   encodeUdpFrame,
   isMulticastAddress,
@@ -44,6 +46,11 @@ import { inSubnet, parseInterfaceAddress, tryParseIPv4, type InterfaceAddress } 
 import { ArpCache, type ArpCacheOptions } from './arp-cache.js';
 import { Reassembly, type ReassemblyOptions } from './reassembly.js';
 import { StackUdpSocket, type UdpSocketHost } from './udp-socket.js';
+import { TcpLayer, type TcpConfigOptions, type TcpImplementation, type TcpStackStats } from './tcp/tcp-layer.js';
+import { acceptTcpConnection, openTcpConnection } from './tcp/connection.js';
+import { decodeTcpSegment, encodeTcpSegment, IP_PROTOCOL_TCP } from './tcp/segment.js';
+import { TcpSocket, type TcpConnectOptions } from './tcp/socket.js';
+import { TcpServer, type TcpServerHost, type TcpServerOptions } from './tcp/server.js';
 
 /** Options of a {@link NetStack}. */
 export interface NetStackOptions {
@@ -69,6 +76,16 @@ export interface NetStackOptions {
   reassembly?: ReassemblyOptions | undefined;
   /** ICMP errors (port unreachable) sent per second at most, in bursts of the same size (default 10). */
   icmpErrorsPerSecond?: number | undefined;
+  /** TCP: the protocol machine and codec (default: the built-in ones) and tunables. */
+  tcp?: NetStackTcpOptions | undefined;
+}
+
+/** TCP options of a {@link NetStack}. */
+export interface NetStackTcpOptions {
+  /** The protocol machine and segment codec (default: the built-in ones; tests may inject others). */
+  implementation?: TcpImplementation | undefined;
+  /** Tunables of every connection (buffers, RTO bounds, TIME-WAIT, …). */
+  config?: TcpConfigOptions | undefined;
 }
 
 /** What a resolve hook is given for one lookup. */
@@ -194,6 +211,8 @@ export class NetStack {
   private nextSequence = 0;
   private nextIdentification: number;
   private closed = false;
+  private readonly tcpLayer: TcpLayer | undefined;
+  private readonly tcpHost: TcpServerHost | undefined;
 
   constructor(options: NetStackOptions) {
     if (!options || typeof options !== 'object' || !options.nic) throw new OptionsError('NetStack needs a nic: pass the endpoint end of MemoryNic.pair()');
@@ -227,6 +246,29 @@ export class NetStack {
     this.icmpErrors = new TokenBucket(this.clock, Math.max(1, Math.round(perSecond)), 1000 / perSecond);
     this.pingIdentifier = Number(this.random.u64() & 0xffffn);
     this.nextIdentification = Number((this.random.u64() >> 16n) & 0xffffn);
+    const tcpImplementation = options.tcp?.implementation ?? defaultTcpImplementation;
+    {
+      const layer = new TcpLayer(
+        {
+          clock: this.clock,
+          random: this.random,
+          localAddress: this.iface.address,
+          mtu: this.nic.mtu,
+          transmit: (destination, segment) => this.sendTcp(destination, segment),
+          checkDestination: (destination) => void this.nextHopAddressCheck(destination),
+        },
+        tcpImplementation,
+        options.tcp?.config,
+      );
+      this.tcpLayer = layer;
+      this.tcpHost = {
+        clock: this.clock,
+        localAddress: this.address,
+        lookup: (host) => this.lookup(host),
+        open: (remoteAddress, remotePort, events, localPort) => layer.connect(tryParseIPv4(remoteAddress) as number, remotePort, events, localPort),
+        listen: (port, backlog, acceptor, onClosed) => layer.listen(port, backlog, acceptor, onClosed),
+      };
+    }
     this.nic.onFrames(this.receiveBatch);
   }
 
@@ -254,6 +296,41 @@ export class NetStack {
   createUdpSocket(): StackUdpSocket {
     this.checkOpen();
     return new StackUdpSocket(this.socketHost, this.address);
+  }
+
+  /**
+   * Opens a TCP connection to `options.host` (an address or overlay name, default this stack) and port,
+   * like `net.connect`: returns the socket at once; `'connect'` follows the handshake, failures arrive as
+   * `'error'` with Node's codes (ECONNREFUSED, ETIMEDOUT, ENOTFOUND, ENETUNREACH, EADDRINUSE).
+   */
+  connect(options: TcpConnectOptions, connectListener?: () => void): TcpSocket;
+  connect(port: number, host?: string, connectListener?: () => void): TcpSocket;
+  connect(port: number, connectListener?: () => void): TcpSocket;
+  connect(first: TcpConnectOptions | number, second?: string | (() => void), third?: () => void): TcpSocket {
+    const host = this.requireTcp();
+    let options: TcpConnectOptions;
+    let listener: (() => void) | undefined;
+    if (typeof first === 'object' && first !== null) {
+      options = first;
+      listener = typeof second === 'function' ? second : undefined;
+    } else {
+      options = { port: first, ...(typeof second === 'string' ? { host: second } : {}) };
+      listener = typeof second === 'function' ? second : third;
+    }
+    return new TcpSocket(host, { allowHalfOpen: options.allowHalfOpen }).startConnect(options, listener);
+  }
+
+  /** A TCP server on this stack's address, like `net.createServer`; `listen(port)` it. */
+  createServer(connectionListener?: (socket: TcpSocket) => void): TcpServer;
+  createServer(options?: TcpServerOptions, connectionListener?: (socket: TcpSocket) => void): TcpServer;
+  createServer(first?: TcpServerOptions | ((socket: TcpSocket) => void), second?: (socket: TcpSocket) => void): TcpServer {
+    if (typeof first === 'function') return new TcpServer(this.requireTcp(), {}, first);
+    return new TcpServer(this.requireTcp(), first ?? {}, second);
+  }
+
+  /** TCP counters and connections by state; undefined when the stack has no TCP. */
+  tcpStats(): TcpStackStats | undefined {
+    return this.tcpLayer?.stats();
   }
 
   /**
@@ -349,6 +426,8 @@ export class NetStack {
   /** Closes every socket, fails pending pings and sends with `closed`, stops all timers and closes the NIC; idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // Connections are reset first, while ARP and the NIC can still carry the RSTs: peers see ECONNRESET at once.
+    this.tcpLayer?.close();
     this.closed = true;
     const error = new StackError('closed', 'the network stack was closed');
     for (const pending of [...this.pings.values()]) this.settlePing(pending, error);
@@ -506,6 +585,10 @@ export class NetStack {
     }
     if (packet.protocol === IP_PROTOCOL_UDP) return this.receiveUdp(frame, packet, payload, cast);
     if (packet.protocol === IP_PROTOCOL_ICMP) return this.receiveIcmp(frame, packet, payload, cast);
+    if (packet.protocol === IP_PROTOCOL_TCP && this.tcpLayer) {
+      if (cast !== Cast.Unicast) return this.tcpLayer.receiveNotUnicast();
+      return this.tcpLayer.receive(packet.source, packet.destination, payload);
+    }
     this.drop('unsupported');
   }
 
@@ -574,12 +657,46 @@ export class NetStack {
       });
       return;
     }
-    // Destination unreachable: nothing here waits for it (UDP sockets are unconnected).
+    // Fragmentation needed (RFC 1191) lowers the MSS of the TCP connection it quotes.
+    if (message.type === 'destination-unreachable' && message.code === ICMP_FRAGMENTATION_NEEDED && this.tcpLayer) return this.tcpLayer.fragmentationNeeded(message.nextHopMtu, message.original);
+    // Other unreachables: nothing here waits for them (UDP sockets are unconnected; for TCP they are soft errors).
     this.drop('icmp-unreachable');
   }
 
   // ---------------------------------------------------------------------------------------------
   // Send path
+
+  private requireTcp(): TcpServerHost {
+    this.checkOpen();
+    if (!this.tcpHost) throw new StackError('invalid-option', 'this stack was created without a TCP implementation');
+    return this.tcpHost;
+  }
+
+  /** Throws StackError for a TCP destination this stack cannot reach (outside the subnet, broadcast, multicast). */
+  private nextHopAddressCheck(address: number): void {
+    this.checkOpen();
+    if (isMulticastAddress(address) || address === LIMITED_BROADCAST || address === this.iface.broadcast) {
+      throw new StackError('unreachable', `${formatIPv4(address)} is a broadcast or multicast address: TCP connects to one host`);
+    }
+    if (address !== this.iface.address) this.nextHop(address, false);
+  }
+
+  /** Sends one TCP segment in an IPv4 packet with DF set (path MTU discovery), after ARP if needed. */
+  private sendTcp(destination: number, segment: Uint8Array): void {
+    if (this.closed) return this.drop('closed');
+    let mac: Uint8Array | undefined;
+    try {
+      mac = this.nextHop(destination, false);
+    } catch {
+      return this.drop('unreachable');
+    }
+    const frame = encodeIpv4Frame(
+      { destination: mac ?? UNKNOWN_MAC, source: this.macBytes },
+      { ...this.ipHeader(destination, DEFAULT_TTL), dontFragment: true, protocol: IP_PROTOCOL_TCP, payload: segment },
+    );
+    // ARP failures are counted by the cache; the connection retransmits.
+    this.transmit(destination, frame, mac).catch(ignoreError);
+  }
 
   private checkOpen(): void {
     if (this.closed) throw new StackError('closed', 'the network stack is closed');
@@ -644,6 +761,16 @@ export class NetStack {
 }
 
 function ignoreFrames(): void {}
+
+function ignoreError(): void {}
+
+/** The built-in TCP: the RFC 9293 machine of connection.ts and the codec of segment.ts. */
+const defaultTcpImplementation: TcpImplementation = {
+  open: openTcpConnection,
+  accept: acceptTcpConnection,
+  encode: encodeTcpSegment,
+  decode: decodeTcpSegment,
+};
 
 /** True for a frame to an IPv4 multicast MAC (01:00:5e with the top bit of the fourth byte clear). */
 function isIpv4MulticastMac(frame: Uint8Array): boolean {

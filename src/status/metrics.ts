@@ -142,7 +142,22 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
     m.family('weave_dns_forwarding_events_total', 'counter', 'DNS forwarding failures and loop prevention, by event.', Object.entries(forwarding).map(([key, event]) => [{ event }, dns.servers.reduce((n, s) => n + s[key as keyof typeof forwarding], 0)]));
   }
   m.one('weave_endpoints', 'gauge', 'Endpoints attached on this peer.', status.endpoints.length);
+  renderTcp(m, status);
   return m.text();
+}
+
+/** TCP of in-process endpoints, labelled by endpoint name (absent when none has TCP). */
+function renderTcp(m: Exposition, status: OverlayStatus): void {
+  const tcp = status.endpoints.flatMap((e) => (e.tcp ? [[e.name, e.tcp] as const] : []));
+  if (tcp.length === 0) return;
+  const states = ['LISTEN', 'SYN-SENT', 'SYN-RECEIVED', 'ESTABLISHED', 'FIN-WAIT-1', 'FIN-WAIT-2', 'CLOSE-WAIT', 'CLOSING', 'LAST-ACK', 'TIME-WAIT'] as const;
+  m.family('weave_tcp_connections', 'gauge', 'TCP connections of in-process endpoints, by state.', tcp.flatMap(([endpoint, s]) => states.map((state): [Labels, number] => [{ endpoint, state }, s.connections[state] ?? 0])));
+  m.family('weave_tcp_segments_total', 'counter', 'TCP segments of in-process endpoints, by direction.', tcp.flatMap(([endpoint, s]): [Labels, number][] => [[{ endpoint, direction: 'in' }, s.segmentsIn], [{ endpoint, direction: 'out' }, s.segmentsOut]]));
+  m.family('weave_tcp_bytes_total', 'counter', 'TCP payload bytes of in-process endpoints, by direction.', tcp.flatMap(([endpoint, s]): [Labels, number][] => [[{ endpoint, direction: 'in' }, s.bytesIn], [{ endpoint, direction: 'out' }, s.bytesOut]]));
+  m.family('weave_tcp_retransmits_total', 'counter', 'TCP segments retransmitted (timeouts and fast retransmits).', tcp.map(([endpoint, s]): [Labels, number] => [{ endpoint }, s.retransmits]));
+  m.family('weave_tcp_resets_total', 'counter', 'TCP RST segments, by direction.', tcp.flatMap(([endpoint, s]): [Labels, number][] => [[{ endpoint, direction: 'in' }, s.resetsIn], [{ endpoint, direction: 'out' }, s.resetsOut]]));
+  m.family('weave_tcp_opens_total', 'counter', 'TCP opens, active (connect) and passive (SYNs taken by a listener).', tcp.flatMap(([endpoint, s]): [Labels, number][] => [[{ endpoint, kind: 'active' }, s.activeOpens], [{ endpoint, kind: 'passive' }, s.passiveOpens]]));
+  m.family('weave_tcp_drops_total', 'counter', 'TCP segments dropped by the stack, by reason (backlog-full counts SYNs a full listen backlog refused).', tcp.flatMap(([endpoint, s]) => [...Object.entries(s.drops).map(([reason, n]): [Labels, number] => [{ endpoint, reason }, n]), [{ endpoint, reason: 'connection' }, s.connectionDrops] as [Labels, number]]));
 }
 
 function formatLabels(labels: Labels): string {
