@@ -41,8 +41,8 @@ import { linkViews, type OverlayLinkView } from './status/links.js';
 import { HandshakeFailureLog } from './status/handshake-failures.js';
 import { describeUnready, readiness, type OverlayReadiness, type ReadinessQuery } from './status/readiness.js';
 import { checkTimeout, waitUntil, type WaitOptions } from './wait.js';
-import type { ResolveOptions } from './stack/index.js';
-import type { Overrides } from './options.js';
+import { checkTcpConfig, DEFAULT_TCP_CONFIG, type ResolveOptions, type TcpConfigOptions } from './stack/index.js';
+import { withDefaults, type Overrides } from './options.js';
 
 export type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 
@@ -128,6 +128,8 @@ export interface OverlayOptions {
   mtu?: number | undefined;
   /** Never send fragmented UDP on the underlay: discover each path's MTU instead. */
   noFragmentation?: boolean | undefined;
+  /** TCP tunables of in-process endpoints (buffers, RTO bounds, user timeout, keep-alive, congestion control); see docs/tcp.md. */
+  tcp?: TcpConfigOptions | undefined;
   /** A pino-compatible logger (default: silent). */
   logger?: Logger | undefined;
   /** Time source for every component (default `systemClock`); `weave-ts/testing` passes a fake clock. */
@@ -166,6 +168,8 @@ export interface AttachOptions {
   subnet?: string | undefined;
   /** In-process endpoints: the MAC (default random, locally administered). */
   mac?: string | undefined;
+  /** In-process endpoints: TCP tunables for this endpoint, over the overlay's `tcp` option. */
+  tcp?: TcpConfigOptions | undefined;
   /** Aborts the attach while it waits for IPAM (an allocation or claim still pending). */
   signal?: AbortSignal | undefined;
 }
@@ -676,7 +680,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       endpoint = new MemoryEndpoint(
         { kind: 'memory', name, ...(this.dns ? { fqdn: normaliseName(name, this.dns.domain) } : {}), id, address, mac: formatMac(mac), mtu: this.mtu },
         nic,
-        { clock: this.clock, random: this.random, resolve: (n, o) => this.resolveName(n, o) },
+        { clock: this.clock, random: this.random, resolve: (n, o) => this.resolveName(n, o), tcp: withDefaults(this.options.tcp ?? {}, options.tcp) },
       );
     } catch (error) {
       await this.ipam?.release(id); // nothing else was set up: give the address back
@@ -966,6 +970,7 @@ function validateOverlayOptions(o: OverlayOptions): void {
   if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 576 || o.mtu > 65_000)) {
     throw new OptionsError(`mtu ${o.mtu} is out of range: use an integer from 576 to 65000 (default ${DEFAULT_ENDPOINT_MTU})`);
   }
+  if (o.tcp !== undefined) checkTcpConfig(withDefaults(DEFAULT_TCP_CONFIG, o.tcp));
   if (o.peers !== undefined && (!Array.isArray(o.peers) || o.peers.some((p) => typeof p !== 'string' || p.length === 0))) {
     throw new OptionsError('peers must be a list of "host[:port]" strings');
   }

@@ -29,6 +29,15 @@ test('listen "not-an-address" is refused at construction, not in start()', () =>
   new Overlay({ listen: '[::1]:0' });
 });
 
+test('tcp tunables out of range are refused at construction, naming the field and its bounds', () => {
+  refused({ tcp: { receiveBufferBytes: 100 } }, /tcp\.receiveBufferBytes must be an integer from 4096 to 1073741824, not 100/);
+  refused({ tcp: { minRtoMs: 0 } }, /tcp\.minRtoMs must be an integer from 1/);
+  refused({ tcp: { minRtoMs: 5_000, maxRtoMs: 1_000 } }, /tcp\.minRtoMs \(5000\) must not exceed tcp\.maxRtoMs \(1000\)/);
+  refused({ tcp: { delayedAckMs: 1.5 } }, /tcp\.delayedAckMs must be an integer/);
+  refused({ tcp: { congestionControl: 'bbr' as 'cubic' } }, /tcp\.congestionControl must be 'newreno' or 'cubic', not bbr/);
+  new Overlay({ listen: false, tcp: { minRtoMs: 10, userTimeoutMs: 3_000, congestionControl: 'cubic', sendBufferBytes: undefined } });
+});
+
 test('a refused option leaves the data dir untouched: no peer name is written', () => {
   const root = mkdtempSync(join(tmpdir(), 'wt-options-'));
   try {

@@ -2,7 +2,7 @@
 import type { Clock } from '../../clock.js';
 import type { Random } from '../../random.js';
 import { ChecksumError } from '../../wire/inet.js';
-import { StackError } from '../../errors.js';
+import { OptionsError, StackError } from '../../errors.js';
 import {
   DEFAULT_TCP_CONFIG,
   TCP_ACK,
@@ -21,6 +21,38 @@ import {
 
 /** Tunables given as options: any subset of {@link TcpConfig}; undefined fields take the defaults. */
 export type TcpConfigOptions = { [K in keyof TcpConfig]?: TcpConfig[K] | undefined };
+
+/** Bounds of the tunables: a buffer smaller than two segments or a zero timer would stall connections. */
+const TCP_CONFIG_BOUNDS: { [K in Exclude<keyof TcpConfig, 'congestionControl'>]: readonly [min: number, max: number] } = {
+  sendBufferBytes: [4_096, 1 << 30],
+  receiveBufferBytes: [4_096, 1 << 30], // window scale 14 carries up to 1 GiB
+  initialRtoMs: [1, 600_000],
+  minRtoMs: [1, 600_000],
+  maxRtoMs: [1, 3_600_000],
+  synRetries: [0, 255],
+  dataRetries: [0, 255],
+  userTimeoutMs: [0, 2 ** 31 - 1],
+  mslMs: [0, 600_000],
+  delayedAckMs: [0, 500], // RFC 9293: an ACK must not be delayed more than 0.5 s
+  keepAliveIdleMs: [1, 2 ** 31 - 1],
+  keepAliveIntervalMs: [1, 2 ** 31 - 1],
+  keepAliveProbes: [1, 255],
+};
+
+/** Returns `config` when every tunable is an integer within its bounds; throws an OptionsError naming the first that is not. */
+export function checkTcpConfig(config: TcpConfig): TcpConfig {
+  for (const [key, [min, max]] of Object.entries(TCP_CONFIG_BOUNDS)) {
+    const value = config[key as keyof typeof TCP_CONFIG_BOUNDS];
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new OptionsError(`tcp.${key} must be an integer from ${min} to ${max}, not ${String(value)}`);
+    }
+  }
+  if (config.minRtoMs > config.maxRtoMs) throw new OptionsError(`tcp.minRtoMs (${config.minRtoMs}) must not exceed tcp.maxRtoMs (${config.maxRtoMs})`);
+  if (config.congestionControl !== 'newreno' && config.congestionControl !== 'cubic') {
+    throw new OptionsError(`tcp.congestionControl must be 'newreno' or 'cubic', not ${String(config.congestionControl)}`);
+  }
+  return config;
+}
 
 /** A listening port of the stack's TCP layer. */
 export interface TcpListenerHandle {
@@ -189,7 +221,7 @@ export class TcpLayer {
   constructor(host: TcpLayerHost, implementation: TcpImplementation, config: TcpConfigOptions = {}) {
     this.host = host;
     this.implementation = implementation;
-    this.config = { ...DEFAULT_TCP_CONFIG, ...definedOnly(config) };
+    this.config = checkTcpConfig({ ...DEFAULT_TCP_CONFIG, ...definedOnly(config) });
     this.connectionHost = { clock: host.clock, random: host.random, config: this.config };
   }
 
