@@ -1,6 +1,7 @@
 // Demo: three encrypted peers in one process (no root): endpoints with addresses from IPAM and names in
-// DNS, a ping by name across the mesh, one multicast message delivered to every subscriber, then the
-// mesh as one peer sees it. Run with `npm run demo`.
+// DNS, a ping by name across the mesh, one multicast message delivered to every subscriber, an HTTP
+// request by name over the in-process TCP, then the mesh as one peer sees it. Run with `npm run demo`.
+import http from 'node:http';
 import { deriveNetworkKey, Overlay, type MemoryEndpoint, type RemoteInfo } from '../src/index.js';
 import { formatStatus } from '../src/cli/format.js';
 
@@ -63,6 +64,18 @@ async function main(): Promise<void> {
   await sender.bind();
   await sender.send(Buffer.from('tick 42.17'), 5999, '239.1.2.3');
   for (const line of await Promise.all(got)) log(line);
+
+  // TCP: db serves node:http on its overlay address; web calls it by name through its own endpoint.
+  await db.serveHttp(http.createServer((_req, res) => res.end('hello from db over TCP')), 8080);
+  const agent = web.httpAgent();
+  const body = await new Promise<string>((resolve, reject) => {
+    http.get('http://db:8080/', { agent }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).on('end', () => resolve(text));
+    }).on('error', reject);
+  });
+  log(`web: GET http://db:8080/ -> ${body}`);
+  agent.destroy();
 
   log('');
   log(`the mesh as ${alpha.router.nickname} sees it:`);
