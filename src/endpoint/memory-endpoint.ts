@@ -7,7 +7,9 @@ import type { Clock } from '../clock.js';
 import type { TcpConfigOptions, TcpStackStats } from '../stack/tcp/tcp-layer.js';
 import type { TcpConnectOptions, TcpSocket } from '../stack/tcp/socket.js';
 import type { TcpServer, TcpServerOptions } from '../stack/tcp/server.js';
+import type { AgentOptions as HttpsAgentOptions } from 'node:https';
 import { EndpointHttpAgent, serveHttp, type ServeHttpOptions } from './http.js';
+import { EndpointHttpsAgent } from './https.js';
 import type { Random } from '../random.js';
 
 /** What an endpoint is, as reported in status and `ps`. */
@@ -117,6 +119,14 @@ export class MemoryEndpoint {
   /** An `http.Agent` (keep-alive on) whose connections go through this endpoint: pass it as `agent` to `http.request`. */
   httpAgent(options?: AgentOptions): EndpointHttpAgent {
     return new EndpointHttpAgent(this, options);
+  }
+
+  /**
+   * An `https.Agent` (keep-alive on) whose TLS connections run over this endpoint's TCP: pass it as `agent`
+   * to `https.request`; give `ca` for a private or self-signed certificate.
+   */
+  httpsAgent(options?: HttpsAgentOptions): EndpointHttpsAgent {
+    return new EndpointHttpsAgent(this, options);
   }
 
   /** TCP connections by state and counters of this endpoint. */
