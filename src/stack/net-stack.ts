@@ -82,7 +82,7 @@ export interface NetStackOptions {
 
 /** TCP options of a {@link NetStack}. */
 export interface NetStackTcpOptions {
-  /** The protocol machine and segment codec (default: the built-in ones; tests may inject others). */
+  /** @internal The protocol machine and segment codec (default: the built-in ones; tests inject others). */
   implementation?: TcpImplementation | undefined;
   /** Tunables of every connection (buffers, RTO bounds, TIME-WAIT, …). */
   config?: TcpConfigOptions | undefined;

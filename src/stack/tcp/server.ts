@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import type { TcpConnection, TcpConnectionEvents } from './contract.js';
 import type { TcpAcceptor, TcpListenerHandle } from './tcp-layer.js';
-import { TcpSocket, TcpSocketError, formatAddress, socketErrorFrom, type TcpSocketHost } from './socket.js';
+import { TcpSocket, TcpSocketError, formatAddress, socketErrorFrom, type TcpAddressInfo, type TcpSocketHost } from './socket.js';
 
 /** What a server needs from the stack: sockets, and listening on a port. */
 export interface TcpServerHost extends TcpSocketHost {
@@ -34,6 +34,20 @@ export interface TcpListenOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** A connection reset because `maxConnections` were open, as `net.Server`'s `'drop'` reports it. */
+export interface TcpDropInfo {
+  /** This endpoint's address. */
+  localAddress: string;
+  /** The listening port. */
+  localPort: number;
+  /** The client's address. */
+  remoteAddress: string;
+  /** The client's port. */
+  remotePort: number;
+  /** Always `IPv4`. */
+  remoteFamily: 'IPv4';
+}
+
 /** Events of a {@link TcpServer}, as `net.Server`'s. */
 export interface TcpServerEvents {
   /** A connection completed its handshake and was accepted. */
@@ -45,7 +59,7 @@ export interface TcpServerEvents {
   /** `listen()` failed (EADDRINUSE). */
   error: [error: Error];
   /** A connection was reset because `maxConnections` were open. */
-  drop: [data: { localAddress: string; localPort: number; remoteAddress: string; remotePort: number; remoteFamily: 'IPv4' }];
+  drop: [data: TcpDropInfo];
 }
 
 const DEFAULT_BACKLOG = 511;
@@ -135,7 +149,7 @@ export class TcpServer extends EventEmitter<TcpServerEvents> {
   }
 
   /** Where the server listens, as `net.Server.address()`; null when not listening. */
-  address(): { address: string; family: 'IPv4'; port: number } | null {
+  address(): TcpAddressInfo | null {
     if (!this.listener) return null;
     return { address: this.host.localAddress, family: 'IPv4', port: this.listener.port };
   }

@@ -109,6 +109,16 @@ class ProcessHold {
 
 function noop(): void {}
 
+/** An address and port as `net.Socket.address()` and `net.Server.address()` give them. */
+export interface TcpAddressInfo {
+  /** The IPv4 address, dotted. */
+  address: string;
+  /** Always `IPv4`: the in-process stack has no IPv6. */
+  family: 'IPv4';
+  /** The TCP port. */
+  port: number;
+}
+
 /** `net.Socket`'s readyState values. */
 export type TcpSocketReadyState = 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed';
 
@@ -159,7 +169,7 @@ export class TcpSocket extends Duplex {
     this.host = host;
   }
 
-  /** The events a connection reports to this socket (bound once). */
+  /** @internal The events a connection reports to this socket (bound once). */
   readonly events: TcpConnectionEvents = {
     established: () => this.onEstablished(),
     data: (bytes) => this.onData(bytes),
@@ -248,8 +258,8 @@ export class TcpSocket extends Duplex {
     return this.connection?.state ?? 'CLOSED';
   }
 
-  /** The local side as `net.Socket.address()` gives it. */
-  address(): { address: string; family: 'IPv4'; port: number } | Record<string, never> {
+  /** The local side as `net.Socket.address()` gives it (empty before the connection has a port). */
+  address(): TcpAddressInfo | Record<string, never> {
     if (this.localAddress === undefined || this.localPort === undefined) return {};
     return { address: this.localAddress, family: 'IPv4', port: this.localPort };
   }
@@ -318,21 +328,25 @@ export class TcpSocket extends Duplex {
     return chunk as ReturnType<Duplex['read']>;
   }
 
+  /** @internal */
   override _read(): void {
     // Readable calls _read before it takes the chunk it is reading out of the buffer: count after that.
     this.scheduleCredit();
   }
 
+  /** @internal */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.pendingWrite = { chunk, callback };
     if (this.established) this.flushWrite();
   }
 
+  /** @internal */
   override _final(callback: (error?: Error | null) => void): void {
     if (this.connection && !this.finished) this.connection.shutdown();
     callback();
   }
 
+  /** @internal */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.connecting = false;
     this.idleTimer?.cancel();
