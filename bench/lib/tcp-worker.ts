@@ -5,7 +5,7 @@
 // (iperf3). Writes a TcpWorkerResult as JSON to the path in its config and exits; every child it starts is killed
 // on the way out, also on SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { Overlay } from '../../src/overlay.js';
 import type { MemoryEndpoint } from '../../src/endpoint/memory-endpoint.js';
@@ -49,6 +49,40 @@ const PASSWORD = 'weave-ts tcp benchmark password';
 const toolPath = new URL('./tcp-ns-tool.js', import.meta.url).pathname;
 
 const children = new Set<ChildProcess>();
+
+/** UDP receive-buffer overflows in this namespace (/proc/net/snmp), to tell sleeve drops from TCP trouble. */
+function udpRcvbufErrors(): number {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+    const [names, values] = lines.map((l) => l.trim().split(/\s+/));
+    const i = names?.indexOf('RcvbufErrors') ?? -1;
+    return i < 0 ? NaN : Number(values?.[i]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** What a throughput test saw besides its rate: the sending endpoint's retransmissions and the sleeve's drops. */
+interface Diagnostics {
+  value: number;
+  extra: Record<string, number>;
+}
+
+function diagnose(sender: MemoryEndpoint | undefined): () => Record<string, number> {
+  const before = sender?.tcpStats();
+  const drops = udpRcvbufErrors();
+  return () => {
+    const after = sender?.tcpStats();
+    const extra: Record<string, number> = { udpRcvbufErrors: udpRcvbufErrors() - drops };
+    if (before && after) {
+      extra.segmentsOut = after.segmentsOut - before.segmentsOut;
+      extra.retransmits = after.retransmits - before.retransmits;
+      extra.timeouts = after.timeouts - before.timeouts;
+      extra.fastRetransmits = after.fastRetransmits - before.fastRetransmits;
+    }
+    return extra;
+  };
+}
 
 function nsSpawn(ns: string, argv: readonly string[]): ChildProcess {
   const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -405,12 +439,16 @@ async function measureMtu(config: TcpWorkerConfig, mtu: number): Promise<TcpWork
   const runs: Record<string, number[]> = {};
   const errors: Record<string, string> = {};
   const wanted = (key: string) => config.only.length === 0 || config.only.some((o) => key.startsWith(o));
-  const record = async (key: string, measure: () => Promise<number>): Promise<void> => {
+  const record = async (key: string, measure: () => Promise<number | Diagnostics>): Promise<void> => {
     if (!wanted(key) || errors[key] !== undefined) return;
     try {
-      const value = await measure();
+      const measured = await measure();
+      const value = typeof measured === 'number' ? measured : measured.value;
       (runs[key] ??= []).push(value);
-      process.stdout.write(`    mtu ${mtu} ${key}: ${value.toFixed(key.includes('Bytes') ? 0 : 1)}\n`);
+      const extra = typeof measured === 'number' ? {} : measured.extra;
+      for (const [name, v] of Object.entries(extra)) (runs[`${key}:${name}`] ??= []).push(v);
+      const notes = Object.entries(extra).map(([name, v]) => `${name} ${v}`).join(', ');
+      process.stdout.write(`    mtu ${mtu} ${key}: ${value.toFixed(key.includes('Bytes') ? 0 : 1)}${notes ? ` (${notes})` : ''}\n`);
     } catch (error) {
       errors[key] = error instanceof Error ? error.message : String(error);
       process.stdout.write(`    mtu ${mtu} ${key}: failed: ${errors[key]}\n`);
@@ -420,11 +458,16 @@ async function measureMtu(config: TcpWorkerConfig, mtu: number): Promise<TcpWork
     const ns = config.netns;
     for (let r = 0; r < config.repeats; r++) {
       process.stdout.write(`  mtu ${mtu}, repeat ${r + 1}/${config.repeats}\n`);
-      await record('a.mbps', () => memToMem(memA, memB, config.seconds));
+      const withDiagnostics = (sender: MemoryEndpoint | undefined, run: () => Promise<number>) => async (): Promise<Diagnostics> => {
+        const done = diagnose(sender);
+        const value = await run();
+        return { value, extra: done() };
+      };
+      await record('a.mbps', withDiagnostics(memA, () => memToMem(memA, memB, config.seconds)));
       if (ns) {
-        await record('b.outMbps', () => memToNs(memA, ns.b, ADDR.nsB, config.seconds));
-        await record('b.inMbps', () => nsToMem(ns.a, memB, config.seconds));
-        await record('c.mbps', () => nsToNs(ns.a, ns.b, ADDR.nsB, config.seconds));
+        await record('b.outMbps', withDiagnostics(memA, () => memToNs(memA, ns.b, ADDR.nsB, config.seconds)));
+        await record('b.inMbps', withDiagnostics(undefined, () => nsToMem(ns.a, memB, config.seconds)));
+        await record('c.mbps', withDiagnostics(undefined, () => nsToNs(ns.a, ns.b, ADDR.nsB, config.seconds)));
       }
       for (const c of config.httpConcurrency) await record(`a.httpRps${c}`, () => httpRate(memA, memB, config.requestSeconds, c));
       await record('a.setupsPerS', () => memSetupRate(memA, memB, config.requestSeconds, config.setupConcurrency));
