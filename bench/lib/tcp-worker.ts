@@ -68,12 +68,20 @@ interface Diagnostics {
   extra: Record<string, number>;
 }
 
-function diagnose(sender: MemoryEndpoint | undefined): () => Record<string, number> {
+function diagnose(sender: MemoryEndpoint | undefined): (mbps: number, seconds: number) => Record<string, number> {
   const before = sender?.tcpStats();
   const drops = udpRcvbufErrors();
-  return () => {
+  const cpu = process.cpuUsage();
+  return (mbps: number, seconds: number) => {
     const after = sender?.tcpStats();
-    const extra: Record<string, number> = { udpRcvbufErrors: udpRcvbufErrors() - drops };
+    const used = process.cpuUsage(cpu);
+    // CPU of this process (both overlays, the in-process endpoints) per MB delivered: less sensitive than Mbit/s
+    // to other load on the machine, so optimisations compare on a busy one.
+    const megabytes = (mbps * seconds) / 8;
+    const extra: Record<string, number> = {
+      cpuMsPerMB: Math.round(((used.user + used.system) / 1000 / megabytes) * 100) / 100,
+      udpRcvbufErrors: udpRcvbufErrors() - drops,
+    };
     if (before && after) {
       extra.segmentsOut = after.segmentsOut - before.segmentsOut;
       extra.retransmits = after.retransmits - before.retransmits;
@@ -459,9 +467,10 @@ async function measureMtu(config: TcpWorkerConfig, mtu: number): Promise<TcpWork
     for (let r = 0; r < config.repeats; r++) {
       process.stdout.write(`  mtu ${mtu}, repeat ${r + 1}/${config.repeats}\n`);
       const withDiagnostics = (sender: MemoryEndpoint | undefined, run: () => Promise<number>) => async (): Promise<Diagnostics> => {
+        const start = performance.now();
         const done = diagnose(sender);
         const value = await run();
-        return { value, extra: done() };
+        return { value, extra: done(value, (performance.now() - start) / 1000) };
       };
       await record('a.mbps', withDiagnostics(memA, () => memToMem(memA, memB, config.seconds)));
       if (ns) {
