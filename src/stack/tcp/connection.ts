@@ -966,7 +966,8 @@ class Connection implements TcpConnection {
         this.rttStart = this.clock.now();
       }
       if (!outstanding) this.lastProgressAt = this.clock.now();
-      const payload = this.sendRing.read(seqSub(seq, this.bufSeq), len);
+      // A view of the ring, not a copy: the host encodes it before transmit returns.
+      const payload = this.sendRing.view(seqSub(seq, this.bufSeq), len);
       this.emit(seq, TCP_ACK | (end === dataEnd ? TCP_PSH : 0) | (withFin ? TCP_FIN : 0), payload, NO_OPTIONS);
       this.sndNxt = withFin ? seqAdd(end, 1) : end;
       this.sndMax = seqMax(this.sndMax, this.sndNxt);
@@ -987,7 +988,7 @@ class Connection implements TcpConnection {
     }
     const withFin = this.finQueued && seqAdd(seq, n) === dataEnd && seqGt(this.sndMax, dataEnd);
     const flags = TCP_ACK | (seqAdd(seq, n) === dataEnd ? TCP_PSH : 0) | (withFin ? TCP_FIN : 0);
-    this.emit(seq, flags, this.sendRing.read(seqSub(seq, this.bufSeq), n), NO_OPTIONS);
+    this.emit(seq, flags, this.sendRing.view(seqSub(seq, this.bufSeq), n), NO_OPTIONS);
   }
 
   /**
