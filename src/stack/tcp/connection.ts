@@ -25,6 +25,7 @@ import {
 import { initialSequenceNumber } from './isn.js';
 import { TCP_MAX_WINDOW_SCALE } from './segment.js';
 import { seqAdd, seqGe, seqGt, seqInWindow, seqLe, seqLt, seqMax, seqMin, seqSub } from './seq.js';
+import { copyBytes } from '../../wire/codec.js';
 
 /** MSS assumed when the peer sends no MSS option (RFC 9293 §3.7.1). */
 const DEFAULT_PEER_MSS = 536;
@@ -610,7 +611,7 @@ class Connection implements TcpConnection {
     if (payload.byteLength > 0) {
       if (seq === this.rcvNxt) {
         const fillsHole = !this.ooo.empty;
-        this.deliver(payload.slice());
+        this.deliver(copyBytes(payload)); // the frame is only ours during the call (Nic contract)
         for (let more = this.ooo.take(this.rcvNxt); more; more = this.ooo.take(this.rcvNxt)) this.deliver(more);
         if (this.state === 'CLOSED') return;
         if (fillsHole) this.ackPending = true;
