@@ -2,7 +2,7 @@
 //   sink <port>                      accept one connection, count its bytes until FIN, print {"bytes","ms"} and exit
 //   source <host> <port> <seconds>   connect, send zeros for <seconds>, half-close, wait for the peer's FIN,
 //                                    print {"bytes","ms"} and exit
-//   closer <port>                    accept connections forever; end each one once the client has ended it
+//   closer <port>...                 accept connections on each port forever; end each once the client has ended it
 // Every mode prints "READY" once it listens or has connected. Plain Node so it needs nothing but this file.
 import { createConnection, createServer } from 'node:net';
 
@@ -56,13 +56,18 @@ function source(host: string, port: number, seconds: number): void {
   socket.on('error', (error) => fail(error));
 }
 
-function closer(port: number): void {
-  const server = createServer({ allowHalfOpen: true }, (socket) => {
-    socket.on('error', () => undefined);
-    socket.resume();
-    socket.on('end', () => socket.end());
-  });
-  server.listen(port, () => process.stdout.write('READY\n'));
+function closer(ports: number[]): void {
+  let listening = 0;
+  for (const port of ports) {
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      socket.on('error', () => undefined);
+      socket.resume();
+      socket.on('end', () => socket.end());
+    });
+    server.listen(port, () => {
+      if (++listening === ports.length) process.stdout.write('READY\n');
+    });
+  }
 }
 
 function fail(error: Error): never {
@@ -73,5 +78,5 @@ function fail(error: Error): never {
 const [mode, ...args] = process.argv.slice(2);
 if (mode === 'sink') sink(Number(args[0]));
 else if (mode === 'source') source(String(args[0]), Number(args[1]), Number(args[2]));
-else if (mode === 'closer') closer(Number(args[0]));
-else fail(new Error(`unknown mode '${mode}': use sink <port> | source <host> <port> <seconds> | closer <port>`));
+else if (mode === 'closer') closer(args.map(Number));
+else fail(new Error(`unknown mode '${mode}': use sink <port> | source <host> <port> <seconds> | closer <port>...`));

@@ -314,11 +314,15 @@ async function httpRate(from: MemoryEndpoint, to: MemoryEndpoint, seconds: numbe
   }
 }
 
-/** Connect + close (client closes first, server answers the FIN), `concurrency` at a time: completed setups/s. */
-async function setupRate(from: MemoryEndpoint, target: { address: string; port: number }, seconds: number, concurrency: number): Promise<number> {
-  const one = () =>
+/**
+ * Connect + close (client closes first, server answers the FIN), `concurrency` at a time: completed setups/s.
+ * Each of the concurrent loops dials its own server port: the client keeps every connection in TIME-WAIT for 60 s,
+ * and one destination has only 16 384 ephemeral ports (as on Linux), which a few seconds at thousands/s would use up.
+ */
+async function setupRate(from: MemoryEndpoint, target: { address: string; ports: number[] }, seconds: number, concurrency: number): Promise<number> {
+  const one = (port: number) =>
     new Promise<void>((resolve, reject) => {
-      const socket = from.connect(target.port, target.address);
+      const socket = from.connect(port, target.address);
       socket.on('connect', () => socket.end());
       socket.resume();
       socket.on('error', reject);
@@ -328,9 +332,10 @@ async function setupRate(from: MemoryEndpoint, target: { address: string; port: 
   const start = performance.now();
   const until = start + seconds * 1000;
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
+    Array.from({ length: concurrency }, async (_, i) => {
+      const port = target.ports[i % target.ports.length] as number;
       while (performance.now() < until) {
-        await one();
+        await one(port);
         count++;
       }
     }),
@@ -339,27 +344,30 @@ async function setupRate(from: MemoryEndpoint, target: { address: string; port: 
 }
 
 async function memSetupRate(from: MemoryEndpoint, to: MemoryEndpoint, seconds: number, concurrency: number): Promise<number> {
-  const port = freshPort();
-  const server = to.createServer({ allowHalfOpen: true }, (socket) => {
-    socket.on('error', () => undefined);
-    socket.resume();
-    socket.on('end', () => socket.end());
+  const ports = Array.from({ length: concurrency }, freshPort);
+  const servers = ports.map((port) => {
+    const server = to.createServer({ allowHalfOpen: true }, (socket) => {
+      socket.on('error', () => undefined);
+      socket.resume();
+      socket.on('end', () => socket.end());
+    });
+    server.listen(port, 1024);
+    return server;
   });
-  server.listen(port, 1024);
-  await once(server, 'listening');
   try {
-    return await setupRate(from, { address: to.address, port }, seconds, concurrency);
+    await Promise.all(servers.map((server) => once(server, 'listening')));
+    return await setupRate(from, { address: to.address, ports }, seconds, concurrency);
   } finally {
-    server.close();
+    for (const server of servers) server.close();
   }
 }
 
 async function nsSetupRate(from: MemoryEndpoint, ns: string, nsAddress: string, seconds: number, concurrency: number): Promise<number> {
-  const port = freshPort();
-  const closer = nsSpawn(ns, [process.execPath, toolPath, 'closer', String(port)]);
+  const ports = Array.from({ length: concurrency }, freshPort);
+  const closer = nsSpawn(ns, [process.execPath, toolPath, 'closer', ...ports.map(String)]);
   try {
     await waitReady(closer);
-    return await setupRate(from, { address: nsAddress, port }, seconds, concurrency);
+    return await setupRate(from, { address: nsAddress, ports }, seconds, concurrency);
   } finally {
     closer.kill('SIGKILL');
   }
