@@ -235,7 +235,7 @@ async function main(): Promise<void> {
     const row = { mtu: r.mtu } as TcpRow;
     for (const [field, key] of Object.entries(KEYS) as [Exclude<keyof TcpRow, 'mtu'>, string][]) {
       const values = r.runs[key] ?? [];
-      row[field] = values.length === 0 ? null : median(values);
+      row[field] = values.length === 0 ? null : median(values) + 0; // + 0: no '-0' in the table
     }
     return row;
   });
