@@ -181,6 +181,8 @@ function report(rows: readonly TcpRow[]): string {
 async function main(): Promise<void> {
   const kernelSkip = kernelSkipReason();
   const scratch = mkdtempSync(join(tmpdir(), 'wtb-tcp-'));
+  // Also when a signal ends the run before `finally` (the lab's backstop exits the process).
+  process.once('exit', () => rmSync(scratch, { recursive: true, force: true }));
   const load = loadavg();
   process.stdout.write(
     `bench:tcp${smoke ? ' (SMOKE run: numbers only show the script works)' : ''}: ` +
