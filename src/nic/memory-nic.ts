@@ -1,4 +1,5 @@
 // MemoryNic: an in-process NIC pair (like a veth pair): frames sent on one end arrive at the other.
+import { copyBytes } from '../wire/codec.js';
 import type { FrameBatchHandler, Nic, NicStats } from './nic.js';
 
 /** Options of {@link MemoryNic.pair}; every field has a default. */
@@ -71,7 +72,7 @@ export class MemoryNic implements Nic {
     if (frame.byteLength > this.mtu + 18) return this.drop('too-big');
     if (other.inbox.length >= other.queueLimit) return this.drop('queue-full');
     // Callers reuse their buffers, so the frame is copied before it crosses the turn boundary.
-    other.inbox.push(frame.slice());
+    other.inbox.push(copyBytes(frame));
     this.stats.framesOut += 1;
     this.stats.bytesOut += frame.byteLength;
     other.schedule();

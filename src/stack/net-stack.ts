@@ -25,6 +25,7 @@ import {
   ICMP_PORT_UNREACHABLE,
   IP_PROTOCOL_ICMP,
   IP_PROTOCOL_UDP,
+  IPV4_FRAME_HEADROOM,
   IPV4_HEADER_BYTES,
   MAX_IPV4_PACKET,
   UDP_HEADER_BYTES,
@@ -39,6 +40,7 @@ import {
   encodeUdpFrame,
   isMulticastAddress,
   multicastMac,
+  writeIpv4FrameHeaders,
   type Ipv4Header,
   type Ipv4Packet,
 } from '../wire/inet.js';
@@ -255,6 +257,7 @@ export class NetStack {
           localAddress: this.iface.address,
           mtu: this.nic.mtu,
           transmit: (destination, segment) => this.sendTcp(destination, segment),
+          headroom: IPV4_FRAME_HEADROOM,
           checkDestination: (destination) => void this.nextHopAddressCheck(destination),
         },
         tcpImplementation,
@@ -690,16 +693,26 @@ export class NetStack {
     } catch {
       return this.drop('unreachable');
     }
-    const frame = encodeIpv4Frame(
-      { destination: mac ?? UNKNOWN_MAC, source: this.macBytes },
-      { ...this.ipHeader(destination, DEFAULT_TTL), dontFragment: true, protocol: IP_PROTOCOL_TCP, payload: segment },
-    );
+    const eth = { destination: mac ?? UNKNOWN_MAC, source: this.macBytes };
+    const header = this.tcpIpHeader(destination);
+    // The codec left room for our headers in front of the segment (headroom): write them there, no copy.
+    const inPlace = segment.byteOffset === IPV4_FRAME_HEADROOM && segment.buffer.byteLength === IPV4_FRAME_HEADROOM + segment.byteLength;
+    const frame = inPlace
+      ? writeIpv4FrameHeaders(new Uint8Array(segment.buffer, 0, segment.buffer.byteLength), eth, header)
+      : encodeIpv4Frame(eth, { ...header, payload: segment });
     // ARP failures are counted by the cache; the connection retransmits.
     this.transmit(destination, frame, mac).catch(ignoreError);
   }
 
   private checkOpen(): void {
     if (this.closed) throw new StackError('closed', 'the network stack is closed');
+  }
+
+  /** The IPv4 header of a TCP segment (DF set), built in one literal: this runs once per segment sent. */
+  private tcpIpHeader(destination: number): Ipv4Header {
+    const identification = this.nextIdentification;
+    this.nextIdentification = (identification + 1) & 0xffff;
+    return { tos: 0, identification, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: DEFAULT_TTL, protocol: IP_PROTOCOL_TCP, source: this.iface.address, destination };
   }
 
   private ipHeader(destination: number, ttl: number): Omit<Ipv4Header, 'protocol'> {

@@ -238,3 +238,17 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/**
+ * A copy of `bytes` in memory from Node's buffer pool: no zero-fill, and copies under 4 KiB share 8 KiB slabs as
+ * small Buffers do, instead of each getting a backing store of its own (which costs more than the copy for a
+ * packet-sized array). The data path copies every frame and segment it keeps with this. The result is a plain
+ * Uint8Array (so `slice` still copies) whose `buffer` may be shared with other copies; up to 64 bytes, a slice.
+ */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  // Up to 64 bytes V8 keeps typed arrays on its heap, where slice is cheaper than the pool (ACKs are ~60 bytes).
+  if (bytes.byteLength <= 64) return bytes.slice();
+  const pooled = Buffer.allocUnsafe(bytes.byteLength);
+  pooled.set(bytes);
+  return new Uint8Array(pooled.buffer, pooled.byteOffset, bytes.byteLength);
+}

@@ -290,6 +290,19 @@ export function encodeIpv4Frame(eth: EthernetAddresses, packet: Ipv4Packet, opti
   return frame;
 }
 
+/** Bytes in front of an IPv4 payload in a frame without IP options: Ethernet and IPv4 headers. */
+export const IPV4_FRAME_HEADROOM = ETHERNET_HEADER_BYTES + IPV4_HEADER_BYTES;
+
+/**
+ * Writes the Ethernet and IPv4 headers (no options) into the first {@link IPV4_FRAME_HEADROOM} bytes of `frame`,
+ * whose payload is already in place after them: encodeIpv4Frame without copying the payload. Returns `frame`.
+ */
+export function writeIpv4FrameHeaders(frame: Uint8Array, eth: EthernetAddresses, header: Ipv4Header): Uint8Array {
+  writeEthernet(frame, eth, ETHERTYPE_IPV4);
+  writeIpv4Header(frame, ETHERNET_HEADER_BYTES, header, frame.byteLength - IPV4_FRAME_HEADROOM);
+  return frame;
+}
+
 // ---------------------------------------------------------------------------------------------
 // ICMP
 

@@ -44,6 +44,17 @@ export class SendRing {
     return out;
   }
 
+  /**
+   * `length` bytes starting `offset` bytes after the head, without a copy when they do not wrap around the ring
+   * (a copy when they do). A view changes when the ring does: use it before the next push or drop.
+   */
+  view(offset: number, length: number): Uint8Array {
+    const size = this.buf.byteLength;
+    if (length === 0 || size === 0) return this.read(offset, length);
+    const start = (this.head + offset) % size;
+    return start + length <= size ? this.buf.subarray(start, start + length) : this.read(offset, length);
+  }
+
   /** Forgets the first `n` bytes (acknowledged). */
   drop(n: number): void {
     const k = Math.min(n, this.length);

@@ -25,6 +25,7 @@ import {
 import { initialSequenceNumber } from './isn.js';
 import { TCP_MAX_WINDOW_SCALE } from './segment.js';
 import { seqAdd, seqGe, seqGt, seqInWindow, seqLe, seqLt, seqMax, seqMin, seqSub } from './seq.js';
+import { copyBytes } from '../../wire/codec.js';
 
 /** MSS assumed when the peer sends no MSS option (RFC 9293 §3.7.1). */
 const DEFAULT_PEER_MSS = 536;
@@ -610,7 +611,7 @@ class Connection implements TcpConnection {
     if (payload.byteLength > 0) {
       if (seq === this.rcvNxt) {
         const fillsHole = !this.ooo.empty;
-        this.deliver(payload.slice());
+        this.deliver(copyBytes(payload)); // the frame is only ours during the call (Nic contract)
         for (let more = this.ooo.take(this.rcvNxt); more; more = this.ooo.take(this.rcvNxt)) this.deliver(more);
         if (this.state === 'CLOSED') return;
         if (fillsHole) this.ackPending = true;
@@ -966,7 +967,8 @@ class Connection implements TcpConnection {
         this.rttStart = this.clock.now();
       }
       if (!outstanding) this.lastProgressAt = this.clock.now();
-      const payload = this.sendRing.read(seqSub(seq, this.bufSeq), len);
+      // A view of the ring, not a copy: the host encodes it before transmit returns.
+      const payload = this.sendRing.view(seqSub(seq, this.bufSeq), len);
       this.emit(seq, TCP_ACK | (end === dataEnd ? TCP_PSH : 0) | (withFin ? TCP_FIN : 0), payload, NO_OPTIONS);
       this.sndNxt = withFin ? seqAdd(end, 1) : end;
       this.sndMax = seqMax(this.sndMax, this.sndNxt);
@@ -987,7 +989,7 @@ class Connection implements TcpConnection {
     }
     const withFin = this.finQueued && seqAdd(seq, n) === dataEnd && seqGt(this.sndMax, dataEnd);
     const flags = TCP_ACK | (seqAdd(seq, n) === dataEnd ? TCP_PSH : 0) | (withFin ? TCP_FIN : 0);
-    this.emit(seq, flags, this.sendRing.read(seqSub(seq, this.bufSeq), n), NO_OPTIONS);
+    this.emit(seq, flags, this.sendRing.view(seqSub(seq, this.bufSeq), n), NO_OPTIONS);
   }
 
   /**

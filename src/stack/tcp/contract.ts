@@ -113,7 +113,10 @@ export interface TcpConnectionHost {
   readonly clock: Clock;
   readonly random: Random;
   readonly config: TcpConfig;
-  /** Sends one segment to the connection's remote address (the stack adds IPv4 and Ethernet). */
+  /**
+   * Sends one segment to the connection's remote address (the stack adds IPv4 and Ethernet). The payload may be a
+   * view of the connection's send buffer, valid only during the call: encode or copy it before returning.
+   */
   transmit(segment: TcpSegment): void;
 }
 

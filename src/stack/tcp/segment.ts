@@ -82,9 +82,10 @@ function setU32(b: Uint8Array, at: number, v: number): void {
  *
  * The data path runs through here once per segment, so the fixed header goes straight into the one
  * output array (a Writer would cost two more allocations per segment); options, rare on data
- * segments, go through a Writer.
+ * segments, go through a Writer. `headroom` bytes are left free in front of the segment in its buffer
+ * (the result is a view starting there) for the headers of the layers below.
  */
-export function encodeTcpSegment(segment: TcpSegment, sourceAddress: number, destinationAddress: number): Uint8Array {
+export function encodeTcpSegment(segment: TcpSegment, sourceAddress: number, destinationAddress: number, headroom = 0): Uint8Array {
   checkField(segment.sourcePort, 0xffff, 'source port');
   checkField(segment.destinationPort, 0xffff, 'destination port');
   checkField(segment.seq, 0xffff_ffff, 'sequence number');
@@ -94,7 +95,9 @@ export function encodeTcpSegment(segment: TcpSegment, sourceAddress: number, des
   checkField(segment.urgentPointer, 0xffff, 'urgent pointer');
   const optionLength = optionBytes(segment.options);
   const headerBytes = TCP_HEADER_BYTES + optionLength;
-  const out = new Uint8Array(headerBytes + segment.payload.byteLength);
+  // With headroom, the segment is a view `headroom` bytes into its buffer, so the stack writes the Ethernet and
+  // IPv4 headers in front of it instead of copying it into a frame.
+  const out = headroom === 0 ? new Uint8Array(headerBytes + segment.payload.byteLength) : new Uint8Array(headroom + headerBytes + segment.payload.byteLength).subarray(headroom);
   setU16(out, 0, segment.sourcePort);
   setU16(out, 2, segment.destinationPort);
   setU32(out, 4, segment.seq);

@@ -74,8 +74,11 @@ export interface TcpImplementation {
   open: OpenTcpConnection;
   /** Passive open from a SYN (answers SYN-ACK). */
   accept: AcceptTcpConnection;
-  /** The bytes of a TCP segment from `source` to `destination` (checksum over the pseudo-header filled in). */
-  encode(segment: TcpSegment, source: number, destination: number): Uint8Array;
+  /**
+   * The bytes of a TCP segment from `source` to `destination` (checksum over the pseudo-header filled in), with
+   * `headroom` free bytes in front of them in their buffer when asked (the result then starts at that offset).
+   */
+  encode(segment: TcpSegment, source: number, destination: number, headroom?: number): Uint8Array;
   /** Decodes a TCP segment; throws a DecodeError (ChecksumError for a bad checksum) for bad bytes. */
   decode(bytes: Uint8Array, source: number, destination: number): TcpSegment;
 }
@@ -90,6 +93,8 @@ export interface TcpLayerHost {
   readonly mtu: number;
   /** Sends TCP bytes to `destination` in an IPv4 packet with DF set (ARP as needed); never throws. */
   transmit(destination: number, segment: Uint8Array): void;
+  /** Free bytes wanted in front of each encoded segment, where the stack writes its own headers (default 0). */
+  readonly headroom?: number;
   /** Throws a StackError when `destination` cannot be reached from this stack (outside the subnet, broadcast). */
   checkDestination(destination: number): void;
 }
@@ -484,7 +489,7 @@ export class TcpLayer {
   private send(destination: number, segment: TcpSegment): void {
     this.counters.segmentsOut += 1;
     if (segment.flags & TCP_RST) this.counters.resetsOut += 1;
-    this.host.transmit(destination, this.implementation.encode(segment, this.host.localAddress, destination));
+    this.host.transmit(destination, this.implementation.encode(segment, this.host.localAddress, destination, this.host.headroom ?? 0));
   }
 
   /** RFC 9293 §3.10.7.1: the answer to a segment no connection takes (never to a RST). */

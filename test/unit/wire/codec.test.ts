@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { Reader, Writer, decodeWith, encodeWith } from '../../../src/wire/codec.js';
+import { Reader, Writer, copyBytes, decodeWith, encodeWith } from '../../../src/wire/codec.js';
 import { DecodeError } from '../../../src/errors.js';
 import { fuzzDecoder } from '../../helpers/fuzz.js';
 
@@ -84,6 +84,24 @@ test('invalid UTF-8 and bad booleans are DecodeErrors', () => {
 
 test('fuzz: random and mutated bytes only give DecodeErrors', () => {
   fuzzDecoder((b) => decodeWith(decodeSample, b), sampleArb.map((x) => encodeWith(encodeSample, x)));
+});
+
+test('copyBytes: the same bytes, independent of the source, a plain Uint8Array whose slice copies', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 70_000 }), (bytes) => {
+      const copy = copyBytes(bytes);
+      assert.equal([...copy], [...bytes]);
+      assert.is(Object.getPrototypeOf(copy), Uint8Array.prototype);
+      if (bytes.byteLength > 0) {
+        bytes[0] = (bytes[0] as number) ^ 0xff;
+        assert.is.not(copy[0], bytes[0], 'changing the source leaves the copy alone');
+        const sliced = copy.slice(0, 1);
+        sliced[0] = (sliced[0] as number) ^ 0xff;
+        assert.is.not(copy[0], sliced[0], 'slice of the copy is a copy');
+      }
+    }),
+    { numRuns: 200 },
+  );
 });
 
 test.run();

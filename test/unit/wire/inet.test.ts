@@ -18,6 +18,8 @@ import {
   encodeIpv4Frame,
   encodeIpv4Header,
   encodeUdpFrame,
+  IPV4_FRAME_HEADROOM,
+  writeIpv4FrameHeaders,
   isMulticastAddress,
   multicastMac,
   transportChecksum,
@@ -375,6 +377,19 @@ test('multicast addresses map to 01:00:5e and their low 23 bits', () => {
   assert.ok(isMulticastAddress(0xefffffff));
   assert.not.ok(isMulticastAddress(0xdfffffff));
   assert.not.ok(isMulticastAddress(0xf0000000));
+});
+
+test('writeIpv4FrameHeaders in front of a payload in place gives the frame encodeIpv4Frame builds', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 2000 }), fc.integer({ min: 0, max: 0xffff }), fc.boolean(), fc.integer({ min: 0, max: 0xffff_ffff }), (payload, identification, dontFragment, source) => {
+      const eth = { destination: Uint8Array.of(2, 0, 0, 0, 0, 1), source: Uint8Array.of(2, 0, 0, 0, 0, 2) };
+      const header = { tos: 0, identification, dontFragment, moreFragments: false, fragmentOffset: 0, ttl: 64, protocol: 6, source, destination: 0x0a000001 };
+      const frame = new Uint8Array(IPV4_FRAME_HEADROOM + payload.byteLength);
+      frame.set(payload, IPV4_FRAME_HEADROOM);
+      assert.equal([...writeIpv4FrameHeaders(frame, eth, header)], [...encodeIpv4Frame(eth, { ...header, payload })]);
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test.run();

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { OutOfOrderQueue, SackScoreboard, SendRing } from '../../../../src/stack/tcp/buffers.js';
 
-test('the send ring returns exactly the bytes pushed, across wrap-around and growth', () => {
+test('the send ring returns exactly the bytes pushed, across wrap-around and growth, by read and by view', () => {
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 0, max: 5000 })), { maxLength: 40 }), (steps) => {
       const ring = new SendRing(20_000);
@@ -20,6 +20,10 @@ test('the send ring returns exactly the bytes pushed, across wrap-around and gro
         model.splice(0, k);
         assert.is(ring.length, model.length);
         assert.equal([...ring.read(0, model.length)], model);
+        // view() (no copy unless the range wraps) shows the same bytes as read() for any range.
+        const offset = model.length === 0 ? 0 : (push * 7 + drop) % model.length;
+        const length = Math.min(model.length - offset, 1 + ((push + drop * 3) % 3000));
+        assert.equal([...ring.view(offset, length)], model.slice(offset, offset + length));
       }
     }),
     { numRuns: 200 },

@@ -69,6 +69,18 @@ test('segments round-trip with every option combination', () => {
   );
 });
 
+test('with headroom, a segment encodes to the same bytes, placed that far into a buffer of its own', () => {
+  fc.assert(
+    fc.property(segmentArb, fc.integer({ min: 1, max: 64 }), (segment, headroom) => {
+      const bytes = encodeTcpSegment(segment, SRC, DST, headroom);
+      assert.is(bytes.byteOffset, headroom);
+      assert.is(bytes.buffer.byteLength, headroom + bytes.byteLength);
+      assert.equal([...bytes], [...encodeTcpSegment(segment, SRC, DST)]);
+    }),
+    { numRuns: 500 },
+  );
+});
+
 test('a SYN with MSS, SACK-permitted and window scale has the layout Linux sends', () => {
   const bytes = encodeTcpSegment(
     { sourcePort: 1, destinationPort: 2, seq: 3, ack: 0, flags: 0x02, window: 65535, urgentPointer: 0, options: { mss: 1460, sackPermitted: true, windowScale: 7 }, payload: new Uint8Array(0) },
