@@ -24,6 +24,7 @@ export type WeaveErrorCode =
   | 'crypto-unavailable'
   | 'counter-exhausted'
   | 'address-in-use'
+  | 'no-free-port'
   | 'peer-reachable'
   | 'corrupt-state'
   | 'read-failed'

@@ -6,7 +6,7 @@ import { StackError, WeaveError } from '../../errors.js';
 import type { TcpConnection, TcpConnectionEvents, TcpErrorCode } from './contract.js';
 
 /** Node's error codes for socket failures, as `net.Socket` reports them. */
-export type TcpSocketErrorCode = TcpErrorCode | 'EADDRINUSE' | 'ENOTFOUND' | 'ENETUNREACH' | 'EHOSTUNREACH' | 'EPIPE';
+export type TcpSocketErrorCode = TcpErrorCode | 'EADDRINUSE' | 'EADDRNOTAVAIL' | 'ENOTFOUND' | 'ENETUNREACH' | 'EHOSTUNREACH' | 'EPIPE';
 
 /**
  * A socket error shaped like Node's system errors (`err.code === 'ECONNREFUSED'`, `errno`, `syscall`,
@@ -40,7 +40,7 @@ export function socketErrorFrom(error: unknown, syscall: string, address?: strin
   if (error instanceof TcpSocketError) return error;
   if (error instanceof WeaveError) {
     const code: TcpSocketErrorCode | undefined =
-      error.code === 'address-in-use' ? 'EADDRINUSE' : error.code === 'unreachable' ? 'ENETUNREACH' : error.code === 'not-found' ? 'ENOTFOUND' : error.code === 'closed' ? 'ECONNABORTED' : undefined;
+      error.code === 'address-in-use' ? 'EADDRINUSE' : error.code === 'no-free-port' ? 'EADDRNOTAVAIL' : error.code === 'unreachable' ? 'ENETUNREACH' : error.code === 'not-found' ? 'ENOTFOUND' : error.code === 'closed' ? 'ECONNABORTED' : undefined;
     if (code) return new TcpSocketError(code, code === 'ENOTFOUND' ? 'getaddrinfo' : syscall, address, port, { cause: error });
   }
   return error instanceof Error ? error : new Error(String(error));

@@ -320,8 +320,8 @@ export class TcpLayer {
 
   /**
    * Active open to `remoteAddress:remotePort` from `localPort` (0 or undefined: an ephemeral port).
-   * Throws StackError `address-in-use` (the port is taken, or every ephemeral port is, for this
-   * destination), `unreachable` or `closed`.
+   * Throws StackError `address-in-use` (the port given is taken), `no-free-port` (every ephemeral port
+   * is, for this destination), `unreachable` or `closed`.
    */
   connect(remoteAddress: number, remotePort: number, events: TcpConnectionEvents, localPort = 0): TcpConnection {
     if (this.closed) throw new StackError('closed', 'the network stack is closed');
@@ -393,7 +393,13 @@ export class TcpLayer {
       if (key === undefined ? byRemote !== undefined && byRemote.size > 0 : byRemote?.has(key)) continue;
       return candidate;
     }
-    throw new StackError('address-in-use', `every ephemeral TCP port (${EPHEMERAL_FIRST}-65535) of ${formatIPv4(this.host.localAddress)} is in use for this destination`);
+    if (key === undefined) throw new StackError('no-free-port', `every ephemeral TCP port (${EPHEMERAL_FIRST}-65535) of ${formatIPv4(this.host.localAddress)} is in use`);
+    // Linux says EADDRNOTAVAIL here too. Closed connections hold their 4-tuple for 2·MSL (TIME-WAIT).
+    throw new StackError(
+      'no-free-port',
+      `every ephemeral TCP port (${EPHEMERAL_FIRST}-65535) of ${formatIPv4(this.host.localAddress)} is in use or in TIME-WAIT for ${formatIPv4(Math.floor(key / 65536))}:${key % 65536} ` +
+        `(a closed connection holds its port for 2·MSL = ${(2 * this.config.mslMs) / 1000} s): reuse connections (keep-alive), close from the server side, or lower tcp.mslMs`,
+    );
   }
 
   // ---- connections ----

@@ -196,6 +196,25 @@ test('ephemeral ports are distinct, an explicit port in use is EADDRINUSE, a sec
   await stack.close();
 });
 
+test('when every ephemeral port to one destination is taken (connections and TIME-WAIT), connect fails with EADDRNOTAVAIL saying why; other destinations still get ports', async () => {
+  const { stack, sent } = tcpWire();
+  const first = stack.connect({ port: 5000, host: '10.32.0.9' }).on('error', () => {});
+  await until(() => sent.length === 1, 'the first SYN (after ARP)');
+  const sockets = [first, ...Array.from({ length: 65536 - 49152 - 1 }, () => stack.connect({ port: 5000, host: '10.32.0.9' }).on('error', () => {}))];
+  // The raw wire keeps only the first frames of a burst: count what the stack sent instead.
+  await until(() => stack.tcpStats()?.segmentsOut === sockets.length, 'a SYN from every ephemeral port', 100_000);
+  assert.is(new Set(sockets.map((s) => s.localPort)).size, sockets.length, 'every socket has its own port');
+  const exhausted = stack.connect({ port: 5000, host: '10.32.0.9' });
+  const error = await new Promise<Error & { code?: string; syscall?: string; cause?: unknown }>((resolve) => exhausted.once('error', resolve));
+  assert.is(error.code, 'EADDRNOTAVAIL');
+  assert.is(error.syscall, 'connect');
+  assert.match(String((error.cause as Error).message), /every ephemeral TCP port \(49152-65535\) of 10\.32\.0\.1 is in use or in TIME-WAIT for 10\.32\.0\.9:5000 \(a closed connection holds its port for 2·MSL = 60 s\): reuse connections/);
+  const otherPort = stack.connect({ port: 5001, host: '10.32.0.9' }).on('error', () => {});
+  await until(() => stack.tcpStats()?.segmentsOut === sockets.length + 1, 'a SYN to another destination');
+  for (const s of [...sockets, otherPort]) s.destroy();
+  await stack.close();
+});
+
 test('closing the stack resets every connection so the peer learns at once', async () => {
   const { stack, sent, inject } = tcpWire();
   const server = stack.createServer().listen(80);
