@@ -56,7 +56,7 @@ export const Iperf3State = {
  */
 export interface Iperf3Transport {
   /** Opens a TCP connection; `'connect'` follows the handshake, failures arrive as `'error'`. */
-  connect(options: { port: number; host?: string }): Duplex;
+  connect(options: { port: number; host?: string | undefined }): Duplex;
   /** A TCP server; `listen` it. */
   createServer(options: Record<string, never>, connectionListener: (socket: Duplex) => void): Iperf3Listener;
 }
@@ -64,7 +64,7 @@ export interface Iperf3Transport {
 /** The part of a TCP server (`net.Server`, `TcpServer`) that {@link iperf3Server} uses. */
 export interface Iperf3Listener {
   /** Starts listening; `listeningListener` runs once it does. */
-  listen(options: { port: number; host?: string }, listeningListener?: () => void): unknown;
+  listen(options: { port: number; host?: string | undefined }, listeningListener?: () => void): unknown;
   /** Stops listening. */
   close(callback?: (error?: Error) => void): unknown;
   /** Where it listens (`net.Server.address()`), for port 0. */
