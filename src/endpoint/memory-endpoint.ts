@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js';
 import type { TcpConfigOptions, TcpStackStats } from '../stack/tcp/tcp-layer.js';
 import type { TcpConnectOptions, TcpSocket } from '../stack/tcp/socket.js';
 import type { TcpServer, TcpServerOptions } from '../stack/tcp/server.js';
-import { EndpointHttpAgent, serveHttp, type ServeHttpOptions } from './http.js';
+import { EndpointHttpAgent, endpointConnector, serveHttp, type EndpointConnector, type EndpointConnectorOptions, type ServeHttpOptions } from './http.js';
 import type { Random } from '../random.js';
 
 /** What an endpoint is, as reported in status and `ps`. */
@@ -117,6 +117,20 @@ export class MemoryEndpoint {
   /** An `http.Agent` (keep-alive on) whose connections go through this endpoint: pass it as `agent` to `http.request`. */
   httpAgent(options?: AgentOptions): EndpointHttpAgent {
     return new EndpointHttpAgent(this, options);
+  }
+
+  /**
+   * A `connect` function for undici that dials through this endpoint (see {@link endpointConnector}): undici's
+   * `fetch` and `request` then reach overlay names and addresses, over TLS for `https:` URLs.
+   *
+   * ```ts
+   * import { Agent, fetch } from 'undici';
+   * const dispatcher = new Agent({ connect: api.connector() });
+   * const res = await fetch('http://db.weave.local:8080/health', { dispatcher });
+   * ```
+   */
+  connector(options?: EndpointConnectorOptions): EndpointConnector {
+    return endpointConnector(this, options);
   }
 
   /** TCP connections by state and counters of this endpoint. */
