@@ -4,17 +4,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { Duplex } from 'node:stream';
-import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { createTestMesh } from '../../src/testing/index.js';
 import { endpointConnector } from '../../src/endpoint/http.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
+import { selfSignedCertificate } from '../helpers/tcp-sockets.js';
 
-const fixtures = new URL('../../../test/fixtures/tls/', import.meta.url);
-const cert = readFileSync(new URL('api.weave.local.crt', fixtures), 'utf8');
-const key = readFileSync(new URL('api.weave.local.key', fixtures), 'utf8');
+const { key, cert } = selfSignedCertificate(['api.weave.local']);
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
