@@ -5,6 +5,7 @@ import { isIP, type Server as NetServer, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { systemClock, type Clock } from '../clock.js';
+import { OptionsError } from '../errors.js';
 import { TcpSocketError, type TcpConnectOptions, type TcpSocket } from '../stack/tcp/socket.js';
 import type { TcpServer, TcpServerOptions } from '../stack/tcp/server.js';
 
@@ -153,7 +154,7 @@ export interface EndpointConnectorOptions {
  */
 export function endpointConnector(endpoint: TcpEndpoint, options: EndpointConnectorOptions = {}): EndpointConnector {
   const timeoutMs = options.timeoutMs ?? 10_000;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`endpointConnector: timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new OptionsError(`endpointConnector: timeoutMs must be a positive number of milliseconds, got ${timeoutMs}`);
   const clock = options.clock ?? systemClock;
   return (connectOptions, callback) => {
     const secure = connectOptions.protocol === 'https:';
@@ -192,7 +193,7 @@ export function endpointConnector(endpoint: TcpEndpoint, options: EndpointConnec
       return;
     }
     if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-      fail(new RangeError(`endpointConnector: port ${JSON.stringify(connectOptions.port)} of ${host} is not a port number`));
+      fail(new OptionsError(`endpointConnector: port ${JSON.stringify(connectOptions.port)} of ${host} is not a port number`));
       return;
     }
     const socket = endpoint.connect({ port, host });

@@ -8,7 +8,7 @@
 // JSON, then the server's), DISPLAY_RESULTS, and the client IPERF_DONE. JSON goes as a 4-byte big-endian length
 // and the text. Stream ids are 1, 3, 4, … (iperf_add_stream skips 2).
 import type { Duplex } from 'node:stream';
-import { ConnectionError, DecodeError } from '../errors.js';
+import { ConnectionError, DecodeError, OptionsError } from '../errors.js';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { systemRandom, type Random } from '../random.js';
 
@@ -275,9 +275,9 @@ export async function iperf3Client(transport: Iperf3Transport, options: Iperf3Cl
   const seconds = options.seconds ?? (bytesLimit > 0 ? 0 : 10);
   const reverse = options.reverse ?? false;
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-  if (!Number.isInteger(bytesLimit) || bytesLimit < 0) throw new RangeError(`iperf3Client: bytes must be a non-negative integer, got ${bytesLimit}`);
-  if (!Number.isInteger(seconds) || seconds < 0 || (seconds === 0 && bytesLimit === 0)) throw new RangeError(`iperf3Client: seconds must be a positive integer (or give bytes), got ${seconds}`);
-  if (!Number.isInteger(blockSize) || blockSize < 1) throw new RangeError(`iperf3Client: blockSize must be a positive integer, got ${blockSize}`);
+  if (!Number.isInteger(bytesLimit) || bytesLimit < 0) throw new OptionsError(`iperf3Client: bytes must be a non-negative integer, got ${bytesLimit}`);
+  if (!Number.isInteger(seconds) || seconds < 0 || (seconds === 0 && bytesLimit === 0)) throw new OptionsError(`iperf3Client: seconds must be a positive integer (or give bytes), got ${seconds}`);
+  if (!Number.isInteger(blockSize) || blockSize < 1) throw new OptionsError(`iperf3Client: blockSize must be a positive integer, got ${blockSize}`);
   const cookie = makeCookie(options.random ?? systemRandom);
   const timeoutMs = options.timeoutMs ?? seconds * 1000 + 30_000;
 

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import * as net from 'node:net';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import fc from 'fast-check';
-import { DecodeError, ConnectionError } from '../../src/errors.js';
+import { DecodeError, ConnectionError, OptionsError } from '../../src/errors.js';
 import {
   createTestMesh,
   decodeIperf3Parameters,
@@ -173,6 +173,13 @@ test('a refused connection and a server that closes early reject the client', as
     assert.is((error as ConnectionError).code, 'closed');
   } finally {
     await new Promise((resolve) => rude.close(resolve));
+  }
+});
+
+test('bad client options are an OptionsError', async () => {
+  for (const options of [{ seconds: 0 }, { seconds: 1.5 }, { bytes: -1 }, { seconds: 1, blockSize: 0 }]) {
+    const error = await iperf3Client(net, { host: LOOPBACK, port: 1, ...options }).catch((e: unknown) => e);
+    assert.instance(error, OptionsError, JSON.stringify(options));
   }
 });
 
