@@ -265,7 +265,7 @@ export function decodeIperf3Results(text: string): Iperf3Results {
  * ```
  * @throws ConnectionError `protocol` (the server refused the test or broke the protocol), `closed` (it closed
  *   the control connection early), `timeout`; DecodeError for a results message that does not decode; and the
- *   transport's own errors (ECONNREFUSED, …).
+ *   transport's own errors (ECONNREFUSED, …); OptionsError for options that cannot work.
  * @category Testing
  */
 export async function iperf3Client(transport: Iperf3Transport, options: Iperf3ClientOptions): Promise<Iperf3Report> {
