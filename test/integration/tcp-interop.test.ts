@@ -48,6 +48,11 @@ async function outerRun(): Promise<void> {
   try {
     await lab.addHost('h');
     const netns = await lab.addHost('n');
+    // Anything still running in our namespaces (a server the inner run could not stop) is ours: stop it by PID.
+    // Deferred, so the exit/signal backstop of the lab does it too.
+    lab.defer(() => {
+      for (const host of ['h', 'n']) killEverythingIn(lab.ns(host));
+    });
     const dataDir = mkdtempSync(join(tmpdir(), 'wti-interop-data-'));
     const scratch = mkdtempSync(join(tmpdir(), 'wti-interop-files-'));
     lab.defer(() => {
@@ -73,23 +78,6 @@ async function outerRun(): Promise<void> {
   } catch (error) {
     console.error('TCP interop: setting up the namespaces failed:', error);
   } finally {
-    // Anything still running in our namespaces (a server the inner run could not stop) is ours: stop it by PID.
-    for (const host of ['h', 'n']) {
-      let pids: string[] = [];
-      try {
-        pids = execFileSync('ip', ['netns', 'pids', lab.ns(host)], { encoding: 'utf8' }).split('\n').filter((p) => /^\d+$/.test(p));
-      } catch {
-        // No such namespace (setup failed early).
-      }
-      for (const pid of pids) {
-        console.log(`TCP interop: killing leftover process ${pid} in ${host}`);
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // Gone already.
-        }
-      }
-    }
     await lab.cleanup().catch((error: unknown) => {
       console.error(String(error));
       code = 1;
@@ -101,6 +89,24 @@ async function outerRun(): Promise<void> {
     }
   }
   process.exitCode = code ?? 1;
+}
+
+/** SIGKILLs every process in a namespace (`ip netns pids`): only processes this test started live there. */
+function killEverythingIn(netns: string): void {
+  let pids: string[] = [];
+  try {
+    pids = execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).split('\n').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return; // the namespace is gone already
+  }
+  for (const pid of pids) {
+    console.log(`TCP interop: killing leftover process ${pid} in ${netns}`);
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
