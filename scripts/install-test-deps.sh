@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (namespace tools, dig, curl, perl, and a C compiler for the
-# flood test's sender), only those that are missing.
+# Installs the Debian packages the tests need (namespace tools, dig, curl, perl, python3 and openssl for the TCP
+# interop and TLS tests, and a C compiler for the flood test's sender), only those that are missing.
 # Idempotent and non-interactive; run as root. Benchmark-only packages (wireguard-go, wireguard-tools)
 # are installed by bench/dataplane.ts itself, not here.
 set -euo pipefail
 
-PACKAGES=(iproute2 iputils-ping iperf3 iperf socat bind9-dnsutils nftables procps gcc libc6-dev curl perl mount)
+PACKAGES=(iproute2 iputils-ping iperf3 iperf socat bind9-dnsutils nftables procps gcc libc6-dev curl perl mount python3 openssl)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-test-deps: must run as root (apt-get install); skipping" >&2

@@ -49,7 +49,17 @@ export type { OverlayReadiness, PeerReadiness, PeerReadinessState, IpamReadiness
 export type { OverlayLinkView, OverlayLinkState, EstablishedLinkView, ConnectingLinkView, UnreachableLinkView } from './status/links.js';
 export type { HandshakeFailureView } from './status/handshake-failures.js';
 export { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
-export { EndpointHttpAgent, serveHttp, type ServeHttpOptions, type TcpEndpoint } from './endpoint/http.js';
+export {
+  EndpointHttpAgent,
+  serveHttp,
+  endpointConnector,
+  type ServeHttpOptions,
+  type TcpEndpoint,
+  type EndpointConnector,
+  type EndpointConnectOptions,
+  type EndpointConnectCallback,
+  type EndpointConnectorOptions,
+} from './endpoint/http.js';
 export { EndpointHttpsAgent } from './endpoint/https.js';
 export type { IpCommand } from './endpoint/ip-command.js';
 export { nodeFileSystem, type FileSystem } from './persist/file-system.js';

@@ -8,7 +8,7 @@ import type { TcpConfigOptions, TcpStackStats } from '../stack/tcp/tcp-layer.js'
 import type { TcpConnectOptions, TcpSocket } from '../stack/tcp/socket.js';
 import type { TcpServer, TcpServerOptions } from '../stack/tcp/server.js';
 import type { AgentOptions as HttpsAgentOptions } from 'node:https';
-import { EndpointHttpAgent, serveHttp, type ServeHttpOptions } from './http.js';
+import { EndpointHttpAgent, endpointConnector, serveHttp, type EndpointConnector, type EndpointConnectorOptions, type ServeHttpOptions } from './http.js';
 import { EndpointHttpsAgent } from './https.js';
 import type { Random } from '../random.js';
 
@@ -127,6 +127,20 @@ export class MemoryEndpoint {
    */
   httpsAgent(options?: HttpsAgentOptions): EndpointHttpsAgent {
     return new EndpointHttpsAgent(this, options);
+  }
+
+  /**
+   * A `connect` function for undici that dials through this endpoint (see {@link endpointConnector}): undici's
+   * `fetch` and `request` then reach overlay names and addresses, over TLS for `https:` URLs.
+   *
+   * ```ts
+   * import { Agent, fetch } from 'undici';
+   * const dispatcher = new Agent({ connect: api.connector() });
+   * const res = await fetch('http://db.weave.local:8080/health', { dispatcher });
+   * ```
+   */
+  connector(options?: EndpointConnectorOptions): EndpointConnector {
+    return endpointConnector(this, options);
   }
 
   /** TCP connections by state and counters of this endpoint. */

@@ -157,6 +157,8 @@ export class TcpSocket extends Duplex {
   private creditScheduled = false;
   private pendingWrite: { chunk: Uint8Array; callback: (error?: Error | null) => void } | undefined;
   private writeScheduled = false;
+  /** The peer's FIN arrived behind unread bytes: EOF is pushed once a read() has emptied the buffer. */
+  private endPending = false;
   private timeoutMs = 0;
   private idleTimer: Timer | undefined;
   private lastActivity = 0;
@@ -325,6 +327,7 @@ export class TcpSocket extends Duplex {
   override read(size?: number): ReturnType<Duplex['read']> {
     const chunk: unknown = super.read(size);
     if (chunk !== null) this.scheduleCredit();
+    if (this.endPending && this.readableLength === 0) this.scheduleEnd();
     return chunk as ReturnType<Duplex['read']>;
   }
 
@@ -399,7 +402,20 @@ export class TcpSocket extends Duplex {
 
   private onEnd(): void {
     if (this.destroyed) return;
-    this.push(null);
+    // As net.Socket, which leaves the FIN in the kernel behind unread bytes: pushing EOF behind buffered data
+    // would make the read() that takes the last bytes emit 'end', even when its caller then pauses on them
+    // (undici's HTTP/1 parser asserts it is not paused at 'end').
+    if (this.readableLength > 0) this.endPending = true;
+    else this.push(null);
+  }
+
+  /** Pushes the pending EOF after the read() that emptied the buffer has returned, if nothing arrived since. */
+  private scheduleEnd(): void {
+    queueMicrotask(() => {
+      if (!this.endPending || this.destroyed || this.readableLength > 0) return;
+      this.endPending = false;
+      this.push(null);
+    });
   }
 
   private onClosed(error: TcpErrorCode | undefined): void {
@@ -414,7 +430,7 @@ export class TcpSocket extends Duplex {
       return;
     }
     // A clean close: the read side ended (end() came first); the stream destroys itself after 'end' and 'finish'.
-    if (this.readableEnded === false) this.push(null);
+    if (this.readableEnded === false && !this.endPending) this.push(null);
     if (this.writableFinished) return;
     if (this.pendingWrite || this.writableLength > 0) this.destroy(new TcpSocketError('EPIPE', 'write', this.remoteAddress, this.remotePort));
   }
