@@ -17,8 +17,12 @@ export interface TestMeshOptions {
   peers: number | readonly string[];
   /** Which peers dial which (default `full`). Other paths are relayed. */
   topology?: TestTopology | undefined;
-  /** Network password (default: a fixed test password; stretched once and shared by every peer). */
-  password?: string | undefined;
+  /**
+   * Network password (default: a fixed test password; stretched once and shared by every peer). `false`:
+   * no password, so links are neither encrypted nor authenticated and there is no replay window: datagrams
+   * the wire duplicates reach the endpoints twice.
+   */
+  password?: string | false | undefined;
   /** Conditions of every link (latency, loss, reordering); change single links later with `link()`. */
   conditions?: LinkConditions | undefined;
   /** A fake clock makes the run deterministic; step it with `advance()` (default: real time). */
@@ -109,12 +113,15 @@ export async function createTestMesh(options: TestMeshOptions): Promise<TestMesh
     partitionStreams: 'stall',
   });
   const password = options.password ?? DEFAULT_TEST_PASSWORD;
-  let key = cachedKeys.get(password);
-  if (!key) {
-    key = deriveNetworkKey(password);
-    cachedKeys.set(password, key);
+  let networkKey: NetworkKey | undefined;
+  if (password !== false) {
+    let key = cachedKeys.get(password);
+    if (!key) {
+      key = deriveNetworkKey(password);
+      cachedKeys.set(password, key);
+    }
+    networkKey = await key;
   }
-  const networkKey = await key;
   const hosts = nicknames.map(() => wire.addHost());
   const overlays = nicknames.map((nickname, i) => {
     const dials = edges.filter(([a, b]) => Math.max(a, b) === i).map(([a, b]) => `${(hosts[Math.min(a, b)] as VirtualHost).address}:${CONTROL_PORT}`);
@@ -126,7 +133,7 @@ export async function createTestMesh(options: TestMeshOptions): Promise<TestMesh
       nickname,
       listen: `${(hosts[i] as VirtualHost).address}:${CONTROL_PORT}`,
       peers: dials,
-      networkKey,
+      ...(networkKey ? { networkKey } : {}),
       clock,
       random: seededRandom(seed * 1000 + i + 1),
       transport: hosts[i] as VirtualHost,

@@ -22,6 +22,11 @@ export interface LinkConditions {
   loss?: number | undefined;
   /** Probability in [0, 1] that a datagram is held back, so later ones overtake it (default 0). */
   reorder?: number | undefined;
+  /**
+   * Probability in [0, 1] that a datagram arrives twice, as a path that repeats packets (default 0). The copy
+   * takes its own delay and reordering draw. (An encrypted overlay's replay window drops it: see `createTestMesh`'s `password`.)
+   */
+  duplicate?: number | undefined;
   /** How long a held-back datagram waits on top of its delay (default max(1, latencyMs)). */
   reorderDelayMs?: number | undefined;
   /** Datagrams with a longer payload are dropped, like a path that drops IP fragments (default none). */
@@ -51,6 +56,8 @@ export interface VirtualWireStats {
   datagramsDelivered: number;
   /** Datagrams held back by `reorder` (delivered late, not dropped). */
   datagramsReordered: number;
+  /** Extra copies sent by `duplicate`. */
+  datagramsDuplicated: number;
   /** Datagrams dropped, by reason. */
   datagramsDropped: Record<DatagramDropReason, number>;
   /** Payload bytes of every datagram sent. */
@@ -118,7 +125,7 @@ const liveClock: Clock = {
   },
 };
 
-const PERFECT: Conditions = { latencyMs: 0, jitterMs: 0, loss: 0, reorder: 0 };
+const PERFECT: Conditions = { latencyMs: 0, jitterMs: 0, loss: 0, reorder: 0, duplicate: 0 };
 const EPHEMERAL_FIRST = 32768;
 const EPHEMERAL_LAST = 60999;
 
@@ -276,22 +283,28 @@ class Net {
     const c = this.conditions(src, dst);
     if (c.maxDatagramBytes !== undefined && bytes.byteLength > c.maxDatagramBytes) return this.drop('too-big', fromText, toText);
     if (c.loss > 0 && this.random.float() < c.loss) return this.drop('loss', fromText, toText);
-    let delay = this.delay(c);
-    if (c.reorder > 0 && this.random.float() < c.reorder) {
-      delay += c.reorderDelayMs ?? Math.max(1, c.latencyMs);
-      this.stats.datagramsReordered += 1;
-    }
     const seen = { ...this.seenFrom(src, 'udp', socket.port), family: 'IPv4', size: bytes.byteLength };
-    this.clock.setTimer(delay, () => {
-      // A partition that starts while the datagram is in flight catches it too.
-      if (this.closed) return this.drop('closed', fromText, toText);
-      if (this.blocked(src, dst)) return this.drop('partition', fromText, toText);
-      const receiver = target.host.datagramSockets.get(target.port);
-      if (!receiver) return this.drop('no-socket', fromText, toText);
-      this.stats.datagramsDelivered += 1;
-      this.stats.datagramBytesDelivered += bytes.byteLength;
-      receiver.emit('message', bytes, seen);
-    });
+    const copies = c.duplicate > 0 && this.random.float() < c.duplicate ? 2 : 1;
+    if (copies > 1) this.stats.datagramsDuplicated += 1;
+    for (let i = 0; i < copies; i++) {
+      let delay = this.delay(c);
+      if (c.reorder > 0 && this.random.float() < c.reorder) {
+        delay += c.reorderDelayMs ?? Math.max(1, c.latencyMs);
+        this.stats.datagramsReordered += 1;
+      }
+      // Each copy its own buffer: a receiver may work on what it gets in place.
+      const payload = i === 0 ? bytes : Buffer.from(bytes);
+      this.clock.setTimer(delay, () => {
+        // A partition that starts while the datagram is in flight catches it too.
+        if (this.closed) return this.drop('closed', fromText, toText);
+        if (this.blocked(src, dst)) return this.drop('partition', fromText, toText);
+        const receiver = target.host.datagramSockets.get(target.port);
+        if (!receiver) return this.drop('no-socket', fromText, toText);
+        this.stats.datagramsDelivered += 1;
+        this.stats.datagramBytesDelivered += payload.byteLength;
+        receiver.emit('message', payload, seen);
+      });
+    }
   }
 
   connect(stream: VirtualStream, address: string, port: number): void {
@@ -332,6 +345,7 @@ function newStats(): VirtualWireStats {
     datagramsSent: 0,
     datagramsDelivered: 0,
     datagramsReordered: 0,
+    datagramsDuplicated: 0,
     datagramsDropped: { loss: 0, partition: 0, 'too-big': 0, unreachable: 0, 'no-socket': 0, closed: 0 },
     datagramBytesSent: 0,
     datagramBytesDelivered: 0,

@@ -1090,6 +1090,10 @@ class Connection implements TcpConnection {
     this.rttSeq = undefined;
     this.sndNxt = this.sndUna;
     this.output();
+    // A closed send window held everything back: the segment at SND.UNA goes anyway (as Linux does), like a
+    // zero-window probe. The window we believe may be stale (a zero-window ACK reordered behind the update
+    // that opened it), and its answer brings the real one; without it we would fall silent until ETIMEDOUT.
+    if (this.sndNxt === this.sndUna) this.retransmitAt(this.sndUna);
     this.rtxTimer.set(this.userTimeoutCap(this.rto));
   }
 

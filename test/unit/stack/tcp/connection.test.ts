@@ -555,6 +555,25 @@ test('zero window: persist probes with backoff until the window opens, then the 
   assert.equal(d(h), [`P. 2001:2501(500) ack 1 win ${win()}`]);
 });
 
+test('a stale zero-window ACK behind the update that opened it: the RTO still resends the segment at SND.UNA (found by fuzzing: silence until ETIMEDOUT)', () => {
+  const h = established({ dataRetries: 3 });
+  h.connection.write(patterned(2000));
+  h.take();
+  h.clock.advance(100);
+  from(h, 1, 2001, A, 0, 0); // everything acknowledged, window closed; RTO 250
+  from(h, 1, 2001, A, 0, 1000); // the window update
+  h.connection.write(patterned(1));
+  assert.equal(d(h), [`P. 2001:2002(1) ack 1 win ${win()}`]); // lost
+  from(h, 1, 2001, A, 0, 0); // the zero-window ACK again, reordered behind the update (same SEQ and ACK: taken)
+  assert.equal(d(h), []);
+  h.clock.advance(250);
+  assert.equal(d(h), [`P. 2001:2002(1) ack 1 win ${win()}`], 'the retransmission goes out into the zero window: its ACK brings the real window');
+  from(h, 1, 2002, A, 0, 1000);
+  h.clock.advance(10_000);
+  assert.equal(h.rec.closed, []);
+  assert.is(h.connection.state, 'ESTABLISHED');
+});
+
 test('keep-alive: probes after the idle time, then every interval; unanswered probes end with ETIMEDOUT', () => {
   const h = established({ keepAliveIntervalMs: 500, keepAliveProbes: 3 });
   h.connection.setKeepAlive(true, 1000);

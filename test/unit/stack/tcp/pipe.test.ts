@@ -66,4 +66,10 @@ test('CUBIC’s fractional cwnd never yields an empty data segment (found by fuz
   ], false, 'cubic');
 });
 
+test('a zero-window ACK reordered behind the window update, then the last byte lost: the RTO resends it (found by fuzzing: the writer went silent and timed out, the reader one byte short)', () => {
+  runScenario({ loss: 0.04467390377018433, duplicate: 0, reorder: 0.2426179733754721, latencyMs: 1, jitterMs: 12, seed: 786699 }, 4096, 1460, [
+    { kind: 'write', side: 0, n: 32445 },
+  ]);
+});
+
 test.run();
