@@ -224,6 +224,8 @@ export class Pipe {
   private send(seg: TcpSegment, from: number, to: number, toward: 'server' | 'client'): void {
     if (++this.segmentsSent > 300_000) throw new Error(`segment storm: more than 300 000 segments (last: ${flagString(seg.flags)} seq ${seg.seq} ack ${seg.ack} toward the ${toward})`);
     const bytes = encodeTcpSegment(seg, from, to);
+    // The link's MTU is the MSS + 40: a segment over it (options count) would be refused by a real NIC.
+    if (bytes.byteLength > this.mss + 20) throw new Error(`segment of ${bytes.byteLength - 20} bytes over the MSS ${this.mss} (${flagString(seg.flags)} seq ${seg.seq}, ${seg.payload.byteLength} payload bytes)`);
     const c = this.conditions;
     const lost = this.chance.float() < (c.loss ?? 0);
     this.onSegment?.(seg, toward, lost);

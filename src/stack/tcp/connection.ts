@@ -31,6 +31,8 @@ import { copyBytes } from '../../wire/codec.js';
 const DEFAULT_PEER_MSS = 536;
 /** Smallest MSS a path MTU report may lower us to (RFC 1191's 68-byte MTU is impractical; Linux floors at 48). */
 const MIN_MSS = 88;
+/** SACK blocks per segment: 4 fill 36 of the 40 option bytes (RFC 2018 §3). */
+const MAX_SACK_BLOCKS = 4;
 /** Initial congestion window in segments (RFC 6928). */
 const INITIAL_WINDOW_SEGMENTS = 10;
 /** Duplicate ACKs that trigger fast retransmit (RFC 5681). */
@@ -821,7 +823,7 @@ class Connection implements TcpConnection {
       if (!force && this.pipe() >= this.cwnd) break;
       force = false;
       const nextSacked = this.scoreboard.nextSackedAfter(this.highRxt) ?? highest;
-      const len = Math.min(this.mss, seqSub(nextSacked, this.highRxt));
+      const len = Math.min(this.dataMss(), seqSub(nextSacked, this.highRxt));
       this.retransmitAt(this.highRxt, len);
       this.highRxt = seqAdd(this.highRxt, len);
     }
@@ -937,7 +939,8 @@ class Connection implements TcpConnection {
       const windowRoom = seqSub(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
       // Whole bytes only: CUBIC grows cwnd by fractions, and a fractional length would send empty segments forever.
       const room = Math.floor(Math.min(windowRoom, this.cwnd - inFlight));
-      const len = Math.min(available, this.mss, room);
+      const segmentMax = this.dataMss();
+      const len = Math.min(available, segmentMax, room);
       if (len <= 0) {
         if (this.sndWnd === 0 && !seqGt(this.sndMax, this.sndUna)) this.persistTimer.ensure(this.persistInterval());
         break;
@@ -949,7 +952,7 @@ class Connection implements TcpConnection {
       }
       const seq = this.sndNxt;
       const retransmit = seqLt(seq, this.sndMax);
-      if (len < this.mss && !retransmit) {
+      if (len < segmentMax && !retransmit) {
         const last = len === available;
         // Nagle (RFC 896) with Minshall's refinement (as Linux): a small segment waits while an earlier
         // small segment is unacknowledged.
@@ -958,7 +961,7 @@ class Connection implements TcpConnection {
         if (!last && outstanding && len < this.maxSndWnd / 2) break;
       }
       const end = seqAdd(seq, len);
-      if (len < this.mss) this.lastSmallEnd = end;
+      if (len < segmentMax) this.lastSmallEnd = end;
       // A FIN rides on the last segment when the FIN is queued.
       const withFin = this.finQueued && end === dataEnd;
       if (retransmit) this.stats.retransmits++;
@@ -977,10 +980,19 @@ class Connection implements TcpConnection {
     if (this.ackPending) this.sendAck();
   }
 
-  /** Resends `len` bytes (default one MSS) at `seq`, without moving SND.NXT. */
-  private retransmitAt(seq: number, len = this.mss): void {
+  /**
+   * Payload room of a data segment sent now: the MSS less the SACK option it will carry. The MSS counts
+   * no options (RFC 9293 §3.7.1), so a full segment with SACK blocks would exceed the path MTU.
+   */
+  private dataMss(): number {
+    if (!this.sackOk || this.ooo.empty) return this.mss;
+    return this.mss - (4 + 8 * this.ooo.sackBlocks(MAX_SACK_BLOCKS).length);
+  }
+
+  /** Resends `len` bytes (default one segment) at `seq`, without moving SND.NXT. */
+  private retransmitAt(seq: number, len = this.dataMss()): void {
     const dataEnd = seqAdd(this.bufSeq, this.sendRing.length);
-    const n = Math.max(0, Math.min(len, seqSub(dataEnd, seq)));
+    const n = Math.max(0, Math.min(len, this.dataMss(), seqSub(dataEnd, seq)));
     this.stats.retransmits++;
     if (this.rttSeq !== undefined && seqGe(this.rttSeq, seq)) this.rttSeq = undefined; // Karn
     if (n === 0) {
@@ -1013,7 +1025,7 @@ class Connection implements TcpConnection {
       window = this.advertiseWindow();
     }
     let opts = options;
-    if (this.sackOk && !this.ooo.empty && (flags & TCP_SYN) === 0) opts = { ...options, sack: this.ooo.sackBlocks(4) };
+    if (this.sackOk && !this.ooo.empty && (flags & TCP_SYN) === 0) opts = { ...options, sack: this.ooo.sackBlocks(MAX_SACK_BLOCKS) };
     this.ackPending = false;
     this.segmentsUnacked = 0;
     this.delayedAckTimer.clear();

@@ -321,6 +321,23 @@ test('out-of-order segments are ACKed at once with SACK blocks, latest first; fi
   assert.equal(h.rec.received, [...patterned(1000), ...patterned(1000), ...patterned(1000), ...patterned(1000)]);
 });
 
+test('data segments leave room for the SACK blocks they carry: MSS counts no options (RFC 9293 §3.7.1; found by a 1 % loss transfer both ways: full segments plus SACK exceeded the MTU and were refused forever)', () => {
+  const h = established();
+  from(h, 1001, 1, A, 1000); // a hole at 1:1001: our segments now carry one SACK block (12 option bytes)
+  assert.equal(d(h), [`. 1:1(0) ack 1 win ${win()} <sack 1001:2001>`]);
+  assert.is(h.connection.write(patterned(2500)), 2500);
+  assert.equal(d(h), [`. 1:989(988) ack 1 win ${win()} <sack 1001:2001>`, `. 989:1977(988) ack 1 win ${win()} <sack 1001:2001>`, `P. 1977:2501(524) ack 1 win ${win()} <sack 1001:2001>`]);
+  from(h, 3001, 2501, A, 1000); // two blocks: 20 option bytes
+  d(h);
+  assert.is(h.connection.write(patterned(1000)), 1000);
+  assert.equal(d(h), [`. 2501:3481(980) ack 1 win ${win()} <sack 3001:4001 1001:2001>`, `P. 3481:3501(20) ack 1 win ${win()} <sack 3001:4001 1001:2001>`]);
+  from(h, 1, 3501, A, 1000);
+  from(h, 2001, 3501, A, 1000); // every hole filled: full segments again
+  d(h);
+  assert.is(h.connection.write(patterned(1000)), 1000);
+  assert.equal(d(h).map((line) => line.split(' ')[1]), ['3501:4501(1000)']);
+});
+
 test('out-of-window and duplicate segments are counted, dropped and answered with an ACK', () => {
   const h = established({ receiveBufferBytes: 4096 });
   from(h, 100_000, 1, A, 10);
