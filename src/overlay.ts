@@ -676,7 +676,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     let nic: MemoryNic;
     let endpoint: MemoryEndpoint;
     try {
-      [port, nic] = MemoryNic.pair({ name, mtu: this.mtu, mac });
+      // The endpoint's end carries its MAC (the stack sends from it and answers ARP with it); the switch's end needs none of its own.
+      [port, nic] = MemoryNic.pair({ name, mtu: this.mtu, peerMac: mac });
       endpoint = new MemoryEndpoint(
         { kind: 'memory', name, ...(this.dns ? { fqdn: normaliseName(name, this.dns.domain) } : {}), id, address, mac: formatMac(mac), mtu: this.mtu },
         nic,
@@ -689,6 +690,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     const { info } = endpoint;
     const portId = this.dataPlane.attach(port);
     this.memory.set(name, { endpoint, port: portId, nics: [port, nic] });
+    endpoint.stack.announce(); // peers that cached the address with another MAC (its previous holder) learn the new one
     this.dns?.add(name, hostPart(address), { id });
     this.emit('endpoint:attached', info);
     this.logger.info({ endpoint: name, address }, 'endpoint attached');

@@ -502,6 +502,22 @@ export class NetStack {
   // ---------------------------------------------------------------------------------------------
   // ARP cache and reassembly hosts
 
+  /**
+   * Broadcasts a gratuitous ARP request for this stack's own address (an RFC 5227 announcement), as Weave
+   * does when it attaches a container: neighbours that cached the address with another MAC (an endpoint
+   * that held it before, a restart) update it now instead of sending to the old MAC until the entry expires.
+   */
+  announce(): void {
+    const frame = encodeArpFrame(BROADCAST_MAC_BYTES, {
+      operation: ARP_REQUEST,
+      senderMac: this.macBytes,
+      senderIp: this.iface.address,
+      targetMac: UNKNOWN_MAC,
+      targetIp: this.iface.address,
+    });
+    this.transmitFrames([frame]);
+  }
+
   private sendArpRequest(address: number): void {
     const frame = encodeArpFrame(BROADCAST_MAC_BYTES, {
       operation: ARP_REQUEST,

@@ -314,9 +314,9 @@ for (const [label, tcp] of [
   });
 }
 
-// Open finding: the client's write after the re-attach draws no RST within 30 virtual s (not yet diagnosed:
-// the new endpoint's address, MAC, ARP entry at the client or the switch's MAC table); skipped until it is.
-test.skip('a peer restart ends connections with ECONNRESET: the new incarnation answers a segment for a connection it never knew with RST', async () => {
+// This found a bug: attach({ mac }) gave the MAC to the switch's end of the NIC pair, so the re-attached
+// endpoint had a new MAC and dropped the client's frames (sent to the old one) as not for it.
+test('a peer restart ends connections with ECONNRESET: the new incarnation answers a segment for a connection it never knew with RST', async () => {
   const { mesh, a, b } = await twoPeers();
   try {
     const { client } = await openConnection(mesh, a, b);
@@ -334,6 +334,27 @@ test.skip('a peer restart ends connections with ECONNRESET: the new incarnation 
     const stats = restarted.tcpStats() as TcpStackStats;
     assert.ok(stats.resetsOut >= 1, 'the restarted endpoint sent the RST');
     assert.is(stats.passiveOpens + stats.activeOpens, 0, 'it never had a connection');
+  } finally {
+    await mesh.stop();
+  }
+});
+
+test('an address taken over by a new endpoint with another MAC: its gratuitous ARP updates the peers, so an old connection gets its RST at once, not after the ARP entry expires', async () => {
+  const { mesh, a, b } = await twoPeers();
+  try {
+    const { client } = await openConnection(mesh, a, b);
+    const ended = failure(client);
+    mesh.partition(['a'], ['b']);
+    const { address, mac } = b.info;
+    await mesh.drive(mesh.overlay('b').detach('b1'));
+    mesh.heal();
+    await mesh.ready({ timeoutMs: 30_000 });
+    const successor = await mesh.drive(mesh.overlay('b').attach({ name: 'b2', ip: address }));
+    assert.is.not(successor.info.mac, mac);
+    client.write('are you there?');
+    const start = mesh.clock.now();
+    assert.is(await mesh.drive(ended, { maxMs: 10_000 }), 'ECONNRESET');
+    assert.ok(mesh.clock.now() - start < 5_000, `ECONNRESET after ${mesh.clock.now() - start} ms (the ARP entry would have lasted 60 s)`);
   } finally {
     await mesh.stop();
   }
