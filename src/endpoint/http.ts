@@ -34,24 +34,31 @@ export class EndpointHttpAgent extends Agent {
 
   /** Dials the request's host (an overlay name or address) and port through the endpoint. */
   override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex {
-    const port = Number(options.port ?? options.defaultPort ?? 80);
-    const host = options.hostname ?? options.host ?? undefined;
-    const socket = this.endpoint.connect({ port, ...(host ? { host: host.replace(/^\[|\]$/g, '') } : {}) });
-    if (callback) {
-      const onConnect = (): void => {
-        socket.removeListener('error', onError);
-        callback(null, socket);
-      };
-      const onError = (error: Error): void => {
-        socket.removeListener('connect', onConnect);
-        callback(error, socket);
-      };
-      socket.once('connect', onConnect);
-      socket.once('error', onError);
-      return socket;
-    }
+    const socket = this.endpoint.connect(requestTarget(options, 80));
+    if (callback) callWhenReady(socket, 'connect', callback);
     return socket;
   }
+}
+
+/** @internal Where an agent's request goes: its host (brackets of an IPv6 literal removed) and port. */
+export function requestTarget(options: ClientRequestArgs, defaultPort: number): TcpConnectOptions {
+  const port = Number(options.port ?? options.defaultPort ?? defaultPort);
+  const host = (options.hostname ?? options.host ?? undefined)?.replace(/^\[|\]$/g, '');
+  return { port, ...(host ? { host } : {}) };
+}
+
+/** @internal Calls an agent's `createConnection` callback once `stream` emits `ready` or `'error'`, whichever comes first. */
+export function callWhenReady(stream: Duplex, ready: 'connect' | 'secureConnect', callback: (err: Error | null, stream: Duplex) => void): void {
+  const onReady = (): void => {
+    stream.removeListener('error', onError);
+    callback(null, stream);
+  };
+  const onError = (error: Error): void => {
+    stream.removeListener(ready, onReady);
+    callback(error, stream);
+  };
+  stream.once(ready, onReady);
+  stream.once('error', onError);
 }
 
 /** Options of {@link serveHttp}. */

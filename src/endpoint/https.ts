@@ -3,7 +3,7 @@ import { Agent, type AgentOptions } from 'node:https';
 import type { ClientRequestArgs } from 'node:http';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import type { TcpEndpoint } from './http.js';
+import { callWhenReady, requestTarget, type TcpEndpoint } from './http.js';
 
 /**
  * An `https.Agent` whose connections go through an in-process endpoint: `https.request(url, { agent })`
@@ -23,25 +23,12 @@ export class EndpointHttpsAgent extends Agent {
 
   /** Dials the request's host and port through the endpoint and starts TLS on that stream. */
   override createConnection(options: ClientRequestArgs & ConnectionOptions, callback?: (err: Error | null, stream: Duplex) => void): Duplex {
-    const port = Number(options.port ?? options.defaultPort ?? 443);
-    const host = (options.hostname ?? options.host ?? undefined)?.replace(/^\[|\]$/g, '');
-    const raw = this.endpoint.connect({ port, ...(host ? { host } : {}) });
+    const raw = this.endpoint.connect(requestTarget(options, 443));
     // As https.Agent itself does, the request's options go to tls.connect: servername (set by the agent from a
     // name) and host (what an address is checked against); with `socket` given, TLS dials nothing itself.
     const secure = tlsConnect({ ...(options as ConnectionOptions), socket: raw });
     raw.once('error', (error) => secure.destroy(error)); // a refused or reset dial surfaces on the TLS stream
-    if (callback) {
-      const onConnect = (): void => {
-        secure.removeListener('error', onError);
-        callback(null, secure);
-      };
-      const onError = (error: Error): void => {
-        secure.removeListener('secureConnect', onConnect);
-        callback(error, secure);
-      };
-      secure.once('secureConnect', onConnect);
-      secure.once('error', onError);
-    }
+    if (callback) callWhenReady(secure, 'secureConnect', callback);
     return secure;
   }
 }

@@ -86,7 +86,7 @@ const STRICTEST = {
 
 let project: string | undefined;
 
-/** A fresh project with the packed tarball and @types/node installed (once per run). */
+/** A fresh project with the packed tarball, @types/node and undici installed (once per run). */
 async function freshProject(): Promise<string> {
   if (project) return project;
   const dir = mkdtempSync(join(tmpdir(), 'wt-readme-'));
@@ -94,8 +94,9 @@ async function freshProject(): Promise<string> {
   const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: repo, maxBuffer: 16 * 1024 * 1024 });
   const tarball = join(dir, (JSON.parse(stdout) as { filename: string }[])[0]?.filename ?? '');
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'readme-newcomer', private: true, type: 'module' }, null, 2));
-  const types = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')).devDependencies['@types/node'] as string;
-  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball, `@types/node@${types}`], { cwd: dir, timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+  const devDependencies = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')).devDependencies as Record<string, string>;
+  // undici: the README's fetch example installs it, as its text says a user must.
+  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball, `@types/node@${devDependencies['@types/node']}`, `undici@${devDependencies['undici']}`], { cwd: dir, timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
   project = dir;
   return dir;
 }

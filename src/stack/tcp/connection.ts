@@ -16,6 +16,7 @@ import {
   type TcpConnectionEvents,
   type TcpConnectionInit,
   type TcpConnectionStats,
+  zeroTcpConnectionStats,
   type TcpErrorCode,
   type TcpFourTuple,
   type TcpOptions,
@@ -120,18 +121,7 @@ function windowScaleFor(bytes: number): number {
 /** One connection's machine; see {@link TcpConnection}. */
 class Connection implements TcpConnection {
   state: TcpState = 'CLOSED';
-  readonly stats: TcpConnectionStats = {
-    segmentsIn: 0,
-    segmentsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    retransmits: 0,
-    fastRetransmits: 0,
-    timeouts: 0,
-    resetsIn: 0,
-    resetsOut: 0,
-    dropped: 0,
-  };
+  readonly stats: TcpConnectionStats = zeroTcpConnectionStats();
   readonly tuple: TcpFourTuple;
   /** The clock of the host (read by {@link Deadline}). */
   readonly clock: TcpConnectionInit['host']['clock'];

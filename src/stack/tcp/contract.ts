@@ -160,6 +160,11 @@ export interface TcpConnectionStats {
   dropped: number;
 }
 
+/** Fresh counters: every field zero. */
+export function zeroTcpConnectionStats(): TcpConnectionStats {
+  return { segmentsIn: 0, segmentsOut: 0, bytesIn: 0, bytesOut: 0, retransmits: 0, fastRetransmits: 0, timeouts: 0, resetsIn: 0, resetsOut: 0, dropped: 0 };
+}
+
 /**
  * One connection's protocol machine (implemented in connection.ts). It owns sequence space, buffers,
  * retransmission, congestion control and timers; it never touches sockets or frames.

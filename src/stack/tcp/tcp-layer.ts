@@ -15,6 +15,7 @@ import {
   type TcpConnection,
   type TcpConnectionEvents,
   type TcpConnectionStats,
+  zeroTcpConnectionStats,
   type TcpErrorCode,
   type TcpSegment,
 } from './contract.js';
@@ -189,19 +190,6 @@ const MIN_PATH_MTU = 68;
 const TCP_HEADER_BYTES = 20;
 const IPV4_HEADER_BYTES = 20;
 
-const ZERO_STATS: TcpConnectionStats = {
-  segmentsIn: 0,
-  segmentsOut: 0,
-  bytesIn: 0,
-  bytesOut: 0,
-  retransmits: 0,
-  fastRetransmits: 0,
-  timeouts: 0,
-  resetsIn: 0,
-  resetsOut: 0,
-  dropped: 0,
-};
-
 /**
  * The TCP layer of one stack: it decodes segments, finds their connection (4-tuple) or listener (port),
  * answers segments to closed ports with RST (RFC 9293 §3.10.7.1), bounds each listener's backlog
@@ -217,7 +205,7 @@ export class TcpLayer {
   /** localPort → (remoteAddress·65536 + remotePort) → entry. */
   private readonly connections = new Map<number, Map<number, Entry>>();
   private readonly listeners = new Map<number, Listener>();
-  private readonly totals: TcpConnectionStats = { ...ZERO_STATS };
+  private readonly totals: TcpConnectionStats = zeroTcpConnectionStats();
   private readonly counters = { activeOpens: 0, passiveOpens: 0, accepted: 0, segmentsIn: 0, segmentsOut: 0, resetsIn: 0, resetsOut: 0 };
   private readonly drops: Record<string, number> = {};
   private readonly connectionHost;
