@@ -190,7 +190,8 @@ export function endpointConnector(endpoint: TcpEndpoint, options: EndpointConnec
     };
     const startTls = (transport: Duplex): void => {
       const servername = connectOptions.servername ?? (isIP(host) === 0 ? host : undefined);
-      tlsSocket = tlsConnect({ ...options.tls, socket: transport, ...(servername !== undefined ? { servername } : {}) });
+      // host: what an address is checked against (tls.connect would check "localhost"); with a socket it dials nothing.
+      tlsSocket = tlsConnect({ ...options.tls, socket: transport, host, ...(servername !== undefined ? { servername } : {}) });
       const socket = tlsSocket;
       socket.once('error', fail);
       socket.once('secureConnect', () => succeed(socket));

@@ -57,6 +57,13 @@ test('undici fetch and Node’s global fetch reach an overlay name through endpo
     // https: TLS over the endpoint's TCP, the certificate checked against its name.
     const secure = (await (await undiciFetch('https://api.weave.local:8443/tls', { dispatcher })).json()) as Record<string, string>;
     assert.is(secure['url'], '/tls');
+    // https by address: checked against the certificate's IP SAN (it was checked against "localhost").
+    const byIp = selfSignedCertificate([api.address]);
+    await api.serveHttp(https.createServer({ key: byIp.key, cert: byIp.cert }, handler(blob)), 9443);
+    const ipDispatcher = new Agent({ connect: client.connector({ tls: { ca: byIp.cert } }) });
+    const secureByIp = (await (await undiciFetch(`https://${api.address}:9443/by-ip`, { dispatcher: ipDispatcher })).json()) as Record<string, string>;
+    assert.is(secureByIp['url'], '/by-ip');
+    await ipDispatcher.close();
 
     // Node's own fetch takes the same dispatcher (Node 20's bundled undici accepts an undici 6 Agent). Its types come
     // from @types/node's copy of undici's (undici-types), which TypeScript does not take as the same Dispatcher: cast.
