@@ -185,20 +185,25 @@ let nextPort = 10_000;
 const freshPort = () => nextPort++;
 
 /** One stream between in-process endpoints: Mbit/s counted by the receiver from its accept to the sender's FIN. */
+
+/** Reads `socket` to its end and resolves with the rate it delivered, in Mbit/s from its first moment; then ends it. */
+function sinkMbps(socket: TcpSocket): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    let bytes = 0;
+    socket.on('data', (c: Buffer) => (bytes += c.length));
+    socket.on('end', () => {
+      resolve((bytes * 8) / ((performance.now() - start) / 1000) / 1e6);
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+}
 async function memToMem(from: MemoryEndpoint, to: MemoryEndpoint, seconds: number): Promise<number> {
   const port = freshPort();
   let result: Promise<number> | undefined;
   const server = to.createServer((socket) => {
-    result = new Promise((resolve, reject) => {
-      const start = performance.now();
-      let bytes = 0;
-      socket.on('data', (c: Buffer) => (bytes += c.length));
-      socket.on('end', () => {
-        resolve((bytes * 8) / ((performance.now() - start) / 1000) / 1e6);
-        socket.end();
-      });
-      socket.on('error', reject);
-    });
+    result = sinkMbps(socket);
   });
   server.listen(port);
   await once(server, 'listening');
@@ -235,16 +240,7 @@ async function nsToMem(ns: string, to: MemoryEndpoint, seconds: number): Promise
   const port = freshPort();
   let result: Promise<number> | undefined;
   const server = to.createServer({ allowHalfOpen: true }, (socket) => {
-    result = new Promise((resolve, reject) => {
-      const start = performance.now();
-      let bytes = 0;
-      socket.on('data', (c: Buffer) => (bytes += c.length));
-      socket.on('end', () => {
-        resolve((bytes * 8) / ((performance.now() - start) / 1000) / 1e6);
-        socket.end();
-      });
-      socket.on('error', reject);
-    });
+    result = sinkMbps(socket);
   });
   server.listen(port);
   await once(server, 'listening');
