@@ -40,12 +40,12 @@ export interface EndpointInfo {
 
 /**
  * An endpoint that lives in this process: it has its own MAC and IP on the overlay and speaks ARP, ICMP
- * echo and UDP through a small userspace stack, so code in a test harness can talk over the mesh with
- * no root and no kernel devices.
+ * echo, UDP and TCP through a userspace stack, so services and test harnesses run over the mesh (HTTP,
+ * TLS, `fetch`, raw streams and datagrams) with no root and no kernel devices.
  * @category Endpoints
  */
 export class MemoryEndpoint {
-  /** The userspace IPv4 stack (ARP, ICMP echo, UDP). */
+  /** The userspace IPv4 stack (ARP, ICMP echo, UDP, TCP). */
   readonly stack: NetStack;
 
   /** @internal Created by `Overlay.attach`. */
