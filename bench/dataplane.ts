@@ -19,11 +19,10 @@
 //   BENCH_OUT_DIR=dir      where to write the results (default bench/results)
 // The machine should be otherwise idle: iperf3, the tunnels and the kernel share its cores.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canUseNetns, hasCommand, leftovers, NetnsLab } from '../test/helpers/netns.js';
-import { ensurePackages, versionOf } from './lib/deps.js';
+import { ensurePackages, versionOf, machineMeta } from './lib/deps.js';
 import { pingMedianUs, sampleCpu, tcpMbps, udpSearch, type Path } from './lib/measure.js';
 import { fmt, formatTable, median, ratio, envNumber } from './lib/stats.js';
 import { allSystems, type BenchHost, type System } from './lib/systems.js';
@@ -166,11 +165,7 @@ async function main(): Promise<void> {
   for (const s of skipped) process.stdout.write(`  not measured: ${s.system}: ${s.reason}\n`);
 
   const meta = {
-    date: new Date().toISOString(),
-    smoke,
-    kernel: release(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
+    ...machineMeta(smoke),
     node: process.version,
     iperf3: versionOf(['iperf3', '--version']),
     wireguardGo: versionOf(['wireguard-go', '--version']),

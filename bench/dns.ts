@@ -26,10 +26,10 @@
 // The machine should be otherwise idle: dnsperf and the server share its cores.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensurePackages, versionOf } from './lib/deps.js';
+import { ensurePackages, versionOf, machineMeta } from './lib/deps.js';
 import { benchNames, dnsperfQueries, hostsFile } from './lib/dns-names.js';
 import { dnsperfVersion, runDnsperf, type DnsperfResult } from './lib/dns-perf.js';
 import { allDnsSystems, type DnsEndpoint, type DnsSystem } from './lib/dns-systems.js';
@@ -240,11 +240,7 @@ async function main(): Promise<void> {
 
   const help = spawnSync('dnsperf', ['-h'], { encoding: 'utf8' });
   const meta = {
-    date: new Date().toISOString(),
-    smoke,
-    kernel: release(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
+    ...machineMeta(smoke),
     node: process.version,
     dnsperf: dnsperfVersion(`${help.stdout ?? ''}${help.stderr ?? ''}`),
     dnsmasq: versionOf(['dnsmasq', '--version']),

@@ -29,11 +29,11 @@
 // The machine should be otherwise idle: the overlays, the TCP endpoints and the kernel tools share its cores.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canUseNetns, hasCommand, leftovers, NetnsLab } from '../test/helpers/netns.js';
-import { versionOf } from './lib/deps.js';
+import { versionOf, machineMeta } from './lib/deps.js';
 import { envNumber, fmt, formatTable, median, ratio } from './lib/stats.js';
 import type { TcpWorkerConfig, TcpWorkerResult } from './lib/tcp-worker.js';
 
@@ -247,11 +247,7 @@ async function main(): Promise<void> {
   if (kernelSkip !== undefined) process.stdout.write(`  not measured: (b) and (c): ${kernelSkip}\n`);
 
   const meta = {
-    date: new Date().toISOString(),
-    smoke,
-    kernel: release(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
+    ...machineMeta(smoke),
     loadAverageAtStart: load,
     loadAverageAtEnd: loadavg(),
     node: result.node,

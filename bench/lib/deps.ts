@@ -1,5 +1,6 @@
 // Debian packages the data-plane benchmark needs, installed with apt-get when missing (root only).
 import { execFileSync } from 'node:child_process';
+import { cpus, release } from 'node:os';
 
 /** Whether a Debian package is installed. */
 export function isInstalled(pkg: string): boolean {
@@ -34,4 +35,9 @@ export function versionOf(argv: readonly string[]): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** When and on what a benchmark ran, at the head of every results meta file. */
+export function machineMeta(smoke: boolean): { date: string; smoke: boolean; kernel: string; cpu: string; cores: number } {
+  return { date: new Date().toISOString(), smoke, kernel: release(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length };
 }
