@@ -11,7 +11,7 @@ import type { PeerName } from '../wire/peer-name.js';
 import { OptionsError } from '../errors.js';
 import { Sleeve, type LinkSocketFactory, type SleeveLinkStatus, type SleeveReceiveStatus, type SleeveTimings } from './sleeve.js';
 import type { SlowPathLimits } from './slow-path.js';
-import { Switch, type SwitchStats } from './switch.js';
+import { Switch, type SwitchRoutes, type SwitchStats } from './switch.js';
 import type { MacEntry, PortId } from './mac-table.js';
 import { formatMac } from './frame.js';
 import { formatPeerName } from '../wire/peer-name.js';
@@ -219,7 +219,14 @@ export class DataPlane implements LinkOverlay {
     sleeve.on('link', (link) => {
       for (const listener of this.linkListeners) listener(link);
     });
-    this.switchCore = new Switch({ self, clock: this.clock, routes: () => this.router.routes, transport: sleeve });
+    // Unicast to a direct neighbour needs only our end of the link to work. Topology routes also wait for the
+    // neighbour's record to say its end works, and that record can lag (coalesced, a loaded peer): a reply
+    // dropped meanwhile would be a lost ping or a TCP retransmission. Floods keep to the shared trees.
+    const routes: SwitchRoutes = {
+      unicast: (destination) => this.router.routes.unicast(destination) ?? (sleeve.isEstablished(destination) ? destination : undefined),
+      broadcast: (source) => this.router.routes.broadcast(source),
+    };
+    this.switchCore = new Switch({ self, clock: this.clock, routes: () => routes, transport: sleeve });
     const core = this.switchCore;
     sleeve.setReceiver({
       frame: (source, destination, frame, from) => core.fromOverlay(source, destination, frame, from),

@@ -313,6 +313,11 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     return { linkSockets: this.options.linkSockets ? 'on' : (this.options.linkSocketsUnavailable ?? 'off'), ...this.slowPath.status() };
   }
 
+  /** True when frames to the neighbour `peer` get through: our heartbeats were answered and the MTU is known. */
+  isEstablished(peer: PeerName): boolean {
+    return this.forwarders.get(peer)?.established === true;
+  }
+
   /** Largest Ethernet frame the link to `peer` carries in one piece, or undefined without a link. */
   maxFrame(peer: PeerName): number | undefined {
     const f = this.forwarders.get(peer);
