@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { isIPv4 } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock, type Timer } from './clock.js';
 import { systemRandom, type Random } from './random.js';
 import { EndpointError, NotReadyError, OptionsError, StateFileError, WeaveError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -48,6 +48,9 @@ export type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 
 /** Weave's default endpoint MTU: fits an encrypted sleeve packet in a 1500-byte underlay. */
 export const DEFAULT_ENDPOINT_MTU = 1376;
+
+/** How long `link:changed` waits for a burst of topology updates to end before comparing views (ms). */
+const LINK_REPORT_DELAY_MS = 50;
 export { EXPOSE_ID } from './endpoint/kernel-endpoints.js';
 
 /** IPAM settings of an overlay. */
@@ -275,6 +278,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private startAttempt: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
   private lastLinkViews = new Map<string, string>();
+  private linkReportTimer: Timer | undefined;
   /** A peer name chosen for a data dir that had none: written by start(). */
   private unsavedPeerName: string | undefined;
 
@@ -444,6 +448,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     await this.tap?.close();
     this.tap = undefined;
     if (detach && this.kernelReady) await this.kernel.removeBridge().catch(() => undefined);
+    this.linkReportTimer?.cancel();
+    this.linkReportTimer = undefined;
     this.lifecycle = 'stopped';
     this.logger.info({}, 'overlay stopped');
   }
@@ -855,13 +861,13 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     });
     // Refusals an operator must fix (password, version, name) warn once per source per minute; the rest stay at debug.
     r.on('connection:failed', (f) => this.handshakeFailures.record(f));
-    r.on('topology:changed', () => this.reportLinkChanges());
+    r.on('topology:changed', () => this.scheduleLinkReport());
     r.on('name:collision', (c) => {
       if (c.refused !== r.uid) return this.warn(c.message);
       this.logger.error({ peer: formatPeerName(c.name) }, c.message);
       this.emit('warning', c.message);
     });
-    this.dataPlane.onLinkChange(() => this.reportLinkChanges());
+    this.dataPlane.onLinkChange(() => this.scheduleLinkReport());
     this.ipam?.on('allocated', (id, a) => this.emit('ipam:allocated', id, a));
     this.ipam?.on('released', (id, a) => this.emit('ipam:released', id, a));
     this.ipam?.on('conflict', (c) => {
@@ -869,6 +875,18 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       this.emit('ipam:conflict', c);
     });
     this.dns?.on('change', (added, removed) => this.emit('dns:changed', added, removed));
+  }
+
+  /**
+   * Every topology update can change any peer's view, and a converging mesh of N peers brings each peer
+   * O(N) updates: views are compared once per burst, not once per update (O(N²) per peer).
+   */
+  private scheduleLinkReport(): void {
+    if (this.linkReportTimer || this.lifecycle === 'stopped') return;
+    this.linkReportTimer = this.clock.setTimer(LINK_REPORT_DELAY_MS, () => {
+      this.linkReportTimer = undefined;
+      if (this.lifecycle === 'running' || this.lifecycle === 'starting') this.reportLinkChanges();
+    });
   }
 
   /** Emits `link:changed` for each peer whose data-path view differs from the last one reported. */

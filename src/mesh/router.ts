@@ -40,6 +40,8 @@ export const TOPOLOGY_CHANNEL = 'topology';
 const MAX_TRACKED_CHANNELS = 64;
 /** A record asked for is not asked for again (from anyone) within this time. */
 const TOPOLOGY_REQUEST_BACKOFF_MS = 1000;
+/** During a burst of topology changes, `topology:changed` is emitted at most this often (ms). */
+const TOPOLOGY_EVENT_BATCH_MS = 100;
 /** A uid is the start time in ms (42 bits, good until 2109) then this many random bits. */
 const UID_RANDOM_BITS = 22n;
 const UID_RANDOM_MASK = (1n << UID_RANDOM_BITS) - 1n;
@@ -284,6 +286,15 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     messagesTooLarge: 0,
   };
   private routesCache: Routes | undefined;
+  /** The topology changed since `routesCache` was computed. */
+  private routesStale = false;
+  /** Our own links changed since `routesCache` was computed: topology relays cannot use it either. */
+  private relayRoutesStale = false;
+  private routesComputedAt = -Infinity;
+  /** A topology change not yet reported with `topology:changed`. */
+  private changePending = false;
+  private changeReportedAt = -Infinity;
+  private changeTimer: Timer | undefined;
   private server: StreamListener | undefined;
   private listenPort = 0;
   private crypto: ConnectionCrypto | undefined;
@@ -468,6 +479,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.maker.stop();
     this.incarnations.close();
     this.topologyTimer?.cancel();
+    this.changeTimer?.cancel();
     this.gcTimer?.cancel();
     this.gossipTimer?.cancel();
     for (const connection of this.pending) connection.close(new ConnectionError('closed', 'router stopped'));
@@ -522,8 +534,27 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   /** The current routes (recomputed lazily after topology changes). */
   get routes(): Routes {
-    this.routesCache ??= Routes.compute(this.topology);
+    if (!this.routesCache || this.routesStale) {
+      this.routesCache = Routes.compute(this.topology);
+      this.routesStale = false;
+      this.relayRoutesStale = false;
+      this.routesComputedAt = this.clock.now();
+    }
     return this.routesCache;
+  }
+
+  /**
+   * Routes for sending on `channel`. Topology gossip itself, while only other peers' records change, goes
+   * along a snapshot up to TOPOLOGY_EVENT_BATCH_MS old: a converging mesh brings every peer O(N) updates,
+   * and a fresh snapshot (with a broadcast tree per source) for each would be O(N²) per peer. Views differ
+   * between peers during convergence anyway; duplicates are dropped and periodic gossip repairs what a
+   * stale tree missed. A change of our own links is used at once (a new neighbour must get what we relay),
+   * and every other channel always gets the current routes.
+   */
+  private routesFor(channel: string): Routes {
+    const cached = this.routesCache;
+    if (channel === TOPOLOGY_CHANNEL && cached && !this.relayRoutesStale && this.clock.now() - this.routesComputedAt < TOPOLOGY_EVENT_BATCH_MS) return cached;
+    return this.routes;
   }
 
   /** The topology records, for status and tests. */
@@ -966,24 +997,22 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     return encodeWith(encodeTopologyUpdate, this.topology.select(names));
   }
 
-  /** Applies received topology; returns the encoded delta of what changed, or undefined. */
-  private applyTopology(payload: Uint8Array, from: Link): Uint8Array | undefined {
+  /** Applies received topology; returns the peers whose records changed (ourselves when our version was bumped). */
+  private applyTopology(payload: Uint8Array, from: Link): PeerName[] {
     // Records of refused incarnations are ignored: they would displace the incarnation that keeps the name.
     const records = decodeWith(decodeTopologyUpdate, payload).filter((r) => !this.incarnations.isRefused(r.name, r.uid));
-    const before = new Set([...this.topology.records()].map((r) => r.name));
     const change = this.topology.applyUpdate(records);
     this.requestMissingRecords(records, from);
-    if (change.changed.length === 0) return undefined;
+    if (change.changed.length === 0) return [];
     // Our version was bumped past a previous incarnation's record: everyone, the sender included, must
     // get ours, or peers that hold the stale record keep it (the relayed delta skips the sender).
     if (change.changed.includes(this.selfName)) this.scheduleOwnRecordBroadcast();
     const now = this.clock.now();
     for (const name of change.changed) if (name !== this.selfName) this.lastSeenAt.set(name, now);
-    this.topologyChanged(change.changed.filter((n) => !before.has(n)));
+    this.topologyChanged(change.added, 'remote');
     for (const name of change.restarted) this.emit('peer:restarted', this.peer(name) as Peer);
     this.scheduleGarbageCollection(this.options.gcDelayMs ?? 1000);
-    // Our own record travels with the relayed delta: it is how receivers reach the peers in it.
-    return this.encodeTopology([...change.changed, this.selfName]);
+    return change.changed;
   }
 
   /**
@@ -1029,11 +1058,29 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     });
   }
 
-  private topologyChanged(added: PeerName[]): void {
-    this.routesCache = undefined;
+  /**
+   * `topology:changed` (and what follows every change: discovery, abandoned probes) comes in batches: the
+   * first change after a quiet spell at once, a burst once per TOPOLOGY_EVENT_BATCH_MS. Listeners compare views
+   * over all peers, and a converging mesh brings every peer O(N) updates.
+   */
+  private topologyChanged(added: PeerName[], kind: 'local' | 'remote' = 'local'): void {
+    for (const name of added) this.emit('peer:up', this.peer(name) as Peer);
+    this.routesStale = true;
+    if (kind === 'local') this.relayRoutesStale = true;
+    this.changePending = true;
+    if (this.changeTimer || this.state === 'stopping' || this.state === 'stopped') return;
+    const wait = this.changeReportedAt + TOPOLOGY_EVENT_BATCH_MS - this.clock.now();
+    if (wait <= 0) this.reportTopologyChange();
+    else this.changeTimer = this.clock.setTimer(wait, () => this.reportTopologyChange());
+  }
+
+  private reportTopologyChange(): void {
+    this.changeTimer = undefined;
+    if (!this.changePending) return;
+    this.changePending = false;
+    this.changeReportedAt = this.clock.now();
     // A probed name that just became unreachable cannot answer: its holder is gone (a restart).
     this.incarnations.abandon((name) => !this.links.has(name) && !this.isReachable(name));
-    for (const name of added) this.emit('peer:up', this.peer(name) as Peer);
     this.refreshDiscovered();
     this.emit('topology:changed');
   }
@@ -1079,8 +1126,6 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       this.scheduleGarbageCollection(Math.max(1, due));
     }
     if (removed.length === 0) return;
-    this.routesCache = undefined;
-    this.incarnations.abandon((name) => !this.links.has(name) && !this.isReachable(name));
     for (const name of removed) {
       const peer = this.peerObjects.get(name) ?? new Peer(this, name);
       peer.retire(lastRecords.get(name));
@@ -1088,8 +1133,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       this.lastSeenAt.delete(name);
       this.emit('peer:down', peer);
     }
-    this.refreshDiscovered();
-    this.emit('topology:changed');
+    this.topologyChanged([]);
   }
 
   // ---- gossip ----
@@ -1139,7 +1183,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   private gossipToNeighbours(channel: string, payload: Uint8Array, except: PeerName | undefined): number {
     let sent = 0;
-    for (const peer of this.routes.randomNeighbours(this.random, except)) {
+    for (const peer of this.routesFor(channel).randomNeighbours(this.random, except)) {
       const link = this.links.get(peer);
       if (!link) continue;
       if (this.sendTo(link, { tag: MessageTag.Gossip, channel, sender: this.selfName, payload })) sent += 1;
@@ -1149,7 +1193,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   private relayBroadcast(channel: string, source: PeerName, payload: Uint8Array, from: PeerName | undefined): number {
     let sent = 0;
-    const routes = this.routes;
+    const routes = this.routesFor(channel);
     // A source we cannot reach in our (stale) view has no tree here, and a neighbour that restarted is not
     // yet the peer our view's tree starts from: flood rather than drop.
     const restarted = from === source && this.links.get(source)?.uid !== this.topology.get(source)?.uid;
@@ -1231,7 +1275,15 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     const from = link.info.peer;
     let delta: Uint8Array | undefined;
     if (channel === TOPOLOGY_CHANNEL) {
-      delta = this.guarded(channel, from, state, () => this.applyTopology(payload, link));
+      // News from a neighbour's full state reaches the other peers with our next coalesced broadcast: relayed
+      // epidemically at once, each peer that found it new would pass it to O(log N) neighbours, and every
+      // new link brings some (records still on their way from their owners), i.e. O(N log N) messages each.
+      const changed = this.guarded(channel, from, state, () => this.applyTopology(payload, link));
+      if (changed && changed.length > 0) {
+        for (const name of changed) if (name !== this.selfName) this.dirtyPeers.add(name);
+        this.scheduleOwnRecordBroadcast();
+      }
+      return;
     } else if (state.handler) {
       const handler = state.handler;
       delta = this.guarded(channel, from, state, () => handler.onGossip?.(payload, from));

@@ -11,12 +11,20 @@ export interface TopologyView {
   get(name: PeerName): PeerRecord | undefined;
 }
 
-type Adjacency = Map<PeerName, readonly PeerName[]>;
+/** Neighbours by dense index; indexes follow peer names in order, so sorting indexes sorts names. */
+type Adjacency = readonly (readonly number[])[];
 
 /** Next hop per destination; the start maps to itself. */
 type RouteTable = Map<PeerName, PeerName>;
 
+/** A broadcast tree as seen from one peer: does it reach us, and where do we pass its broadcasts on. */
+interface Tree {
+  found: boolean;
+  hops: readonly PeerName[];
+}
+
 const byName = (a: PeerName, b: PeerName): number => a - b;
+const byIndex = (a: number, b: number): number => a - b;
 
 /**
  * An immutable snapshot of routing decisions for one topology. Two modes:
@@ -26,55 +34,87 @@ const byName = (a: PeerName, b: PeerName): number => a - b;
  * @category Mesh
  */
 export class Routes {
-  private readonly broadcastCache = new Map<PeerName, PeerName[]>();
-  private readonly broadcastAllCache = new Map<PeerName, PeerName[]>();
+  private readonly broadcastCache = new Map<PeerName, Tree>();
+  private readonly broadcastAllCache = new Map<PeerName, Tree>();
+
+  /** Scratch space of tree searches: next hop (index) per peer, -1 when not reached. */
+  private readonly scratch: Int32Array;
 
   private constructor(
-    private readonly selfName: PeerName,
-    /** Peers with a record reachable from us over all links: the only sources a tree can start at. */
-    private readonly known: ReadonlySet<PeerName>,
+    private readonly self: number,
+    /** Peer names by index: every peer reachable from us over all links, with a record or not. */
+    private readonly names: readonly PeerName[],
+    private readonly indexOf: ReadonlyMap<PeerName, number>,
+    /** Peers with a record (by index): the only sources a tree can start at. */
+    private readonly hasRecord: Uint8Array,
     private readonly established: Adjacency,
     private readonly all: Adjacency,
     private readonly unicastTable: RouteTable,
     private readonly unicastAllTable: RouteTable,
-  ) {}
+  ) {
+    this.scratch = new Int32Array(names.length);
+  }
 
   /**
    * Computes routes as seen from `view.selfName`. At each BFS level the worklist is sorted by peer name,
    * so every peer holding the same topology derives the same trees.
    */
   static compute(view: TopologyView): Routes {
-    const self = view.selfName;
+    const selfName = view.selfName;
     // Snapshot every peer reachable over all links: anything a BFS from a reachable source can visit
     // is reachable too, so later broadcast queries never need the (possibly changed) view again.
     const records = new Map<PeerName, PeerRecord>();
-    const all: Adjacency = new Map();
-    const pending: PeerName[] = [self];
-    const visited = new Set<PeerName>([self]);
+    const pending: PeerName[] = [selfName];
+    const visited = new Set<PeerName>([selfName]);
     for (let cur = pending.pop(); cur !== undefined; cur = pending.pop()) {
       const record = view.get(cur);
       if (record === undefined) continue;
       records.set(cur, record);
-      const neighbours = record.connections.map((c) => c.peer).filter((p) => p !== cur);
-      all.set(cur, neighbours);
-      for (const p of neighbours) {
-        if (!visited.has(p)) {
-          visited.add(p);
-          pending.push(p);
+      for (const c of record.connections) {
+        if (!visited.has(c.peer)) {
+          visited.add(c.peer);
+          pending.push(c.peer);
         }
       }
     }
-    const establishedOut = new Map<PeerName, Set<PeerName>>();
-    for (const [name, record] of records) {
-      establishedOut.set(name, new Set(record.connections.filter((c) => c.established).map((c) => c.peer)));
+    const names = [...visited].sort(byName);
+    const indexOf = new Map(names.map((name, i) => [name, i]));
+    const n = names.length;
+    const hasRecord = new Uint8Array(n);
+    const all: number[][] = [];
+    const establishedOut: number[][] = [];
+    // Directed "a lists b as established" edges, keyed a * n + b.
+    const establishedEdges = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const record = records.get(names[i] as PeerName);
+      const out: number[] = [];
+      const est: number[] = [];
+      if (record) {
+        hasRecord[i] = 1;
+        for (const c of record.connections) {
+          const j = indexOf.get(c.peer) as number;
+          if (j === i) continue;
+          out.push(j);
+          if (c.established) {
+            est.push(j);
+            establishedEdges.add(i * n + j);
+          }
+        }
+      }
+      all.push(out);
+      establishedOut.push(est);
     }
     // A link carries data only when both ends say so; one side's word is not enough.
-    const established: Adjacency = new Map();
-    for (const [name, out] of establishedOut) {
-      established.set(name, [...out].filter((p) => p !== name && (establishedOut.get(p)?.has(name) ?? false)));
-    }
-    const known = new Set(records.keys());
-    return new Routes(self, known, established, all, bfs(established, self).routes, bfs(all, self).routes);
+    const established = establishedOut.map((out, i) => out.filter((j) => establishedEdges.has(j * n + i)));
+    const self = indexOf.get(selfName) as number;
+    const hops = new Int32Array(n);
+    const table = (adjacency: Adjacency): RouteTable => {
+      bfs(adjacency, self, -1, hops);
+      const routes: RouteTable = new Map();
+      for (let i = 0; i < n; i++) if ((hops[i] as number) >= 0) routes.set(names[i] as PeerName, names[hops[i] as number] as PeerName);
+      return routes;
+    };
+    return new Routes(self, names, indexOf, hasRecord, established, all, table(established), table(all));
   }
 
   /** Next hop towards `dest` over established symmetric links; `undefined` if unreachable. `unicast(self)` is self. */
@@ -93,12 +133,12 @@ export class Routes {
    * Every peer doing this delivers each broadcast to every connected peer exactly once. Sorted by name.
    */
   broadcast(source: PeerName): PeerName[] {
-    return this.tree(source, this.established, this.broadcastCache);
+    return [...this.tree(source, this.established, this.broadcastCache).hops];
   }
 
   /** Like `broadcast`, over all links known peers list (for gossip). */
   broadcastAll(source: PeerName): PeerName[] {
-    return this.tree(source, this.all, this.broadcastAllCache);
+    return [...this.tree(source, this.all, this.broadcastAllCache).hops];
   }
 
   /**
@@ -106,7 +146,7 @@ export class Routes {
    * is inconsistent (its record unknown, or stale records that leave us off its tree).
    */
   hasTreeFrom(source: PeerName): boolean {
-    return this.known.has(source) && bfs(this.all, source, this.selfName).found;
+    return this.tree(source, this.all, this.broadcastAllCache).found;
   }
 
   /** Peers reachable from us over all links, ourselves included, sorted by name. */
@@ -122,7 +162,7 @@ export class Routes {
   randomNeighbours(random: Random, except?: PeerName): PeerName[] {
     const weights = new Map<PeerName, number>();
     for (const [dest, hop] of this.unicastAllTable) {
-      if (dest === this.selfName || hop === except) continue;
+      if (dest === this.names[this.self] || hop === except) continue;
       weights.set(hop, (weights.get(hop) ?? 0) + 1);
     }
     const n = this.unicastAllTable.size;
@@ -145,39 +185,47 @@ export class Routes {
     return picked;
   }
 
-  private tree(source: PeerName, adjacency: Adjacency, cache: Map<PeerName, PeerName[]>): PeerName[] {
-    const cached = cache.get(source);
-    if (cached !== undefined) return [...cached];
-    let hops: PeerName[] = [];
-    if (this.known.has(source)) {
-      const { routes, found } = bfs(adjacency, source, this.selfName);
-      if (found) hops = (adjacency.get(this.selfName) ?? []).filter((p) => !routes.has(p)).sort(byName);
+  /** The source's tree as it concerns us: whether it reaches us, and our hops in it; cached per source. */
+  private tree(source: PeerName, adjacency: Adjacency, cache: Map<PeerName, Tree>): Tree {
+    let tree = cache.get(source);
+    if (tree === undefined) {
+      tree = { found: false, hops: [] };
+      const start = this.indexOf.get(source);
+      if (start !== undefined && this.hasRecord[start] === 1) {
+        const reached = this.scratch;
+        if (bfs(adjacency, start, this.self, reached)) {
+          const hops = (adjacency[this.self] ?? []).filter((p) => (reached[p] as number) < 0).map((p) => this.names[p] as PeerName);
+          tree = { found: true, hops: hops.sort(byName) };
+        }
+      }
+      cache.set(source, tree);
     }
-    cache.set(source, hops);
-    return [...hops];
+    return tree;
   }
 }
 
 /**
- * Breadth-first search from `start`, level by level with each level sorted by name. Returns the next hop
- * (from `start`) of every peer reached; with `stopAt`, stops when that peer is taken off the worklist,
- * and `routes` then holds exactly the peers already covered by then.
+ * Breadth-first search from `start`, level by level with each level sorted by name (index). Fills `hops`
+ * with the next hop (from `start`) of every peer reached, -1 for the others; with `stopAt` (-1 for none),
+ * stops when that peer is taken off the worklist, and `hops` then covers exactly the peers reached by
+ * then. Returns whether it stopped there.
  */
-function bfs(adjacency: Adjacency, start: PeerName, stopAt?: PeerName): { routes: RouteTable; found: boolean } {
-  const routes: RouteTable = new Map([[start, start]]);
-  let next: PeerName[] = [start];
+function bfs(adjacency: Adjacency, start: number, stopAt: number, hops: Int32Array): boolean {
+  hops.fill(-1);
+  hops[start] = start;
+  let next: number[] = [start];
   while (next.length > 0) {
-    const worklist = next.sort(byName);
+    const worklist = next.sort(byIndex);
     next = [];
     for (const cur of worklist) {
-      if (cur === stopAt) return { routes, found: true };
-      const via = routes.get(cur) as PeerName;
-      for (const remote of adjacency.get(cur) ?? []) {
-        if (routes.has(remote)) continue;
-        routes.set(remote, cur === start ? remote : via);
+      if (cur === stopAt) return true;
+      const via = hops[cur] as number;
+      for (const remote of adjacency[cur] ?? []) {
+        if ((hops[remote] as number) >= 0) continue;
+        hops[remote] = cur === start ? remote : via;
         next.push(remote);
       }
     }
   }
-  return { routes, found: false };
+  return false;
 }

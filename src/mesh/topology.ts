@@ -15,6 +15,8 @@ export interface TopologyChange {
   changed: PeerName[];
   /** Known peers now seen with a different uid, i.e. restarted; a subset of `changed`. */
   restarted: PeerName[];
+  /** Peers that had no record before; a subset of `changed`. */
+  added: PeerName[];
 }
 
 const MAX_U64 = 2n ** 64n - 1n;
@@ -96,6 +98,7 @@ export class Topology {
   applyUpdate(records: readonly PeerRecord[]): TopologyChange {
     const changed = new Set<PeerName>();
     const restarted = new Set<PeerName>();
+    const added = new Set<PeerName>();
     for (const record of records) {
       if (record.name === this.selfName) {
         const self = this.self();
@@ -110,9 +113,10 @@ export class Topology {
       if (known !== undefined && !newer(record, known)) continue;
       this.peers.set(record.name, freeze({ ...record, connections: sortedCopy(record.connections) }));
       changed.add(record.name);
-      if (known !== undefined && known.uid !== record.uid) restarted.add(record.name);
+      if (known === undefined) added.add(record.name);
+      else if (known.uid !== record.uid) restarted.add(record.name);
     }
-    return { changed: [...changed], restarted: [...restarted] };
+    return { changed: [...changed], restarted: [...restarted], added: [...added] };
   }
 
   /** Forgets the record of `name` if it is incarnation `uid` (never ours); true when one was removed. */

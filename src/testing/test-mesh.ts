@@ -7,6 +7,7 @@ import { seededRandom } from '../random.js';
 import { FakeClock } from './fake-clock.js';
 import { VirtualWire, type LinkConditions, type VirtualHost } from './virtual-wire.js';
 import { withDefaults } from '../options.js';
+import { linkViews } from '../status/links.js';
 
 /** How the peers are linked: a named shape or explicit pairs of peer indexes. */
 export type TestTopology = 'full' | 'line' | 'ring' | 'star' | readonly (readonly [number, number])[];
@@ -172,13 +173,21 @@ export async function createTestMesh(options: TestMeshOptions): Promise<TestMesh
     overlay: (which) => overlays[indexOf(which)] as Overlay,
     host: (which) => hosts[indexOf(which)] as VirtualHost,
     async ready({ timeoutMs = 20_000 } = {}) {
-      const converged = (): boolean =>
-        overlays.every((o) => {
-          const links = o.status().links;
-          return links.length === overlays.length - 1 && links.every((l) => l.established);
-        });
+      const converged = (o: Overlay): boolean => {
+        const links = linkViews(o.router, o.dataPlane.status());
+        return links.length === overlays.length - 1 && links.every((l) => l.established);
+      };
+      // Peers before `from` were converged when last checked: each poll resumes there (O(N) views, not O(N²)),
+      // and the whole mesh is checked again before it counts as ready.
+      let from = 0;
+      const all = (): boolean => {
+        while (from < overlays.length && converged(overlays[from] as Overlay)) from += 1;
+        if (from < overlays.length) return false;
+        from = 0;
+        return overlays.every(converged);
+      };
       const deadline = clock.now() + timeoutMs;
-      while (!converged()) {
+      while (!all()) {
         if (clock.now() > deadline) throw new Error(`test mesh did not converge within ${timeoutMs} ms`);
         if (clock instanceof FakeClock) await advance(5);
         else await new Promise((resolve) => setTimeout(resolve, 10));

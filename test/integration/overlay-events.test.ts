@@ -83,6 +83,8 @@ test('link:changed says the state; established views carry via and MTU, the othe
   try {
     const [ha, hb, hc] = hosts as [VirtualHost, VirtualHost, VirtualHost];
     await waitFor('every peer reaches every other', () => overlays.every(allEstablished));
+    // Views are compared once per burst of topology updates: wait until a has reported c's path.
+    await waitFor('a reports c via b', () => seen[0]?.links.some((l) => l.nickname === 'c' && l.state === 'established') ?? false);
     wire.partition([ha, hb], [hc]);
     await waitFor('a sees c unreachable', () => seen[0]?.links.some((l) => l.nickname === 'c' && l.mode === 'unreachable') ?? false);
     const views = seen.flatMap((s) => s.links);

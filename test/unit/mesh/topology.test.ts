@@ -38,16 +38,16 @@ test('invalid identities are OptionsErrors', () => {
 
 test('an unknown peer is added and reported changed', () => {
   const t = fresh();
-  assert.equal(t.applyUpdate([rec(2, 1n, 5n, [3])]), { changed: [2], restarted: [] });
+  assert.equal(t.applyUpdate([rec(2, 1n, 5n, [3])]), { changed: [2], restarted: [], added: [2] });
   assert.is(t.get(2)?.version, 1n);
 });
 
 test('a higher version wins, an equal version with a higher uid wins, anything lower is ignored', () => {
   const t = fresh();
   t.applyUpdate([rec(2, 5n, 50n, [3])]);
-  assert.equal(t.applyUpdate([rec(2, 4n, 99n, [4])]), { changed: [], restarted: [] }, 'lower version');
-  assert.equal(t.applyUpdate([rec(2, 5n, 49n, [4])]), { changed: [], restarted: [] }, 'equal version, lower uid');
-  assert.equal(t.applyUpdate([rec(2, 5n, 50n, [4])]), { changed: [], restarted: [] }, 'equal version and uid');
+  assert.equal(t.applyUpdate([rec(2, 4n, 99n, [4])]), { changed: [], restarted: [], added: [] }, 'lower version');
+  assert.equal(t.applyUpdate([rec(2, 5n, 49n, [4])]), { changed: [], restarted: [], added: [] }, 'equal version, lower uid');
+  assert.equal(t.applyUpdate([rec(2, 5n, 50n, [4])]), { changed: [], restarted: [], added: [] }, 'equal version and uid');
   assert.equal(t.get(2)?.connections.map((c) => c.peer), [3]);
   assert.equal(t.applyUpdate([rec(2, 6n, 50n, [4])]).changed, [2], 'higher version');
   assert.equal(t.get(2)?.connections.map((c) => c.peer), [4]);
@@ -59,17 +59,21 @@ test('a known peer accepted with a different uid is reported restarted', () => {
   const t = fresh();
   t.applyUpdate([rec(2, 5n, 50n), rec(3, 1n, 7n)]);
   const change = t.applyUpdate([rec(2, 9n, 60n), rec(3, 2n, 7n)]);
-  assert.equal(change, { changed: [2, 3], restarted: [2] });
+  assert.equal(change, { changed: [2, 3], restarted: [2], added: [] });
 });
 
-test('a new peer is not reported restarted', () => {
-  assert.equal(fresh().applyUpdate([rec(2, 9n, 60n)]).restarted, []);
+test('a new peer is reported added, not restarted', () => {
+  const t = fresh();
+  t.applyUpdate([rec(3, 1n, 7n)]);
+  const change = t.applyUpdate([rec(2, 9n, 60n), rec(3, 2n, 7n)]);
+  assert.equal(change.restarted, []);
+  assert.equal(change.added, [2]);
 });
 
 test('records about ourselves with our uid are never accepted', () => {
   const t = fresh();
   const change = t.applyUpdate([rec(SELF, 50n, 100n, [2])]);
-  assert.equal(change, { changed: [], restarted: [] });
+  assert.equal(change, { changed: [], restarted: [], added: [] });
   assert.equal(t.get(SELF), { name: SELF, nickname: 'self', uid: 100n, version: 1n, connections: [] });
 });
 
@@ -77,8 +81,8 @@ test('stale incarnation: a record of ours with another uid and version >= ours b
   const t = fresh();
   t.setLocalConnections([conn(2)]);
   assert.is(t.get(SELF)?.version, 2n);
-  assert.equal(t.applyUpdate([rec(SELF, 1n, 999n, [7])]), { changed: [], restarted: [] }, 'older incarnation with a lower version');
-  assert.equal(t.applyUpdate([rec(SELF, 2n, 5n, [7])]), { changed: [SELF], restarted: [] });
+  assert.equal(t.applyUpdate([rec(SELF, 1n, 999n, [7])]), { changed: [], restarted: [], added: [] }, 'older incarnation with a lower version');
+  assert.equal(t.applyUpdate([rec(SELF, 2n, 5n, [7])]), { changed: [SELF], restarted: [], added: [] });
   assert.is(t.get(SELF)?.version, 3n);
   assert.equal(t.applyUpdate([rec(SELF, 40n, 5n, [7])]).changed, [SELF]);
   const self = t.get(SELF);
