@@ -1,0 +1,148 @@
+// One scale measurement in a fresh process (its RSS is the mesh's): N peers of createTestMesh on a seeded
+// random graph of average degree ~5, real clock. Prints one JSON line (ScaleRow) on stdout.
+import { createTestMesh, type TestMesh } from '../../src/testing/index.js';
+import { seededRandom } from '../../src/random.js';
+import type { Overlay } from '../../src/overlay.js';
+
+/** One row of bench/results/scale.json; null where a step did not finish within its limit. */
+export interface ScaleRow {
+  peers: number;
+  /** Links in the graph. */
+  links: number;
+  /** From start until every peer reaches every other over established links. */
+  topologyMs: number | null;
+  /** After that, until a name added on peer 0 resolves on the farthest peer. */
+  dnsMs: number | null;
+  /** One link added between two far peers: wire bytes until every peer lists it (whole mesh). */
+  bytesPerChange: number | null;
+  /** The same, topology messages received (whole mesh). */
+  messagesPerChange: number | null;
+  /** Control-plane bytes per second per peer with nothing changing (10 s). */
+  idleBytesPerSec: number | null;
+  /** CPU seconds per second of this process (all peers) with nothing changing. */
+  idleCpu: number | null;
+  /** After the above, until `attach()` on the farthest peer has an address from IPAM (consensus among all peers). */
+  ipamMs: number | null;
+  /** Resident memory after all of the above, MB. */
+  rssMB: number;
+  /** What did not finish, in words. */
+  notes: string[];
+}
+
+const n = Number(process.argv[2] ?? 25);
+const limitMs = Number(process.env.SCALE_LIMIT_MS ?? 120_000);
+const idleMs = Number(process.env.SCALE_IDLE_MS ?? 10_000);
+
+/** Ring plus seeded random chords until the average degree is 5. */
+function randomGraph(peers: number, seed: number): [number, number][] {
+  const random = seededRandom(seed);
+  const edges = new Map<string, [number, number]>();
+  const add = (a: number, b: number): void => {
+    if (a !== b) edges.set(`${Math.min(a, b)}-${Math.max(a, b)}`, [Math.min(a, b), Math.max(a, b)]);
+  };
+  for (let i = 0; i < peers; i++) add(i, (i + 1) % peers);
+  while (edges.size < Math.round((peers * 5) / 2)) add(Math.floor(random.float() * peers), Math.floor(random.float() * peers));
+  return [...edges.values()];
+}
+
+function hopsFrom(start: number, peers: number, edges: readonly [number, number][]): number[] {
+  const adjacency = Array.from({ length: peers }, () => [] as number[]);
+  for (const [a, b] of edges) {
+    adjacency[a]?.push(b);
+    adjacency[b]?.push(a);
+  }
+  const hops = new Array<number>(peers).fill(-1);
+  hops[start] = 0;
+  const queue = [start];
+  for (let cur = queue.shift(); cur !== undefined; cur = queue.shift()) {
+    for (const next of adjacency[cur] ?? []) {
+      if (hops[next] === -1) {
+        hops[next] = (hops[cur] as number) + 1;
+        queue.push(next);
+      }
+    }
+  }
+  return hops;
+}
+
+async function until(check: () => boolean, limit: number): Promise<boolean> {
+  const deadline = Date.now() + limit;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
+function topologyMessages(mesh: TestMesh): number {
+  return mesh.overlays.reduce((sum, o) => sum + (o.router.status().gossip.topology?.received ?? 0), 0);
+}
+
+const edges = randomGraph(n, 42);
+const hops = hopsFrom(0, n, edges);
+const farthest = hops.indexOf(Math.max(...hops));
+const notes: string[] = [];
+const row: ScaleRow = { peers: n, links: edges.length, topologyMs: null, dnsMs: null, bytesPerChange: null, messagesPerChange: null, idleBytesPerSec: null, idleCpu: null, ipamMs: null, rssMB: 0, notes };
+const started = Date.now();
+const mesh = await createTestMesh({ peers: n, topology: edges, seed: 7 });
+try {
+  try {
+    await mesh.ready({ timeoutMs: limitMs });
+    row.topologyMs = Date.now() - started;
+  } catch {
+    notes.push(`topology not ready within ${limitMs} ms`);
+  }
+  if (row.topologyMs !== null) {
+    // DNS: a fixed address, so IPAM (measured last) is not involved.
+    const t0 = Date.now();
+    await (mesh.overlay(0) as Overlay).attach({ name: 'scale-probe', ip: '10.47.255.1/12' });
+    try {
+      await mesh.overlay(farthest).dns?.waitFor('scale-probe', { timeoutMs: limitMs });
+      row.dnsMs = Date.now() - t0;
+    } catch {
+      notes.push(`name not resolvable on the farthest peer within ${limitMs} ms`);
+    }
+    // One topology change: a link between peer 0 and the farthest peer.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const bytes0 = mesh.wire.stats.streamBytesDelivered;
+    const messages0 = topologyMessages(mesh);
+    mesh.overlay(farthest).connect(`${mesh.host(0).address}:6783`);
+    const zero = mesh.overlay(0).router.selfName;
+    const far = mesh.overlay(farthest).router.selfName;
+    const listed = (): boolean =>
+      mesh.overlays.every((o) => {
+        const records = o.router.topologyRecords();
+        const a = records.find((r) => r.name === zero);
+        const b = records.find((r) => r.name === far);
+        return (a?.connections.some((c) => c.peer === far && c.established) ?? false) && (b?.connections.some((c) => c.peer === zero && c.established) ?? false);
+      });
+    if (await until(listed, limitMs)) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      row.bytesPerChange = mesh.wire.stats.streamBytesDelivered - bytes0;
+      row.messagesPerChange = topologyMessages(mesh) - messages0;
+    } else notes.push(`the added link was not listed everywhere within ${limitMs} ms`);
+    // Idle: nothing changes.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const cpu0 = process.cpuUsage();
+    const idleBytes0 = mesh.wire.stats.streamBytesDelivered;
+    const w0 = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, idleMs));
+    const seconds = (performance.now() - w0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    row.idleBytesPerSec = Math.round((mesh.wire.stats.streamBytesDelivered - idleBytes0) / seconds / n);
+    row.idleCpu = Number(((cpu.user + cpu.system) / 1e6 / seconds).toFixed(3));
+    // IPAM last: consensus among all N peers, started by the first request.
+    const t1 = Date.now();
+    try {
+      await mesh.overlay(farthest).attach({ name: 'scale-ipam', signal: AbortSignal.timeout(limitMs) });
+      row.ipamMs = Date.now() - t1;
+    } catch {
+      notes.push(`no IPAM address on the farthest peer within ${limitMs} ms`);
+    }
+  }
+} finally {
+  row.rssMB = Math.round(process.memoryUsage().rss / 1e6);
+  process.stdout.write(`${JSON.stringify(row)}\n`);
+  await Promise.race([mesh.stop(), new Promise((resolve) => setTimeout(resolve, 30_000))]);
+  process.exit(0);
+}

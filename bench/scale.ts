@@ -1,0 +1,47 @@
+// Scale benchmark: N peers of a test mesh in one process, real clock, seeded random graph of degree ~5.
+//
+// Run:  npm run bench:scale      (= npm run build && node dist/bench/scale.js)
+//
+// For each N, a fresh child process (bench/lib/scale-worker.ts) measures, in order: topology (every peer
+// reaches every other over established links), a DNS name added on peer 0 resolvable on the farthest peer,
+// the bytes and messages one added link costs the whole mesh, idle control-plane bytes/s per peer and CPU,
+// and last an IPAM address on the farthest peer (consensus among all N peers). Steps that do not finish
+// within SCALE_LIMIT_MS are reported as null with a note. Writes bench/results/scale.json (one row per N)
+// and bench/results/scale.meta.json. Weave Net documents meshes "of the order of 100 peers".
+//
+// Environment:
+//   SCALE_PEERS=25,50,100,200   the sizes
+//   SCALE_LIMIT_MS=120000       limit of each step
+//   SCALE_IDLE_MS=10000         idle measurement
+//   BENCH_OUT_DIR=dir           where to write the results (default bench/results)
+// The machine should be otherwise idle: every peer shares this process's event loop.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { machineMeta } from './lib/deps.js';
+import { fmt, formatTable } from './lib/stats.js';
+import type { ScaleRow } from './lib/scale-worker.js';
+
+const sizes = (process.env.SCALE_PEERS ?? '25,50,100,200').split(',').map(Number);
+const worker = fileURLToPath(new URL('./lib/scale-worker.js', import.meta.url));
+const outDir = resolve(process.env.BENCH_OUT_DIR ?? fileURLToPath(new URL('../../bench/results', import.meta.url)));
+
+const rows: ScaleRow[] = [];
+for (const peers of sizes) {
+  process.stderr.write(`scale: ${peers} peers…\n`);
+  const out = execFileSync(process.execPath, [worker, String(peers)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 30 * 60_000 });
+  const row = JSON.parse(out.trim().split('\n').pop() ?? '{}') as ScaleRow;
+  rows.push(row);
+  process.stderr.write(`${JSON.stringify(row)}\n`);
+}
+mkdirSync(outDir, { recursive: true });
+writeFileSync(resolve(outDir, 'scale.json'), `${JSON.stringify(rows, null, 2)}\n`);
+writeFileSync(resolve(outDir, 'scale.meta.json'), `${JSON.stringify({ ...machineMeta(false), graph: 'ring + seeded random chords, average degree 5', clock: 'real', tuning: 'createTestMesh' }, null, 2)}\n`);
+const s = (ms: number | null): string => (ms === null ? '—' : fmt(ms / 1000, 1));
+console.log(
+  formatTable(
+    ['peers', 'topology s', 'DNS s', 'IPAM s', 'KB per link added', 'idle B/s per peer', 'idle CPU', 'RSS MB'],
+    rows.map((r) => [String(r.peers), s(r.topologyMs), s(r.dnsMs), s(r.ipamMs), r.bytesPerChange === null ? '—' : fmt(r.bytesPerChange / 1000), fmt(r.idleBytesPerSec), fmt(r.idleCpu, 2), String(r.rssMB)]),
+  ),
+);
