@@ -200,6 +200,7 @@ export interface OverlayEvents {
   /**
    * How frames reach a peer changed: its `state` (`established`, `connecting`, `unreachable`), direct or
    * relayed (`via`), the first hop's mode and MTU. `via` and `mtu` are always set once `state` is `established`.
+   * Compared once per burst of topology updates (at most every 50 ms): a state shorter than that may be skipped.
    */
   'link:changed': (link: OverlayLinkView) => void;
   /** This peer allocated or recorded `address` (dotted quad, no prefix) for owner `id`. */

@@ -145,7 +145,7 @@ export interface MeshRouterEvents {
   'connection:down': (link: LinkInfo, error: WeaveError | undefined) => void;
   /** A dial or an inbound handshake failed. */
   'connection:failed': (failure: LinkFailure) => void;
-  /** The topology changed (routes may differ). */
+  /** The topology changed (routes may differ); once per burst of changes, at most every 100 ms. */
   'topology:changed': () => void;
   /** A gossip payload was rejected (and counted); the link stays up. */
   'gossip:rejected': (channel: string, from: PeerName, error: Error) => void;
