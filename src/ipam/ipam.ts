@@ -60,7 +60,7 @@ export interface IpamOptions {
   dataDir?: string | undefined;
   /** File access for `dataDir` (default: node:fs); tests pass one that fails on purpose. */
   fileSystem?: FileSystem | undefined;
-  /** Retry period for consensus, space requests and claims (default 5 s). */
+  /** Retry period for space requests and claims, and the base of the randomized backoff before a quiet consensus round is retried (default 5 s). */
   tickMs?: number | undefined;
   /** Reclaim the ranges of a peer unreachable this long (default: never; see docs/ipam.md). */
   autoReclaimAfterMs?: number | undefined;
