@@ -12,6 +12,7 @@ import type { GossipChannel } from '../mesh/gossip.js';
 import { cidrsInRange, formatCidr, formatIPv4, hostRange, parseCidr, parseIPv4, type Cidr } from './address.js';
 import { Ring, type OwnedRange } from './ring.js';
 import { PaxosNode } from './paxos.js';
+import { Allocations } from './space.js';
 import { IpamStore, type IpamSnapshot } from './persistence.js';
 import type { FileSystem } from '../persist/file-system.js';
 
@@ -206,7 +207,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly store: IpamStore | undefined;
-  private readonly owned = new Map<number, string>();
+  private readonly owned = new Allocations();
   /** Addresses recorded whose write is still in flight: not handed out until it succeeds. */
   private readonly unsaved = new Set<number>();
   private readonly pending: Pending[] = [];
@@ -496,7 +497,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     });
     const unreachable = owners.filter((o) => !o.reachable).reduce((n, o) => n + o.size, 0);
     const byId = new Map<string, string[]>();
-    for (const [a, id] of [...this.owned].sort((x, y) => x[0] - y[0])) byId.set(id, [...(byId.get(id) ?? []), formatIPv4(a)]);
+    for (const [a, id] of this.owned) byId.set(id, [...(byId.get(id) ?? []), formatIPv4(a)]);
     return {
       state: this.state,
       range: formatCidr(this.range),
@@ -534,9 +535,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
   }
 
   private addressesOf(id: string): number[] {
-    const out: number[] = [];
-    for (const [a, holder] of this.owned) if (holder === id) out.push(a);
-    return out.sort((x, y) => x - y);
+    return this.owned.addressesOf(id);
   }
 
   private enqueue(request: Omit<Pending, 'resolve' | 'reject' | 'tries'>, signal: AbortSignal | undefined): Promise<number> {
@@ -640,8 +639,13 @@ export class Ipam extends EventEmitter<IpamEvents> {
   /** The lowest free address of `subnet` in our ranges, excluding its network and broadcast addresses. */
   private freeAddress(subnet: Cidr): number | undefined {
     const { first, last } = hostRange(subnet);
+    const g = this.granting?.range;
     for (const r of this.ring.rangesOf(this.self)) {
-      for (let a = Math.max(r.start, first); a < Math.min(r.end, last + 1); a++) if (!this.owned.has(a) && !this.beingGranted(a)) return a;
+      const end = Math.min(r.end, last + 1);
+      let a = this.owned.firstFree(Math.max(r.start, first), end);
+      // A grant being saved is no longer ours to hand out: look again after it.
+      if (a !== undefined && g && a >= g.start && a < g.end) a = this.owned.firstFree(g.end, end);
+      if (a !== undefined) return a;
     }
     return undefined;
   }
@@ -933,7 +937,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     for (const e of this.ring.entries()) {
       if (e.owner !== this.self) continue;
       let used = 0;
-      for (const r of this.ring.rangesOfEntry(e.token)) for (const a of this.owned.keys()) if (a >= r.start && a < r.end) used += 1;
+      for (const r of this.ring.rangesOfEntry(e.token)) used += this.owned.countIn(r.start, r.end);
       if (this.ring.setFree(this.self, e.token, this.ring.sizeOf(e.token) - used)) changed = true;
     }
     if (changed) this.scheduleBroadcast();
@@ -982,15 +986,9 @@ export class Ipam extends EventEmitter<IpamEvents> {
     for (const r of this.ring.rangesOf(this.self)) {
       const start = Math.max(r.start, ref.start);
       const end = Math.min(r.end, ref.start + size);
-      let runStart = start;
-      for (let a = start; a <= end; a++) {
-        if (a === end || this.owned.has(a)) {
-          if (a > runStart) {
-            free += a - runStart;
-            blocks.push(...cidrsInRange(runStart, a));
-          }
-          runStart = a + 1;
-        }
+      for (const run of this.owned.freeRuns(start, end)) {
+        free += run.end - run.start;
+        blocks.push(...cidrsInRange(run.start, run.end));
       }
     }
     const limit = Math.max(1, Math.floor(free / 2));
