@@ -21,8 +21,8 @@ export const IPAM_CHANNEL = 'ipam';
 /** Version raised on entries taken over from a dead or departing peer, so the takeover beats ordinary updates. */
 export const TAKEOVER_BUMP = 1_000_000;
 /**
- * Consensus changes arriving within this window go out together in one gossip to our neighbours: the
- * first change after a quiet spell is sent at once, later ones wait for the window to end.
+ * Claims of others merged within this window go out together in one gossip to our neighbours (the first
+ * after a quiet spell at once); a change of our own claims (a promise, an acceptance) goes out at once.
  */
 const CONSENSUS_GOSSIP_WINDOW_MS = 10;
 /** A proposal that saw no consensus activity is retried after tickMs × 2^k (k ≤ this), randomized. */
@@ -705,7 +705,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     if (!this.paxos) {
       this.paxos = new PaxosNode({ name: this.self, uid: this.router.uid }, Math.floor(this.init.consensus / 2) + 1);
       this.paxos.propose();
-      this.consensusChanged();
+      this.consensusChanged(true, true);
       return;
     }
     this.consensusChanged(false);
@@ -730,20 +730,24 @@ export class Ipam extends EventEmitter<IpamEvents> {
     if (now - this.lastConsensusActivity < this.proposalRetryDelay) return;
     this.proposalRetries = Math.min(this.proposalRetries + 1, MAX_PROPOSAL_BACKOFF_EXPONENT);
     this.paxos.propose();
-    this.consensusChanged();
+    this.consensusChanged(true, true);
   }
 
-  /** After our claims or merged ones changed (`activity`): think, maybe decide, and gossip what changed. */
-  private consensusChanged(activity = true): void {
+  /**
+   * After claims changed (`activity`; `ownChanged` when ours did, e.g. a new proposal): think, maybe
+   * decide, and gossip what changed.
+   */
+  private consensusChanged(activity = true, ownChanged = false): void {
     if (!this.paxos) return;
-    while (this.paxos.think());
+    let urgent = ownChanged;
+    while (this.paxos.think()) urgent = true;
     if (activity) {
       this.lastConsensusActivity = this.clock.now();
       const tickMs = this.options.tickMs ?? 5000;
       this.proposalRetryDelay = tickMs * 2 ** this.proposalRetries * (1 + this.random.float());
     }
     this.checkConsensus();
-    if (this.ring.isEmpty()) this.scheduleConsensusFlush();
+    if (this.ring.isEmpty()) this.scheduleConsensusFlush(urgent);
   }
 
   private checkConsensus(): void {
@@ -758,14 +762,17 @@ export class Ipam extends EventEmitter<IpamEvents> {
   }
 
   /**
-   * Sends the consensus claims that changed to a few neighbours (the router's ⌊2·log2 N⌋), at once after
-   * a quiet spell and then at most once per window; each neighbour merges and passes on only what was new
-   * to it. Before, the whole state was broadcast by every peer after every change: O(N³) messages.
+   * Sends the consensus claims that changed to a few neighbours (the router's ⌊2·log2 N⌋): at once when
+   * our own claims changed (a few times per round) or after a quiet spell, else at most once per window;
+   * each neighbour merges and passes on only what was new to it. Before, the whole state was broadcast
+   * by every peer after every change: O(N³) messages.
    */
-  private scheduleConsensusFlush(): void {
-    if (this.consensusFlushQueued || this.consensusFlushTimer) return;
+  private scheduleConsensusFlush(urgent: boolean): void {
+    if (this.consensusFlushQueued) return;
+    if (urgent) this.cancelConsensusFlush();
+    else if (this.consensusFlushTimer) return;
     const wait = this.lastConsensusFlush + CONSENSUS_GOSSIP_WINDOW_MS - this.clock.now();
-    if (wait <= 0) {
+    if (urgent || wait <= 0) {
       this.consensusFlushQueued = true;
       queueMicrotask(() => {
         this.consensusFlushQueued = false;
@@ -874,12 +881,14 @@ export class Ipam extends EventEmitter<IpamEvents> {
       if (this.paxos.merge(message.paxos)) this.consensusChanged();
     } else if ('consensus' in this.init && (message.paxos || !message.ring)) {
       // Someone (a voter, or an observer that needs space) wants the ring: join the vote.
+      let proposed = false;
       if (!this.paxos) {
         this.paxos = new PaxosNode({ name: this.self, uid: this.router.uid }, Math.floor(this.init.consensus / 2) + 1);
         if (!message.paxos) this.paxos.propose();
+        proposed = !message.paxos;
       }
       if (message.paxos) this.paxos.merge(message.paxos);
-      this.consensusChanged();
+      this.consensusChanged(true, proposed);
     }
     return false;
   }
