@@ -12,6 +12,7 @@ import type { GossipChannel } from '../mesh/gossip.js';
 import { cidrsInRange, formatCidr, formatIPv4, hostRange, parseCidr, parseIPv4, type Cidr } from './address.js';
 import { Ring, type OwnedRange } from './ring.js';
 import { PaxosNode } from './paxos.js';
+import { Allocations } from './space.js';
 import { IpamStore, type IpamSnapshot } from './persistence.js';
 import type { FileSystem } from '../persist/file-system.js';
 
@@ -19,6 +20,13 @@ import type { FileSystem } from '../persist/file-system.js';
 export const IPAM_CHANNEL = 'ipam';
 /** Version raised on entries taken over from a dead or departing peer, so the takeover beats ordinary updates. */
 export const TAKEOVER_BUMP = 1_000_000;
+/**
+ * Claims of others merged within this window go out together in one gossip to our neighbours (the first
+ * after a quiet spell at once); a change of our own claims (a promise, an acceptance) goes out at once.
+ */
+const CONSENSUS_GOSSIP_WINDOW_MS = 10;
+/** A proposal that saw no consensus activity is retried after tickMs × 2^k (k ≤ this), randomized. */
+const MAX_PROPOSAL_BACKOFF_EXPONENT = 3;
 
 /** How the ring is first divided. */
 export type IpamInit =
@@ -53,7 +61,7 @@ export interface IpamOptions {
   dataDir?: string | undefined;
   /** File access for `dataDir` (default: node:fs); tests pass one that fails on purpose. */
   fileSystem?: FileSystem | undefined;
-  /** Retry period for consensus, space requests and claims (default 5 s). */
+  /** Retry period for space requests and claims, and the base of the randomized backoff before a quiet consensus round is retried (default 5 s). */
   tickMs?: number | undefined;
   /** Reclaim the ranges of a peer unreachable this long (default: never; see docs/ipam.md). */
   autoReclaimAfterMs?: number | undefined;
@@ -199,7 +207,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly store: IpamStore | undefined;
-  private readonly owned = new Map<number, string>();
+  private readonly owned = new Allocations();
   /** Addresses recorded whose write is still in flight: not handed out until it succeeds. */
   private readonly unsaved = new Set<number>();
   private readonly pending: Pending[] = [];
@@ -214,6 +222,15 @@ export class Ipam extends EventEmitter<IpamEvents> {
   /** Callers of prime() waiting for the ring: like pending requests, they keep consensus going. */
   private primers = 0;
   private broadcastScheduled = false;
+  /** A delta of consensus claims is due to our neighbours (see flushConsensus). */
+  private consensusFlushTimer: Timer | undefined;
+  private consensusFlushQueued = false;
+  private lastConsensusFlush = -Infinity;
+  /** Clock time of the last consensus change (ours or merged): a round that moves is not retried. */
+  private lastConsensusActivity = 0;
+  /** Retries of our proposal so far (a round that needed one may be contended): sets the backoff. */
+  private proposalRetries = 0;
+  private proposalRetryDelay = 0;
   private started = false;
   private stopped = false;
 
@@ -265,14 +282,20 @@ export class Ipam extends EventEmitter<IpamEvents> {
       // Before a ring or a vote exists there is nothing to say; an empty state is an observer's request.
       gossip: () => (this.ring.isEmpty() && !this.paxos ? undefined : this.encodeState()),
       onGossip: (payload, sender) => {
-        this.onMessage(decodeWith(decodeIpamMessage, payload), sender);
-        return undefined; // full state travels by periodic gossip and broadcasts; nothing to relay
+        // A ring that was news to us is passed on to our neighbours (the first ring after consensus
+        // spreads this way, each peer sending it once); consensus deltas go out in flushConsensus.
+        const ringChanged = this.onMessage(decodeWith(decodeIpamMessage, payload), sender);
+        return ringChanged ? this.encodeState() : undefined;
       },
       onBroadcast: (payload, source) => {
         this.onMessage(decodeWith(decodeIpamMessage, payload), source);
-        return payload; // relayed along the tree: the subtree may not have it yet
+        return payload; // relayed along the source's tree (each peer gets it once): the subtree may not have it yet
       },
-      onUnicast: (payload, source) => this.onMessage(decodeWith(decodeIpamMessage, payload), source),
+      onUnicast: (payload, source) => {
+        const adopting = this.ring.isEmpty();
+        // The first ring, answered to our consensus gossip: our neighbours may still be voting too.
+        if (this.onMessage(decodeWith(decodeIpamMessage, payload), source) && adopting) this.channel?.gossipNeighbours(this.encodeState());
+      },
     });
     if ('seed' in this.init && this.ring.isEmpty()) {
       this.ring.claimForPeers(this.init.seed.map((p) => (typeof p === 'string' ? parsePeerName(p) : p)));
@@ -290,6 +313,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     this.stopped = true;
     this.router.off('name:collision', this.onCollision);
     this.tickTimer?.cancel();
+    this.cancelConsensusFlush();
     for (const p of this.pending.splice(0)) p.reject(new IpamError('closed', 'IPAM stopped before the request completed'));
     if (options.transfer && !this.ring.isEmpty()) {
       const heir = this.heirFor(this.self, (p) => p !== this.self && this.router.isReachable(p));
@@ -473,7 +497,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     });
     const unreachable = owners.filter((o) => !o.reachable).reduce((n, o) => n + o.size, 0);
     const byId = new Map<string, string[]>();
-    for (const [a, id] of [...this.owned].sort((x, y) => x[0] - y[0])) byId.set(id, [...(byId.get(id) ?? []), formatIPv4(a)]);
+    for (const [a, id] of this.owned) byId.set(id, [...(byId.get(id) ?? []), formatIPv4(a)]);
     return {
       state: this.state,
       range: formatCidr(this.range),
@@ -511,9 +535,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
   }
 
   private addressesOf(id: string): number[] {
-    const out: number[] = [];
-    for (const [a, holder] of this.owned) if (holder === id) out.push(a);
-    return out.sort((x, y) => x - y);
+    return this.owned.addressesOf(id);
   }
 
   private enqueue(request: Omit<Pending, 'resolve' | 'reject' | 'tries'>, signal: AbortSignal | undefined): Promise<number> {
@@ -617,8 +639,13 @@ export class Ipam extends EventEmitter<IpamEvents> {
   /** The lowest free address of `subnet` in our ranges, excluding its network and broadcast addresses. */
   private freeAddress(subnet: Cidr): number | undefined {
     const { first, last } = hostRange(subnet);
+    const g = this.granting?.range;
     for (const r of this.ring.rangesOf(this.self)) {
-      for (let a = Math.max(r.start, first); a < Math.min(r.end, last + 1); a++) if (!this.owned.has(a) && !this.beingGranted(a)) return a;
+      const end = Math.min(r.end, last + 1);
+      let a = this.owned.firstFree(Math.max(r.start, first), end);
+      // A grant being saved is no longer ours to hand out: look again after it.
+      if (a !== undefined && g && a >= g.start && a < g.end) a = this.owned.firstFree(g.end, end);
+      if (a !== undefined) return a;
     }
     return undefined;
   }
@@ -656,10 +683,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     // A refusal matters while that peer is around; one that went away is forgotten.
     for (const peer of this.refused.keys()) if (!this.router.isReachable(peer)) this.refused.delete(peer);
     if (this.ring.isEmpty()) {
-      if (this.pending.length > 0 || this.primers > 0) {
-        this.paxos?.propose();
-        this.seekConsensus();
-      }
+      if (this.pending.length > 0 || this.primers > 0) this.retryProposal();
       return;
     }
     this.progress();
@@ -681,17 +705,98 @@ export class Ipam extends EventEmitter<IpamEvents> {
     if (!this.paxos) {
       this.paxos = new PaxosNode({ name: this.self, uid: this.router.uid }, Math.floor(this.init.consensus / 2) + 1);
       this.paxos.propose();
+      this.consensusChanged(true, true);
+      return;
     }
-    while (this.paxos.think());
+    this.consensusChanged(false);
+  }
+
+  /**
+   * A proposal is retried only when consensus went quiet for a randomized, doubling delay: retrying
+   * on every tick superseded our own proposal whenever a quorum answered later than one tick (slow
+   * links, a busy process), so no round ever finished; a fixed period also kept competing proposers
+   * in step. A round that is still moving (claims arriving) is left to finish.
+   */
+  private retryProposal(): void {
+    if (!this.paxos) {
+      this.seekConsensus();
+      return;
+    }
+    if ('observer' in this.init) {
+      this.seekConsensus();
+      return;
+    }
+    const now = this.clock.now();
+    if (now - this.lastConsensusActivity < this.proposalRetryDelay) return;
+    this.proposalRetries = Math.min(this.proposalRetries + 1, MAX_PROPOSAL_BACKOFF_EXPONENT);
+    this.paxos.propose();
+    this.consensusChanged(true, true);
+  }
+
+  /**
+   * After claims changed (`activity`; `ownChanged` when ours did, e.g. a new proposal): think, maybe
+   * decide, and gossip what changed.
+   */
+  private consensusChanged(activity = true, ownChanged = false): void {
+    if (!this.paxos) return;
+    let urgent = ownChanged;
+    while (this.paxos.think()) urgent = true;
+    if (activity) {
+      this.lastConsensusActivity = this.clock.now();
+      const tickMs = this.options.tickMs ?? 5000;
+      this.proposalRetryDelay = tickMs * 2 ** this.proposalRetries * (1 + this.random.float());
+    }
     this.checkConsensus();
-    this.channel?.broadcast(this.encodeState());
+    if (this.ring.isEmpty()) this.scheduleConsensusFlush(urgent);
   }
 
   private checkConsensus(): void {
     const value = this.paxos?.consensus();
     if (!value || !this.ring.isEmpty()) return;
     this.ring.claimForPeers(value);
-    this.ringChanged();
+    this.cancelConsensusFlush();
+    // Every voter derives the same ring, so it is not broadcast: each peer tells its neighbours once
+    // (and those it was news to pass it on), which also ends their vote.
+    this.ringChanged(false);
+    this.channel?.gossipNeighbours(this.encodeState());
+  }
+
+  /**
+   * Sends the consensus claims that changed to a few neighbours (the router's ⌊2·log2 N⌋): at once when
+   * our own claims changed (a few times per round) or after a quiet spell, else at most once per window;
+   * each neighbour merges and passes on only what was new to it. Before, the whole state was broadcast
+   * by every peer after every change: O(N³) messages.
+   */
+  private scheduleConsensusFlush(urgent: boolean): void {
+    if (this.consensusFlushQueued) return;
+    if (urgent) this.cancelConsensusFlush();
+    else if (this.consensusFlushTimer) return;
+    const wait = this.lastConsensusFlush + CONSENSUS_GOSSIP_WINDOW_MS - this.clock.now();
+    if (urgent || wait <= 0) {
+      this.consensusFlushQueued = true;
+      queueMicrotask(() => {
+        this.consensusFlushQueued = false;
+        this.flushConsensus();
+      });
+    } else {
+      this.consensusFlushTimer = this.clock.setTimer(wait, () => {
+        this.consensusFlushTimer = undefined;
+        this.flushConsensus();
+      });
+    }
+  }
+
+  private cancelConsensusFlush(): void {
+    this.consensusFlushTimer?.cancel();
+    this.consensusFlushTimer = undefined;
+  }
+
+  private flushConsensus(): void {
+    if (this.stopped || !this.paxos || !this.ring.isEmpty()) return;
+    const delta = this.paxos.takeChanges();
+    if (!delta) return;
+    this.lastConsensusFlush = this.clock.now();
+    this.channel?.gossipNeighbours(encodeWith(encodeIpamMessage, { kind: IpamMessageKind.State, ring: undefined, paxos: delta }));
   }
 
   // ---- gossip ----
@@ -722,25 +827,25 @@ export class Ipam extends EventEmitter<IpamEvents> {
     });
   }
 
-  private onMessage(message: IpamMessage, from: PeerName): void {
-    if (this.stopped) return;
+  /** Handles a message; true when it was a ring that changed ours. */
+  private onMessage(message: IpamMessage, from: PeerName): boolean {
+    if (this.stopped) return false;
     switch (message.kind) {
       case IpamMessageKind.State:
-        this.onState(message, from);
-        return;
+        return this.onState(message, from);
       case IpamMessageKind.SpaceRequest:
         this.donate(from, message.subnet);
-        return;
+        return false;
       case IpamMessageKind.ClaimRequest:
         this.donateAddress(from, message.address);
-        return;
+        return false;
       case IpamMessageKind.SpaceDenied:
         this.onDenied(from, message.subnet);
-        return;
+        return false;
     }
   }
 
-  private onState(message: IpamMessage & { kind: IpamMessageKind.State }, from: PeerName): void {
+  private onState(message: IpamMessage & { kind: IpamMessageKind.State }, from: PeerName): boolean {
     if (message.ring) {
       if (message.ring.start !== this.ring.start || message.ring.end !== this.ring.end) {
         throw new IpamError(
@@ -755,7 +860,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
       } catch (error) {
         if (!(error instanceof WeaveError && error.code === 'different-seeds')) throw error;
         this.refuseRing(from, message.ring.seeds ?? [], error.message);
-        return;
+        return false;
       }
       this.refused.delete(from);
       if (result.changed) {
@@ -765,26 +870,27 @@ export class Ipam extends EventEmitter<IpamEvents> {
       // A sender that is behind (a restart, a channel joined after its links came up) gets ours back:
       // gossip alone would leave it stale until the next periodic round.
       if (Ring.fromState(message.ring).merge(this.ring).changed) this.send(from, this.stateMessage());
-      return;
+      return result.changed;
     }
-    if (!this.ring.isEmpty()) return;
+    if (!this.ring.isEmpty()) {
+      // A voter still seeking consensus: our ring ends its vote sooner than the remaining rounds would.
+      if (message.paxos) this.send(from, this.stateMessage());
+      return false;
+    }
     if (message.paxos && this.paxos && 'consensus' in this.init) {
-      if (this.paxos.merge(message.paxos)) {
-        while (this.paxos.think());
-        this.checkConsensus();
-        if (this.ring.isEmpty()) this.scheduleBroadcast();
-      }
+      if (this.paxos.merge(message.paxos)) this.consensusChanged();
     } else if ('consensus' in this.init && (message.paxos || !message.ring)) {
       // Someone (a voter, or an observer that needs space) wants the ring: join the vote.
+      let proposed = false;
       if (!this.paxos) {
         this.paxos = new PaxosNode({ name: this.self, uid: this.router.uid }, Math.floor(this.init.consensus / 2) + 1);
         if (!message.paxos) this.paxos.propose();
+        proposed = !message.paxos;
       }
       if (message.paxos) this.paxos.merge(message.paxos);
-      while (this.paxos.think());
-      this.checkConsensus();
-      if (this.ring.isEmpty()) this.scheduleBroadcast();
+      this.consensusChanged(true, proposed);
     }
+    return false;
   }
 
   /**
@@ -840,7 +946,7 @@ export class Ipam extends EventEmitter<IpamEvents> {
     for (const e of this.ring.entries()) {
       if (e.owner !== this.self) continue;
       let used = 0;
-      for (const r of this.ring.rangesOfEntry(e.token)) for (const a of this.owned.keys()) if (a >= r.start && a < r.end) used += 1;
+      for (const r of this.ring.rangesOfEntry(e.token)) used += this.owned.countIn(r.start, r.end);
       if (this.ring.setFree(this.self, e.token, this.ring.sizeOf(e.token) - used)) changed = true;
     }
     if (changed) this.scheduleBroadcast();
@@ -889,15 +995,9 @@ export class Ipam extends EventEmitter<IpamEvents> {
     for (const r of this.ring.rangesOf(this.self)) {
       const start = Math.max(r.start, ref.start);
       const end = Math.min(r.end, ref.start + size);
-      let runStart = start;
-      for (let a = start; a <= end; a++) {
-        if (a === end || this.owned.has(a)) {
-          if (a > runStart) {
-            free += a - runStart;
-            blocks.push(...cidrsInRange(runStart, a));
-          }
-          runStart = a + 1;
-        }
+      for (const run of this.owned.freeRuns(start, end)) {
+        free += run.end - run.start;
+        blocks.push(...cidrsInRange(run.start, run.end));
       }
     }
     const limit = Math.max(1, Math.floor(free / 2));

@@ -5,6 +5,8 @@
 // proposal it has seen, accepts its own proposal once a quorum promised it, and accepts a proposal it
 // promised once that proposal's proposer accepted it. The value is decided when a quorum accepted the
 // same proposal. Only the owner of claims changes them, so the merge is a per-node last-writer-wins.
+// The node remembers which claims changed since they were last taken (`takeChanges`), so gossip carries
+// only what is new: a claim version crosses each link about once instead of riding in every message.
 import type { PeerName } from '../wire/peer-name.js';
 import { nodeKey, type NodeClaims, type NodeId, type PaxosState, type ProposalId } from '../wire/paxos.js';
 
@@ -38,6 +40,8 @@ function normalize(names: Iterable<PeerName>): PeerName[] {
 /** One node's view of the consensus. */
 export class PaxosNode {
   private readonly state: PaxosState = new Map();
+  /** Keys of claims that changed (merged or our own) since `takeChanges`. */
+  private readonly changed = new Set<string>();
 
   constructor(
     readonly self: NodeId,
@@ -45,19 +49,31 @@ export class PaxosNode {
     readonly quorum: number,
   ) {
     this.state.set(nodeKey(self), { node: self, claims: { promise: undefined, accepted: undefined, value: undefined } });
+    this.changed.add(nodeKey(self));
   }
 
   private get own(): NodeClaims {
     return (this.state.get(nodeKey(this.self)) as { claims: NodeClaims }).claims;
   }
 
-  /** A copy of every node's claims, for gossip. */
-  snapshot(): PaxosState {
+  /** A copy of every node's claims (or only those whose keys are given), for gossip. */
+  snapshot(keys?: Iterable<string>): PaxosState {
     const copy: PaxosState = new Map();
-    for (const [key, { node, claims }] of this.state) {
+    for (const key of keys ?? this.state.keys()) {
+      const entry = this.state.get(key);
+      if (!entry) continue;
+      const { node, claims } = entry;
       copy.set(key, { node, claims: { ...claims, value: claims.value ? [...claims.value] : undefined } });
     }
     return copy;
+  }
+
+  /** The claims that changed since the last call (a delta for gossip), or undefined when none did. */
+  takeChanges(): PaxosState | undefined {
+    if (this.changed.size === 0) return undefined;
+    const delta = this.snapshot(this.changed);
+    this.changed.clear();
+    return delta;
   }
 
   /** Nodes known to vote (everyone whose claims we have seen). */
@@ -73,6 +89,7 @@ export class PaxosNode {
       const held = this.state.get(key);
       if (!held || compareClaims(claims, held.claims) > 0) {
         this.state.set(key, { node, claims: { ...claims, value: claims.value ? normalize(claims.value) : undefined } });
+        this.changed.add(key);
         changed = true;
       }
     }
@@ -84,10 +101,17 @@ export class PaxosNode {
     let round = 0;
     for (const { claims } of this.state.values()) round = Math.max(round, claims.promise?.round ?? 0, claims.accepted?.round ?? 0);
     this.own.promise = { round: round + 1, proposer: this.self };
+    this.changed.add(nodeKey(this.self));
   }
 
   /** Applies the rules once; returns true when our own claims changed (they should then be gossiped). */
   think(): boolean {
+    const changed = this.applyRules();
+    if (changed) this.changed.add(nodeKey(this.self));
+    return changed;
+  }
+
+  private applyRules(): boolean {
     const own = this.own;
     let changed = false;
     // Promise the highest proposal seen.

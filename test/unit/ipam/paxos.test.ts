@@ -147,4 +147,34 @@ test('a later, higher proposal keeps a value already decided (it adopts what its
   for (const x of all) assert.equal(x.consensus(), [1, 2, 3], 'the decision stands');
 });
 
+test('takeChanges: only claims that changed since the last call, and deltas alone decide over a line', () => {
+  const all = nodes(5);
+  const [a, b] = all as [PaxosNode, PaxosNode];
+  assert.equal([...(a.takeChanges()?.keys() ?? [])], ['1/1000'], 'a new node has its own (empty) claims to announce');
+  assert.is(a.takeChanges(), undefined, 'nothing changed since');
+  a.propose();
+  assert.equal([...(a.takeChanges()?.keys() ?? [])], ['1/1000']);
+  b.merge(a.snapshot());
+  while (b.think());
+  assert.equal([...(b.takeChanges()?.keys() ?? [])].sort(), ['1/1000', '2/1001'], 'what was merged, and our promise');
+  b.merge(a.snapshot());
+  assert.is(b.takeChanges(), undefined, 'merging what we hold changes nothing');
+  // Five nodes on a line that only ever pass on their deltas to their neighbours.
+  const fresh = nodes(5);
+  fresh[0]?.propose();
+  for (let round = 0; round < 40; round++) {
+    const deltas = fresh.map((x) => x.takeChanges());
+    fresh.forEach((x, i) => {
+      for (const j of [i - 1, i + 1]) {
+        const delta = deltas[j];
+        if (delta) x.merge(delta);
+      }
+      while (x.think());
+    });
+  }
+  const decided = fresh.map((x) => JSON.stringify(x.consensus()));
+  assert.is(new Set(decided).size, 1, decided.join(' '));
+  assert.equal(fresh[0]?.consensus(), [1, 2, 3, 4, 5]);
+});
+
 test.run();
