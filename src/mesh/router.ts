@@ -42,6 +42,8 @@ const MAX_TRACKED_CHANNELS = 64;
 const TOPOLOGY_REQUEST_BACKOFF_MS = 1000;
 /** During a burst of topology changes, `topology:changed` is emitted at most this often (ms). */
 const TOPOLOGY_EVENT_BATCH_MS = 100;
+/** Topology relays use a route snapshot at most this old while only other peers' records change (ms). */
+const RELAY_ROUTES_MAX_AGE_MS = 1000;
 /** A uid is the start time in ms (42 bits, good until 2109) then this many random bits. */
 const UID_RANDOM_BITS = 22n;
 const UID_RANDOM_MASK = (1n << UID_RANDOM_BITS) - 1n;
@@ -545,7 +547,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   /**
    * Routes for sending on `channel`. Topology gossip itself, while only other peers' records change, goes
-   * along a snapshot up to TOPOLOGY_EVENT_BATCH_MS old: a converging mesh brings every peer O(N) updates,
+   * along a snapshot up to RELAY_ROUTES_MAX_AGE_MS old: a converging mesh brings every peer O(N) updates,
    * and a fresh snapshot (with a broadcast tree per source) for each would be O(N²) per peer. Views differ
    * between peers during convergence anyway; duplicates are dropped and periodic gossip repairs what a
    * stale tree missed. A change of our own links is used at once (a new neighbour must get what we relay),
@@ -553,7 +555,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
    */
   private routesFor(channel: string): Routes {
     const cached = this.routesCache;
-    if (channel === TOPOLOGY_CHANNEL && cached && !this.relayRoutesStale && this.clock.now() - this.routesComputedAt < TOPOLOGY_EVENT_BATCH_MS) return cached;
+    if (channel === TOPOLOGY_CHANNEL && cached && !this.relayRoutesStale && this.clock.now() - this.routesComputedAt < RELAY_ROUTES_MAX_AGE_MS) return cached;
     return this.routes;
   }
 
