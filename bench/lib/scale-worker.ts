@@ -1,7 +1,6 @@
 // One scale measurement in a fresh process (its RSS is the mesh's): N peers of createTestMesh on a seeded
 // random graph of average degree ~5, real clock. Prints one JSON line (ScaleRow) on stdout.
-import { createTestMesh, type TestMesh } from '../../src/testing/index.js';
-import { seededRandom } from '../../src/random.js';
+import { createTestMesh, randomTopology, type TestMesh } from '../../src/testing/index.js';
 import type { Overlay } from '../../src/overlay.js';
 
 /** One row of bench/results/scale.json; null where a step did not finish within its limit. */
@@ -32,18 +31,6 @@ export interface ScaleRow {
 const n = Number(process.argv[2] ?? 25);
 const limitMs = Number(process.env.SCALE_LIMIT_MS ?? 120_000);
 const idleMs = Number(process.env.SCALE_IDLE_MS ?? 10_000);
-
-/** Ring plus seeded random chords until the average degree is 5. */
-function randomGraph(peers: number, seed: number): [number, number][] {
-  const random = seededRandom(seed);
-  const edges = new Map<string, [number, number]>();
-  const add = (a: number, b: number): void => {
-    if (a !== b) edges.set(`${Math.min(a, b)}-${Math.max(a, b)}`, [Math.min(a, b), Math.max(a, b)]);
-  };
-  for (let i = 0; i < peers; i++) add(i, (i + 1) % peers);
-  while (edges.size < Math.round((peers * 5) / 2)) add(Math.floor(random.float() * peers), Math.floor(random.float() * peers));
-  return [...edges.values()];
-}
 
 function hopsFrom(start: number, peers: number, edges: readonly [number, number][]): number[] {
   const adjacency = Array.from({ length: peers }, () => [] as number[]);
@@ -78,7 +65,7 @@ function topologyMessages(mesh: TestMesh): number {
   return mesh.overlays.reduce((sum, o) => sum + (o.router.status().gossip.topology?.received ?? 0), 0);
 }
 
-const edges = randomGraph(n, 42);
+const edges = randomTopology(n, { seed: 42 });
 const hops = hopsFrom(0, n, edges);
 const farthest = hops.indexOf(Math.max(...hops));
 const notes: string[] = [];

@@ -6,7 +6,7 @@ export { seededRandom, type Random } from '../random.js';
 export type { Clock, Timer, TimerOptions } from '../clock.js';
 export { nodeTransport } from '../mesh/transport.js';
 export type { Transport, StreamSocket, StreamListener, DatagramSocket, DatagramSender, DatagramBindOptions } from '../mesh/transport.js';
-export { createTestMesh, type TestMesh, type TestMeshOptions, type TestTopology } from './test-mesh.js';
+export { createTestMesh, randomTopology, type TestMesh, type TestMeshOptions, type TestTopology } from './test-mesh.js';
 export {
   iperf3Client,
   iperf3Server,

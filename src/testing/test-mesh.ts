@@ -210,6 +210,27 @@ export async function createTestMesh(options: TestMeshOptions): Promise<TestMesh
   return mesh;
 }
 
+/**
+ * A connected random graph for `createTestMesh({ topology })`: a ring plus seeded random chords until the
+ * average degree is `degree` (default 5, at most n − 1). The same seed gives the same graph.
+ *
+ * ```ts
+ * await using mesh = await createTestMesh({ peers: 100, topology: randomTopology(100, { seed: 42 }) });
+ * ```
+ */
+export function randomTopology(peers: number, options: { degree?: number | undefined; seed?: number | undefined } = {}): [number, number][] {
+  if (!Number.isInteger(peers) || peers < 2) throw new OptionsError('randomTopology needs at least 2 peers');
+  const degree = Math.min(options.degree ?? 5, peers - 1);
+  const random = seededRandom(options.seed ?? 1);
+  const edges = new Map<number, [number, number]>();
+  const add = (a: number, b: number): void => {
+    if (a !== b) edges.set(Math.min(a, b) * peers + Math.max(a, b), [Math.min(a, b), Math.max(a, b)]);
+  };
+  for (let i = 0; i < peers; i++) add(i, (i + 1) % peers);
+  while (edges.size < Math.round((peers * degree) / 2)) add(Math.floor(random.float() * peers), Math.floor(random.float() * peers));
+  return [...edges.values()];
+}
+
 function topologyEdges(topology: TestTopology, n: number): [number, number][] {
   if (typeof topology !== 'string') {
     return topology.map(([a, b]) => {

@@ -2,24 +2,11 @@
 // tree reaches each peer once, names spread, and peers that leave are forgotten everywhere without coming back.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createTestMesh, type TestMesh } from '../../src/testing/index.js';
-import { seededRandom } from '../../src/random.js';
+import { createTestMesh, randomTopology, type TestMesh } from '../../src/testing/index.js';
 import type { MeshRouter } from '../../src/mesh/router.js';
 import { simulateBroadcast, walkUnicast } from '../helpers/mesh.js';
 
 const PEERS = 100;
-
-/** Ring plus seeded random chords until the average degree is 5. */
-function randomGraph(peers: number, seed: number): [number, number][] {
-  const random = seededRandom(seed);
-  const edges = new Map<string, [number, number]>();
-  const add = (a: number, b: number): void => {
-    if (a !== b) edges.set(`${Math.min(a, b)}-${Math.max(a, b)}`, [Math.min(a, b), Math.max(a, b)]);
-  };
-  for (let i = 0; i < peers; i++) add(i, (i + 1) % peers);
-  while (edges.size < Math.round((peers * 5) / 2)) add(Math.floor(random.float() * peers), Math.floor(random.float() * peers));
-  return [...edges.values()];
-}
 
 async function until(what: string, check: () => boolean, limitMs: number): Promise<void> {
   const deadline = Date.now() + limitMs;
@@ -32,7 +19,7 @@ async function until(what: string, check: () => boolean, limitMs: number): Promi
 const routersOf = (mesh: TestMesh, except: ReadonlySet<number> = new Set()): MeshRouter[] => mesh.overlays.filter((_, i) => !except.has(i)).map((o) => o.router);
 
 test(`${PEERS} peers on a random graph converge: loop-free routes, broadcast once to each, a name resolvable on every peer`, async () => {
-  const mesh = await createTestMesh({ peers: PEERS, topology: randomGraph(PEERS, 42), seed: 3, overlay: { ipam: false } });
+  const mesh = await createTestMesh({ peers: PEERS, topology: randomTopology(PEERS, { seed: 42 }), seed: 3, overlay: { ipam: false } });
   try {
     await mesh.ready({ timeoutMs: 60_000 });
     const routers = routersOf(mesh);
@@ -50,7 +37,7 @@ test(`${PEERS} peers on a random graph converge: loop-free routes, broadcast onc
 });
 
 test(`churn in ${PEERS} peers: 10 stopped peers are forgotten by every survivor and stay forgotten`, async () => {
-  const mesh = await createTestMesh({ peers: PEERS, topology: randomGraph(PEERS, 43), seed: 4, overlay: { ipam: false, dns: false } });
+  const mesh = await createTestMesh({ peers: PEERS, topology: randomTopology(PEERS, { seed: 43 }), seed: 4, overlay: { ipam: false, dns: false } });
   try {
     await mesh.ready({ timeoutMs: 60_000 });
     const gone = new Set([5, 15, 25, 35, 45, 55, 65, 75, 85, 95]);
