@@ -22,6 +22,7 @@ import { deriveNetworkKey, type NetworkKey } from '../crypto/network-key.js';
 import { Connection, DEFAULT_CONNECTION_TIMINGS, type ConnectionCrypto, type ConnectionTimings } from './connection.js';
 import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
 import { Topology } from './topology.js';
+import { decodeTopologyDigest, encodeTopologyDigest, TOPOLOGY_DIGEST_CHANNEL, TopologyDigestKind } from '../wire/topology-digest.js';
 import { Routes } from './routes.js';
 import { TokenBucket } from '../token-bucket.js';
 import { isValidChannelName, type GossipChannel, type GossipChannelStats, type GossipHandler } from './gossip.js';
@@ -596,7 +597,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
    * still relayed by it, so peers with different features can share a mesh.
    */
   registerGossip(name: string, handler: GossipHandler): GossipChannel {
-    if (!isValidChannelName(name) || name === TOPOLOGY_CHANNEL || name === INCARNATION_CHANNEL) {
+    if (!isValidChannelName(name) || name === TOPOLOGY_CHANNEL || name === INCARNATION_CHANNEL || name === TOPOLOGY_DIGEST_CHANNEL) {
       throw new OptionsError(`gossip channel name "${name}" is reserved or invalid: use 1-255 printable ASCII characters`);
     }
     const existing = this.channels.get(name);
@@ -999,6 +1000,36 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     return encodeWith(encodeTopologyUpdate, this.topology.select(names));
   }
 
+  /** SHA-256 over every record's (name, uid, version), by name: equal digests, equal topologies. */
+  private topologyDigest(): Uint8Array {
+    const records = [...this.topology.records()].sort((a, b) => a.name - b.name);
+    const entry = Buffer.alloc(22);
+    const hash = createHash('sha256');
+    for (const r of records) {
+      entry.writeUIntBE(r.name, 0, 6);
+      entry.writeBigUInt64BE(r.uid, 6);
+      entry.writeBigUInt64BE(r.version, 14);
+      hash.update(entry);
+    }
+    return hash.digest();
+  }
+
+  private encodeDigest(kind: TopologyDigestKind): Uint8Array {
+    return encodeWith(encodeTopologyDigest, { kind, digest: this.topologyDigest() });
+  }
+
+  /** A neighbour's digest: when it differs from ours, it gets our whole topology (and a periodic one our digest). */
+  private onDigest(link: Link, payload: Uint8Array): void {
+    const theirs = decodeWith(decodeTopologyDigest, payload);
+    const ours = this.encodeDigest(TopologyDigestKind.Answer);
+    if (Buffer.from(ours.subarray(1)).equals(theirs.digest)) return;
+    const all = this.encodeTopology([...this.topology.records()].map((r) => r.name));
+    if (this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_CHANNEL, sender: this.selfName, payload: all })) this.topologyStats().sent += 1;
+    if (theirs.kind === TopologyDigestKind.Periodic && this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_DIGEST_CHANNEL, sender: this.selfName, payload: ours })) {
+      this.channelState(TOPOLOGY_DIGEST_CHANNEL).stats.sent += 1;
+    }
+  }
+
   /** Applies received topology; returns the peers whose records changed (ourselves when our version was bumped). */
   private applyTopology(payload: Uint8Array, from: Link): PeerName[] {
     // Records of refused incarnations are ignored: they would displace the incarnation that keeps the name.
@@ -1145,9 +1176,10 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.gossipTimer = this.clock.setTimer(interval, () => {
       this.surrogateSeen.clear();
       this.broadcastSeen.clear();
-      this.topologyStats().sent += this.gossipToNeighbours(TOPOLOGY_CHANNEL, this.encodeTopology([...this.topology.records()].map((r) => r.name)), undefined);
+      // Anti-entropy in O(1) bytes: a digest of our topology; a neighbour that differs exchanges whole state with us.
+      this.channelState(TOPOLOGY_DIGEST_CHANNEL).stats.sent += this.gossipToNeighbours(TOPOLOGY_DIGEST_CHANNEL, this.encodeDigest(TopologyDigestKind.Periodic), undefined);
       for (const [name, state] of this.channels) {
-        const payload = name === TOPOLOGY_CHANNEL ? undefined : this.channelGossip(name, state);
+        const payload = name === TOPOLOGY_CHANNEL || name === TOPOLOGY_DIGEST_CHANNEL ? undefined : this.channelGossip(name, state);
         if (payload) state.stats.sent += this.gossipToNeighbours(name, payload, undefined);
       }
       this.scheduleGossip();
@@ -1285,6 +1317,9 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         for (const name of changed) if (name !== this.selfName) this.dirtyPeers.add(name);
         this.scheduleOwnRecordBroadcast();
       }
+      return;
+    } else if (channel === TOPOLOGY_DIGEST_CHANNEL) {
+      this.guarded(channel, from, state, () => this.onDigest(link, payload));
       return;
     } else if (state.handler) {
       const handler = state.handler;
