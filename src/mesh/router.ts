@@ -1021,11 +1021,13 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   /** A neighbour's digest: when it differs from ours, it gets our whole topology (and a periodic one our digest). */
   private onDigest(link: Link, payload: Uint8Array): void {
     const theirs = decodeWith(decodeTopologyDigest, payload);
-    const ours = this.encodeDigest(TopologyDigestKind.Answer);
-    if (Buffer.from(ours.subarray(1)).equals(theirs.digest)) return;
+    const digest = this.topologyDigest();
+    if (Buffer.compare(digest, theirs.digest) === 0) return;
     const all = this.encodeTopology([...this.topology.records()].map((r) => r.name));
     if (this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_CHANNEL, sender: this.selfName, payload: all })) this.topologyStats().sent += 1;
-    if (theirs.kind === TopologyDigestKind.Periodic && this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_DIGEST_CHANNEL, sender: this.selfName, payload: ours })) {
+    if (theirs.kind !== TopologyDigestKind.Periodic) return;
+    const answer = encodeWith(encodeTopologyDigest, { kind: TopologyDigestKind.Answer, digest });
+    if (this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_DIGEST_CHANNEL, sender: this.selfName, payload: answer })) {
       this.channelState(TOPOLOGY_DIGEST_CHANNEL).stats.sent += 1;
     }
   }
