@@ -892,6 +892,9 @@ export class Overlay extends EventEmitter<OverlayEvents> {
 
   /** Emits `link:changed` for each peer whose data-path view differs from the last one reported. */
   private reportLinkChanges(): void {
+    // Views of every peer on every batch of topology changes: O(N) per peer, for nobody when nobody listens.
+    // The baseline stays as it was, so a listener that comes later hears what changed since.
+    if (this.listenerCount('link:changed') === 0) return;
     const views = linkViews(this.router, this.dataPlane.status());
     const seen = new Set<string>();
     for (const view of views) {

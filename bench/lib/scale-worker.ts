@@ -1,6 +1,8 @@
 // One scale measurement in a fresh process (its RSS is the mesh's): N peers of createTestMesh on a seeded
 // random graph of average degree ~5, real clock. Prints one JSON line (ScaleRow) on stdout.
-import { createTestMesh, randomTopology, type TestMesh } from '../../src/testing/index.js';
+// With a second argument `fake`, only the wall time for the same mesh under a FakeClock to converge
+// (topology ready) is measured, and printed as {"fakeClockMs": …}.
+import { createTestMesh, FakeClock, randomTopology, type TestMesh } from '../../src/testing/index.js';
 import type { Overlay } from '../../src/overlay.js';
 
 /** One row of bench/results/scale.json; null where a step did not finish within its limit. */
@@ -22,6 +24,12 @@ export interface ScaleRow {
   idleCpu: number | null;
   /** After the above, until `attach()` on the farthest peer has an address from IPAM (consensus among all peers). */
   ipamMs: number | null;
+  /** Last, 10 % of the peers stop: until no survivor holds a record of any of them. */
+  forgetMs: number | null;
+  /** `peer:up` events for stopped peers on survivors from the stop until 2 s after `forgetMs`: stale records reviving them. */
+  resurrections: number | null;
+  /** Wall time for the same mesh under a FakeClock (a separate process) until topology is ready. */
+  fakeClockMs: number | null;
   /** Resident memory after all of the above, MB. */
   rssMB: number;
   /** What did not finish, in words. */
@@ -29,6 +37,7 @@ export interface ScaleRow {
 }
 
 const n = Number(process.argv[2] ?? 25);
+const fake = process.argv[3] === 'fake';
 const limitMs = Number(process.env.SCALE_LIMIT_MS ?? 120_000);
 const idleMs = Number(process.env.SCALE_IDLE_MS ?? 10_000);
 
@@ -66,10 +75,39 @@ function topologyMessages(mesh: TestMesh): number {
 }
 
 const edges = randomTopology(n, { seed: 42 });
+if (fake) {
+  const clock = new FakeClock();
+  const t0 = Date.now();
+  const fakeMesh = await createTestMesh({ peers: n, topology: edges, seed: 7, clock });
+  let fakeClockMs: number | null = null;
+  try {
+    await fakeMesh.ready({ timeoutMs: limitMs });
+    fakeClockMs = Date.now() - t0;
+  } catch {
+    // reported as null
+  }
+  process.stdout.write(`${JSON.stringify({ fakeClockMs })}\n`);
+  process.exit(0);
+}
 const hops = hopsFrom(0, n, edges);
 const farthest = hops.indexOf(Math.max(...hops));
 const notes: string[] = [];
-const row: ScaleRow = { peers: n, links: edges.length, topologyMs: null, dnsMs: null, bytesPerChange: null, messagesPerChange: null, idleBytesPerSec: null, idleCpu: null, ipamMs: null, rssMB: 0, notes };
+const row: ScaleRow = {
+  peers: n,
+  links: edges.length,
+  topologyMs: null,
+  dnsMs: null,
+  bytesPerChange: null,
+  messagesPerChange: null,
+  idleBytesPerSec: null,
+  idleCpu: null,
+  ipamMs: null,
+  forgetMs: null,
+  resurrections: null,
+  fakeClockMs: null,
+  rssMB: 0,
+  notes,
+};
 const started = Date.now();
 const mesh = await createTestMesh({ peers: n, topology: edges, seed: 7 });
 try {
@@ -126,6 +164,19 @@ try {
     } catch {
       notes.push(`no IPAM address on the farthest peer within ${limitMs} ms`);
     }
+    // Churn: every tenth peer stops.
+    const gone = new Set(Array.from({ length: Math.max(1, Math.round(n / 10)) }, (_, k) => (5 + 10 * k) % n));
+    const goneNames = new Set([...gone].map((i) => mesh.overlay(i).router.selfName));
+    const survivors = mesh.overlays.filter((_, i) => !gone.has(i)).map((o) => o.router);
+    let resurrections = 0;
+    for (const r of survivors) r.on('peer:up', (p) => void (goneNames.has(p.name) && (resurrections += 1)));
+    const t2 = Date.now();
+    await Promise.all([...gone].map((i) => mesh.overlay(i).stop()));
+    if (await until(() => survivors.every((r) => r.topologyRecords().every((rec) => !goneNames.has(rec.name))), limitMs)) {
+      row.forgetMs = Date.now() - t2;
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      row.resurrections = resurrections;
+    } else notes.push(`stopped peers not forgotten by every survivor within ${limitMs} ms`);
   }
 } finally {
   row.rssMB = Math.round(process.memoryUsage().rss / 1e6);

@@ -21,7 +21,7 @@ import { loadSodium, type SodiumBackend } from '../crypto/sodium.js';
 import { deriveNetworkKey, type NetworkKey } from '../crypto/network-key.js';
 import { Connection, DEFAULT_CONNECTION_TIMINGS, type ConnectionCrypto, type ConnectionTimings } from './connection.js';
 import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
-import { Topology } from './topology.js';
+import { Topology, type TopologyChange } from './topology.js';
 import { decodeTopologyDigest, encodeTopologyDigest, TOPOLOGY_DIGEST_CHANNEL, TopologyDigestKind } from '../wire/topology-digest.js';
 import { Routes } from './routes.js';
 import { TokenBucket } from '../token-bucket.js';
@@ -165,6 +165,8 @@ interface Link {
   connection: Connection;
   info: LinkInfo;
   uid: bigint;
+  /** We left this neighbour's last differing periodic digest unanswered (our own view was still changing). */
+  digestDeferred?: boolean;
 }
 
 /** Counters for status and metrics. */
@@ -183,6 +185,8 @@ export interface MeshRouterStats {
   unknownChannelDropped: number;
   /** Messages not sent because they exceeded the 10 MiB cap. */
   messagesTooLarge: number;
+  /** Neighbours' periodic topology digests that differed from ours and were left unanswered once while our topology was changing. */
+  digestsDeferred: number;
 }
 
 /** A router's status as JSON-serialisable data. */
@@ -287,17 +291,25 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     unicastUnroutable: 0,
     unknownChannelDropped: 0,
     messagesTooLarge: 0,
+    digestsDeferred: 0,
   };
   private routesCache: Routes | undefined;
   /** The topology changed since `routesCache` was computed. */
   private routesStale = false;
-  /** Our own links changed since `routesCache` was computed: topology relays cannot use it either. */
+  /**
+   * The routes topology relays use, kept apart from `routesCache` so that status and unicast lookups, which
+   * want fresh routes, do not throw away its per-source broadcast trees.
+   */
+  private relayRoutes: Routes | undefined;
+  /** Our own links changed since `relayRoutes` was taken: topology relays cannot use it either. */
   private relayRoutesStale = false;
-  private routesComputedAt = -Infinity;
+  private relayRoutesAt = -Infinity;
   /** A topology change not yet reported with `topology:changed`. */
   private changePending = false;
   private changeReportedAt = -Infinity;
   private changeTimer: Timer | undefined;
+  /** Clock time of the last change to our topology. */
+  private topologyChangedAt = -Infinity;
   private server: StreamListener | undefined;
   private listenPort = 0;
   private crypto: ConnectionCrypto | undefined;
@@ -309,6 +321,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private gcTimer: Timer | undefined;
   private gossipTimer: Timer | undefined;
   private dirtyPeers = new Set<PeerName>();
+  /** A link of ours closed since our last topology broadcast: the next one floods. */
+  private ownLinkLost = false;
   private unreachableSince = new Map<PeerName, number>();
   private overlay: LinkOverlay | undefined;
   private readonly requestedAt = new Map<PeerName, number>();
@@ -538,10 +552,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   /** The current routes (recomputed lazily after topology changes). */
   get routes(): Routes {
     if (!this.routesCache || this.routesStale) {
-      this.routesCache = Routes.compute(this.topology);
+      this.routesCache = Routes.compute(this.topology, this.routesCache);
       this.routesStale = false;
-      this.relayRoutesStale = false;
-      this.routesComputedAt = this.clock.now();
     }
     return this.routesCache;
   }
@@ -555,9 +567,16 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
    * and every other channel always gets the current routes.
    */
   private routesFor(channel: string): Routes {
-    const cached = this.routesCache;
-    if (channel === TOPOLOGY_CHANNEL && cached && !this.relayRoutesStale && this.clock.now() - this.routesComputedAt < RELAY_ROUTES_MAX_AGE_MS) return cached;
-    return this.routes;
+    if (channel !== TOPOLOGY_CHANNEL) return this.routes;
+    if (!this.relayRoutes || this.relayRoutesStale || this.clock.now() - this.relayRoutesAt >= RELAY_ROUTES_MAX_AGE_MS) return this.refreshRelayRoutes();
+    return this.relayRoutes;
+  }
+
+  private refreshRelayRoutes(): Routes {
+    this.relayRoutes = this.routes;
+    this.relayRoutesStale = false;
+    this.relayRoutesAt = this.clock.now();
+    return this.relayRoutes;
   }
 
   /** The topology records, for status and tests. */
@@ -957,7 +976,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.links.delete(link.info.peer);
     this.overlay?.linkDown(link.info.peer);
     if (this.state === 'running') {
-      this.updateLocalTopology(link.info.peer);
+      this.ownLinkLost = true;
+      this.updateLocalTopology(link.info.peer, false);
       this.garbageCollect();
     }
   }
@@ -966,11 +986,12 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   /**
    * Republishes our connection list after a local change, coalesced. The neighbour's record travels
-   * with ours: a peer that learns of the link without the neighbour's record could not reach it, and
-   * would garbage-collect that record if it arrived separately.
+   * with ours while the link is up (`withNeighbour`): a peer that learns of the link without the
+   * neighbour's record could not reach it, and would garbage-collect that record if it arrived separately.
+   * A neighbour that went away stays behind: its last record would revive it where it is forgotten.
    */
-  private updateLocalTopology(neighbour: PeerName): void {
-    if (this.topology.has(neighbour)) this.dirtyPeers.add(neighbour);
+  private updateLocalTopology(neighbour: PeerName, withNeighbour = true): void {
+    if (withNeighbour && this.topology.has(neighbour)) this.dirtyPeers.add(neighbour);
     const summaries: ConnectionSummary[] = [...this.links.values()]
       .map((l) => ({ peer: l.info.peer, address: l.info.listenAddress, outbound: l.info.outbound, established: l.info.established }))
       .sort((a, b) => a.peer - b.peer);
@@ -991,8 +1012,10 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       this.topologyTimer = undefined;
       const names = [...this.dirtyPeers];
       this.dirtyPeers.clear();
-      // A local change goes to every peer exactly once, along our broadcast tree.
-      this.topologyStats().sent += this.relayBroadcast(TOPOLOGY_CHANNEL, this.selfName, this.encodeTopology(names), undefined);
+      // A local change goes to every peer exactly once, along our broadcast tree; a lost link floods (see onBroadcast).
+      const flood = this.ownLinkLost;
+      this.ownLinkLost = false;
+      this.topologyStats().sent += this.relayBroadcast(TOPOLOGY_CHANNEL, this.selfName, this.encodeTopology(names), undefined, flood);
     });
   }
 
@@ -1018,11 +1041,27 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     return encodeWith(encodeTopologyDigest, { kind, digest: this.topologyDigest() });
   }
 
-  /** A neighbour's digest: when it differs from ours, it gets our whole topology (and a periodic one our digest). */
+  /**
+   * A neighbour's digest: when it differs from ours, it gets our whole topology (and a periodic one our
+   * digest). While our topology changed during the last gossip interval the mesh is still converging and
+   * updates in flight explain the difference: whole states from every peer to every neighbour would cost
+   * O(N) records per link for nothing, so one periodic digest in a row per link goes unanswered. A real
+   * divergence is repaired by the next one at the latest.
+   */
   private onDigest(link: Link, payload: Uint8Array): void {
     const theirs = decodeWith(decodeTopologyDigest, payload);
     const digest = this.topologyDigest();
-    if (Buffer.compare(digest, theirs.digest) === 0) return;
+    if (Buffer.compare(digest, theirs.digest) === 0) {
+      link.digestDeferred = false;
+      return;
+    }
+    const converging = this.clock.now() - this.topologyChangedAt < (this.options.gossipIntervalMs ?? 30_000);
+    if (theirs.kind === TopologyDigestKind.Periodic && converging && !link.digestDeferred) {
+      link.digestDeferred = true;
+      this.stats.digestsDeferred += 1;
+      return;
+    }
+    link.digestDeferred = false;
     const all = this.encodeTopology([...this.topology.records()].map((r) => r.name));
     if (this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_CHANNEL, sender: this.selfName, payload: all })) this.topologyStats().sent += 1;
     if (theirs.kind !== TopologyDigestKind.Periodic) return;
@@ -1032,13 +1071,13 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     }
   }
 
-  /** Applies received topology; returns the peers whose records changed (ourselves when our version was bumped). */
-  private applyTopology(payload: Uint8Array, from: Link): PeerName[] {
+  /** Applies received topology; returns what changed (ourselves in `changed` when our version was bumped). */
+  private applyTopology(payload: Uint8Array, from: Link): TopologyChange {
     // Records of refused incarnations are ignored: they would displace the incarnation that keeps the name.
     const records = decodeWith(decodeTopologyUpdate, payload).filter((r) => !this.incarnations.isRefused(r.name, r.uid));
     const change = this.topology.applyUpdate(records);
     this.requestMissingRecords(records, from);
-    if (change.changed.length === 0) return [];
+    if (change.changed.length === 0) return change;
     // Our version was bumped past a previous incarnation's record: everyone, the sender included, must
     // get ours, or peers that hold the stale record keep it (the relayed delta skips the sender).
     if (change.changed.includes(this.selfName)) this.scheduleOwnRecordBroadcast();
@@ -1047,7 +1086,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.topologyChanged(change.added, 'remote');
     for (const name of change.restarted) this.emit('peer:restarted', this.peer(name) as Peer);
     this.scheduleGarbageCollection(this.options.gcDelayMs ?? 1000);
-    return change.changed;
+    return change;
   }
 
   /**
@@ -1099,6 +1138,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
    * over all peers, and a converging mesh brings every peer O(N) updates.
    */
   private topologyChanged(added: PeerName[], kind: 'local' | 'remote' = 'local'): void {
+    this.topologyChangedAt = this.clock.now();
     for (const name of added) this.emit('peer:up', this.peer(name) as Peer);
     this.routesStale = true;
     if (kind === 'local') this.relayRoutesStale = true;
@@ -1227,13 +1267,13 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     return sent;
   }
 
-  private relayBroadcast(channel: string, source: PeerName, payload: Uint8Array, from: PeerName | undefined): number {
+  private relayBroadcast(channel: string, source: PeerName, payload: Uint8Array, from: PeerName | undefined, flood = false): number {
     let sent = 0;
     const routes = this.routesFor(channel);
     // A source we cannot reach in our (stale) view has no tree here, and a neighbour that restarted is not
     // yet the peer our view's tree starts from: flood rather than drop.
     const restarted = from === source && this.links.get(source)?.uid !== this.topology.get(source)?.uid;
-    const hops = routes.hasTreeFrom(source) && !restarted ? routes.broadcastAll(source) : [...this.links.keys()];
+    const hops = routes.hasTreeFrom(source) && !restarted && !flood ? routes.broadcastAll(source) : [...this.links.keys()];
     for (const peer of hops) {
       if (peer === from) continue;
       const link = this.links.get(peer);
@@ -1314,7 +1354,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       // News from a neighbour's full state reaches the other peers with our next coalesced broadcast: relayed
       // epidemically at once, each peer that found it new would pass it to O(log N) neighbours, and every
       // new link brings some (records still on their way from their owners), i.e. O(N log N) messages each.
-      const changed = this.guarded(channel, from, state, () => this.applyTopology(payload, link));
+      const changed = this.guarded(channel, from, state, () => this.applyTopology(payload, link).changed);
       if (changed && changed.length > 0) {
         for (const name of changed) if (name !== this.selfName) this.dirtyPeers.add(name);
         this.scheduleOwnRecordBroadcast();
@@ -1346,11 +1386,10 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       if (this.broadcastSeen.has(key)) return;
       this.broadcastSeen.add(key);
       // Relayed whole along the source's tree even when nothing was new here: the subtree may not know it.
-      const applied = this.guarded(channel, link.info.peer, state, () => {
-        this.applyTopology(payload, link);
-        return true;
-      });
-      if (applied) state.stats.relayed += this.relayBroadcast(channel, source, payload, link.info.peer);
+      // News of a lost connection floods instead: every tree that ran through the peer that went away is
+      // broken until each peer has heard it, and the peers behind it would wait for anti-entropy.
+      const change = this.guarded(channel, link.info.peer, state, () => this.applyTopology(payload, link));
+      if (change) state.stats.relayed += this.relayBroadcast(channel, source, payload, link.info.peer, change.shrunk.length > 0);
       return;
     }
     const handler = state.handler;

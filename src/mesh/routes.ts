@@ -24,7 +24,6 @@ interface Tree {
 }
 
 const byName = (a: PeerName, b: PeerName): number => a - b;
-const byIndex = (a: number, b: number): number => a - b;
 
 /**
  * An immutable snapshot of routing decisions for one topology. Two modes:
@@ -35,10 +34,12 @@ const byIndex = (a: number, b: number): number => a - b;
  */
 export class Routes {
   private readonly broadcastCache = new Map<PeerName, Tree>();
-  private readonly broadcastAllCache = new Map<PeerName, Tree>();
+  /** Shared with the next snapshot when its all-links graph is the same (trees over it are too). */
+  private broadcastAllCache = new Map<PeerName, Tree>();
 
   /** Scratch space of tree searches: next hop (index) per peer, -1 when not reached. */
   private readonly scratch: Int32Array;
+  private readonly levels: Levels;
 
   private constructor(
     private readonly self: number,
@@ -53,13 +54,16 @@ export class Routes {
     private readonly unicastAllTable: RouteTable,
   ) {
     this.scratch = new Int32Array(names.length);
+    this.levels = newLevels(names.length);
   }
 
   /**
    * Computes routes as seen from `view.selfName`. At each BFS level the worklist is sorted by peer name,
-   * so every peer holding the same topology derives the same trees.
+   * so every peer holding the same topology derives the same trees. With `previous` (the snapshot this one
+   * replaces), broadcast trees over all links already searched are kept when that graph did not change:
+   * most updates only flip a link to established or bump a version.
    */
-  static compute(view: TopologyView): Routes {
+  static compute(view: TopologyView, previous?: Routes): Routes {
     const selfName = view.selfName;
     // Snapshot every peer reachable over all links: anything a BFS from a reachable source can visit
     // is reachable too, so later broadcast queries never need the (possibly changed) view again.
@@ -109,12 +113,28 @@ export class Routes {
     const self = indexOf.get(selfName) as number;
     const hops = new Int32Array(n);
     const table = (adjacency: Adjacency): RouteTable => {
-      bfs(adjacency, self, -1, hops);
+      bfs(adjacency, self, -1, hops, newLevels(n));
       const routes: RouteTable = new Map();
       for (let i = 0; i < n; i++) if ((hops[i] as number) >= 0) routes.set(names[i] as PeerName, names[hops[i] as number] as PeerName);
       return routes;
     };
-    return new Routes(self, names, indexOf, hasRecord, established, all, table(established), table(all));
+    const routes = new Routes(self, names, indexOf, hasRecord, established, all, table(established), table(all));
+    if (previous && previous.sameAllGraph(routes)) routes.broadcastAllCache = previous.broadcastAllCache;
+    return routes;
+  }
+
+  /** True when `other` has the same peers, records and all-links graph as seen from the same peer. */
+  private sameAllGraph(other: Routes): boolean {
+    const n = this.names.length;
+    if (other.names.length !== n || other.self !== this.self) return false;
+    for (let i = 0; i < n; i++) {
+      if (other.names[i] !== this.names[i] || other.hasRecord[i] !== this.hasRecord[i]) return false;
+      const a = this.all[i] as readonly number[];
+      const b = other.all[i] as readonly number[];
+      if (a.length !== b.length) return false;
+      for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+    }
+    return true;
   }
 
   /** Next hop towards `dest` over established symmetric links; `undefined` if unreachable. `unicast(self)` is self. */
@@ -193,7 +213,7 @@ export class Routes {
       const start = this.indexOf.get(source);
       if (start !== undefined && this.hasRecord[start] === 1) {
         const reached = this.scratch;
-        if (bfs(adjacency, start, this.self, reached)) {
+        if (bfs(adjacency, start, this.self, reached, this.levels)) {
           const hops = (adjacency[this.self] ?? []).filter((p) => (reached[p] as number) < 0).map((p) => this.names[p] as PeerName);
           tree = { found: true, hops: hops.sort(byName) };
         }
@@ -204,28 +224,42 @@ export class Routes {
   }
 }
 
+/** Two worklists of a breadth-first search: the level being taken off and the next one. */
+type Levels = [Int32Array, Int32Array];
+
+function newLevels(n: number): Levels {
+  return [new Int32Array(n), new Int32Array(n)];
+}
+
 /**
  * Breadth-first search from `start`, level by level with each level sorted by name (index). Fills `hops`
  * with the next hop (from `start`) of every peer reached, -1 for the others; with `stopAt` (-1 for none),
  * stops when that peer is taken off the worklist, and `hops` then covers exactly the peers reached by
- * then. Returns whether it stopped there.
+ * then. Returns whether it stopped there. Levels live in typed arrays: a converging mesh runs this once
+ * per source for every new snapshot of the routes.
  */
-function bfs(adjacency: Adjacency, start: number, stopAt: number, hops: Int32Array): boolean {
+function bfs(adjacency: Adjacency, start: number, stopAt: number, hops: Int32Array, levels: Levels): boolean {
   hops.fill(-1);
   hops[start] = start;
-  let next: number[] = [start];
-  while (next.length > 0) {
-    const worklist = next.sort(byIndex);
-    next = [];
-    for (const cur of worklist) {
+  let [level, next] = levels;
+  level[0] = start;
+  let levelSize = 1;
+  while (levelSize > 0) {
+    // Typed-array sort is numeric without a comparator.
+    level.subarray(0, levelSize).sort();
+    let nextSize = 0;
+    for (let k = 0; k < levelSize; k++) {
+      const cur = level[k] as number;
       if (cur === stopAt) return true;
       const via = hops[cur] as number;
       for (const remote of adjacency[cur] ?? []) {
         if ((hops[remote] as number) >= 0) continue;
         hops[remote] = cur === start ? remote : via;
-        next.push(remote);
+        next[nextSize++] = remote;
       }
     }
+    [level, next] = [next, level];
+    levelSize = nextSize;
   }
   return false;
 }

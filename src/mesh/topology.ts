@@ -17,7 +17,18 @@ export interface TopologyChange {
   restarted: PeerName[];
   /** Peers that had no record before; a subset of `changed`. */
   added: PeerName[];
+  /** Peers whose new record no longer lists a connection the previous one did; a subset of `changed`. */
+  shrunk: PeerName[];
 }
+
+/** The last record of a garbage-collected peer, so stale copies of it still gossiped around can be told apart. */
+interface Tombstone {
+  uid: bigint;
+  version: bigint;
+}
+
+/** Most tombstones kept; the oldest go first. */
+const MAX_TOMBSTONES = 4096;
 
 const MAX_U64 = 2n ** 64n - 1n;
 const textEncoder = new TextEncoder();
@@ -32,6 +43,7 @@ export class Topology {
   readonly selfName: PeerName;
   private readonly selfUid: bigint;
   private readonly peers = new Map<PeerName, PeerRecord>();
+  private readonly tombstones = new Map<PeerName, Tombstone>();
 
   constructor(self: { name: PeerName; nickname: string; uid: bigint }) {
     if (!isPeerName(self.name)) throw new OptionsError(`peer name ${self.name} is not a non-zero 48-bit integer`);
@@ -93,30 +105,55 @@ export class Topology {
    * Merges received records: a record replaces ours if its version is greater, or equal with a greater uid.
    * A record about ourselves with another uid and a version >= ours is a previous incarnation still
    * gossiped around: we bump our version past it and report ourselves changed so the fix propagates.
-   * Records about ourselves with our uid are never accepted from others.
+   * Records about ourselves with our uid are never accepted from others. A record no newer than the one
+   * we garbage-collected for that peer is a stale copy: it is taken back only when the update leaves the
+   * peer reachable (a healed partition, a restart that reconnected), so a peer that left is not revived
+   * by peers that have not forgotten it yet.
    */
   applyUpdate(records: readonly PeerRecord[]): TopologyChange {
-    const changed = new Set<PeerName>();
-    const restarted = new Set<PeerName>();
-    const added = new Set<PeerName>();
+    const change: TopologyChange = { changed: [], restarted: [], added: [], shrunk: [] };
+    const stale: PeerRecord[] = [];
     for (const record of records) {
       if (record.name === this.selfName) {
         const self = this.self();
         if (record.uid !== this.selfUid && record.version >= self.version) {
           // Only a version past theirs makes every peer prefer our record over the stale one.
           this.peers.set(this.selfName, freeze({ ...self, version: bump(record.version) }));
-          changed.add(this.selfName);
+          change.changed.push(this.selfName);
         }
         continue;
       }
-      const known = this.peers.get(record.name);
-      if (known !== undefined && !newer(record, known)) continue;
-      this.peers.set(record.name, freeze({ ...record, connections: sortedCopy(record.connections) }));
-      changed.add(record.name);
-      if (known === undefined) added.add(record.name);
-      else if (known.uid !== record.uid) restarted.add(record.name);
+      const tombstone = this.tombstones.get(record.name);
+      if (tombstone !== undefined && !newer(record, tombstone)) stale.push(record);
+      else this.accept(record, change);
     }
-    return { changed: [...changed], restarted: [...restarted], added: [...added] };
+    // Reachability only grows as stale records are taken back, so repeat until none more is reached.
+    for (let taken = stale.length > 0; taken; ) {
+      taken = false;
+      const reached = this.reachable();
+      for (let i = 0; i < stale.length; i++) {
+        const record = stale[i] as PeerRecord;
+        if (!reached.has(record.name)) continue;
+        const known = this.peers.get(record.name);
+        if (known === undefined || newer(record, known)) this.accept(record, change);
+        stale.splice(i--, 1);
+        taken = true;
+      }
+    }
+    return change;
+  }
+
+  private accept(record: PeerRecord, change: TopologyChange): void {
+    const known = this.peers.get(record.name);
+    if (known !== undefined && !newer(record, known)) return;
+    this.tombstones.delete(record.name);
+    this.peers.set(record.name, freeze({ ...record, connections: sortedCopy(record.connections) }));
+    change.changed.push(record.name);
+    if (known === undefined) change.added.push(record.name);
+    else {
+      if (known.uid !== record.uid) change.restarted.push(record.name);
+      if (known.connections.some((c) => !record.connections.some((d) => d.peer === c.peer))) change.shrunk.push(record.name);
+    }
   }
 
   /** Forgets the record of `name` if it is incarnation `uid` (never ours); true when one was removed. */
@@ -132,6 +169,23 @@ export class Topology {
    * with a live local link). Returns the removed names, sorted.
    */
   garbageCollect(isPinned: (name: PeerName) => boolean = () => false): PeerName[] {
+    const reached = this.reachable();
+    const removed: PeerName[] = [];
+    for (const name of this.peers.keys()) {
+      if (!reached.has(name) && !isPinned(name)) removed.push(name);
+    }
+    for (const name of removed) {
+      const record = this.peers.get(name) as PeerRecord;
+      this.peers.delete(name);
+      this.tombstones.delete(name);
+      this.tombstones.set(name, { uid: record.uid, version: record.version });
+      if (this.tombstones.size > MAX_TOMBSTONES) this.tombstones.delete(this.tombstones.keys().next().value as PeerName);
+    }
+    return removed.sort((a, b) => a - b);
+  }
+
+  /** Peers reachable from us over any listed connection, ourselves included. */
+  private reachable(): Set<PeerName> {
     const reached = new Set<PeerName>([this.selfName]);
     const work: PeerName[] = [this.selfName];
     for (let cur = work.pop(); cur !== undefined; cur = work.pop()) {
@@ -142,12 +196,7 @@ export class Topology {
         }
       }
     }
-    const removed: PeerName[] = [];
-    for (const name of this.peers.keys()) {
-      if (!reached.has(name) && !isPinned(name)) removed.push(name);
-    }
-    for (const name of removed) this.peers.delete(name);
-    return removed.sort((a, b) => a - b);
+    return reached;
   }
 
   /** Records for `names` (unknown names skipped), for encoding a delta; every record when `names` is omitted. */
@@ -173,7 +222,7 @@ export class Topology {
 }
 
 /** The LWW order: a greater version wins, then a greater uid. */
-function newer(a: PeerRecord, b: PeerRecord): boolean {
+function newer(a: Tombstone, b: Tombstone): boolean {
   return a.version > b.version || (a.version === b.version && a.uid > b.uid);
 }
 

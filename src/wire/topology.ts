@@ -17,7 +17,7 @@
 // |     flags              | u8    | bit 0 outbound, bit 1 established; other bits must be 0       |
 import { DecodeError } from '../errors.js';
 import { formatPeerName, type PeerName } from './peer-name.js';
-import type { Reader, Writer } from './codec.js';
+import { encodeWith, type Reader, type Writer } from './codec.js';
 
 /** One entry of a peer's connection list, as the peer that owns the connection reports it. */
 export interface ConnectionSummary {
@@ -57,19 +57,42 @@ const MIN_CONNECTION_BYTES = 6 + 1 + 1;
 const FLAG_OUTBOUND = 0x01;
 const FLAG_ESTABLISHED = 0x02;
 
+/**
+ * Encoded bytes of frozen records (the topology stores only frozen copies): a record is immutable for its
+ * version, and the same records go out in every broadcast, full-state reply and digest answer.
+ */
+const encodedRecords = new WeakMap<PeerRecord, Uint8Array>();
+
 /** Writes `records` as one topology update; throws RangeError on records the layout cannot hold. */
 export function encodeTopologyUpdate(w: Writer, records: readonly PeerRecord[]): void {
   w.u32(records.length);
   for (const record of records) {
-    if (record.connections.length > MAX_CONNECTIONS_PER_PEER) {
-      throw new RangeError(`peer ${formatPeerName(record.name)} lists ${record.connections.length} connections, more than ${MAX_CONNECTIONS_PER_PEER}`);
-    }
-    w.u48(record.name).str8(record.nickname).u64(record.uid).u64(record.version).u16(record.connections.length);
-    for (const c of record.connections) {
-      w.u48(c.peer)
-        .str8(c.address)
-        .u8((c.outbound ? FLAG_OUTBOUND : 0) | (c.established ? FLAG_ESTABLISHED : 0));
-    }
+    w.bytes(encodedRecord(record));
+  }
+}
+
+function encodedRecord(record: PeerRecord): Uint8Array {
+  let bytes = encodedRecords.get(record);
+  if (bytes === undefined) {
+    bytes = encodeWith(encodeRecord, record);
+    if (isDeeplyFrozen(record)) encodedRecords.set(record, bytes);
+  }
+  return bytes;
+}
+
+function isDeeplyFrozen(record: PeerRecord): boolean {
+  return Object.isFrozen(record) && Object.isFrozen(record.connections) && record.connections.every((c) => Object.isFrozen(c));
+}
+
+function encodeRecord(w: Writer, record: PeerRecord): void {
+  if (record.connections.length > MAX_CONNECTIONS_PER_PEER) {
+    throw new RangeError(`peer ${formatPeerName(record.name)} lists ${record.connections.length} connections, more than ${MAX_CONNECTIONS_PER_PEER}`);
+  }
+  w.u48(record.name).str8(record.nickname).u64(record.uid).u64(record.version).u16(record.connections.length);
+  for (const c of record.connections) {
+    w.u48(c.peer)
+      .str8(c.address)
+      .u8((c.outbound ? FLAG_OUTBOUND : 0) | (c.established ? FLAG_ESTABLISHED : 0));
   }
 }
 

@@ -238,6 +238,33 @@ test('routes are a snapshot: later topology changes do not leak into cached or n
   assert.equal(r.broadcast(peers[0] as PeerName), [peers[2]], 'callers cannot change the cache');
 });
 
+test('a snapshot computed from the previous one has the same trees as one computed afresh, whether the graph changed or not', () => {
+  const rnd = seededRandom(9);
+  for (let round = 0; round < 30; round++) {
+    const n = 3 + Math.floor(rnd.float() * 12);
+    const peers = names(n, 100 + round);
+    const records = graphRecords(peers, randomConnected(n, rnd));
+    const self = peers[Math.floor(rnd.float() * n)] as PeerName;
+    const previous = Routes.compute(view(records, self));
+    // Every tree searched, so the cache the next snapshot may take over is full.
+    for (const source of peers) previous.broadcastAll(source);
+    // Half the rounds only flip a link to unestablished (the all-links graph stays); the others also drop one.
+    const changed = new Map([...records].map(([name, rec]) => [name, { ...rec, connections: rec.connections.map((c) => ({ ...c })) }]));
+    const victim = changed.get(peers[Math.floor(rnd.float() * n)] as PeerName) as PeerRecord;
+    if (victim.connections.length > 0) {
+      (victim.connections[0] as ConnectionSummary).established = false;
+      if (round % 2 === 1) victim.connections.pop();
+    }
+    const reused = Routes.compute(view(changed, self), previous);
+    const fresh = Routes.compute(view(changed, self));
+    for (const source of peers) {
+      assert.equal(reused.broadcastAll(source), fresh.broadcastAll(source), `round ${round}: tree of ${source}`);
+      assert.is(reused.hasTreeFrom(source), fresh.hasTreeFrom(source));
+      assert.equal(reused.broadcast(source), fresh.broadcast(source));
+    }
+  }
+});
+
 test('randomNeighbours: min(⌊2·log2 N⌋, neighbours) distinct neighbours, never `except`', () => {
   const rnd = seededRandom(3);
   for (const [shape, edgesFor] of shapes) {

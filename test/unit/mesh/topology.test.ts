@@ -38,16 +38,16 @@ test('invalid identities are OptionsErrors', () => {
 
 test('an unknown peer is added and reported changed', () => {
   const t = fresh();
-  assert.equal(t.applyUpdate([rec(2, 1n, 5n, [3])]), { changed: [2], restarted: [], added: [2] });
+  assert.equal(t.applyUpdate([rec(2, 1n, 5n, [3])]), { changed: [2], restarted: [], added: [2], shrunk: [] });
   assert.is(t.get(2)?.version, 1n);
 });
 
 test('a higher version wins, an equal version with a higher uid wins, anything lower is ignored', () => {
   const t = fresh();
   t.applyUpdate([rec(2, 5n, 50n, [3])]);
-  assert.equal(t.applyUpdate([rec(2, 4n, 99n, [4])]), { changed: [], restarted: [], added: [] }, 'lower version');
-  assert.equal(t.applyUpdate([rec(2, 5n, 49n, [4])]), { changed: [], restarted: [], added: [] }, 'equal version, lower uid');
-  assert.equal(t.applyUpdate([rec(2, 5n, 50n, [4])]), { changed: [], restarted: [], added: [] }, 'equal version and uid');
+  assert.equal(t.applyUpdate([rec(2, 4n, 99n, [4])]), { changed: [], restarted: [], added: [], shrunk: [] }, 'lower version');
+  assert.equal(t.applyUpdate([rec(2, 5n, 49n, [4])]), { changed: [], restarted: [], added: [], shrunk: [] }, 'equal version, lower uid');
+  assert.equal(t.applyUpdate([rec(2, 5n, 50n, [4])]), { changed: [], restarted: [], added: [], shrunk: [] }, 'equal version and uid');
   assert.equal(t.get(2)?.connections.map((c) => c.peer), [3]);
   assert.equal(t.applyUpdate([rec(2, 6n, 50n, [4])]).changed, [2], 'higher version');
   assert.equal(t.get(2)?.connections.map((c) => c.peer), [4]);
@@ -59,7 +59,33 @@ test('a known peer accepted with a different uid is reported restarted', () => {
   const t = fresh();
   t.applyUpdate([rec(2, 5n, 50n), rec(3, 1n, 7n)]);
   const change = t.applyUpdate([rec(2, 9n, 60n), rec(3, 2n, 7n)]);
-  assert.equal(change, { changed: [2, 3], restarted: [2], added: [] });
+  assert.equal(change, { changed: [2, 3], restarted: [2], added: [], shrunk: [] });
+});
+
+test('a record that no longer lists a connection its previous version did is reported shrunk', () => {
+  const t = fresh();
+  t.applyUpdate([rec(2, 1n, 5n, [3, 4]), rec(3, 1n, 6n, [2])]);
+  const change = t.applyUpdate([rec(2, 2n, 5n, [3]), rec(3, 2n, 6n, [2, 4])]);
+  assert.equal(change, { changed: [2, 3], restarted: [], added: [], shrunk: [2] });
+});
+
+test('a garbage-collected peer is not revived by a stale copy of its record, unless the update makes it reachable again', () => {
+  const t = fresh();
+  t.setLocalConnections([conn(2)]);
+  t.applyUpdate([rec(2, 1n, 5n, [SELF, 3]), rec(3, 1n, 6n, [2])]);
+  // 2 loses its link to 3: 3 is unreachable and collected.
+  t.applyUpdate([rec(2, 2n, 5n, [SELF])]);
+  assert.equal(t.garbageCollect(), [3]);
+  // A peer that has not forgotten 3 yet sends its records along: still unreachable, so left out.
+  assert.equal(t.applyUpdate([rec(3, 1n, 6n, [2])]), { changed: [], restarted: [], added: [], shrunk: [] }, 'stale and unreachable');
+  assert.not.ok(t.has(3));
+  // The same record with an update that lists a connection to 3 again (a healed link): taken back.
+  assert.equal(t.applyUpdate([rec(3, 1n, 6n, [2]), rec(2, 3n, 5n, [SELF, 3])]).added, [3], 'stale but reachable');
+  assert.ok(t.has(3));
+  // A newer record is never held back.
+  t.applyUpdate([rec(2, 4n, 5n, [SELF])]);
+  assert.equal(t.garbageCollect(), [3]);
+  assert.equal(t.applyUpdate([rec(3, 2n, 6n, [2])]).added, [3], 'newer than the collected record');
 });
 
 test('a new peer is reported added, not restarted', () => {
@@ -73,7 +99,7 @@ test('a new peer is reported added, not restarted', () => {
 test('records about ourselves with our uid are never accepted', () => {
   const t = fresh();
   const change = t.applyUpdate([rec(SELF, 50n, 100n, [2])]);
-  assert.equal(change, { changed: [], restarted: [], added: [] });
+  assert.equal(change, { changed: [], restarted: [], added: [], shrunk: [] });
   assert.equal(t.get(SELF), { name: SELF, nickname: 'self', uid: 100n, version: 1n, connections: [] });
 });
 
@@ -81,8 +107,8 @@ test('stale incarnation: a record of ours with another uid and version >= ours b
   const t = fresh();
   t.setLocalConnections([conn(2)]);
   assert.is(t.get(SELF)?.version, 2n);
-  assert.equal(t.applyUpdate([rec(SELF, 1n, 999n, [7])]), { changed: [], restarted: [], added: [] }, 'older incarnation with a lower version');
-  assert.equal(t.applyUpdate([rec(SELF, 2n, 5n, [7])]), { changed: [SELF], restarted: [], added: [] });
+  assert.equal(t.applyUpdate([rec(SELF, 1n, 999n, [7])]), { changed: [], restarted: [], added: [], shrunk: [] }, 'older incarnation with a lower version');
+  assert.equal(t.applyUpdate([rec(SELF, 2n, 5n, [7])]), { changed: [SELF], restarted: [], added: [], shrunk: [] });
   assert.is(t.get(SELF)?.version, 3n);
   assert.equal(t.applyUpdate([rec(SELF, 40n, 5n, [7])]).changed, [SELF]);
   const self = t.get(SELF);
