@@ -41,6 +41,8 @@ export const TOPOLOGY_CHANNEL = 'topology';
 const MAX_TRACKED_CHANNELS = 64;
 /** A record asked for is not asked for again (from anyone) within this time. */
 const TOPOLOGY_REQUEST_BACKOFF_MS = 1000;
+/** A record still missing this long after a neighbour's update named it is requested (ms). */
+const TOPOLOGY_REQUEST_DELAY_MS = 100;
 /** During a burst of topology changes, `topology:changed` is emitted at most this often (ms). */
 const TOPOLOGY_EVENT_BATCH_MS = 100;
 /** Topology relays use a route snapshot at most this old while only other peers' records change (ms). */
@@ -326,6 +328,9 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private unreachableSince = new Map<PeerName, number>();
   private overlay: LinkOverlay | undefined;
   private readonly requestedAt = new Map<PeerName, number>();
+  /** Missing records to request when TOPOLOGY_REQUEST_DELAY_MS has passed, with the neighbour that named each. */
+  private readonly toRequest = new Map<PeerName, Link>();
+  private requestTimer: Timer | undefined;
   private readonly incarnations: Incarnations;
   private refusedWith: HandshakeError | undefined;
 
@@ -499,6 +504,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.changeTimer?.cancel();
     this.gcTimer?.cancel();
     this.gossipTimer?.cancel();
+    this.requestTimer?.cancel();
     for (const connection of this.pending) connection.close(new ConnectionError('closed', 'router stopped'));
     for (const link of [...this.links.values()]) link.connection.close(new ConnectionError('closed', 'router stopped'));
     const server = this.server;
@@ -1100,19 +1106,32 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     for (const [name, at] of this.requestedAt) {
       if (this.topology.has(name) || now - at >= TOPOLOGY_REQUEST_BACKOFF_MS) this.requestedAt.delete(name);
     }
-    const missing = new Set<PeerName>();
     for (const record of records) {
       for (const c of record.connections) {
-        if (c.peer === this.selfName || this.topology.has(c.peer) || missing.size >= MAX_REQUESTED_RECORDS) continue;
-        const asked = this.requestedAt.get(c.peer);
-        if (asked !== undefined && now - asked < TOPOLOGY_REQUEST_BACKOFF_MS) continue;
-        missing.add(c.peer);
+        if (c.peer === this.selfName || this.topology.has(c.peer) || this.toRequest.has(c.peer) || this.requestedAt.has(c.peer)) continue;
+        this.toRequest.set(c.peer, from);
       }
     }
-    if (missing.size === 0) return;
-    for (const name of missing) this.requestedAt.set(name, now);
-    const payload = encodeWith(encodeTopologyRequest, [...missing]);
-    this.sendTo(from, { tag: MessageTag.GossipUnicast, channel: TOPOLOGY_CHANNEL, source: this.selfName, destination: from.info.peer, payload });
+    // Most missing records are on their way from their owners: only those still missing after a while are asked for.
+    if (this.toRequest.size > 0) this.requestTimer ??= this.clock.setTimer(TOPOLOGY_REQUEST_DELAY_MS, () => this.sendTopologyRequests());
+  }
+
+  private sendTopologyRequests(): void {
+    this.requestTimer = undefined;
+    const now = this.clock.now();
+    const byLink = new Map<Link, PeerName[]>();
+    for (const [name, link] of this.toRequest) {
+      if (this.topology.has(name) || this.links.get(link.info.peer) !== link) continue;
+      const names = byLink.get(link) ?? [];
+      if (names.length < MAX_REQUESTED_RECORDS) names.push(name);
+      byLink.set(link, names);
+    }
+    this.toRequest.clear();
+    for (const [link, names] of byLink) {
+      for (const name of names) this.requestedAt.set(name, now);
+      const payload = encodeWith(encodeTopologyRequest, names);
+      this.sendTo(link, { tag: MessageTag.GossipUnicast, channel: TOPOLOGY_CHANNEL, source: this.selfName, destination: link.info.peer, payload });
+    }
   }
 
   /** Answers a neighbour's topology request with the records we have (and ours). */
