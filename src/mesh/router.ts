@@ -1,4 +1,5 @@
-// MeshRouter: the control plane: listens and dials, keeps one link per neighbour, gossips topology and channels.
+// MeshRouter: the control plane: listens and dials, keeps one link per neighbour, gossips topology, and wires
+// the gossip channels (gossip-channels.ts) to its links and routes.
 import { hostname } from 'node:os';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
@@ -25,7 +26,8 @@ import { Topology, type TopologyChange } from './topology.js';
 import { decodeTopologyDigest, encodeTopologyDigest, TOPOLOGY_DIGEST_CHANNEL, TopologyDigestKind } from '../wire/topology-digest.js';
 import { Routes } from './routes.js';
 import { TokenBucket } from '../token-bucket.js';
-import { isValidChannelName, type GossipChannel, type GossipChannelStats, type GossipHandler } from './gossip.js';
+import type { GossipChannel, GossipChannelStats, GossipHandler } from './gossip.js';
+import { GossipChannels, type UnicastMessage } from './gossip-channels.js';
 import { formatPeerName, isPeerName, parsePeerName, randomPeerName, type PeerName } from '../wire/peer-name.js';
 import { canonicalAddress, DEFAULT_PORT, formatHostPort, parseHostPort, parseListenAddress } from './address.js';
 import { Peer, type LinkInfo, type PeerSource } from './peer.js';
@@ -37,8 +39,6 @@ import type { Overrides } from '../options.js';
 
 /** The channel name topology gossip uses. */
 export const TOPOLOGY_CHANNEL = 'topology';
-/** Distinct channel names tracked in status before the rest are counted together. */
-const MAX_TRACKED_CHANNELS = 64;
 /** A record asked for is not asked for again (from anyone) within this time. */
 const TOPOLOGY_REQUEST_BACKOFF_MS = 1000;
 /** A record still missing this long after a neighbour's update named it is requested (ms). */
@@ -51,8 +51,6 @@ const RELAY_ROUTES_MAX_AGE_MS = 1000;
 const UID_RANDOM_BITS = 22n;
 const UID_RANDOM_MASK = (1n << UID_RANDOM_BITS) - 1n;
 const UID_TIME_MASK = (1n << (64n - UID_RANDOM_BITS)) - 1n;
-/** The status entry that counts channels beyond the bound. */
-const OTHER_CHANNELS = '(other)';
 
 /** Options of a mesh router; every field has a sane default. */
 export interface MeshRouterOptions {
@@ -247,11 +245,6 @@ export interface MeshRouterStatus {
   stats: MeshRouterStats;
 }
 
-interface ChannelState {
-  handler: GossipHandler | undefined;
-  stats: GossipChannelStats;
-}
-
 /**
  * The mesh router: one TCP link per neighbour, authenticated by the network password, a gossiped
  * topology with deterministic routes, and named gossip channels for applications.
@@ -276,10 +269,9 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private readonly topology: Topology;
   private readonly links = new Map<PeerName, Link>();
   private readonly pending = new Set<Connection>();
-  private readonly channels = new Map<string, ChannelState>();
+  private readonly gossip: GossipChannels;
   private readonly peerObjects = new Map<PeerName, Peer>();
   private readonly lastSeenAt = new Map<PeerName, number>();
-  private readonly surrogateSeen = new Set<string>();
   private readonly broadcastSeen = new Set<string>();
   private readonly maker: ConnectionMaker;
   private readonly acceptBucket: TokenBucket;
@@ -357,22 +349,38 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.discovery = options.discovery ?? true;
     this.topology = new Topology({ name: this.selfName, nickname: this.nickname, uid: this.uid });
     const router = this;
+    this.gossip = new GossipChannels({
+      selfName: this.selfName,
+      random: this.random,
+      routesFor: (channel) => this.routesFor(channel),
+      neighbours: () => this.links.keys(),
+      isNeighbour: (peer) => this.links.has(peer),
+      sendTo: (peer, message) => {
+        const link = this.links.get(peer);
+        return link !== undefined && this.sendTo(link, message);
+      },
+      isNewIncarnation: (source, from) => from === source && this.links.get(source)?.uid !== this.topology.get(source)?.uid,
+      rejected: (channel, from, error) => this.emit('gossip:rejected', channel, from, error),
+      unroutable: () => {
+        this.stats.unicastUnroutable += 1;
+      },
+    });
     this.incarnations = new Incarnations({
       selfName: this.selfName,
       uid: this.uid,
       clock: this.clock,
       random: this.random,
       unicast: (destination, payload) =>
-        this.sendUnicast({ tag: MessageTag.GossipUnicast, channel: INCARNATION_CHANNEL, source: this.selfName, destination, payload }),
+        this.gossip.sendUnicast({ tag: MessageTag.GossipUnicast, channel: INCARNATION_CHANNEL, source: this.selfName, destination, payload }),
       broadcast: (payload) => {
-        this.channelState(INCARNATION_CHANNEL).stats.sent += this.relayBroadcast(INCARNATION_CHANNEL, this.selfName, payload, undefined);
+        this.gossip.state(INCARNATION_CHANNEL).stats.sent += this.gossip.relayBroadcast(INCARNATION_CHANNEL, this.selfName, payload, undefined);
       },
       get refused() {
         return router.refusedWith !== undefined;
       },
       onRefusals: (refusals, from) => this.onRefusals(refusals, from),
     });
-    this.channels.set(INCARNATION_CHANNEL, { handler: this.incarnations, stats: newChannelStats() });
+    this.gossip.reserve(INCARNATION_CHANNEL, this.incarnations);
     const rate = options.acceptRate ?? { burst: 20, refillMs: 50 };
     this.acceptBucket = new TokenBucket(this.clock, rate.burst, rate.refillMs);
     this.maker = new ConnectionMaker({
@@ -382,7 +390,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       discovery: this.discovery,
       ...(options.backoff ? { backoff: options.backoff } : {}),
     });
-    this.channels.set(TOPOLOGY_CHANNEL, { handler: undefined, stats: newChannelStats() });
+    this.gossip.reserve(TOPOLOGY_CHANNEL);
   }
 
   /** Our own peer. */
@@ -622,35 +630,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
    * still relayed by it, so peers with different features can share a mesh.
    */
   registerGossip(name: string, handler: GossipHandler): GossipChannel {
-    if (!isValidChannelName(name) || name === TOPOLOGY_CHANNEL || name === INCARNATION_CHANNEL || name === TOPOLOGY_DIGEST_CHANNEL) {
-      throw new OptionsError(`gossip channel name "${name}" is reserved or invalid: use 1-255 printable ASCII characters`);
-    }
-    const existing = this.channels.get(name);
-    if (existing?.handler) throw new OptionsError(`gossip channel "${name}" is already registered`);
-    const state: ChannelState = { handler, stats: existing?.stats ?? newChannelStats() };
-    this.channels.set(name, state);
-    // Links that came up before the channel existed never got its state: push ours to them now (a
-    // handler that sees a neighbour behind answers with its own, see GossipHandler).
-    const initial = this.links.size > 0 ? this.channelGossip(name, state) : undefined;
-    if (initial) {
-      for (const link of this.links.values()) {
-        if (this.sendTo(link, { tag: MessageTag.Gossip, channel: name, sender: this.selfName, payload: initial })) state.stats.sent += 1;
-      }
-    }
-    return {
-      name,
-      broadcast: (payload) => {
-        state.stats.sent += this.relayBroadcast(name, this.selfName, payload, undefined);
-      },
-      unicast: (destination, payload) => {
-        const ok = this.sendUnicast({ tag: MessageTag.GossipUnicast, channel: name, source: this.selfName, destination, payload });
-        if (ok) state.stats.sent += 1;
-        return ok;
-      },
-      gossipNeighbours: (payload) => {
-        state.stats.sent += this.gossipToNeighbours(name, payload, undefined);
-      },
-    };
+    return this.gossip.register(name, handler, [TOPOLOGY_CHANNEL, INCARNATION_CHANNEL, TOPOLOGY_DIGEST_CHANNEL]);
   }
 
   /**
@@ -682,8 +662,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   status(): MeshRouterStatus {
     const routes = this.routes;
     const others = [...this.topology.records()].map((r) => r.name).filter((n) => n !== this.selfName);
-    const gossip: Record<string, GossipChannelStats> = {};
-    for (const [name, state] of this.channels) gossip[name] = { ...state.stats };
+    const gossip = this.gossip.stats();
     const listenAddress = this.listenAddress;
     return {
       name: formatPeerName(this.selfName),
@@ -1021,7 +1000,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       // A local change goes to every peer exactly once, along our broadcast tree; a lost link floods (see onBroadcast).
       const flood = this.ownLinkLost;
       this.ownLinkLost = false;
-      this.topologyStats().sent += this.relayBroadcast(TOPOLOGY_CHANNEL, this.selfName, this.encodeTopology(names), undefined, flood);
+      this.topologyStats().sent += this.gossip.relayBroadcast(TOPOLOGY_CHANNEL, this.selfName, this.encodeTopology(names), undefined, flood);
     });
   }
 
@@ -1073,7 +1052,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     if (theirs.kind !== TopologyDigestKind.Periodic) return;
     const answer = encodeWith(encodeTopologyDigest, { kind: TopologyDigestKind.Answer, digest });
     if (this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_DIGEST_CHANNEL, sender: this.selfName, payload: answer })) {
-      this.channelState(TOPOLOGY_DIGEST_CHANNEL).stats.sent += 1;
+      this.gossip.state(TOPOLOGY_DIGEST_CHANNEL).stats.sent += 1;
     }
   }
 
@@ -1135,7 +1114,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   }
 
   /** Answers a neighbour's topology request with the records we have (and ours). */
-  private answerTopologyRequest(link: Link, message: ControlMessage & { tag: MessageTag.GossipUnicast }): void {
+  private answerTopologyRequest(link: Link, message: UnicastMessage): void {
     if (message.destination !== this.selfName || message.source !== link.info.peer) {
       throw new DecodeError('protocol', 'topology requests go to a direct neighbour only and are never relayed');
     }
@@ -1235,38 +1214,20 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private scheduleGossip(): void {
     const interval = this.options.gossipIntervalMs ?? 30_000;
     this.gossipTimer = this.clock.setTimer(interval, () => {
-      this.surrogateSeen.clear();
       this.broadcastSeen.clear();
       // Anti-entropy in O(1) bytes: a digest of our topology; a neighbour that differs exchanges whole state with us.
-      this.channelState(TOPOLOGY_DIGEST_CHANNEL).stats.sent += this.gossipToNeighbours(TOPOLOGY_DIGEST_CHANNEL, this.encodeDigest(TopologyDigestKind.Periodic), undefined);
-      for (const [name, state] of this.channels) {
-        const payload = name === TOPOLOGY_CHANNEL || name === TOPOLOGY_DIGEST_CHANNEL ? undefined : this.channelGossip(name, state);
-        if (payload) state.stats.sent += this.gossipToNeighbours(name, payload, undefined);
-      }
+      const digest = this.encodeDigest(TopologyDigestKind.Periodic);
+      this.gossip.state(TOPOLOGY_DIGEST_CHANNEL).stats.sent += this.gossip.gossipToNeighbours(TOPOLOGY_DIGEST_CHANNEL, digest, undefined);
+      this.gossip.gossipAll();
       this.scheduleGossip();
     });
   }
 
-  private channelGossip(name: string, state: ChannelState): Uint8Array | undefined {
-    try {
-      return state.handler?.gossip?.();
-    } catch (error) {
-      state.stats.lastError = `gossip() of channel ${name} threw: ${String(error)}`;
-      return undefined;
-    }
-  }
-
   /** Full state of every channel down a new link. */
   private sendAllGossipTo(link: Link): void {
-    const send = (channel: string, payload: Uint8Array): void => {
-      if (this.sendTo(link, { tag: MessageTag.Gossip, channel, sender: this.selfName, payload })) this.channelState(channel).stats.sent += 1;
-    };
-    send(TOPOLOGY_CHANNEL, this.encodeTopology([...this.topology.records()].map((r) => r.name)));
-    for (const [name, state] of this.channels) {
-      if (name === TOPOLOGY_CHANNEL) continue;
-      const payload = this.channelGossip(name, state);
-      if (payload) send(name, payload);
-    }
+    const all = this.encodeTopology([...this.topology.records()].map((r) => r.name));
+    if (this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_CHANNEL, sender: this.selfName, payload: all })) this.topologyStats().sent += 1;
+    this.gossip.gossipAllTo(link.info.peer);
   }
 
   /** Sends on a link; a message over the cap is dropped and counted rather than thrown. */
@@ -1274,43 +1235,6 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     if (link.connection.send(message)) return true;
     if (!link.connection.closed) this.stats.messagesTooLarge += 1;
     return false;
-  }
-
-  private gossipToNeighbours(channel: string, payload: Uint8Array, except: PeerName | undefined): number {
-    let sent = 0;
-    for (const peer of this.routesFor(channel).randomNeighbours(this.random, except)) {
-      const link = this.links.get(peer);
-      if (!link) continue;
-      if (this.sendTo(link, { tag: MessageTag.Gossip, channel, sender: this.selfName, payload })) sent += 1;
-    }
-    return sent;
-  }
-
-  private relayBroadcast(channel: string, source: PeerName, payload: Uint8Array, from: PeerName | undefined, flood = false): number {
-    let sent = 0;
-    const routes = this.routesFor(channel);
-    // A source we cannot reach in our (stale) view has no tree here, and a neighbour that restarted is not
-    // yet the peer our view's tree starts from: flood rather than drop.
-    const restarted = from === source && this.links.get(source)?.uid !== this.topology.get(source)?.uid;
-    const hops = routes.hasTreeFrom(source) && !restarted && !flood ? routes.broadcastAll(source) : [...this.links.keys()];
-    for (const peer of hops) {
-      if (peer === from) continue;
-      const link = this.links.get(peer);
-      if (!link) continue;
-      if (this.sendTo(link, { tag: MessageTag.GossipBroadcast, channel, source, payload })) sent += 1;
-    }
-    return sent;
-  }
-
-  private sendUnicast(message: ControlMessage & { tag: MessageTag.GossipUnicast }): boolean {
-    // A neighbour is reached over its link even before the topology lists that link on both ends.
-    const hop = this.links.has(message.destination) ? message.destination : this.routes.unicastAll(message.destination);
-    const link = hop === undefined ? undefined : this.links.get(hop);
-    if (!link) {
-      this.stats.unicastUnroutable += 1;
-      return false;
-    }
-    return this.sendTo(link, message);
   }
 
   private onMessage(link: Link, message: ControlMessage): void {
@@ -1337,108 +1261,55 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   }
 
   private topologyStats(): GossipChannelStats {
-    return this.channelState(TOPOLOGY_CHANNEL).stats;
-  }
-
-  /** State of a channel; unknown channels beyond a bound share one entry so remote names cannot grow memory. */
-  private channelState(name: string): ChannelState {
-    let state = this.channels.get(name);
-    if (!state) {
-      if (this.channels.size >= MAX_TRACKED_CHANNELS) return this.channelState(OTHER_CHANNELS);
-      state = { handler: undefined, stats: newChannelStats() };
-      this.channels.set(name, state);
-    }
-    return state;
-  }
-
-  /** Runs a handler; a throw is a rejected payload: counted and reported, never fatal to the link. */
-  private guarded<T>(channel: string, from: PeerName, state: ChannelState, fn: () => T): T | undefined {
-    try {
-      return fn();
-    } catch (error) {
-      const err = error instanceof Error ? error : new Error(String(error));
-      state.stats.rejected += 1;
-      state.stats.lastError = err.message;
-      this.emit('gossip:rejected', channel, from, err);
-      return undefined;
-    }
+    return this.gossip.state(TOPOLOGY_CHANNEL).stats;
   }
 
   private onGossip(link: Link, channel: string, payload: Uint8Array): void {
-    const state = this.channelState(channel);
-    state.stats.received += 1;
     const from = link.info.peer;
-    let delta: Uint8Array | undefined;
     if (channel === TOPOLOGY_CHANNEL) {
+      this.topologyStats().received += 1;
       // News from a neighbour's full state reaches the other peers with our next coalesced broadcast: relayed
       // epidemically at once, each peer that found it new would pass it to O(log N) neighbours, and every
       // new link brings some (records still on their way from their owners), i.e. O(N log N) messages each.
-      const changed = this.guarded(channel, from, state, () => this.applyTopology(payload, link).changed);
+      const changed = this.gossip.guarded(channel, from, () => this.applyTopology(payload, link).changed);
       if (changed && changed.length > 0) {
         for (const name of changed) if (name !== this.selfName) this.dirtyPeers.add(name);
         this.scheduleOwnRecordBroadcast();
       }
-      return;
     } else if (channel === TOPOLOGY_DIGEST_CHANNEL) {
-      this.guarded(channel, from, state, () => this.onDigest(link, payload));
-      return;
-    } else if (state.handler) {
-      const handler = state.handler;
-      delta = this.guarded(channel, from, state, () => handler.onGossip?.(payload, from));
+      this.gossip.state(channel).stats.received += 1;
+      this.gossip.guarded(channel, from, () => this.onDigest(link, payload));
     } else {
-      // Unknown channel: relay each distinct payload once per gossip interval.
-      const key = `${channel}\0${createHash('sha1').update(payload).digest('base64')}`;
-      if (this.surrogateSeen.has(key)) return;
-      this.surrogateSeen.add(key);
-      delta = payload;
+      this.gossip.onGossip(from, channel, payload);
     }
-    if (delta) state.stats.relayed += this.gossipToNeighbours(channel, delta, from);
   }
 
   private onBroadcast(link: Link, channel: string, source: PeerName, payload: Uint8Array): void {
-    const state = this.channelState(channel);
-    state.stats.received += 1;
+    if (channel !== TOPOLOGY_CHANNEL) return this.gossip.onBroadcast(link.info.peer, channel, source, payload);
+    const stats = this.topologyStats();
+    stats.received += 1;
     if (source === this.selfName) return;
-    if (channel === TOPOLOGY_CHANNEL) {
-      // Floods while views disagree can bring a payload back; each one is handled once per interval.
-      const key = `${source}\0${createHash('sha1').update(payload).digest('base64')}`;
-      if (this.broadcastSeen.has(key)) return;
-      this.broadcastSeen.add(key);
-      // Relayed whole along the source's tree even when nothing was new here: the subtree may not know it.
-      // News of a lost connection floods instead: every tree that ran through the peer that went away is
-      // broken until each peer has heard it, and the peers behind it would wait for anti-entropy.
-      const change = this.guarded(channel, link.info.peer, state, () => this.applyTopology(payload, link));
-      if (change) state.stats.relayed += this.relayBroadcast(channel, source, payload, link.info.peer, change.shrunk.length > 0);
-      return;
-    }
-    const handler = state.handler;
-    const relay = handler ? this.guarded(channel, link.info.peer, state, () => handler.onBroadcast?.(payload, source)) : payload;
-    if (relay) state.stats.relayed += this.relayBroadcast(channel, source, relay, link.info.peer);
+    // Floods while views disagree can bring a payload back; each one is handled once per interval.
+    const key = `${source}\0${createHash('sha1').update(payload).digest('base64')}`;
+    if (this.broadcastSeen.has(key)) return;
+    this.broadcastSeen.add(key);
+    // Relayed whole along the source's tree even when nothing was new here: the subtree may not know it.
+    // News of a lost connection floods instead: every tree that ran through the peer that went away is
+    // broken until each peer has heard it, and the peers behind it would wait for anti-entropy.
+    const change = this.gossip.guarded(channel, link.info.peer, () => this.applyTopology(payload, link));
+    if (change) stats.relayed += this.gossip.relayBroadcast(channel, source, payload, link.info.peer, change.shrunk.length > 0);
   }
 
-  private onUnicast(link: Link, message: ControlMessage & { tag: MessageTag.GossipUnicast }): void {
-    const state = this.channelState(message.channel);
-    if (message.channel === TOPOLOGY_CHANNEL) {
-      state.stats.received += 1;
-      this.guarded(message.channel, link.info.peer, state, () => this.answerTopologyRequest(link, message));
+  private onUnicast(link: Link, message: UnicastMessage): void {
+    if (message.channel !== TOPOLOGY_CHANNEL) {
+      this.gossip.onUnicast(link.info.peer, message, () => {
+        this.stats.unknownChannelDropped += 1;
+      });
       return;
     }
-    if (message.destination !== this.selfName) {
-      if (this.sendUnicast(message)) state.stats.relayed += 1;
-      return;
-    }
-    state.stats.received += 1;
-    const handler = state.handler;
-    if (!handler) {
-      this.stats.unknownChannelDropped += 1;
-      return;
-    }
-    this.guarded(message.channel, link.info.peer, state, () => handler.onUnicast?.(message.payload, message.source));
+    this.topologyStats().received += 1;
+    this.gossip.guarded(message.channel, link.info.peer, () => this.answerTopologyRequest(link, message));
   }
-}
-
-function newChannelStats(): GossipChannelStats {
-  return { received: 0, sent: 0, relayed: 0, rejected: 0 };
 }
 
 function validateOptions(o: MeshRouterOptions): void {

@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DecodeError } from '../../src/errors.js';
 import type { MeshRouter } from '../../src/mesh/router.js';
+import type { GossipChannels } from '../../src/mesh/gossip-channels.js';
 import { converged, startMesh, waitUntil } from '../helpers/mesh.js';
 
 const text = (b: Uint8Array): string => Buffer.from(b).toString();
@@ -78,11 +79,7 @@ test('garbage on the topology channel is rejected without dropping the link', as
     await waitUntil(mesh.routers, () => converged(mesh.routers), 5000);
     const rejected = new Promise<string>((resolve) => b.once('gossip:rejected', (channel) => resolve(channel)));
     // Reach past the public API: a buggy or hostile peer could send exactly this.
-    (a as unknown as { gossipToNeighbours(c: string, p: Uint8Array, e: undefined): number }).gossipToNeighbours(
-      'topology',
-      new Uint8Array([0, 0, 0, 9, 1, 2, 3]),
-      undefined,
-    );
+    (a as unknown as { gossip: GossipChannels }).gossip.gossipToNeighbours('topology', new Uint8Array([0, 0, 0, 9, 1, 2, 3]), undefined);
     assert.is(await rejected, 'topology');
     assert.is(b.status().gossip['topology']?.rejected, 1);
     assert.is(b.linkInfos().length, 1);
