@@ -1,30 +1,21 @@
-// MeshRouter: the control plane: listens and dials, keeps one link per neighbour, gossips topology, and wires
-// the gossip channels (gossip-channels.ts) to its links and routes.
+// MeshRouter: the control plane: listens and dials, keeps one link per neighbour, and wires topology gossip
+// (topology-gossip.ts) and the gossip channels (gossip-channels.ts) to its links.
 import { hostname } from 'node:os';
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { systemRandom, type Random } from '../random.js';
-import { ConnectionError, DecodeError, HandshakeError, OptionsError, WeaveError } from '../errors.js';
-import { decodeWith, encodeWith } from '../wire/codec.js';
+import { ConnectionError, HandshakeError, OptionsError, WeaveError } from '../errors.js';
 import { MessageTag, type ControlMessage } from '../wire/messages.js';
-import {
-  decodeTopologyRequest,
-  decodeTopologyUpdate,
-  encodeTopologyRequest,
-  encodeTopologyUpdate,
-  MAX_REQUESTED_RECORDS,
-  type ConnectionSummary,
-  type PeerRecord,
-} from '../wire/topology.js';
+import type { PeerRecord } from '../wire/topology.js';
 import type { FeatureRecord } from '../wire/handshake.js';
 import { loadSodium, type SodiumBackend } from '../crypto/sodium.js';
 import { deriveNetworkKey, type NetworkKey } from '../crypto/network-key.js';
 import { Connection, DEFAULT_CONNECTION_TIMINGS, type ConnectionCrypto, type ConnectionTimings } from './connection.js';
 import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
-import { Topology, type TopologyChange } from './topology.js';
-import { decodeTopologyDigest, encodeTopologyDigest, TOPOLOGY_DIGEST_CHANNEL, TopologyDigestKind } from '../wire/topology-digest.js';
-import { Routes } from './routes.js';
+import type { Topology } from './topology.js';
+import { TOPOLOGY_DIGEST_CHANNEL } from '../wire/topology-digest.js';
+import type { Routes } from './routes.js';
+import { TOPOLOGY_CHANNEL, TopologyGossip } from './topology-gossip.js';
 import { TokenBucket } from '../token-bucket.js';
 import type { GossipChannel, GossipChannelStats, GossipHandler } from './gossip.js';
 import { GossipChannels, type UnicastMessage } from './gossip-channels.js';
@@ -37,16 +28,7 @@ import type { LinkOverlay } from './overlay.js';
 import { listenError, nodeTransport, type StreamListener, type StreamSocket, type Transport } from './transport.js';
 import type { Overrides } from '../options.js';
 
-/** The channel name topology gossip uses. */
-export const TOPOLOGY_CHANNEL = 'topology';
-/** A record asked for is not asked for again (from anyone) within this time. */
-const TOPOLOGY_REQUEST_BACKOFF_MS = 1000;
-/** A record still missing this long after a neighbour's update named it is requested (ms). */
-const TOPOLOGY_REQUEST_DELAY_MS = 100;
-/** During a burst of topology changes, `topology:changed` is emitted at most this often (ms). */
-const TOPOLOGY_EVENT_BATCH_MS = 100;
-/** Topology relays use a route snapshot at most this old while only other peers' records change (ms). */
-const RELAY_ROUTES_MAX_AGE_MS = 1000;
+export { TOPOLOGY_CHANNEL } from './topology-gossip.js';
 /** A uid is the start time in ms (42 bits, good until 2109) then this many random bits. */
 const UID_RANDOM_BITS = 22n;
 const UID_RANDOM_MASK = (1n << UID_RANDOM_BITS) - 1n;
@@ -165,8 +147,6 @@ interface Link {
   connection: Connection;
   info: LinkInfo;
   uid: bigint;
-  /** We left this neighbour's last differing periodic digest unanswered (our own view was still changing). */
-  digestDeferred?: boolean;
 }
 
 /** Counters for status and metrics. */
@@ -266,18 +246,17 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private readonly random: Random;
   /** How this router listens and dials; a data plane binds its UDP socket through it too. */
   readonly transport: Transport;
-  private readonly topology: Topology;
+  private readonly topologyGossip: TopologyGossip;
   private readonly links = new Map<PeerName, Link>();
   private readonly pending = new Set<Connection>();
   private readonly gossip: GossipChannels;
   private readonly peerObjects = new Map<PeerName, Peer>();
   private readonly lastSeenAt = new Map<PeerName, number>();
-  private readonly broadcastSeen = new Set<string>();
   private readonly maker: ConnectionMaker;
   private readonly acceptBucket: TokenBucket;
   private readonly connectionLimit: number;
   private readonly discovery: boolean;
-  private readonly stats: MeshRouterStats = {
+  private readonly stats: Omit<MeshRouterStats, 'digestsDeferred'> = {
     acceptsThrottled: 0,
     connectionsRefused: 0,
     handshakeFailures: {},
@@ -285,25 +264,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     unicastUnroutable: 0,
     unknownChannelDropped: 0,
     messagesTooLarge: 0,
-    digestsDeferred: 0,
   };
-  private routesCache: Routes | undefined;
-  /** The topology changed since `routesCache` was computed. */
-  private routesStale = false;
-  /**
-   * The routes topology relays use, kept apart from `routesCache` so that status and unicast lookups, which
-   * want fresh routes, do not throw away its per-source broadcast trees.
-   */
-  private relayRoutes: Routes | undefined;
-  /** Our own links changed since `relayRoutes` was taken: topology relays cannot use it either. */
-  private relayRoutesStale = false;
-  private relayRoutesAt = -Infinity;
-  /** A topology change not yet reported with `topology:changed`. */
-  private changePending = false;
-  private changeReportedAt = -Infinity;
-  private changeTimer: Timer | undefined;
-  /** Clock time of the last change to our topology. */
-  private topologyChangedAt = -Infinity;
   private server: StreamListener | undefined;
   private listenPort = 0;
   private crypto: ConnectionCrypto | undefined;
@@ -311,18 +272,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private startPromise: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
-  private topologyTimer: Timer | undefined;
-  private gcTimer: Timer | undefined;
   private gossipTimer: Timer | undefined;
-  private dirtyPeers = new Set<PeerName>();
-  /** A link of ours closed since our last topology broadcast: the next one floods. */
-  private ownLinkLost = false;
-  private unreachableSince = new Map<PeerName, number>();
   private overlay: LinkOverlay | undefined;
-  private readonly requestedAt = new Map<PeerName, number>();
-  /** Missing records to request when TOPOLOGY_REQUEST_DELAY_MS has passed, with the neighbour that named each. */
-  private readonly toRequest = new Map<PeerName, Link>();
-  private requestTimer: Timer | undefined;
   private readonly incarnations: Incarnations;
   private refusedWith: HandshakeError | undefined;
 
@@ -347,12 +298,11 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.uid = uid;
     this.connectionLimit = options.connectionLimit ?? 200;
     this.discovery = options.discovery ?? true;
-    this.topology = new Topology({ name: this.selfName, nickname: this.nickname, uid: this.uid });
     const router = this;
     this.gossip = new GossipChannels({
       selfName: this.selfName,
       random: this.random,
-      routesFor: (channel) => this.routesFor(channel),
+      routesFor: (channel) => this.topologyGossip.routesFor(channel),
       neighbours: () => this.links.keys(),
       isNeighbour: (peer) => this.links.has(peer),
       sendTo: (peer, message) => {
@@ -390,7 +340,45 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       discovery: this.discovery,
       ...(options.backoff ? { backoff: options.backoff } : {}),
     });
-    this.gossip.reserve(TOPOLOGY_CHANNEL);
+    this.topologyGossip = new TopologyGossip({
+      self: { name: this.selfName, nickname: this.nickname, uid: this.uid },
+      clock: this.clock,
+      channels: this.gossip,
+      topologyDelayMs: options.topologyDelayMs ?? 1000,
+      gcDelayMs: options.gcDelayMs ?? 1000,
+      gossipIntervalMs: options.gossipIntervalMs ?? 30_000,
+      links: {
+        connections: () =>
+          [...this.links.values()]
+            .map((l) => ({ peer: l.info.peer, address: l.info.listenAddress, outbound: l.info.outbound, established: l.info.established }))
+            .sort((a, b) => a.peer - b.peer),
+        linkUid: (peer) => this.links.get(peer)?.uid,
+        sendTo: (peer, message) => {
+          const link = this.links.get(peer);
+          return link !== undefined && this.sendTo(link, message);
+        },
+        isRefused: (name, uid) => this.incarnations.isRefused(name, uid),
+        get running() {
+          return router.state !== 'stopping' && router.state !== 'stopped';
+        },
+        peersUp: (names) => {
+          for (const name of names) this.emit('peer:up', this.peer(name) as Peer);
+        },
+        peersRestarted: (names) => {
+          for (const name of names) this.emit('peer:restarted', this.peer(name) as Peer);
+        },
+        peersHeard: (names) => {
+          const now = this.clock.now();
+          for (const name of names) this.lastSeenAt.set(name, now);
+        },
+        peersForgotten: (records) => this.onPeersForgotten(records),
+        changed: () => this.onTopologyChanged(),
+      },
+    });
+  }
+
+  private get topology(): Topology {
+    return this.topologyGossip.topology;
   }
 
   /** Our own peer. */
@@ -508,11 +496,8 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.state = 'stopping';
     this.maker.stop();
     this.incarnations.close();
-    this.topologyTimer?.cancel();
-    this.changeTimer?.cancel();
-    this.gcTimer?.cancel();
     this.gossipTimer?.cancel();
-    this.requestTimer?.cancel();
+    this.topologyGossip.stop();
     for (const connection of this.pending) connection.close(new ConnectionError('closed', 'router stopped'));
     for (const link of [...this.links.values()]) link.connection.close(new ConnectionError('closed', 'router stopped'));
     const server = this.server;
@@ -565,32 +550,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   /** The current routes (recomputed lazily after topology changes). */
   get routes(): Routes {
-    if (!this.routesCache || this.routesStale) {
-      this.routesCache = Routes.compute(this.topology, this.routesCache);
-      this.routesStale = false;
-    }
-    return this.routesCache;
-  }
-
-  /**
-   * Routes for sending on `channel`. Topology gossip itself, while only other peers' records change, goes
-   * along a snapshot up to RELAY_ROUTES_MAX_AGE_MS old: a converging mesh brings every peer O(N) updates,
-   * and a fresh snapshot (with a broadcast tree per source) for each would be O(N²) per peer. Views differ
-   * between peers during convergence anyway; duplicates are dropped and periodic gossip repairs what a
-   * stale tree missed. A change of our own links is used at once (a new neighbour must get what we relay),
-   * and every other channel always gets the current routes.
-   */
-  private routesFor(channel: string): Routes {
-    if (channel !== TOPOLOGY_CHANNEL) return this.routes;
-    if (!this.relayRoutes || this.relayRoutesStale || this.clock.now() - this.relayRoutesAt >= RELAY_ROUTES_MAX_AGE_MS) return this.refreshRelayRoutes();
-    return this.relayRoutes;
-  }
-
-  private refreshRelayRoutes(): Routes {
-    this.relayRoutes = this.routes;
-    this.relayRoutesStale = false;
-    this.relayRoutesAt = this.clock.now();
-    return this.relayRoutes;
+    return this.topologyGossip.routes;
   }
 
   /** The topology records, for status and tests. */
@@ -686,7 +646,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       gossip,
       ...(this.refusedWith ? { refused: this.refusedWith.message } : {}),
       refusals: this.incarnations.list().map((r) => ({ name: formatPeerName(r.name), refused: String(r.refused), kept: String(r.kept) })),
-      stats: { ...this.stats, handshakeFailures: { ...this.stats.handshakeFailures } },
+      stats: { ...this.stats, handshakeFailures: { ...this.stats.handshakeFailures }, digestsDeferred: this.topologyGossip.digestsDeferred },
     };
   }
 
@@ -868,7 +828,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
         link.connection.close(new HandshakeError('name-collision', `${link.info.remoteAddress} uses the name ${name} of a live peer: refused`));
       }
       // Its record must not stand in for the incarnation that keeps the name.
-      if (this.topology.discard(refusal.name, refusal.refused)) this.topologyChanged([]);
+      this.topologyGossip.discard(refusal.name, refusal.refused);
     }
   }
 
@@ -960,198 +920,22 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     if (this.links.get(link.info.peer) !== link) return; // already replaced by a newer link
     this.links.delete(link.info.peer);
     this.overlay?.linkDown(link.info.peer);
-    if (this.state === 'running') {
-      this.ownLinkLost = true;
-      this.updateLocalTopology(link.info.peer, false);
-      this.garbageCollect();
-    }
+    if (this.state === 'running') this.updateLocalTopology(link.info.peer, true);
   }
 
   // ---- topology ----
 
-  /**
-   * Republishes our connection list after a local change, coalesced. The neighbour's record travels
-   * with ours while the link is up (`withNeighbour`): a peer that learns of the link without the
-   * neighbour's record could not reach it, and would garbage-collect that record if it arrived separately.
-   * A neighbour that went away stays behind: its last record would revive it where it is forgotten.
-   */
-  private updateLocalTopology(neighbour: PeerName, withNeighbour = true): void {
-    if (withNeighbour && this.topology.has(neighbour)) this.dirtyPeers.add(neighbour);
-    const summaries: ConnectionSummary[] = [...this.links.values()]
-      .map((l) => ({ peer: l.info.peer, address: l.info.listenAddress, outbound: l.info.outbound, established: l.info.established }))
-      .sort((a, b) => a.peer - b.peer);
-    if (this.topology.setLocalConnections(summaries)) {
-      this.topologyChanged([]);
-      this.scheduleOwnRecordBroadcast();
-    }
+  /** Our links changed: topology gossip republishes our record, the connection maker learns what is linked. */
+  private updateLocalTopology(neighbour: PeerName, lost = false): void {
+    this.topologyGossip.linksChanged(neighbour, lost);
     this.maker.setConnected(
       [...this.links.values()].map((l) => l.info.listenAddress),
       this.links.keys(),
     );
   }
 
-  /** Sends our record (and the dirty neighbours' records) to every peer along our tree, coalesced. */
-  private scheduleOwnRecordBroadcast(): void {
-    this.dirtyPeers.add(this.selfName);
-    this.topologyTimer ??= this.clock.setTimer(this.options.topologyDelayMs ?? 1000, () => {
-      this.topologyTimer = undefined;
-      const names = [...this.dirtyPeers];
-      this.dirtyPeers.clear();
-      // A local change goes to every peer exactly once, along our broadcast tree; a lost link floods (see onBroadcast).
-      const flood = this.ownLinkLost;
-      this.ownLinkLost = false;
-      this.topologyStats().sent += this.gossip.relayBroadcast(TOPOLOGY_CHANNEL, this.selfName, this.encodeTopology(names), undefined, flood);
-    });
-  }
-
-  private encodeTopology(names: Iterable<PeerName>): Uint8Array {
-    return encodeWith(encodeTopologyUpdate, this.topology.select(names));
-  }
-
-  /** SHA-256 over every record's (name, uid, version), by name: equal digests, equal topologies. */
-  private topologyDigest(): Uint8Array {
-    const records = [...this.topology.records()].sort((a, b) => a.name - b.name);
-    const entry = Buffer.alloc(22);
-    const hash = createHash('sha256');
-    for (const r of records) {
-      entry.writeUIntBE(r.name, 0, 6);
-      entry.writeBigUInt64BE(r.uid, 6);
-      entry.writeBigUInt64BE(r.version, 14);
-      hash.update(entry);
-    }
-    return hash.digest();
-  }
-
-  private encodeDigest(kind: TopologyDigestKind): Uint8Array {
-    return encodeWith(encodeTopologyDigest, { kind, digest: this.topologyDigest() });
-  }
-
-  /**
-   * A neighbour's digest: when it differs from ours, it gets our whole topology (and a periodic one our
-   * digest). While our topology changed during the last gossip interval the mesh is still converging and
-   * updates in flight explain the difference: whole states from every peer to every neighbour would cost
-   * O(N) records per link for nothing, so one periodic digest in a row per link goes unanswered. A real
-   * divergence is repaired by the next one at the latest.
-   */
-  private onDigest(link: Link, payload: Uint8Array): void {
-    const theirs = decodeWith(decodeTopologyDigest, payload);
-    const digest = this.topologyDigest();
-    if (Buffer.compare(digest, theirs.digest) === 0) {
-      link.digestDeferred = false;
-      return;
-    }
-    const converging = this.clock.now() - this.topologyChangedAt < (this.options.gossipIntervalMs ?? 30_000);
-    if (theirs.kind === TopologyDigestKind.Periodic && converging && !link.digestDeferred) {
-      link.digestDeferred = true;
-      this.stats.digestsDeferred += 1;
-      return;
-    }
-    link.digestDeferred = false;
-    const all = this.encodeTopology([...this.topology.records()].map((r) => r.name));
-    if (this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_CHANNEL, sender: this.selfName, payload: all })) this.topologyStats().sent += 1;
-    if (theirs.kind !== TopologyDigestKind.Periodic) return;
-    const answer = encodeWith(encodeTopologyDigest, { kind: TopologyDigestKind.Answer, digest });
-    if (this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_DIGEST_CHANNEL, sender: this.selfName, payload: answer })) {
-      this.gossip.state(TOPOLOGY_DIGEST_CHANNEL).stats.sent += 1;
-    }
-  }
-
-  /** Applies received topology; returns what changed (ourselves in `changed` when our version was bumped). */
-  private applyTopology(payload: Uint8Array, from: Link): TopologyChange {
-    // Records of refused incarnations are ignored: they would displace the incarnation that keeps the name.
-    const records = decodeWith(decodeTopologyUpdate, payload).filter((r) => !this.incarnations.isRefused(r.name, r.uid));
-    const change = this.topology.applyUpdate(records);
-    this.requestMissingRecords(records, from);
-    if (change.changed.length === 0) return change;
-    // Our version was bumped past a previous incarnation's record: everyone, the sender included, must
-    // get ours, or peers that hold the stale record keep it (the relayed delta skips the sender).
-    if (change.changed.includes(this.selfName)) this.scheduleOwnRecordBroadcast();
-    const now = this.clock.now();
-    for (const name of change.changed) if (name !== this.selfName) this.lastSeenAt.set(name, now);
-    this.topologyChanged(change.added, 'remote');
-    for (const name of change.restarted) this.emit('peer:restarted', this.peer(name) as Peer);
-    this.scheduleGarbageCollection(this.options.gcDelayMs ?? 1000);
-    return change;
-  }
-
-  /**
-   * Asks the neighbour that sent `records` for the records of peers they link to that we do not know.
-   * Records can arrive before the update that makes them reachable and be garbage-collected; without
-   * this pull they would only come back with the next periodic gossip.
-   */
-  private requestMissingRecords(records: readonly PeerRecord[], from: Link): void {
-    const now = this.clock.now();
-    // Only unanswered requests hold back a repeat; a record that arrived may be needed again later.
-    for (const [name, at] of this.requestedAt) {
-      if (this.topology.has(name) || now - at >= TOPOLOGY_REQUEST_BACKOFF_MS) this.requestedAt.delete(name);
-    }
-    for (const record of records) {
-      for (const c of record.connections) {
-        if (c.peer === this.selfName || this.topology.has(c.peer) || this.toRequest.has(c.peer) || this.requestedAt.has(c.peer)) continue;
-        this.toRequest.set(c.peer, from);
-      }
-    }
-    // Most missing records are on their way from their owners: only those still missing after a while are asked for.
-    if (this.toRequest.size > 0) this.requestTimer ??= this.clock.setTimer(TOPOLOGY_REQUEST_DELAY_MS, () => this.sendTopologyRequests());
-  }
-
-  private sendTopologyRequests(): void {
-    this.requestTimer = undefined;
-    const now = this.clock.now();
-    const byLink = new Map<Link, PeerName[]>();
-    for (const [name, link] of this.toRequest) {
-      if (this.topology.has(name) || this.links.get(link.info.peer) !== link) continue;
-      const names = byLink.get(link) ?? [];
-      if (names.length < MAX_REQUESTED_RECORDS) names.push(name);
-      byLink.set(link, names);
-    }
-    this.toRequest.clear();
-    for (const [link, names] of byLink) {
-      for (const name of names) this.requestedAt.set(name, now);
-      const payload = encodeWith(encodeTopologyRequest, names);
-      this.sendTo(link, { tag: MessageTag.GossipUnicast, channel: TOPOLOGY_CHANNEL, source: this.selfName, destination: link.info.peer, payload });
-    }
-  }
-
-  /** Answers a neighbour's topology request with the records we have (and ours). */
-  private answerTopologyRequest(link: Link, message: UnicastMessage): void {
-    if (message.destination !== this.selfName || message.source !== link.info.peer) {
-      throw new DecodeError('protocol', 'topology requests go to a direct neighbour only and are never relayed');
-    }
-    const names = decodeWith(decodeTopologyRequest, message.payload);
-    this.topologyStats().sent += 1;
-    this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_CHANNEL, sender: this.selfName, payload: this.encodeTopology([...names, this.selfName]) });
-  }
-
-  private scheduleGarbageCollection(delayMs: number): void {
-    this.gcTimer ??= this.clock.setTimer(delayMs, () => {
-      this.gcTimer = undefined;
-      this.garbageCollect();
-    });
-  }
-
-  /**
-   * `topology:changed` (and what follows every change: discovery, abandoned probes) comes in batches: the
-   * first change after a quiet spell at once, a burst once per TOPOLOGY_EVENT_BATCH_MS. Listeners compare views
-   * over all peers, and a converging mesh brings every peer O(N) updates.
-   */
-  private topologyChanged(added: PeerName[], kind: 'local' | 'remote' = 'local'): void {
-    this.topologyChangedAt = this.clock.now();
-    for (const name of added) this.emit('peer:up', this.peer(name) as Peer);
-    this.routesStale = true;
-    if (kind === 'local') this.relayRoutesStale = true;
-    this.changePending = true;
-    if (this.changeTimer || this.state === 'stopping' || this.state === 'stopped') return;
-    const wait = this.changeReportedAt + TOPOLOGY_EVENT_BATCH_MS - this.clock.now();
-    if (wait <= 0) this.reportTopologyChange();
-    else this.changeTimer = this.clock.setTimer(wait, () => this.reportTopologyChange());
-  }
-
-  private reportTopologyChange(): void {
-    this.changeTimer = undefined;
-    if (!this.changePending) return;
-    this.changePending = false;
-    this.changeReportedAt = this.clock.now();
+  /** A batch of topology changes: probes, discovery and listeners follow. */
+  private onTopologyChanged(): void {
     // A probed name that just became unreachable cannot answer: its holder is gone (a restart).
     this.incarnations.abandon((name) => !this.links.has(name) && !this.isReachable(name));
     this.refreshDiscovered();
@@ -1172,41 +956,15 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.maker.setDiscovered(addresses);
   }
 
-  /**
-   * Forgets peers that have been unreachable for the whole GC delay. The grace period matters: records
-   * can arrive before the update that makes them reachable (they travel different paths), and a
-   * record forgotten too early is not sent again until the next periodic gossip.
-   */
-  private garbageCollect(): void {
-    const now = this.clock.now();
-    const grace = this.options.gcDelayMs ?? 1000;
-    const unreachable = new Map<PeerName, number>();
-    const lastRecords = new Map<PeerName, PeerRecord>();
-    const removed = this.topology.garbageCollect((name) => {
-      if (this.links.has(name)) return true;
-      const since = this.unreachableSince.get(name) ?? now;
-      if (now - since < grace) {
-        unreachable.set(name, since);
-        return true;
-      }
-      const record = this.topology.get(name);
-      if (record) lastRecords.set(name, record);
-      return false;
-    });
-    this.unreachableSince = unreachable;
-    if (unreachable.size > 0) {
-      const due = Math.min(...unreachable.values()) + grace - now;
-      this.scheduleGarbageCollection(Math.max(1, due));
-    }
-    if (removed.length === 0) return;
-    for (const name of removed) {
+  /** Peers garbage-collected from the topology: their live views retire with their last records. */
+  private onPeersForgotten(records: ReadonlyMap<PeerName, PeerRecord | undefined>): void {
+    for (const [name, record] of records) {
       const peer = this.peerObjects.get(name) ?? new Peer(this, name);
-      peer.retire(lastRecords.get(name));
+      peer.retire(record);
       this.peerObjects.delete(name);
       this.lastSeenAt.delete(name);
       this.emit('peer:down', peer);
     }
-    this.topologyChanged([]);
   }
 
   // ---- gossip ----
@@ -1214,10 +972,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   private scheduleGossip(): void {
     const interval = this.options.gossipIntervalMs ?? 30_000;
     this.gossipTimer = this.clock.setTimer(interval, () => {
-      this.broadcastSeen.clear();
-      // Anti-entropy in O(1) bytes: a digest of our topology; a neighbour that differs exchanges whole state with us.
-      const digest = this.encodeDigest(TopologyDigestKind.Periodic);
-      this.gossip.state(TOPOLOGY_DIGEST_CHANNEL).stats.sent += this.gossip.gossipToNeighbours(TOPOLOGY_DIGEST_CHANNEL, digest, undefined);
+      this.topologyGossip.periodic();
       this.gossip.gossipAll();
       this.scheduleGossip();
     });
@@ -1225,8 +980,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   /** Full state of every channel down a new link. */
   private sendAllGossipTo(link: Link): void {
-    const all = this.encodeTopology([...this.topology.records()].map((r) => r.name));
-    if (this.sendTo(link, { tag: MessageTag.Gossip, channel: TOPOLOGY_CHANNEL, sender: this.selfName, payload: all })) this.topologyStats().sent += 1;
+    this.topologyGossip.sendAllTo(link.info.peer);
     this.gossip.gossipAllTo(link.info.peer);
   }
 
@@ -1260,55 +1014,25 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     }
   }
 
-  private topologyStats(): GossipChannelStats {
-    return this.gossip.state(TOPOLOGY_CHANNEL).stats;
-  }
-
   private onGossip(link: Link, channel: string, payload: Uint8Array): void {
-    const from = link.info.peer;
-    if (channel === TOPOLOGY_CHANNEL) {
-      this.topologyStats().received += 1;
-      // News from a neighbour's full state reaches the other peers with our next coalesced broadcast: relayed
-      // epidemically at once, each peer that found it new would pass it to O(log N) neighbours, and every
-      // new link brings some (records still on their way from their owners), i.e. O(N log N) messages each.
-      const changed = this.gossip.guarded(channel, from, () => this.applyTopology(payload, link).changed);
-      if (changed && changed.length > 0) {
-        for (const name of changed) if (name !== this.selfName) this.dirtyPeers.add(name);
-        this.scheduleOwnRecordBroadcast();
-      }
-    } else if (channel === TOPOLOGY_DIGEST_CHANNEL) {
-      this.gossip.state(channel).stats.received += 1;
-      this.gossip.guarded(channel, from, () => this.onDigest(link, payload));
-    } else {
-      this.gossip.onGossip(from, channel, payload);
-    }
+    if (channel === TOPOLOGY_CHANNEL) this.topologyGossip.onGossip(link.info.peer, payload);
+    else if (channel === TOPOLOGY_DIGEST_CHANNEL) this.topologyGossip.onDigest(link.info.peer, payload);
+    else this.gossip.onGossip(link.info.peer, channel, payload);
   }
 
   private onBroadcast(link: Link, channel: string, source: PeerName, payload: Uint8Array): void {
-    if (channel !== TOPOLOGY_CHANNEL) return this.gossip.onBroadcast(link.info.peer, channel, source, payload);
-    const stats = this.topologyStats();
-    stats.received += 1;
-    if (source === this.selfName) return;
-    // Floods while views disagree can bring a payload back; each one is handled once per interval.
-    const key = `${source}\0${createHash('sha1').update(payload).digest('base64')}`;
-    if (this.broadcastSeen.has(key)) return;
-    this.broadcastSeen.add(key);
-    // Relayed whole along the source's tree even when nothing was new here: the subtree may not know it.
-    // News of a lost connection floods instead: every tree that ran through the peer that went away is
-    // broken until each peer has heard it, and the peers behind it would wait for anti-entropy.
-    const change = this.gossip.guarded(channel, link.info.peer, () => this.applyTopology(payload, link));
-    if (change) stats.relayed += this.gossip.relayBroadcast(channel, source, payload, link.info.peer, change.shrunk.length > 0);
+    if (channel === TOPOLOGY_CHANNEL) this.topologyGossip.onBroadcast(link.info.peer, source, payload);
+    else this.gossip.onBroadcast(link.info.peer, channel, source, payload);
   }
 
   private onUnicast(link: Link, message: UnicastMessage): void {
-    if (message.channel !== TOPOLOGY_CHANNEL) {
-      this.gossip.onUnicast(link.info.peer, message, () => {
-        this.stats.unknownChannelDropped += 1;
-      });
+    if (message.channel === TOPOLOGY_CHANNEL) {
+      this.topologyGossip.onRequest(link.info.peer, message);
       return;
     }
-    this.topologyStats().received += 1;
-    this.gossip.guarded(message.channel, link.info.peer, () => this.answerTopologyRequest(link, message));
+    this.gossip.onUnicast(link.info.peer, message, () => {
+      this.stats.unknownChannelDropped += 1;
+    });
   }
 }
 

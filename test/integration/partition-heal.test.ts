@@ -157,14 +157,14 @@ test('a peer that lost a record it needs asks the neighbour for it and gets it b
       topology: { peers: Map<number, unknown> };
       sendTo(link: unknown, message: unknown): boolean;
       links: Map<number, unknown>;
-      encodeTopology(names: number[]): Uint8Array;
+      topologyGossip: { encode(names: number[]): Uint8Array };
     };
     const ci = c as unknown as Internals;
     const bi = b as unknown as Internals;
     ci.topology.peers.delete(a.selfName);
     assert.is(c.peer(a.selfName), undefined, 'c forgot a');
     const requestsBefore = b.status().gossip['topology']?.received ?? 0;
-    bi.sendTo(bi.links.get(c.selfName), { tag: 1, channel: 'topology', sender: b.selfName, payload: bi.encodeTopology([b.selfName]) });
+    bi.sendTo(bi.links.get(c.selfName), { tag: 1, channel: 'topology', sender: b.selfName, payload: bi.topologyGossip.encode([b.selfName]) });
     await waitUntil(routers, () => c.peer(a.selfName) !== undefined, 5000, () => 'c to get a back');
     assert.ok((b.status().gossip['topology']?.received ?? 0) > requestsBefore, 'b received the request');
   } finally {
