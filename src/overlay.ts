@@ -201,6 +201,8 @@ export interface OverlayEvents {
    * How frames reach a peer changed: its `state` (`established`, `connecting`, `unreachable`), direct or
    * relayed (`via`), the first hop's mode and MTU. `via` and `mtu` are always set once `state` is `established`.
    * Compared once per burst of topology updates (at most every 50 ms): a state shorter than that may be skipped.
+   * Not compared while nobody listens: a listener added later first hears every view that changed since the
+   * last comparison.
    */
   'link:changed': (link: OverlayLinkView) => void;
   /** This peer allocated or recorded `address` (dotted quad, no prefix) for owner `id`. */
