@@ -53,12 +53,18 @@ function medianRow(all: readonly ScaleRow[]): ScaleRow & { runs: number } {
     messagesPerChange: pick('messagesPerChange'),
     idleBytesPerSec: pick('idleBytesPerSec'),
     idleCpu: pick('idleCpu'),
+    idleTopologyMessages: pick('idleTopologyMessages'),
     ipamMs: pick('ipamMs'),
     forgetMs: pick('forgetMs'),
     // The worst run: one revival is one too many.
     resurrections: all.some((r) => r.resurrections !== null) ? Math.max(...all.map((r) => r.resurrections ?? 0)) : null,
     fakeClockMs: pick('fakeClockMs'),
     rssMB: pick('rssMB') ?? 0,
+    // Summed over the runs: any is worth a look.
+    linksDropped: all.reduce<Record<string, number>>((sum, r) => {
+      for (const [code, count] of Object.entries(r.linksDropped ?? {})) sum[code] = (sum[code] ?? 0) + count;
+      return sum;
+    }, {}),
     notes: [...new Set(all.flatMap((r) => r.notes))],
     runs: all.length,
   };

@@ -22,6 +22,8 @@ export interface ScaleRow {
   idleBytesPerSec: number | null;
   /** CPU seconds per second of this process (all peers) with nothing changing. */
   idleCpu: number | null;
+  /** Topology messages (whole states, broadcasts) received during the idle window: near 0 when idle is idle. */
+  idleTopologyMessages: number | null;
   /** After the above, until `attach()` on the farthest peer has an address from IPAM (consensus among all peers). */
   ipamMs: number | null;
   /** Last, 10 % of the peers stop: until no survivor holds a record of any of them. */
@@ -30,6 +32,8 @@ export interface ScaleRow {
   resurrections: number | null;
   /** Wall time for the same mesh under a FakeClock (a separate process) until topology is ready. */
   fakeClockMs: number | null;
+  /** Links that closed after the topology was ready and before the churn step, by error code: none is expected. */
+  linksDropped: Record<string, number>;
   /** Resident memory after all of the above, MB. */
   rssMB: number;
   /** What did not finish, in words. */
@@ -101,19 +105,28 @@ const row: ScaleRow = {
   messagesPerChange: null,
   idleBytesPerSec: null,
   idleCpu: null,
+  idleTopologyMessages: null,
   ipamMs: null,
   forgetMs: null,
   resurrections: null,
   fakeClockMs: null,
+  linksDropped: {},
   rssMB: 0,
   notes,
 };
 const started = Date.now();
 const mesh = await createTestMesh({ peers: n, topology: edges, seed: 7 });
+let churning = false;
 try {
   try {
     await mesh.ready({ timeoutMs: limitMs });
     row.topologyMs = Date.now() - started;
+    // A loaded process can miss heartbeats long enough for links to time out, which sets off more gossip.
+    for (const o of mesh.overlays) {
+      o.router.on('connection:down', (_link, error) => {
+        if (!churning) row.linksDropped[error?.code ?? 'closed'] = (row.linksDropped[error?.code ?? 'closed'] ?? 0) + 1;
+      });
+    }
   } catch {
     notes.push(`topology not ready within ${limitMs} ms`);
   }
@@ -150,12 +163,14 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const cpu0 = process.cpuUsage();
     const idleBytes0 = mesh.wire.stats.streamBytesDelivered;
+    const idleMessages0 = topologyMessages(mesh);
     const w0 = performance.now();
     await new Promise((resolve) => setTimeout(resolve, idleMs));
     const seconds = (performance.now() - w0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     row.idleBytesPerSec = Math.round((mesh.wire.stats.streamBytesDelivered - idleBytes0) / seconds / n);
     row.idleCpu = Number(((cpu.user + cpu.system) / 1e6 / seconds).toFixed(3));
+    row.idleTopologyMessages = topologyMessages(mesh) - idleMessages0;
     // IPAM last: consensus among all N peers, started by the first request.
     const t1 = Date.now();
     try {
@@ -170,6 +185,7 @@ try {
     const survivors = mesh.overlays.filter((_, i) => !gone.has(i)).map((o) => o.router);
     let resurrections = 0;
     for (const r of survivors) r.on('peer:up', (p) => void (goneNames.has(p.name) && (resurrections += 1)));
+    churning = true;
     const t2 = Date.now();
     await Promise.all([...gone].map((i) => mesh.overlay(i).stop()));
     if (await until(() => survivors.every((r) => r.topologyRecords().every((rec) => !goneNames.has(rec.name))), limitMs)) {
