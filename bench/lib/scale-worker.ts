@@ -161,9 +161,10 @@ try {
     } else notes.push(`the added link was not listed everywhere within ${limitMs} ms`);
     // Idle: nothing changes.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Counting messages builds every peer's status: before the CPU and byte counters start.
+    const idleMessages0 = topologyMessages(mesh);
     const cpu0 = process.cpuUsage();
     const idleBytes0 = mesh.wire.stats.streamBytesDelivered;
-    const idleMessages0 = topologyMessages(mesh);
     const w0 = performance.now();
     await new Promise((resolve) => setTimeout(resolve, idleMs));
     const seconds = (performance.now() - w0) / 1000;
