@@ -89,6 +89,16 @@ const TEST_TUNING: NonNullable<OverlayOptions['tuning']> = {
 };
 
 /**
+ * TEST_TUNING for a mesh of `peers`. One event loop carries every peer, so under load (a 200-peer IPAM
+ * vote) it can lag past a heartbeat silence timeout that separate processes would never miss: links time
+ * out and the churn that follows loads it further. The timeout grows with the mesh (20 ms per peer, at
+ * least 2 s); small meshes keep noticing partitions within 2 s.
+ */
+function testTuning(peers: number): NonNullable<OverlayOptions['tuning']> {
+  return { ...TEST_TUNING, connection: { heartbeatIntervalMs: 250, silenceTimeoutMs: Math.max(2_000, 20 * peers) } };
+}
+
+/**
  * Starts a mesh of overlays in this process, linked over a virtual wire (no sockets, no root), each
  * peer at its own virtual address. Use `partition`, `link` and `nat` to inject faults, and in-process
  * endpoints (`overlay.attach({ name })`) to run your own code on the overlay.
@@ -124,13 +134,14 @@ export async function createTestMesh(options: TestMeshOptions): Promise<TestMesh
     networkKey = await key;
   }
   const hosts = nicknames.map(() => wire.addHost());
+  const tuning = testTuning(nicknames.length);
   const overlays = nicknames.map((nickname, i) => {
     const dials = edges.filter(([a, b]) => Math.max(a, b) === i).map(([a, b]) => `${(hosts[Math.min(a, b)] as VirtualHost).address}:${CONTROL_PORT}`);
     const base = options.overlay ?? {};
     return new Overlay({
       // undefined fields of `base` mean "the default", so they must not erase ours
       ...withDefaults<OverlayOptions>({ discovery: false, ipam: { init: { consensus: nicknames.length } } }, base),
-      tuning: withDefaults(TEST_TUNING, base.tuning),
+      tuning: withDefaults(tuning, base.tuning),
       nickname,
       listen: `${(hosts[i] as VirtualHost).address}:${CONTROL_PORT}`,
       peers: dials,
