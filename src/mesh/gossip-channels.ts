@@ -77,9 +77,10 @@ export class GossipChannels {
     const state: ChannelState = { handler, stats: existing?.stats ?? newChannelStats() };
     this.channels.set(name, state);
     // A handler that sees a neighbour behind answers with its own state (see GossipHandler).
-    const initial = this.gossipOf(name, state);
+    const neighbours = [...this.links.neighbours()];
+    const initial = neighbours.length > 0 ? this.gossipOf(name, state) : undefined;
     if (initial) {
-      for (const peer of this.links.neighbours()) {
+      for (const peer of neighbours) {
         if (this.links.sendTo(peer, { tag: MessageTag.Gossip, channel: name, sender: this.links.selfName, payload: initial })) state.stats.sent += 1;
       }
     }
