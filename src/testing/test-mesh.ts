@@ -95,7 +95,7 @@ const TEST_TUNING: NonNullable<OverlayOptions['tuning']> = {
  * least 2 s); small meshes keep noticing partitions within 2 s.
  */
 function testTuning(peers: number): NonNullable<OverlayOptions['tuning']> {
-  return { ...TEST_TUNING, connection: { heartbeatIntervalMs: 250, silenceTimeoutMs: Math.max(2_000, 20 * peers) } };
+  return { ...TEST_TUNING, connection: { ...TEST_TUNING.connection, silenceTimeoutMs: Math.max(2_000, 20 * peers) } };
 }
 
 /**
