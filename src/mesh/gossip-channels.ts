@@ -26,8 +26,8 @@ export type UnicastMessage = ControlMessage & { tag: MessageTag.GossipUnicast };
 export interface GossipLinks {
   readonly selfName: PeerName;
   readonly random: Random;
-  /** Routes for sending on `channel` (topology relays may use an older snapshot). */
-  routesFor(channel: string): Routes;
+  /** The current routes. */
+  routes(): Routes;
   /** Peers we have a link to. */
   neighbours(): Iterable<PeerName>;
   /** True when we have a link to `peer`. */
@@ -152,7 +152,7 @@ export class GossipChannels {
   /** Sends `payload` to the fan-out neighbours (see `Routes.randomNeighbours`); returns how many. */
   gossipToNeighbours(channel: string, payload: Uint8Array, except: PeerName | undefined): number {
     let sent = 0;
-    for (const peer of this.links.routesFor(channel).randomNeighbours(this.links.random, except)) {
+    for (const peer of this.links.routes().randomNeighbours(this.links.random, except)) {
       if (this.links.sendTo(peer, { tag: MessageTag.Gossip, channel, sender: this.links.selfName, payload })) sent += 1;
     }
     return sent;
@@ -163,10 +163,11 @@ export class GossipChannels {
    * neighbours it went to.
    */
   relayBroadcast(channel: string, source: PeerName, payload: Uint8Array, from: PeerName | undefined, flood = false): number {
-    const routes = this.links.routesFor(channel);
     // A source we cannot reach in our (stale) view has no tree here, and a neighbour that restarted is not
-    // yet the peer our view's tree starts from: flood rather than drop.
-    const tree = !flood && routes.hasTreeFrom(source) && !this.links.isNewIncarnation(source, from);
+    // yet the peer our view's tree starts from: flood rather than drop. A flood needs no routes (a
+    // snapshot per flooded message would cost O(N) each while news of a lost peer floods).
+    const routes = flood ? undefined : this.links.routes();
+    const tree = routes !== undefined && routes.hasTreeFrom(source) && !this.links.isNewIncarnation(source, from);
     const hops = tree ? routes.broadcastAll(source) : [...this.links.neighbours()];
     let sent = 0;
     for (const peer of hops) {
@@ -178,7 +179,7 @@ export class GossipChannels {
   /** Sends a unicast one hop towards its destination; false when there is no route. */
   sendUnicast(message: UnicastMessage): boolean {
     // A neighbour is reached over its link even before the topology lists that link on both ends.
-    const hop = this.links.isNeighbour(message.destination) ? message.destination : this.links.routesFor(message.channel).unicastAll(message.destination);
+    const hop = this.links.isNeighbour(message.destination) ? message.destination : this.links.routes().unicastAll(message.destination);
     if (hop === undefined || !this.links.isNeighbour(hop)) {
       this.links.unroutable();
       return false;

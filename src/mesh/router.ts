@@ -302,7 +302,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.gossip = new GossipChannels({
       selfName: this.selfName,
       random: this.random,
-      routesFor: (channel) => this.topologyGossip.routesFor(channel),
+      routes: () => this.topologyGossip.routes,
       neighbours: () => this.links.keys(),
       isNeighbour: (peer) => this.links.has(peer),
       sendTo: (peer, message) => {
@@ -353,6 +353,12 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
             .map((l) => ({ peer: l.info.peer, address: l.info.listenAddress, outbound: l.info.outbound, established: l.info.established }))
             .sort((a, b) => a.peer - b.peer),
         linkUid: (peer) => this.links.get(peer)?.uid,
+        establishingWaitMs: (holdMs) => {
+          const now = this.clock.now();
+          let wait = 0;
+          for (const l of this.links.values()) if (!l.info.established) wait = Math.max(wait, l.info.since + holdMs - now);
+          return wait;
+        },
         sendTo: (peer, message) => {
           const link = this.links.get(peer);
           return link !== undefined && this.sendTo(link, message);

@@ -11,11 +11,16 @@ export interface TopologyView {
   get(name: PeerName): PeerRecord | undefined;
 }
 
-/** Neighbours by dense index; indexes follow peer names in order, so sorting indexes sorts names. */
-type Adjacency = readonly (readonly number[])[];
-
-/** Next hop per destination; the start maps to itself. */
-type RouteTable = Map<PeerName, PeerName>;
+/**
+ * A directed graph over dense peer indexes in compressed rows: the neighbours of `i` are
+ * `targets[offsets[i]] … targets[offsets[i + 1] - 1]`, ascending. Indexes follow peer names in order, so
+ * sorting indexes sorts names. Flat typed arrays: a converging mesh searches these once per broadcast source
+ * for every new snapshot of the routes.
+ */
+interface Graph {
+  offsets: Int32Array;
+  targets: Int32Array;
+}
 
 /** A broadcast tree as seen from one peer: does it reach us, and where do we pass its broadcasts on. */
 interface Tree {
@@ -48,10 +53,12 @@ export class Routes {
     private readonly indexOf: ReadonlyMap<PeerName, number>,
     /** Peers with a record (by index): the only sources a tree can start at. */
     private readonly hasRecord: Uint8Array,
-    private readonly established: Adjacency,
-    private readonly all: Adjacency,
-    private readonly unicastTable: RouteTable,
-    private readonly unicastAllTable: RouteTable,
+    private readonly established: Graph,
+    private readonly all: Graph,
+    /** Next hop (index) from us per peer over established links, -1 when unreachable. */
+    private readonly unicastHops: Int32Array,
+    /** The same over all links. */
+    private readonly unicastAllHops: Int32Array,
   ) {
     this.scratch = new Int32Array(names.length);
     this.levels = newLevels(names.length);
@@ -85,40 +92,47 @@ export class Routes {
     const indexOf = new Map(names.map((name, i) => [name, i]));
     const n = names.length;
     const hasRecord = new Uint8Array(n);
-    const all: number[][] = [];
-    const establishedOut: number[][] = [];
-    // Directed "a lists b as established" edges, keyed a * n + b.
-    const establishedEdges = new Set<number>();
+    let edges = 0;
+    for (const record of records.values()) edges += record.connections.length;
+    const all: Graph = { offsets: new Int32Array(n + 1), targets: new Int32Array(edges) };
+    /** Per edge of `all`: the owner lists it as established. */
+    const listedEstablished = new Uint8Array(edges);
+    let e = 0;
     for (let i = 0; i < n; i++) {
+      all.offsets[i] = e;
       const record = records.get(names[i] as PeerName);
-      const out: number[] = [];
-      const est: number[] = [];
-      if (record) {
-        hasRecord[i] = 1;
-        for (const c of record.connections) {
-          const j = indexOf.get(c.peer) as number;
-          if (j === i) continue;
-          out.push(j);
-          if (c.established) {
-            est.push(j);
-            establishedEdges.add(i * n + j);
-          }
-        }
+      if (record === undefined) continue;
+      hasRecord[i] = 1;
+      const rowStart = e;
+      for (const c of record.connections) {
+        const j = indexOf.get(c.peer) as number;
+        if (j === i) continue;
+        all.targets[e] = j;
+        listedEstablished[e] = c.established ? 1 : 0;
+        e++;
       }
-      all.push(out);
-      establishedOut.push(est);
+      sortRow(all.targets, listedEstablished, rowStart, e);
     }
+    all.offsets[n] = e;
     // A link carries data only when both ends say so; one side's word is not enough.
-    const established = establishedOut.map((out, i) => out.filter((j) => establishedEdges.has(j * n + i)));
+    const estOffsets = new Int32Array(n + 1);
+    const estTargets: number[] = [];
+    for (let i = 0; i < n; i++) {
+      estOffsets[i] = estTargets.length;
+      for (let k = all.offsets[i] as number; k < (all.offsets[i + 1] as number); k++) {
+        const j = all.targets[k] as number;
+        if (listedEstablished[k] === 1 && listsEstablished(all, listedEstablished, j, i)) estTargets.push(j);
+      }
+    }
+    estOffsets[n] = estTargets.length;
+    const established: Graph = { offsets: estOffsets, targets: Int32Array.from(estTargets) };
     const self = indexOf.get(selfName) as number;
-    const hops = new Int32Array(n);
-    const table = (adjacency: Adjacency): RouteTable => {
-      bfs(adjacency, self, -1, hops, newLevels(n));
-      const routes: RouteTable = new Map();
-      for (let i = 0; i < n; i++) if ((hops[i] as number) >= 0) routes.set(names[i] as PeerName, names[hops[i] as number] as PeerName);
-      return routes;
-    };
-    const routes = new Routes(self, names, indexOf, hasRecord, established, all, table(established), table(all));
+    const levels = newLevels(n);
+    const unicastHops = new Int32Array(n);
+    const unicastAllHops = new Int32Array(n);
+    bfs(established, self, -1, unicastHops, levels);
+    bfs(all, self, -1, unicastAllHops, levels);
+    const routes = new Routes(self, names, indexOf, hasRecord, established, all, unicastHops, unicastAllHops);
     if (previous && previous.sameAllGraph(routes)) routes.broadcastAllCache = previous.broadcastAllCache;
     return routes;
   }
@@ -129,22 +143,25 @@ export class Routes {
     if (other.names.length !== n || other.self !== this.self) return false;
     for (let i = 0; i < n; i++) {
       if (other.names[i] !== this.names[i] || other.hasRecord[i] !== this.hasRecord[i]) return false;
-      const a = this.all[i] as readonly number[];
-      const b = other.all[i] as readonly number[];
-      if (a.length !== b.length) return false;
-      for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
     }
-    return true;
+    return sameArray(this.all.offsets, other.all.offsets) && sameArray(this.all.targets, other.all.targets);
   }
 
   /** Next hop towards `dest` over established symmetric links; `undefined` if unreachable. `unicast(self)` is self. */
   unicast(dest: PeerName): PeerName | undefined {
-    return this.unicastTable.get(dest);
+    return this.hopTo(this.unicastHops, dest);
   }
 
   /** Next hop towards `dest` over all links known peers list (for gossip); `undefined` if unreachable. */
   unicastAll(dest: PeerName): PeerName | undefined {
-    return this.unicastAllTable.get(dest);
+    return this.hopTo(this.unicastAllHops, dest);
+  }
+
+  private hopTo(hops: Int32Array, dest: PeerName): PeerName | undefined {
+    const i = this.indexOf.get(dest);
+    if (i === undefined) return undefined;
+    const hop = hops[i] as number;
+    return hop < 0 ? undefined : (this.names[hop] as PeerName);
   }
 
   /**
@@ -171,7 +188,7 @@ export class Routes {
 
   /** Peers reachable from us over all links, ourselves included, sorted by name. */
   reachable(): PeerName[] {
-    return [...this.unicastAllTable.keys()].sort(byName);
+    return this.names.filter((_, i) => (this.unicastAllHops[i] as number) >= 0);
   }
 
   /**
@@ -181,11 +198,15 @@ export class Routes {
    */
   randomNeighbours(random: Random, except?: PeerName): PeerName[] {
     const weights = new Map<PeerName, number>();
-    for (const [dest, hop] of this.unicastAllTable) {
-      if (dest === this.names[this.self] || hop === except) continue;
+    let n = 0;
+    for (let i = 0; i < this.names.length; i++) {
+      const hopIndex = this.unicastAllHops[i] as number;
+      if (hopIndex < 0) continue;
+      n += 1;
+      const hop = this.names[hopIndex] as PeerName;
+      if (i === this.self || hop === except) continue;
       weights.set(hop, (weights.get(hop) ?? 0) + 1);
     }
-    const n = this.unicastAllTable.size;
     const want = Math.min(Math.floor(2 * Math.log2(n)), weights.size);
     // Sorted candidates so a seeded random gives the same picks on every run.
     const candidates = [...weights.keys()].sort(byName);
@@ -206,16 +227,21 @@ export class Routes {
   }
 
   /** The source's tree as it concerns us: whether it reaches us, and our hops in it; cached per source. */
-  private tree(source: PeerName, adjacency: Adjacency, cache: Map<PeerName, Tree>): Tree {
+  private tree(source: PeerName, graph: Graph, cache: Map<PeerName, Tree>): Tree {
     let tree = cache.get(source);
     if (tree === undefined) {
       tree = { found: false, hops: [] };
       const start = this.indexOf.get(source);
       if (start !== undefined && this.hasRecord[start] === 1) {
         const reached = this.scratch;
-        if (bfs(adjacency, start, this.self, reached, this.levels)) {
-          const hops = (adjacency[this.self] ?? []).filter((p) => (reached[p] as number) < 0).map((p) => this.names[p] as PeerName);
-          tree = { found: true, hops: hops.sort(byName) };
+        if (bfs(graph, start, this.self, reached, this.levels)) {
+          // Rows are ascending, so the hops come out sorted by name.
+          const hops: PeerName[] = [];
+          for (let k = graph.offsets[this.self] as number; k < (graph.offsets[this.self + 1] as number); k++) {
+            const p = graph.targets[k] as number;
+            if ((reached[p] as number) < 0) hops.push(this.names[p] as PeerName);
+          }
+          tree = { found: true, hops };
         }
       }
       cache.set(source, tree);
@@ -235,26 +261,27 @@ function newLevels(n: number): Levels {
  * Breadth-first search from `start`, level by level with each level sorted by name (index). Fills `hops`
  * with the next hop (from `start`) of every peer reached, -1 for the others; with `stopAt` (-1 for none),
  * stops when that peer is taken off the worklist, and `hops` then covers exactly the peers reached by
- * then. Returns whether it stopped there. Levels live in typed arrays: a converging mesh runs this once
- * per source for every new snapshot of the routes.
+ * then. Returns whether it stopped there.
  */
-function bfs(adjacency: Adjacency, start: number, stopAt: number, hops: Int32Array, levels: Levels): boolean {
+function bfs(graph: Graph, start: number, stopAt: number, hops: Int32Array, levels: Levels): boolean {
+  const { offsets, targets } = graph;
   hops.fill(-1);
   hops[start] = start;
   let [level, next] = levels;
   level[0] = start;
   let levelSize = 1;
   while (levelSize > 0) {
-    // Typed-array sort is numeric without a comparator.
-    level.subarray(0, levelSize).sort();
+    sortPrefix(level, levelSize);
     let nextSize = 0;
     for (let k = 0; k < levelSize; k++) {
       const cur = level[k] as number;
       if (cur === stopAt) return true;
-      const via = hops[cur] as number;
-      for (const remote of adjacency[cur] ?? []) {
+      const via = cur === start ? -1 : (hops[cur] as number);
+      const end = offsets[cur + 1] as number;
+      for (let m = offsets[cur] as number; m < end; m++) {
+        const remote = targets[m] as number;
         if ((hops[remote] as number) >= 0) continue;
-        hops[remote] = cur === start ? remote : via;
+        hops[remote] = via < 0 ? remote : via;
         next[nextSize++] = remote;
       }
     }
@@ -262,4 +289,53 @@ function bfs(adjacency: Adjacency, start: number, stopAt: number, hops: Int32Arr
     levelSize = nextSize;
   }
   return false;
+}
+
+/** Sorts the first `size` entries in place (insertion sort: levels are short and often nearly sorted). */
+function sortPrefix(a: Int32Array, size: number): void {
+  for (let i = 1; i < size; i++) {
+    const x = a[i] as number;
+    let j = i - 1;
+    while (j >= 0 && (a[j] as number) > x) {
+      a[j + 1] = a[j] as number;
+      j--;
+    }
+    a[j + 1] = x;
+  }
+}
+
+/** Sorts `targets[from, to)` ascending, moving `flags` along. */
+function sortRow(targets: Int32Array, flags: Uint8Array, from: number, to: number): void {
+  for (let i = from + 1; i < to; i++) {
+    const t = targets[i] as number;
+    const f = flags[i] as number;
+    let j = i - 1;
+    while (j >= from && (targets[j] as number) > t) {
+      targets[j + 1] = targets[j] as number;
+      flags[j + 1] = flags[j] as number;
+      j--;
+    }
+    targets[j + 1] = t;
+    flags[j + 1] = f;
+  }
+}
+
+/** True when `from` lists `to` as established (rows are ascending: binary search). */
+function listsEstablished(graph: Graph, flags: Uint8Array, from: number, to: number): boolean {
+  let lo = graph.offsets[from] as number;
+  let hi = (graph.offsets[from + 1] as number) - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const t = graph.targets[mid] as number;
+    if (t === to) return flags[mid] === 1;
+    if (t < to) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
+}
+
+function sameArray(a: Int32Array, b: Int32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -30,8 +30,10 @@ const TOPOLOGY_REQUEST_BACKOFF_MS = 1000;
 const TOPOLOGY_REQUEST_DELAY_MS = 100;
 /** During a burst of topology changes, `changed()` is reported at most this often (ms). */
 const TOPOLOGY_EVENT_BATCH_MS = 100;
-/** Topology relays use a route snapshot at most this old while only other peers' records change (ms). */
-const RELAY_ROUTES_MAX_AGE_MS = 1000;
+/** Our broadcast waits for a new link's data path at most this long after the link came up (ms). */
+const ESTABLISH_HOLD_MS = 2000;
+/** Topology relays wait at most this long to share one route snapshot (ms). */
+const RELAY_BATCH_MS = 10;
 
 /** What topology gossip needs from the router that owns the links, and what it tells it. */
 export interface TopologyLinks {
@@ -39,6 +41,11 @@ export interface TopologyLinks {
   connections(): ConnectionSummary[];
   /** The uid of the peer at the other end of our link to `peer`; undefined when there is no link. */
   linkUid(peer: PeerName): bigint | undefined;
+  /**
+   * How long until each of our links not yet established is established or has been up for `holdMs`;
+   * 0 when none is waiting.
+   */
+  establishingWaitMs(holdMs: number): number;
   /** Sends over our link to `peer`; false when there is none or the message was not sent. */
   sendTo(peer: PeerName, message: ControlMessage): boolean;
   /** True for a refused incarnation (see incarnations.ts): its records are ignored. */
@@ -91,14 +98,6 @@ export class TopologyGossip {
   private routesCache: Routes | undefined;
   /** The topology changed since `routesCache` was computed. */
   private routesStale = false;
-  /**
-   * The routes topology relays use, kept apart from `routesCache` so that status and unicast lookups, which
-   * want fresh routes, do not throw away its per-source broadcast trees.
-   */
-  private relayRoutes: Routes | undefined;
-  /** Our own links changed since `relayRoutes` was taken: topology relays cannot use it either. */
-  private relayRoutesStale = false;
-  private relayRoutesAt = -Infinity;
   /** A topology change not yet reported with `changed()`. */
   private changePending = false;
   private changeReportedAt = -Infinity;
@@ -106,9 +105,18 @@ export class TopologyGossip {
   /** Clock time of the last change to our topology. */
   private changedAt = -Infinity;
   private broadcastTimer: Timer | undefined;
+  /** The version of our record in our last broadcast. */
+  private broadcastVersion: bigint | undefined;
+  /** `broadcastTimer` waits for a link's data path (see broadcastOwnRecord), not the coalescing delay. */
+  private holding = false;
   private gcTimer: Timer | undefined;
   /** Records that join our next broadcast (ours always). */
   private readonly dirtyPeers = new Set<PeerName>();
+  /**
+   * Records a neighbour's whole state brought from beyond our reach (a healed partition, the far side of a
+   * new link), as they were then: they join our next broadcast unless a broadcast brings them first.
+   */
+  private readonly learned = new Map<PeerName, PeerRecord>();
   /** A link of ours closed since our last broadcast: the next one floods. */
   private ownLinkLost = false;
   /** Broadcasts handled during this gossip interval, by source and payload hash. */
@@ -120,6 +128,9 @@ export class TopologyGossip {
   /** Missing records to request when TOPOLOGY_REQUEST_DELAY_MS has passed, with the neighbour that named each. */
   private readonly toRequest = new Map<PeerName, PeerName>();
   private requestTimer: Timer | undefined;
+  /** Broadcasts waiting to be relayed along one route snapshot (see onBroadcast). */
+  private readonly pendingRelays: { source: PeerName; payload: Uint8Array; from: PeerName }[] = [];
+  private relayTimer: Timer | undefined;
 
   constructor(options: TopologyGossipOptions) {
     this.options = options;
@@ -138,24 +149,6 @@ export class TopologyGossip {
       this.routesStale = false;
     }
     return this.routesCache;
-  }
-
-  /**
-   * Routes for sending on `channel`. Topology gossip itself, while only other peers' records change, goes
-   * along a snapshot up to RELAY_ROUTES_MAX_AGE_MS old: a converging mesh brings every peer O(N) updates,
-   * and a fresh snapshot (with a broadcast tree per source) for each would be O(N²) per peer. Views differ
-   * between peers during convergence anyway; duplicates are dropped and periodic gossip repairs what a
-   * stale tree missed. A change of our own links is used at once (a new neighbour must get what we relay),
-   * and every other channel always gets the current routes.
-   */
-  routesFor(channel: string): Routes {
-    if (channel !== TOPOLOGY_CHANNEL) return this.routes;
-    if (!this.relayRoutes || this.relayRoutesStale || this.clock.now() - this.relayRoutesAt >= RELAY_ROUTES_MAX_AGE_MS) {
-      this.relayRoutes = this.routes;
-      this.relayRoutesStale = false;
-      this.relayRoutesAt = this.clock.now();
-    }
-    return this.relayRoutes;
   }
 
   /** Counters of the topology channel. */
@@ -203,14 +196,28 @@ export class TopologyGossip {
   /** Topology gossip from a neighbour (whole state, an answer to a request or to a digest). */
   onGossip(from: PeerName, payload: Uint8Array): void {
     this.stats.received += 1;
-    // News from a neighbour's full state reaches the other peers with our next coalesced broadcast: relayed
-    // epidemically at once, each peer that found it new would pass it to O(log N) neighbours, and every
-    // new link brings some (records still on their way from their owners), i.e. O(N log N) messages each.
-    const changed = this.channels.guarded(TOPOLOGY_CHANNEL, from, () => this.apply(payload, from).changed);
-    if (changed && changed.length > 0) {
-      for (const name of changed) if (name !== this.selfName) this.dirtyPeers.add(name);
-      this.scheduleOwnRecordBroadcast();
+    // A record a neighbour's full state brings from beyond our reach (a healed partition, the far side of
+    // a new link) reaches the other peers with our next coalesced broadcast: its owner has no reason to
+    // broadcast it again. Records within reach, and records listing a link not yet established (its owner
+    // is about to broadcast the change), are on their way from their owners: repeated to every peer by
+    // each peer that got them by gossip first, they would cost a converging mesh O(N) records per peer per
+    // peer. Relayed epidemically instead, each peer that found them new would pass them to O(log N)
+    // neighbours, for every new link.
+    const reach = this.routes;
+    const change = this.channels.guarded(TOPOLOGY_CHANNEL, from, () => this.apply(payload, from));
+    if (!change) return;
+    const added = new Set(change.added);
+    let news = false;
+    for (const name of change.changed) {
+      const record = this.topology.get(name);
+      if (name === this.selfName || record === undefined) continue;
+      // A peer we held no record of was beyond reach even when a listed link made it a leaf of our graph.
+      if (!added.has(name) && reach.unicastAll(name) !== undefined) continue;
+      if (record.connections.some((c) => !c.established)) continue;
+      this.learned.set(name, record);
+      news = true;
     }
+    if (news) this.scheduleOwnRecordBroadcast();
   }
 
   /** A topology broadcast from `source`, received from the neighbour `from`. */
@@ -224,8 +231,25 @@ export class TopologyGossip {
     // Relayed whole along the source's tree even when nothing was new here: the subtree may not know it.
     // News of a lost connection floods instead: every tree that ran through the peer that went away is
     // broken until each peer has heard it, and the peers behind it would wait for anti-entropy.
-    const change = this.channels.guarded(TOPOLOGY_CHANNEL, from, () => this.apply(payload, from));
-    if (change) this.stats.relayed += this.channels.relayBroadcast(TOPOLOGY_CHANNEL, source, payload, from, change.shrunk.length > 0);
+    const change = this.channels.guarded(TOPOLOGY_CHANNEL, from, () => this.apply(payload, from, true));
+    if (!change) return;
+    if (change.shrunk.length > 0) {
+      this.stats.relayed += this.channels.relayBroadcast(TOPOLOGY_CHANNEL, source, payload, from, true);
+      return;
+    }
+    // Trees are only as good as the view they are computed from: relayed along a stale one, a broadcast
+    // misses peers until anti-entropy. A fresh route snapshot per broadcast would cost O(N) each, and a
+    // converging mesh brings every peer O(N) broadcasts in bursts: relays wait briefly and share one.
+    this.pendingRelays.push({ source, payload, from });
+    this.relayTimer ??= this.clock.setTimer(RELAY_BATCH_MS, () => this.relayPending());
+  }
+
+  /** Relays the broadcasts that waited, along trees of the current topology (see onBroadcast). */
+  private relayPending(): void {
+    this.relayTimer = undefined;
+    for (const { source, payload, from } of this.pendingRelays.splice(0)) {
+      this.stats.relayed += this.channels.relayBroadcast(TOPOLOGY_CHANNEL, source, payload, from, false);
+    }
   }
 
   /** A neighbour's request for records (see requestMissing). */
@@ -304,21 +328,45 @@ export class TopologyGossip {
 
   /** Cancels every timer (the router is stopping). */
   stop(): void {
-    for (const timer of [this.broadcastTimer, this.changeTimer, this.gcTimer, this.requestTimer]) timer?.cancel();
+    for (const timer of [this.broadcastTimer, this.changeTimer, this.gcTimer, this.requestTimer, this.relayTimer]) timer?.cancel();
   }
 
   /** Sends our record (and the dirty neighbours' records) to every peer along our tree, coalesced. */
   private scheduleOwnRecordBroadcast(): void {
     this.dirtyPeers.add(this.selfName);
-    this.broadcastTimer ??= this.clock.setTimer(this.options.topologyDelayMs, () => {
+    // Holding for a data path that has just come up ends with the usual coalescing delay.
+    if (this.holding) {
+      this.broadcastTimer?.cancel();
       this.broadcastTimer = undefined;
-      const names = [...this.dirtyPeers];
-      this.dirtyPeers.clear();
-      // A local change goes to every peer exactly once, along our broadcast tree; a lost link floods (see onBroadcast).
-      const flood = this.ownLinkLost;
-      this.ownLinkLost = false;
-      this.stats.sent += this.channels.relayBroadcast(TOPOLOGY_CHANNEL, this.selfName, this.encode(names), undefined, flood);
-    });
+      this.holding = false;
+    }
+    this.broadcastTimer ??= this.clock.setTimer(this.options.topologyDelayMs, () => this.broadcastOwnRecord());
+  }
+
+  private broadcastOwnRecord(): void {
+    this.broadcastTimer = undefined;
+    // A new link is up before its data path is: the link and, moments later, its being established would be
+    // two broadcasts to every peer. While the data path is being tested (up to ESTABLISH_HOLD_MS: one that
+    // never works is published as not established) ours waits, so one broadcast says both. News of a lost
+    // link does not wait.
+    const hold = this.ownLinkLost ? 0 : this.links.establishingWaitMs(ESTABLISH_HOLD_MS);
+    if (hold > 0) {
+      this.broadcastTimer = this.clock.setTimer(hold, () => this.broadcastOwnRecord());
+      this.holding = true;
+      return;
+    }
+    this.holding = false;
+    const names = new Set([...this.dirtyPeers, ...this.learned.keys()]);
+    this.dirtyPeers.clear();
+    this.learned.clear();
+    // A local change goes to every peer exactly once, along our broadcast tree; a lost link floods (see onBroadcast).
+    const flood = this.ownLinkLost;
+    this.ownLinkLost = false;
+    // Scheduled for learned records that broadcasts have brought everywhere since: nothing left to say.
+    const version = this.topology.get(this.selfName)?.version;
+    if (!flood && names.size === 1 && version === this.broadcastVersion) return;
+    this.broadcastVersion = version;
+    this.stats.sent += this.channels.relayBroadcast(TOPOLOGY_CHANNEL, this.selfName, this.encode(names), undefined, flood);
   }
 
   private encode(names: Iterable<PeerName>): Uint8Array {
@@ -343,10 +391,19 @@ export class TopologyGossip {
     return encodeWith(encodeTopologyDigest, { kind, digest: this.digest() });
   }
 
-  /** Applies received topology; returns what changed (ourselves in `changed` when our version was bumped). */
-  private apply(payload: Uint8Array, from: PeerName): TopologyChange {
+  /**
+   * Applies received topology; returns what changed (ourselves in `changed` when our version was bumped).
+   * A broadcast reaches every peer: records it carries need not join ours.
+   */
+  private apply(payload: Uint8Array, from: PeerName, broadcast = false): TopologyChange {
     // Records of refused incarnations are ignored: they would displace the incarnation that keeps the name.
     const records = decodeWith(decodeTopologyUpdate, payload).filter((r) => !this.links.isRefused(r.name, r.uid));
+    if (broadcast && this.learned.size > 0) {
+      for (const r of records) {
+        const queued = this.learned.get(r.name);
+        if (queued && queued.uid === r.uid && queued.version <= r.version) this.learned.delete(r.name);
+      }
+    }
     const change = this.topology.applyUpdate(records);
     this.requestMissing(records, from);
     if (change.changed.length === 0) return change;
@@ -354,7 +411,7 @@ export class TopologyGossip {
     // get ours, or peers that hold the stale record keep it (the relayed delta skips the sender).
     if (change.changed.includes(this.selfName)) this.scheduleOwnRecordBroadcast();
     this.links.peersHeard(change.changed.filter((name) => name !== this.selfName));
-    this.changed(change.added, 'remote');
+    this.changed(change.added);
     if (change.restarted.length > 0) this.links.peersRestarted(change.restarted);
     this.scheduleGarbageCollection(this.options.gcDelayMs);
     return change;
@@ -407,16 +464,14 @@ export class TopologyGossip {
   }
 
   /**
-   * Every change: routes go stale (the relays' snapshot too when our own links changed), new peers are
-   * reported at once, and `changed()` in batches: the first change after a quiet spell at once, a burst
-   * once per TOPOLOGY_EVENT_BATCH_MS. Listeners compare views over all peers, and a converging mesh brings
+   * Every change: routes go stale, new peers are reported at once, and `changed()` in batches: the first
+   * change after a quiet spell at once, a burst once per TOPOLOGY_EVENT_BATCH_MS. Listeners compare views over all peers, and a converging mesh brings
    * every peer O(N) updates.
    */
-  private changed(added: PeerName[], kind: 'local' | 'remote' = 'local'): void {
+  private changed(added: PeerName[]): void {
     this.changedAt = this.clock.now();
     if (added.length > 0) this.links.peersUp(added);
     this.routesStale = true;
-    if (kind === 'local') this.relayRoutesStale = true;
     this.changePending = true;
     if (this.changeTimer || !this.links.running) return;
     const wait = this.changeReportedAt + TOPOLOGY_EVENT_BATCH_MS - this.clock.now();
