@@ -7,16 +7,15 @@ import { systemRandom, type Random } from '../random.js';
 import { ConnectionError, HandshakeError, OptionsError, WeaveError } from '../errors.js';
 import { MessageTag, type ControlMessage } from '../wire/messages.js';
 import type { PeerRecord } from '../wire/topology.js';
-import type { FeatureRecord } from '../wire/handshake.js';
 import { loadSodium, type SodiumBackend } from '../crypto/sodium.js';
 import { deriveNetworkKey, type NetworkKey } from '../crypto/network-key.js';
-import { Connection, DEFAULT_CONNECTION_TIMINGS, type ConnectionCrypto, type ConnectionTimings } from './connection.js';
+import type { Connection, ConnectionCrypto, ConnectionTimings } from './connection.js';
+import { Links, type Link, type LinkFailure, type LinkStats } from './links.js';
 import { ConnectionMaker, type BackoffOptions, type TargetStatus } from './connection-maker.js';
 import type { Topology } from './topology.js';
 import { TOPOLOGY_DIGEST_CHANNEL } from '../wire/topology-digest.js';
 import type { Routes } from './routes.js';
 import { TOPOLOGY_CHANNEL, TopologyGossip } from './topology-gossip.js';
-import { TokenBucket } from '../token-bucket.js';
 import type { GossipChannel, GossipChannelStats, GossipHandler } from './gossip.js';
 import { GossipChannels, type UnicastMessage } from './gossip-channels.js';
 import { formatPeerName, isPeerName, parsePeerName, randomPeerName, type PeerName } from '../wire/peer-name.js';
@@ -101,20 +100,7 @@ export interface NameCollision {
 /** A data plane to attach (see `attachOverlay`). */
 export type { LinkOverlay, OverlayLink } from './overlay.js';
 
-/** Why a link ended or failed, as reported in events. */
-export interface LinkFailure {
-  /** The dialled target, or the remote address of an inbound connection ("host:port"). */
-  address: string;
-  /** The remote peer, when the handshake got far enough to learn it. */
-  peer?: PeerName;
-  /** What went wrong; `error.code` says why. */
-  error: WeaveError;
-  /**
-   * Bytes the remote sent before the failure: 0 means it never spoke (nothing listening, a dropped SYN,
-   * a silent socket); more means something answered, so a refusal is worth an operator's attention.
-   */
-  bytesReceived: number;
-}
+export type { LinkFailure } from './links.js';
 
 /** Typed events of the router. */
 export interface MeshRouterEvents {
@@ -141,12 +127,6 @@ export interface MeshRouterEvents {
    * name (`kept` is our uid), and by the refused one (`refused` is our uid; see `refusal`).
    */
   'name:collision': (collision: NameCollision) => void;
-}
-
-interface Link {
-  connection: Connection;
-  info: LinkInfo;
-  uid: bigint;
 }
 
 /** Counters for status and metrics. */
@@ -247,20 +227,14 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
   /** How this router listens and dials; a data plane binds its UDP socket through it too. */
   readonly transport: Transport;
   private readonly topologyGossip: TopologyGossip;
-  private readonly links = new Map<PeerName, Link>();
-  private readonly pending = new Set<Connection>();
+  private readonly linkTable: Links;
   private readonly gossip: GossipChannels;
   private readonly peerObjects = new Map<PeerName, Peer>();
   private readonly lastSeenAt = new Map<PeerName, number>();
   private readonly maker: ConnectionMaker;
-  private readonly acceptBucket: TokenBucket;
   private readonly connectionLimit: number;
   private readonly discovery: boolean;
-  private readonly stats: Omit<MeshRouterStats, 'digestsDeferred'> = {
-    acceptsThrottled: 0,
-    connectionsRefused: 0,
-    handshakeFailures: {},
-    terminations: 0,
+  private readonly stats: Omit<MeshRouterStats, 'digestsDeferred' | keyof LinkStats> = {
     unicastUnroutable: 0,
     unknownChannelDropped: 0,
     messagesTooLarge: 0,
@@ -331,12 +305,33 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       onRefusals: (refusals, from) => this.onRefusals(refusals, from),
     });
     this.gossip.reserve(INCARNATION_CHANNEL, this.incarnations);
-    const rate = options.acceptRate ?? { burst: 20, refillMs: 50 };
-    this.acceptBucket = new TokenBucket(this.clock, rate.burst, rate.refillMs);
+    this.linkTable = new Links({
+      selfName: this.selfName,
+      uid: this.uid,
+      clock: this.clock,
+      random: this.random,
+      connectionLimit: this.connectionLimit,
+      acceptRate: options.acceptRate ?? { burst: 20, refillMs: 50 },
+      timings: options.timings,
+      localFeatures: () => ({ name: this.selfName, nickname: this.nickname, uid: this.uid, listenPort: this.listenPort, capabilities: [] }),
+      crypto: () => this.crypto,
+      connectSocket: (host, port) => (options.connectSocket ? options.connectSocket(host, port) : this.transport.connect(host, port)),
+      running: () => this.state === 'running',
+      refusal: () => this.refusedWith,
+      vet: (connection) => this.vetIncarnation(connection),
+      dataPlane: () => this.overlay !== undefined,
+      message: (link, message) => this.onMessage(link, message),
+      admitted: (link) => this.onLinkUp(link),
+      closing: (link, error) => {
+        this.emit('connection:down', { ...link.info }, error);
+      },
+      closed: (link) => this.onLinkDown(link),
+      failed: (failure) => this.emit('connection:failed', failure),
+    });
     this.maker = new ConnectionMaker({
       clock: this.clock,
       random: this.random,
-      dial: (address) => this.dial(address),
+      dial: (address) => this.linkTable.dial(address),
       discovery: this.discovery,
       ...(options.backoff ? { backoff: options.backoff } : {}),
     });
@@ -385,6 +380,11 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   private get topology(): Topology {
     return this.topologyGossip.topology;
+  }
+
+  /** Our links by neighbour. */
+  private get links(): ReadonlyMap<PeerName, Link> {
+    return this.linkTable.byPeer;
   }
 
   /** Our own peer. */
@@ -468,7 +468,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
 
   private async listen(signal: AbortSignal | undefined): Promise<void> {
     const { host, port } = parseListenAddress(this.options.listen || `0.0.0.0:${DEFAULT_PORT}`);
-    const listening = this.transport.listen(host, port, (socket) => this.onInbound(socket));
+    const listening = this.transport.listen(host, port, (socket) => this.linkTable.accept(socket));
     const server = await new Promise<StreamListener>((resolve, reject) => {
       const onAbort = (): void => {
         // A listener that opens after the abort is closed at once.
@@ -504,8 +504,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
     this.incarnations.close();
     this.gossipTimer?.cancel();
     this.topologyGossip.stop();
-    for (const connection of this.pending) connection.close(new ConnectionError('closed', 'router stopped'));
-    for (const link of [...this.links.values()]) link.connection.close(new ConnectionError('closed', 'router stopped'));
+    this.linkTable.closeAll(new ConnectionError('closed', 'router stopped'));
     const server = this.server;
     if (server) await server.close();
     await this.overlay?.stop?.();
@@ -652,121 +651,16 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       gossip,
       ...(this.refusedWith ? { refused: this.refusedWith.message } : {}),
       refusals: this.incarnations.list().map((r) => ({ name: formatPeerName(r.name), refused: String(r.refused), kept: String(r.kept) })),
-      stats: { ...this.stats, handshakeFailures: { ...this.stats.handshakeFailures }, digestsDeferred: this.topologyGossip.digestsDeferred },
+      stats: {
+        ...this.linkTable.stats,
+        handshakeFailures: { ...this.linkTable.stats.handshakeFailures },
+        ...this.stats,
+        digestsDeferred: this.topologyGossip.digestsDeferred,
+      },
     };
   }
 
-  // ---- links ----
-
-  private localFeatures(): Omit<FeatureRecord, 'connectionId'> {
-    return { name: this.selfName, nickname: this.nickname, uid: this.uid, listenPort: this.listenPort, capabilities: [] };
-  }
-
-  private linkCount(): number {
-    return this.links.size + this.pending.size;
-  }
-
-  private atLimit(): boolean {
-    return this.connectionLimit > 0 && this.linkCount() >= this.connectionLimit;
-  }
-
-  private newConnection(socket: StreamSocket, outbound: boolean, address?: string): Connection {
-    const connection = new Connection({
-      socket,
-      outbound,
-      ...(address !== undefined ? { address } : {}),
-      local: this.localFeatures(),
-      ...(this.crypto ? { crypto: this.crypto } : {}),
-      clock: this.clock,
-      random: this.random,
-      ...(this.options.timings ? { timings: this.options.timings } : {}),
-    });
-    this.pending.add(connection);
-    connection.once('close', () => this.pending.delete(connection));
-    return connection;
-  }
-
-  private onInbound(socket: StreamSocket): void {
-    if (this.state !== 'running' || this.refusedWith) {
-      socket.destroy();
-      return;
-    }
-    if (!this.acceptBucket.tryTake()) {
-      this.stats.acceptsThrottled += 1;
-      socket.destroy();
-      return;
-    }
-    if (this.atLimit()) {
-      this.stats.connectionsRefused += 1;
-      socket.destroy();
-      return;
-    }
-    const connection = this.newConnection(socket, false);
-    connection
-      .handshake()
-      .then(() => this.vetIncarnation(connection))
-      .then(
-        () => {
-          try {
-            this.admit(connection);
-          } catch (error) {
-            this.reportFailure(connection.remoteAddress, error, connection);
-          }
-        },
-        (error: unknown) => this.reportFailure(connection.remoteAddress, error, connection),
-      );
-  }
-
-  /** Dials one target; resolves with the remote peer once a link to it is up. */
-  private async dial(address: string): Promise<PeerName> {
-    if (this.refusedWith) throw this.refusedWith;
-    if (this.state !== 'running') throw new ConnectionError('closed', 'router is not running');
-    if (this.atLimit()) {
-      throw new ConnectionError('connection-limit', `not dialling ${address}: the connection limit of ${this.connectionLimit} is reached`);
-    }
-    const { host, port } = parseHostPort(address);
-    const socket = this.options.connectSocket ? this.options.connectSocket(host, port) : this.transport.connect(host, port);
-    const connection = this.newConnection(socket, true, address);
-    try {
-      const connectTimeoutMs = this.options.timings?.handshakeTimeoutMs ?? DEFAULT_CONNECTION_TIMINGS.handshakeTimeoutMs;
-      await new Promise<void>((resolve, reject) => {
-        if (!socket.connecting && socket.remoteAddress !== undefined) {
-          resolve(); // an injected socket that is already connected
-          return;
-        }
-        // A silently dropped SYN would otherwise hold a pending slot for minutes.
-        const deadline = this.clock.setTimer(connectTimeoutMs, () =>
-          connection.close(new ConnectionError('handshake-timeout', `connecting to ${address} timed out after ${connectTimeoutMs} ms`)),
-        );
-        socket.once('connect', () => {
-          deadline.cancel();
-          resolve();
-        });
-        connection.once('close', (error) => {
-          deadline.cancel();
-          reject(error ?? new ConnectionError('closed', `connection to ${address} closed`));
-        });
-      });
-      await connection.handshake();
-      await this.vetIncarnation(connection);
-      return this.admit(connection);
-    } catch (error) {
-      const failure = this.reportFailure(address, error, connection);
-      // A duplicate means a link to that peer is up after all: the dial's goal is met.
-      const remote = connection.remoteIfKnown;
-      if (failure.code === 'duplicate-connection' && remote && this.links.has(remote.name)) return remote.name;
-      throw failure;
-    }
-  }
-
-  private reportFailure(address: string, error: unknown, connection: Connection): WeaveError {
-    const failure = error instanceof WeaveError ? error : new ConnectionError('protocol', String(error), { cause: error });
-    connection.close(failure);
-    this.stats.handshakeFailures[failure.code] = (this.stats.handshakeFailures[failure.code] ?? 0) + 1;
-    const peer = connection.remoteIfKnown?.name;
-    this.emit('connection:failed', { address, ...(peer !== undefined ? { peer } : {}), error: failure, bytesReceived: connection.bytesReceived });
-    return failure;
-  }
+  // ---- links (see links.ts): incarnation checks, what an admitted or closed link changes ----
 
   /**
    * A newcomer using a name we know as reachable under another uid is a restart, unless the incarnation
@@ -849,82 +743,30 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       if (link.info.peer === from) this.emit('connection:failed', { address: link.info.remoteAddress, peer: from, error: this.refusedWith, bytesReceived: link.connection.bytesReceived });
       link.connection.close(this.refusedWith);
     }
-    for (const connection of [...this.pending]) connection.close(this.refusedWith);
+    for (const connection of [...this.linkTable.pending]) connection.close(this.refusedWith);
   }
 
-  /** Decides whether a handshaken connection becomes the link to its peer; throws if not. */
-  private admit(connection: Connection): PeerName {
-    const remote = connection.remote;
-    if (this.state !== 'running') throw new ConnectionError('closed', 'router is stopping');
-    if (remote.name === this.selfName) {
-      if (remote.uid === this.uid) throw new HandshakeError('connect-to-self', `${connection.remoteAddress} is this peer itself`);
-      throw new HandshakeError(
-        'name-collision',
-        `${connection.remoteAddress} uses our peer name ${formatPeerName(this.selfName)}: give every peer a unique name (cloned machine id?)`,
-      );
-    }
-    const existing = this.links.get(remote.name);
-    let replaced: { link: Link; error: WeaveError } | undefined;
-    if (existing) {
-      if (existing.uid === remote.uid) {
-        // Both ends compare the same ids, so both keep the same connection.
-        const why = `a link to ${formatPeerName(remote.name)} already exists`;
-        if (connection.id === existing.connection.id) {
-          existing.connection.close(new ConnectionError('duplicate-connection', `${why} with an equal id: closing both`));
-        }
-        if (connection.id >= existing.connection.id) throw new ConnectionError('duplicate-connection', why);
-        replaced = { link: existing, error: new ConnectionError('duplicate-connection', 'replaced by a simultaneous link with a lower id') };
-      } else {
-        const why = `${formatPeerName(remote.name)} restarted: replacing the link to its old incarnation`;
-        replaced = { link: existing, error: new ConnectionError('closed', why) };
-      }
-    }
-    this.pending.delete(connection);
-    const now = this.clock.now();
-    const link: Link = {
-      connection,
-      uid: remote.uid,
-      info: {
-        peer: remote.name,
-        nickname: remote.nickname,
-        remoteAddress: connection.remoteAddress,
-        listenAddress: connection.remoteListenAddress,
-        outbound: connection.outbound,
-        // Without a data plane a link is usable as soon as it is up; with one, the data plane decides.
-        established: this.overlay === undefined,
-        encrypted: connection.encrypted,
-        since: now,
-        lastReceived: now,
-      },
-    };
-    // The new link takes the slot before the old one closes, so the peer never looks unreachable.
-    this.links.set(remote.name, link);
-    replaced?.link.connection.close(replaced.error);
-    this.lastSeenAt.set(remote.name, now);
-    connection.on('message', (message) => this.onMessage(link, message));
-    connection.once('close', (error) => this.onLinkClosed(link, error));
-    connection.start();
-    const known = this.topology.get(remote.name);
-    this.updateLocalTopology(remote.name);
-    if (known && known.uid !== remote.uid) this.emit('peer:restarted', this.peer(remote.name) as Peer);
+  /** A link was admitted (see Links): topology, gossip, the data plane and listeners learn of it. */
+  private onLinkUp(link: Link): void {
+    const peer = link.info.peer;
+    this.lastSeenAt.set(peer, link.info.since);
+    const known = this.topology.get(peer);
+    this.updateLocalTopology(peer);
+    if (known && known.uid !== link.uid) this.emit('peer:restarted', this.peer(peer) as Peer);
     this.sendAllGossipTo(link);
     this.overlay?.linkUp({
-      peer: remote.name,
-      connectionId: connection.id,
-      outbound: connection.outbound,
-      remoteHost: connection.remoteHost,
-      remotePort: remote.listenPort,
-      keys: connection.datagramKeys,
+      peer,
+      connectionId: link.connection.id,
+      outbound: link.connection.outbound,
+      remoteHost: link.connection.remoteHost,
+      remotePort: link.connection.remote.listenPort,
+      keys: link.connection.datagramKeys,
     });
     this.emit('connection:up', { ...link.info });
-    return remote.name;
   }
 
-  private onLinkClosed(link: Link, error: WeaveError | undefined): void {
-    this.stats.terminations += 1;
-    this.emit('connection:down', { ...link.info }, error);
-    if (this.links.get(link.info.peer) !== link) return; // already replaced by a newer link
-    this.links.delete(link.info.peer);
+  /** A link that held its neighbour's slot closed. */
+  private onLinkDown(link: Link): void {
     this.overlay?.linkDown(link.info.peer);
     if (this.state === 'running') this.updateLocalTopology(link.info.peer, true);
   }
