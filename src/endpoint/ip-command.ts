@@ -1,23 +1,12 @@
 // IpCommand: runs iproute2 (`ip …`) for kernel endpoints; injectable so tests and other hosts can substitute it.
-import { execFile } from 'node:child_process';
 import { EndpointError, OptionsError } from '../errors.js';
+import { systemNetCommand } from '../ethernet/net-command.js';
 
 /** Runs `ip` with arguments and returns its standard output; rejects with `EndpointError('command-failed')`. */
 export type IpCommand = (args: readonly string[]) => Promise<string>;
 
 /** The real `ip` binary (iproute2) on the PATH. */
-export const systemIpCommand: IpCommand = (args) =>
-  new Promise((resolve, reject) => {
-    execFile('ip', [...args], { timeout: 10_000, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (!error) {
-        resolve(stdout);
-        return;
-      }
-      const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-      const detail = missing ? 'the `ip` command is not installed (Debian: apt-get install iproute2)' : String(stderr).trim() || error.message;
-      reject(new EndpointError('command-failed', `ip ${args.join(' ')}: ${detail}`, { cause: error }));
-    });
-  });
+export const systemIpCommand: IpCommand = (args) => systemNetCommand(['ip', ...args]);
 
 /** True when the failure says the object (link, address, route) is already there. */
 export function isExistsError(error: unknown): boolean {
