@@ -6,8 +6,6 @@
 import { EndpointError, OptionsError } from '../errors.js';
 import { systemNetCommand, type NetCommand } from './net-command.js';
 
-export { systemNetCommand, type NetCommand } from './net-command.js';
-
 /** Bytes and packets a device sent and received, from the kernel's counters. */
 export interface VxlanCounters {
   rxBytes: number;

@@ -5,6 +5,7 @@ import type { Random } from '../random.js';
 import { ConnectionError, HandshakeError, WeaveError } from '../errors.js';
 import type { ControlMessage } from '../wire/messages.js';
 import type { FeatureRecord } from '../wire/handshake.js';
+import type { ConnectionSummary } from '../wire/topology.js';
 import { formatPeerName, type PeerName } from '../wire/peer-name.js';
 import { TokenBucket } from '../token-bucket.js';
 import { Connection, DEFAULT_CONNECTION_TIMINGS, type ConnectionCrypto, type ConnectionTimings } from './connection.js';
@@ -174,6 +175,21 @@ export class Links {
       if (failure.code === 'duplicate-connection' && remote && this.byPeer.has(remote.name)) return remote.name;
       throw failure;
     }
+  }
+
+  /** Our links as our own topology record lists them, sorted by peer. */
+  connections(): ConnectionSummary[] {
+    return [...this.byPeer.values()]
+      .map((l) => ({ peer: l.info.peer, address: l.info.listenAddress, outbound: l.info.outbound, established: l.info.established }))
+      .sort((a, b) => a.peer - b.peer);
+  }
+
+  /** How long until each link not yet established is established or has been up for `holdMs`; 0 when none waits. */
+  establishingWaitMs(holdMs: number): number {
+    const now = this.host.clock.now();
+    let wait = 0;
+    for (const l of this.byPeer.values()) if (!l.info.established) wait = Math.max(wait, l.info.since + holdMs - now);
+    return wait;
   }
 
   /** Closes every link and every connection in handshake. */

@@ -343,17 +343,9 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       gcDelayMs: options.gcDelayMs ?? 1000,
       gossipIntervalMs: options.gossipIntervalMs ?? 30_000,
       links: {
-        connections: () =>
-          [...this.links.values()]
-            .map((l) => ({ peer: l.info.peer, address: l.info.listenAddress, outbound: l.info.outbound, established: l.info.established }))
-            .sort((a, b) => a.peer - b.peer),
+        connections: () => this.linkTable.connections(),
         linkUid: (peer) => this.links.get(peer)?.uid,
-        establishingWaitMs: (holdMs) => {
-          const now = this.clock.now();
-          let wait = 0;
-          for (const l of this.links.values()) if (!l.info.established) wait = Math.max(wait, l.info.since + holdMs - now);
-          return wait;
-        },
+        establishingWaitMs: (holdMs) => this.linkTable.establishingWaitMs(holdMs),
         sendTo: (peer, message) => {
           const link = this.links.get(peer);
           return link !== undefined && this.sendTo(link, message);

@@ -3,7 +3,8 @@
 // broadcast does not (flooding to the device is off), and removal leaves no entry and no device.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { KernelVxlan, systemNetCommand, type NetCommand } from '../../src/ethernet/kernel-vxlan.js';
+import { KernelVxlan } from '../../src/ethernet/kernel-vxlan.js';
+import { systemNetCommand, type NetCommand } from '../../src/ethernet/net-command.js';
 import { canUseNetns, NetnsLab } from '../helpers/netns.js';
 
 const support = canUseNetns();

@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { EndpointError, OptionsError } from '../../../src/errors.js';
-import { KernelVxlan, parseFdbRemotes, parseLinkCounters, type NetCommand } from '../../../src/ethernet/kernel-vxlan.js';
+import { KernelVxlan, parseFdbRemotes, parseLinkCounters } from '../../../src/ethernet/kernel-vxlan.js';
+import type { NetCommand } from '../../../src/ethernet/net-command.js';
 
 /** A NetCommand that records every command and fails the ones `fail` picks. */
 function recorder(fail: (argv: readonly string[]) => string | undefined = () => undefined): { run: NetCommand; calls: string[] } {
