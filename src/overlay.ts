@@ -15,9 +15,13 @@ import type { ConnectionTimings } from './mesh/connection.js';
 import { Peer, type LinkInfo } from './mesh/peer.js';
 import type { NetworkKey } from './crypto/network-key.js';
 import { DataPlane } from './ethernet/data-plane.js';
+import { probeMacOf, type FastPathTimings } from './ethernet/fast-path.js';
+import { KernelVxlan } from './ethernet/kernel-vxlan.js';
+import { systemNetCommand, type NetCommand } from './ethernet/net-command.js';
+import { encryptedRefusal, isTrusted, parseTrustedSubnets, probeEsp } from './endpoint/fast-path-policy.js';
 import type { SleeveTimings } from './ethernet/sleeve.js';
 import type { PortId } from './ethernet/mac-table.js';
-import { formatMac, parseMac, randomMac } from './ethernet/frame.js';
+import { formatMac, macAt, parseMac, randomMac } from './ethernet/frame.js';
 import { MemoryNic } from './nic/memory-nic.js';
 import { TapNic } from './nic/tap-nic.js';
 import type { Nic } from './nic/nic.js';
@@ -95,6 +99,8 @@ export interface OverlayTuning {
   backoff?: Overrides<BackoffOptions> | undefined;
   /** Data plane: UDP heartbeat and MTU probe timing. */
   sleeve?: Overrides<SleeveTimings> | undefined;
+  /** Fast datapath: heartbeat timing of the VXLAN tunnels and their health timeout. */
+  fastPath?: Overrides<FastPathTimings> | undefined;
   /** IPAM retry period (default 5 s). */
   ipamTickMs?: number | undefined;
 }
@@ -131,6 +137,16 @@ export interface OverlayOptions {
   mtu?: number | undefined;
   /** Never send fragmented UDP on the underlay: discover each path's MTU instead. */
   noFragmentation?: boolean | undefined;
+  /**
+   * Kernel endpoints: carry unicast between bridges in kernel VXLAN tunnels (UDP port = listen port + 1)
+   * where both peers run one and the link may go unencrypted, with the sleeve as fallback (default true).
+   */
+  fastdp?: boolean | undefined;
+  /**
+   * Underlay subnets (CIDR) whose peers' links may skip encryption: with a password, only links to peers
+   * inside them take the fast path (Weave Net's `--trusted-subnets`). Default none.
+   */
+  trustedSubnets?: string[] | undefined;
   /** TCP tunables of in-process endpoints (buffers, RTO bounds, user timeout, keep-alive, congestion control); see docs/tcp.md. */
   tcp?: TcpConfigOptions | undefined;
   /** A pino-compatible logger (default: silent). */
@@ -154,6 +170,8 @@ export interface OverlayOptions {
     netnsRunDir?: string | undefined;
     netnsConfigDir?: string | undefined;
     openTap?: ((name: string, mtu: number) => Promise<Nic>) | undefined;
+    /** Runs `ip` and `bridge` for the fast path (default the real commands; off when only `ipCommand` is replaced). */
+    netCommand?: NetCommand | undefined;
   } | undefined;
 }
 
@@ -275,6 +293,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private readonly warnings: string[] = [];
   private readonly handshakeFailures: HandshakeFailureLog;
   private tap: Nic | undefined;
+  /** The fast path's probe TAP (heartbeats through the tunnels), while it runs. */
+  private probeTap: Nic | undefined;
   private kernelReady: Promise<void> | undefined;
   private lifecycle: OverlayState = 'new';
   private startPromise: Promise<void> | undefined;
@@ -447,7 +467,9 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     }
     await this.dns?.stop();
     await this.ipam?.stop({ transfer });
-    await this.router.stop();
+    await this.router.stop(); // the data plane stops with it and removes the fast path's tunnels
+    await this.probeTap?.close();
+    this.probeTap = undefined;
     await this.tap?.close();
     this.tap = undefined;
     if (detach && this.kernelReady) await this.kernel.removeBridge().catch(() => undefined);
@@ -513,6 +535,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     if (this.memory.has(key)) return this.detachMemory(key);
     if (this.kernelEndpoints.has(key)) {
       const info = await this.kernelEndpoints.detach(key);
+      const mac = info ? parseMac(info.mac) : undefined;
+      if (mac) this.dataPlane.forgetLocalMacs([macAt(mac, 0)]);
       if (info) this.emit('endpoint:detached', info);
       return;
     }
@@ -749,13 +773,60 @@ export class Overlay extends EventEmitter<OverlayEvents> {
         throw error;
       }
       this.tap = tap;
-      this.dataPlane.attach(tap);
+      const port = this.dataPlane.attach(tap);
       this.logger.info({ bridge: this.kernel.bridge, tap: tap.name, mtu: this.mtu }, 'kernel bridge ready');
+      if (port !== undefined) await this.startFastPath(port);
+      else this.dataPlane.setFastPathOff('the bridge came up before the data plane started');
     })().catch((error: unknown) => {
       this.kernelReady = undefined;
       throw error;
     });
     return this.kernelReady;
+  }
+
+  /**
+   * Starts the fast path on the new bridge: removes tunnels of an earlier run, isolates the TAP from the
+   * tunnels, opens the probe TAP. It never fails the bridge: when the kernel refuses, links stay on the
+   * sleeve and status says why.
+   */
+  private async startFastPath(bridgePort: PortId): Promise<void> {
+    const o = this.options;
+    const off = (reason: string): void => this.dataPlane.setFastPathOff(reason);
+    if (o.fastdp === false) return off('turned off (fastdp: false, --no-fastdp)');
+    const run = o.kernel?.netCommand ?? (o.ipCommand ? undefined : systemNetCommand);
+    if (!run) return off('ipCommand is replaced without kernel.netCommand: the fast path would run the real `bridge` command');
+    const port = this.router.port + 1;
+    if (this.router.port === 0 || port > 65535) return off(`no VXLAN port: it is the listen port + 1, and the listen port is ${this.router.port}`);
+    const trusted = parseTrustedSubnets(o.trustedSubnets ?? []);
+    let encrypted: string | undefined;
+    if (this.router.encrypted) {
+      encrypted = encryptedRefusal(await probeEsp(run));
+      if (trusted.length === 0) return off(encrypted);
+    }
+    const kernel = new KernelVxlan({ bridge: this.kernel.bridge, port, mtu: this.mtu, command: run });
+    const openTap = o.kernel?.openTap ?? ((name: string, mtu: number) => TapNic.open({ name, mtu }));
+    let probe: Nic | undefined;
+    try {
+      for (const device of await kernel.tunnels()) await kernel.destroyTunnel(device);
+      await kernel.isolate(this.kernel.tapName);
+      probe = await openTap(`${this.kernel.bridge}-fdp`, this.mtu);
+      await kernel.plugProbe(probe.name, formatMac(probeMacOf(this.router.selfName)));
+    } catch (error) {
+      await probe?.close();
+      const reason = `the kernel refused to set it up: ${(error as Error).message}`;
+      this.warn(`fast datapath off, links use the sleeve: ${reason}`);
+      return off(reason);
+    }
+    this.probeTap = probe;
+    this.dataPlane.enableFastPath({
+      kernel,
+      probe,
+      bridgePort,
+      refusal: (underlay) => (encrypted === undefined || isTrusted(trusted, underlay) ? undefined : encrypted),
+      warn: (message) => this.warn(message),
+      ...(o.tuning?.fastPath ? { timings: o.tuning.fastPath } : {}),
+    });
+    this.logger.info({ port, trustedSubnets: o.trustedSubnets ?? [] }, 'fast datapath ready');
   }
 
   /** In-process endpoints never outlive their process: allocations a previous run left for them are freed. */
@@ -871,6 +942,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       this.emit('warning', c.message);
     });
     this.dataPlane.onLinkChange(() => this.scheduleLinkReport());
+    this.dataPlane.onFastPathChange(() => this.scheduleLinkReport());
     this.ipam?.on('allocated', (id, a) => this.emit('ipam:allocated', id, a));
     this.ipam?.on('released', (id, a) => this.emit('ipam:released', id, a));
     this.ipam?.on('conflict', (c) => {
@@ -1010,6 +1082,10 @@ function validateOverlayOptions(o: OverlayOptions): void {
     }
   });
   if (o.dataDir !== undefined && (typeof o.dataDir !== 'string' || o.dataDir.length === 0)) throw new OptionsError('dataDir must be a directory path');
+  if (o.trustedSubnets !== undefined) {
+    if (!Array.isArray(o.trustedSubnets)) throw new OptionsError('trustedSubnets must be a list of CIDR strings like 10.0.0.0/8');
+    parseTrustedSubnets(o.trustedSubnets);
+  }
   const dns = o.dns;
   if (dns && dns.listen !== undefined) parseListenAddress(dns.listen, 53);
   if (dns && dns.exposedPort !== undefined && (!Number.isInteger(dns.exposedPort) || dns.exposedPort < 1 || dns.exposedPort > 65535)) {

@@ -186,15 +186,16 @@ export const AGENT_OVERLAY = { a: '10.251.2.1', b: '10.251.2.2', prefixLength: 2
 /**
  * The product path: `weave-ts launch` in each namespace (encrypted, IPAM, DNS), the host exposed on the
  * overlay's bridge, so traffic goes host → bridge → TAP → sleeve and back, as it does for attached
- * namespaces. `mtu` is the endpoint MTU (`--mtu`; the default is Weave's 1376).
+ * namespaces. `mtu` is the endpoint MTU (`--mtu`; the default is Weave's 1376). With `fastdp`, the underlay
+ * is a trusted subnet, so unicast between the bridges takes the agents' kernel VXLAN tunnel instead.
  */
-export function weaveAgent(options: { mtu: number }): System {
+export function weaveAgent(options: { mtu: number; fastdp?: boolean }): System {
   let lab: NetnsLab | undefined;
   const agents: ChildProcess[] = [];
   let dataDir: string | undefined;
   const cliPath = new URL('../../src/cli/main.js', import.meta.url).pathname;
   return {
-    name: `weave-ts agent mtu ${options.mtu}`,
+    name: `weave-ts agent ${options.fastdp ? 'fastdp ' : ''}mtu ${options.mtu}`,
     async unavailable() {
       if (!existsSync(cliPath)) return `${cliPath} is missing (run npm run build)`;
       if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
@@ -216,6 +217,7 @@ export function weaveAgent(options: { mtu: number }): System {
           '--password-file', join(dir, 'password'), '--ipalloc-range', `${overlay.split('.').slice(0, 3).join('.')}.0/${AGENT_OVERLAY.prefixLength}`,
           '--ipalloc-init', 'consensus=1', '--bridge', `${lab.prefix}br`, '--mtu', String(options.mtu),
           '--data-dir', join(dir, side.host), '--log-level', 'error',
+          ...(options.fastdp ? ['--trusted-subnets', `${side.address.split('.').slice(0, 3).join('.')}.0/24`] : ['--no-fastdp']),
         ];
         const agent = lab.spawn(side.host, args);
         agents.push(agent);
@@ -223,6 +225,13 @@ export function weaveAgent(options: { mtu: number }): System {
         await lab.execOk(side.host, [process.execPath, cliPath, 'expose', '--ip', `${overlay}/${AGENT_OVERLAY.prefixLength}`, '--data-dir', join(dir, side.host)]);
       }
       await waitForPing(lab, a.host, AGENT_OVERLAY.b, 30_000);
+      if (options.fastdp) {
+        // Measure the tunnel, not the sleeve it starts on: wait until both agents say the link is fast.
+        for (const side of [a, b]) {
+          await waitFor(() => agentSaysFast(theLab, side.host, cliPath, join(dir, side.host)), 20_000, `fastdp on ${side.host}`);
+        }
+        await waitForPing(lab, a.host, AGENT_OVERLAY.b, 10_000);
+      }
       return { addrA: AGENT_OVERLAY.a, addrB: AGENT_OVERLAY.b, pids: agents.map((x) => x.pid).filter((p): p is number => p !== undefined) };
     },
     async teardown() {
@@ -234,9 +243,62 @@ export function weaveAgent(options: { mtu: number }): System {
   };
 }
 
+/** Overlay addresses of the hand-built VXLAN system. */
+export const VXLAN_OVERLAY = { a: '10.251.3.1', b: '10.251.3.2', prefixLength: 24, vni: 4242, port: 4789 } as const;
+
+/**
+ * Kernel VXLAN set up by hand: a bridge in each namespace holding the overlay address, a VXLAN device to
+ * the other side on it, at Weave's MTU (1376): what the agent's fast path programs, without the agent.
+ */
+export function handVxlan(options: { mtu: number }): System {
+  let lab: NetnsLab | undefined;
+  return {
+    name: `kernel VXLAN by hand mtu ${options.mtu}`,
+    async setup(theLab, a, b) {
+      lab = theLab;
+      for (const [side, other, overlay] of [[a, b, VXLAN_OVERLAY.a], [b, a, VXLAN_OVERLAY.b]] as const) {
+        const br = `${lab.prefix}vb`;
+        const vx = `${lab.prefix}vx`;
+        await lab.execOk(side.host, ['ip', 'link', 'add', br, 'mtu', String(options.mtu), 'type', 'bridge']);
+        await lab.execOk(side.host, ['ip', 'link', 'add', vx, 'type', 'vxlan', 'id', String(VXLAN_OVERLAY.vni), 'remote', other.address, 'dstport', String(VXLAN_OVERLAY.port)]);
+        await lab.execOk(side.host, ['ip', 'link', 'set', vx, 'mtu', String(options.mtu), 'master', br, 'up']);
+        await lab.execOk(side.host, ['ip', 'addr', 'add', `${overlay}/${VXLAN_OVERLAY.prefixLength}`, 'dev', br]);
+        await lab.execOk(side.host, ['ip', 'link', 'set', br, 'up']);
+      }
+      await waitForPing(lab, a.host, VXLAN_OVERLAY.b);
+      return { addrA: VXLAN_OVERLAY.a, addrB: VXLAN_OVERLAY.b, pids: [] };
+    },
+    async teardown() {
+      if (lab === undefined) return;
+      for (const host of ['a', 'b']) {
+        for (const dev of [`${lab.prefix}vx`, `${lab.prefix}vb`]) await lab.exec(host, ['ip', 'link', 'del', dev]);
+      }
+    },
+  };
+}
+
 /** Every system, in report order: the ceiling first, then the peers, then ours. */
 export function allSystems(): System[] {
-  return [rawVeth(), wireguardGo(), weaveTs({ encrypted: true }), weaveTs({ encrypted: false }), weaveAgent({ mtu: 1376 }), weaveAgent({ mtu: 65_000 })];
+  return [
+    rawVeth(),
+    handVxlan({ mtu: 1376 }),
+    wireguardGo(),
+    weaveTs({ encrypted: true }),
+    weaveTs({ encrypted: false }),
+    weaveAgent({ mtu: 1376 }),
+    weaveAgent({ mtu: 65_000 }),
+    weaveAgent({ mtu: 1376, fastdp: true }),
+  ];
+}
+
+/** True when the agent's status shows a direct link whose datapath is `fastdp`. */
+function agentSaysFast(lab: NetnsLab, host: string, cliPath: string, dataDir: string): boolean {
+  try {
+    const out = execFileSync('ip', ['netns', 'exec', lab.ns(host), process.execPath, cliPath, 'status', '--json', '--data-dir', dataDir], { encoding: 'utf8', timeout: 10_000 });
+    return (JSON.parse(out) as { links: { direct: boolean; datapath: string }[] }).links.some((l) => l.direct && l.datapath === 'fastdp');
+  } catch {
+    return false;
+  }
 }
 
 /** Pings `address` from `host` until one reply comes back (tunnels need a handshake first). */

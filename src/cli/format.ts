@@ -41,6 +41,7 @@ export function formatStatus(s: OverlayStatus): string {
       ['Peers', `${r.peers.length} (${reachable} reachable)`],
       ...(s.bridge ? ([['Bridge', `${s.bridge.name} (tap ${s.bridge.tap}, mtu ${s.bridge.mtu})`]] as [string, string][]) : []),
       ...(s.exposed ? ([['Exposed', s.exposed]] as [string, string][]) : []),
+      ['FastDatapath', fastPathLine(s)],
       ['Endpoints', String(s.endpoints.length)],
     ]),
   ];
@@ -77,18 +78,24 @@ export function formatStatus(s: OverlayStatus): string {
   if (s.links.length > 0) {
     parts.push(
       table(
-        ['PEER', 'NICKNAME', 'PATH', 'STATE', 'MODE', 'MTU', 'ENCRYPTED'],
+        ['PEER', 'NICKNAME', 'PATH', 'STATE', 'DATAPATH', 'MODE', 'MTU', 'ENCRYPTED'],
         s.links.map((l) => [
           l.peer,
           l.nickname,
           l.direct ? 'direct' : l.via ? `via ${l.via}` : '-',
           l.established ? 'established' : 'pending',
+          l.state === 'unreachable' ? '-' : l.datapath,
           l.mode,
           l.mtu === undefined ? '-' : String(l.mtu),
           l.encrypted ? 'yes' : 'NO',
         ]),
       ),
     );
+  }
+  // With the fast path on, say why each direct link that could use it does not (off: the FastDatapath line says why).
+  if (s.dataPlane.fastPath.enabled) {
+    const reasons = s.links.flatMap((l) => (l.state !== 'unreachable' && l.direct && l.datapath === 'sleeve' ? [`sleeve to ${l.nickname || l.peer}: ${l.datapathReason ?? ''}`] : []));
+    if (reasons.length > 0) parts.push(reasons.join('\n'));
   }
   if (s.handshakeFailures.length > 0) {
     parts.push(
@@ -130,4 +137,12 @@ export function formatEndpoints(endpoints: readonly EndpointInfo[]): string {
 function forwardingLine(servers: NonNullable<OverlayStatus['dns']>['servers']): string {
   const sum = (key: 'forwarded' | 'upstreamErrors' | 'upstreamTimeouts' | 'loopsRefused' | 'ownUpstreamsSkipped'): number => servers.reduce((n, x) => n + x[key], 0);
   return `${sum('forwarded')} relayed, ${sum('upstreamErrors')} upstream errors, ${sum('upstreamTimeouts')} timeouts, ${sum('loopsRefused') + sum('ownUpstreamsSkipped')} loops stopped`;
+}
+
+/** The fast path in one line: on with its port and how many links use it, or off and why. */
+function fastPathLine(s: OverlayStatus): string {
+  const f = s.dataPlane.fastPath;
+  if (!f.enabled) return `off (${f.reason ?? 'not running'})`;
+  const fast = f.links.filter((l) => l.mode === 'fastdp').length;
+  return `on (VXLAN UDP port ${f.port ?? '?'}, ${fast} of ${f.links.length} direct links fast)`;
 }

@@ -32,8 +32,9 @@ export const LAUNCH_FLAGS: FlagSpec = {
     api: {},
     'conn-limit': {},
     'log-level': {},
+    'trusted-subnets': {},
   },
-  booleans: ['no-dns', 'no-discovery', 'no-fragmentation', 'no-ipam'],
+  booleans: ['no-dns', 'no-discovery', 'no-fragmentation', 'no-ipam', 'no-fastdp'],
 };
 
 /** The data dir when none is given: system-wide for root, per user otherwise. */
@@ -54,6 +55,13 @@ export function parseIpamInit(text: string | undefined, peerCount: number): Ipam
   const seed = /^seed=(.+)$/.exec(text);
   if (seed) return { seed: (seed[1] as string).split(',').map((s) => s.trim()).filter((s) => s.length > 0) };
   throw new OptionsError(`--ipalloc-init "${text}" is not understood: use consensus=N, seed=NAME,NAME,… or observer`);
+}
+
+/** Parses `--trusted-subnets CIDR,CIDR,…` (checked as CIDRs by the overlay). */
+function trustedSubnets(text: string): string[] {
+  const list = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (list.length === 0) throw new OptionsError('--trusted-subnets needs at least one CIDR, like 10.0.0.0/8,192.168.1.0/24');
+  return list;
 }
 
 /** Builds overlay options from launch flags (reads the password file); throws OptionsError on bad input. */
@@ -96,6 +104,8 @@ export async function launchOptions(args: ParsedArgs, env: NodeJS.ProcessEnv): P
     ...(connectionLimit !== undefined ? { connectionLimit } : {}),
     ...(args.booleans.has('no-discovery') ? { discovery: false } : {}),
     ...(args.booleans.has('no-fragmentation') ? { noFragmentation: true } : {}),
+    ...(args.booleans.has('no-fastdp') ? { fastdp: false } : {}),
+    ...(flag(args, 'trusted-subnets') !== undefined ? { trustedSubnets: trustedSubnets(flag(args, 'trusted-subnets') as string) } : {}),
     ipam: noIpam
       ? false
       : {

@@ -1,5 +1,6 @@
 // What the CLI does from a data dir with no agent running: `reset` (remove what the agent left on the host
 // and on disk) and `detach` (take a namespace off, leaving the address release to the next start).
+import { isTunnelDeviceName } from '../ethernet/fast-path.js';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -79,6 +80,11 @@ export async function resetDataDir(options: OfflineOptions): Promise<ResetReport
       for (const veth of await kernel.hostEndsOnBridge()) {
         await kernel.detach(veth);
         report.removed.push(`veth ${veth} (on ${bridge}, not in ${ENDPOINTS_FILE})`);
+      }
+      for (const port of await kernel.bridgePorts()) {
+        if (!isTunnelDeviceName(bridge, port) && port !== `${bridge}-fdp`) continue;
+        await kernel.removeLink(port);
+        report.removed.push(`fast datapath ${port === `${bridge}-fdp` ? 'probe TAP' : 'VXLAN tunnel'} ${port} (on ${bridge})`);
       }
       const addresses = await kernel.addressesOf(bridge);
       const others = (await kernel.bridgePorts()).filter((p) => p !== `${bridge}-tap`);

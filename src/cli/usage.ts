@@ -53,6 +53,8 @@ export function commandHelp(dataDir: string): Record<string, CommandHelp> {
         ['--no-dns', 'no names'],
         ['--no-discovery', 'only connect to the peers given'],
         ['--no-fragmentation', 'never send fragmented UDP (path-MTU discovery instead)'],
+        ['--no-fastdp', 'keep every frame on the sleeve (no kernel VXLAN tunnels between bridges)'],
+        ['--trusted-subnets CIDR,...', 'with a password, links to peers in these underlay subnets skip encryption and take the fast path'],
         ['--conn-limit N', 'most links (default 200)'],
         ['--data-dir DIR', `peer name, IPAM state, endpoints, API token (default ${dataDir})`],
         ['--api HOST:PORT', `control API, loopback only (default ${DEFAULT_API_ADDRESS})`],

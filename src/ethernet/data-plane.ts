@@ -16,6 +16,7 @@ import type { MacEntry, PortId } from './mac-table.js';
 import { formatMac } from './frame.js';
 import { formatPeerName } from '../wire/peer-name.js';
 import type { Overrides } from '../options.js';
+import { FastPath, type FastPathOptions, type FastLinkState, type FastLinkStatus } from './fast-path.js';
 
 /** Options of a {@link DataPlane}; every field has a default. */
 export interface DataPlaneOptions {
@@ -50,6 +51,8 @@ export interface DataPlaneStatus {
   sleeveDrops: Record<string, number>;
   /** The UDP receive side: buffer size, per-neighbour sockets, pauses under floods, failures per source address. */
   receive: DataPlaneReceiveStatus;
+  /** The kernel fast datapath: whether it runs, why not, and each direct neighbour's mode. */
+  fastPath: FastPathStatus;
   /** The learned MAC table. */
   macs: {
     /** The MAC, colon-separated hex. */
@@ -60,6 +63,23 @@ export interface DataPlaneStatus {
     seen: number;
   }[];
 }
+
+/** The fast datapath of a {@link DataPlane}, for status. */
+export interface FastPathStatus {
+  /** True while kernel VXLAN tunnels may carry frames to neighbours. */
+  enabled: boolean;
+  /** Why it is off (absent while enabled). */
+  reason?: string;
+  /** The VXLAN UDP port, while enabled. */
+  port?: number;
+  /** Heartbeats other peers sent through their tunnels to us (each acknowledged). */
+  heartbeatsReceived: number;
+  /** Per direct neighbour: `fastdp` or `sleeve` with the reason, entries, heartbeats, kernel counters. */
+  links: FastLinkStatus[];
+}
+
+/** What {@link DataPlane.enableFastPath} needs beyond what the data plane has. @internal */
+export type FastPathSetup = Pick<FastPathOptions, 'kernel' | 'probe' | 'refusal' | 'warn' | 'timings' | 'bridgePort'>;
 
 /** The UDP receive side of a {@link DataPlane}, for status. */
 export interface DataPlaneReceiveStatus extends SleeveReceiveStatus {
@@ -83,6 +103,10 @@ export class DataPlane implements LinkOverlay {
   private sweepTimer: Timer | undefined;
   private readonly pendingPorts: Nic[] = [];
   private readonly linkListeners: ((link: SleeveLinkStatus) => void)[] = [];
+  private readonly overlayLinks = new Map<PeerName, OverlayLink>();
+  private fastPath: FastPath | undefined;
+  private fastPathOff = 'no kernel endpoints on this peer yet (the fast path runs between bridges)';
+  private readonly fastPathListeners: ((peer: PeerName) => void)[] = [];
 
   constructor(
     private readonly router: MeshRouter,
@@ -96,6 +120,49 @@ export class DataPlane implements LinkOverlay {
   /** Calls `listener` whenever a link's mode, MTU or established state changes. */
   onLinkChange(listener: (link: SleeveLinkStatus) => void): void {
     this.linkListeners.push(listener);
+  }
+
+  /** Calls `listener` whenever a direct link's fast path mode or reason changes. */
+  onFastPathChange(listener: (peer: PeerName) => void): void {
+    this.fastPathListeners.push(listener);
+  }
+
+  /**
+   * Starts the kernel fast path (after start, once the bridge exists): tunnels to neighbours that offer
+   * one too. Links already up are offered at once.
+   * @internal
+   */
+  enableFastPath(setup: FastPathSetup): void {
+    const core = this.switchCore;
+    if (!core) throw new Error('the fast path needs a started data plane');
+    if (this.fastPath) return;
+    this.fastPath = new FastPath({
+      ...setup,
+      self: this.router.selfName,
+      clock: this.clock,
+      sendControl: (peer, kind, payload) => this.router.sendOverlayControl(peer, kind, payload),
+      bridgeMacs: () => core.macsBehind(setup.bridgePort),
+      forgetMacs: (peer, macs) => core.forgetMacs(peer, macs),
+      onChange: (peer) => {
+        for (const listener of this.fastPathListeners) listener(peer);
+      },
+    });
+    for (const link of this.overlayLinks.values()) this.fastPath.linkUp(link);
+  }
+
+  /** Records why the fast path does not run (for status), when it is off. @internal */
+  setFastPathOff(reason: string): void {
+    this.fastPathOff = reason;
+  }
+
+  /** How frames to direct neighbour `peer` travel: `fastdp` or `sleeve`, with the reason (absent on `fastdp`). */
+  fastPathMode(peer: PeerName): FastLinkState {
+    return this.fastPath?.modeOf(peer) ?? { mode: 'sleeve', reason: this.fastPathOff };
+  }
+
+  /** Local endpoints with these MACs detached: neighbours stop tunnelling frames for them. @internal */
+  forgetLocalMacs(macs: readonly number[]): void {
+    this.fastPath?.forgetLocal(macs);
   }
 
   /** Connects a NIC to the segment (before or after start). */
@@ -127,6 +194,9 @@ export class DataPlane implements LinkOverlay {
       switch: this.switchCore ? { ...this.switchCore.stats, drops: { ...this.switchCore.stats.drops } } : emptySwitchStats(),
       sleeveDrops: { ...(this.sleeve?.drops ?? {}) },
       receive: this.receiveStatus(),
+      fastPath: this.fastPath
+        ? { enabled: true, port: this.fastPath.port, heartbeatsReceived: this.fastPath.heartbeatsReceived, links: this.fastPath.status() }
+        : { enabled: false, reason: this.fastPathOff, heartbeatsReceived: 0, links: [] },
       macs: (this.switchCore?.macTable() ?? []).map((e: MacEntry) => ({
         mac: formatMac(e.mac),
         port: e.port < 0 ? `local${-e.port}` : formatPeerName(e.port),
@@ -226,7 +296,7 @@ export class DataPlane implements LinkOverlay {
       unicast: (destination) => this.router.routes.unicast(destination) ?? (sleeve.isEstablished(destination) ? destination : undefined),
       broadcast: (source) => this.router.routes.broadcast(source),
     };
-    this.switchCore = new Switch({ self, clock: this.clock, routes: () => routes, transport: sleeve });
+    this.switchCore = new Switch({ self, clock: this.clock, routes: () => routes, transport: sleeve, onLearn: (mac, port) => this.fastPath?.learned(mac, port) });
     const core = this.switchCore;
     sleeve.setReceiver({
       frame: (source, destination, frame, from) => core.fromOverlay(source, destination, frame, from),
@@ -242,6 +312,7 @@ export class DataPlane implements LinkOverlay {
 
   async stop(): Promise<void> {
     this.sweepTimer?.cancel();
+    await this.fastPath?.close();
     this.sleeve?.close();
     const socket = this.socket;
     this.socket = undefined;
@@ -250,18 +321,29 @@ export class DataPlane implements LinkOverlay {
 
   /** Starts heartbeats on the new link (see {@link LinkOverlay.linkUp}). */
   linkUp(link: OverlayLink): void {
+    this.overlayLinks.set(link.peer, link);
     this.sleeve?.linkUp(link);
+    this.fastPath?.linkUp(link);
   }
 
   /** Stops sending to `peer` and drops its link state (see {@link LinkOverlay.linkDown}). */
   linkDown(peer: PeerName): void {
+    this.overlayLinks.delete(peer);
     this.sleeve?.linkDown(peer);
+    this.fastPath?.linkDown(peer);
   }
 
   onControl(peer: PeerName, kind: number, payload: Uint8Array): void {
+    if (kind >= FIRST_FAST_PATH_KIND) {
+      this.fastPath?.onControl(peer, kind, payload); // without a fast path here, offers go unanswered
+      return;
+    }
     this.sleeve?.onControl(peer, kind, payload);
   }
 }
+
+/** Control kinds from here up belong to the fast path (the sleeve's are below). */
+const FIRST_FAST_PATH_KIND = 16;
 
 function emptySwitchStats(): SwitchStats {
   return { captured: 0, delivered: 0, forwarded: 0, relayed: 0, fragmented: 0, icmpTooBig: 0, drops: {} };

@@ -63,6 +63,18 @@ export class MacTable {
     for (const [mac, entry] of this.entries) if (entry.port === port) this.entries.delete(mac);
   }
 
+  /** The live MACs on `port`. */
+  onPort(port: PortId, now: number): number[] {
+    const out: number[] = [];
+    for (const [mac, entry] of this.entries) if (entry.port === port && now - entry.seen <= this.maxAgeMs) out.push(mac);
+    return out;
+  }
+
+  /** Forgets `mac` if it is on `port`. */
+  forget(mac: number, port: PortId): void {
+    if (this.entries.get(mac)?.port === port) this.entries.delete(mac);
+  }
+
   get size(): number {
     return this.entries.size;
   }

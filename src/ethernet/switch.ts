@@ -29,6 +29,8 @@ export interface SwitchOptions {
   transport: OverlayTransport;
   /** Learned MACs expire after this long without a frame (default 10 min). */
   macMaxAgeMs?: number;
+  /** Called when a MAC is learned on a port it was not known on before (new, or moved there). */
+  onLearn?: ((mac: number, port: PortId) => void) | undefined;
 }
 
 /** Counters of the switch. */
@@ -98,6 +100,20 @@ export class Switch {
     this.macs.forgetPort(peer);
   }
 
+  /** The MACs learned behind `peer`. */
+  macsBehind(peer: PeerName): number[] {
+    return this.macs.onPort(peer, this.options.clock.now());
+  }
+
+  /** Forgets these MACs if they are behind `peer` (its endpoints went away). */
+  forgetMacs(peer: PeerName, macs: readonly number[]): void {
+    for (const mac of macs) this.macs.forget(mac, peer);
+  }
+
+  private learn(mac: number, port: PortId, now: number): void {
+    if (this.macs.learn(mac, port, now) !== 'refreshed') this.options.onLearn?.(mac, port);
+  }
+
   /** Learned MACs, for status. */
   macTable(): MacEntry[] {
     return this.macs.list();
@@ -118,7 +134,7 @@ export class Switch {
     if (frame.byteLength < 14) return this.drop('runt');
     if (isLinkLocalControl(frame)) return this.drop('link-local-control');
     const now = this.options.clock.now();
-    this.macs.learn(sourceMac(frame), ingress, now);
+    this.learn(sourceMac(frame), ingress, now);
     if (isGroupDestination(frame)) {
       this.floodLocal(frame, ingress);
       this.floodPeers(frame, ingress);
@@ -149,7 +165,7 @@ export class Switch {
       else this.drop(`relay-${result.reason}`);
       return;
     }
-    this.macs.learn(sourceMac(frame), source, this.options.clock.now());
+    this.learn(sourceMac(frame), source, this.options.clock.now());
     if (destination === FLOOD) {
       for (const hop of this.options.routes().broadcast(source)) {
         if (hop === from) continue;

@@ -2,6 +2,7 @@
 import type { MeshRouter } from '../mesh/router.js';
 import type { DataPlaneStatus } from '../ethernet/data-plane.js';
 import type { LinkMode } from '../ethernet/sleeve.js';
+import type { FastLinkMode } from '../ethernet/fast-path.js';
 import { formatPeerName } from '../wire/peer-name.js';
 
 /**
@@ -34,6 +35,10 @@ export interface EstablishedLinkView {
   mtu: number;
   /** True when this overlay encrypts its links (a network password is set). */
   encrypted: boolean;
+  /** How unicast between kernel endpoints travels: `fastdp` (kernel VXLAN tunnel) or `sleeve`. */
+  datapath: FastLinkMode;
+  /** Why the sleeve (absent on `fastdp`): not trusted, no fast path at the peer, unhealthy, relayed... */
+  datapathReason?: string;
 }
 
 /** A peer with a direct link or a route whose first hop's data path is still coming up. */
@@ -58,6 +63,10 @@ export interface ConnectingLinkView {
   mtu?: undefined;
   /** True when this overlay encrypts its links (a network password is set). */
   encrypted: boolean;
+  /** How unicast between kernel endpoints travels: `fastdp` (kernel VXLAN tunnel) or `sleeve`. */
+  datapath: FastLinkMode;
+  /** Why the sleeve (absent on `fastdp`). */
+  datapathReason?: string;
 }
 
 /** A peer known from topology that this peer has neither a link nor a route to. */
@@ -98,6 +107,7 @@ export type OverlayLinkView = EstablishedLinkView | ConnectingLinkView | Unreach
 /** Views of every known remote peer, sorted by name. */
 export function linkViews(router: MeshRouter, dataPlane: DataPlaneStatus): OverlayLinkView[] {
   const sleeve = new Map(dataPlane.links.map((l) => [l.peer, l]));
+  const fast = new Map(dataPlane.fastPath.links.map((l) => [l.peer, l]));
   const routes = router.routes;
   const views: OverlayLinkView[] = [];
   for (const peer of router.peers()) {
@@ -111,11 +121,23 @@ export function linkViews(router: MeshRouter, dataPlane: DataPlaneStatus): Overl
     }
     const via = nextHop === undefined ? undefined : { via: formatPeerName(nextHop), viaNickname: router.peer(nextHop)?.nickname ?? '' };
     const hop = via === undefined ? undefined : sleeve.get(via.via);
+    const path = datapathOf(direct ? fast.get(peer.id) : undefined, direct, via?.viaNickname || via?.via, dataPlane.fastPath.reason);
     if (via && hop?.established) {
-      views.push({ ...common, state: 'established', established: true, direct, ...via, mode: hop.mode, mtu: hop.mtu });
+      views.push({ ...common, state: 'established', established: true, direct, ...via, mode: hop.mode, mtu: hop.mtu, ...path });
     } else {
-      views.push({ ...common, state: 'connecting', established: false, direct, ...via, mode: hop?.mode ?? 'connecting' });
+      views.push({ ...common, state: 'connecting', established: false, direct, ...via, mode: hop?.mode ?? 'connecting', ...path });
     }
   }
   return views.sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0));
+}
+
+function datapathOf(
+  fast: { mode: FastLinkMode; reason?: string } | undefined,
+  direct: boolean,
+  via: string | undefined,
+  offReason: string | undefined,
+): { datapath: FastLinkMode; datapathReason?: string } {
+  if (fast) return fast.mode === 'fastdp' ? { datapath: 'fastdp' } : { datapath: 'sleeve', datapathReason: fast.reason ?? '' };
+  if (!direct) return { datapath: 'sleeve', datapathReason: `relayed through ${via ?? 'another peer'} (tunnels join direct neighbours only)` };
+  return { datapath: 'sleeve', datapathReason: offReason ?? 'the fast path is not running here' };
 }

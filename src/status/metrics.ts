@@ -31,7 +31,10 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
   // Connections by state, as Weave counts them: established and pending links plus targets still being dialled.
   const encryption = router.encryption ? 'yes' : '';
   const states = new Map<string, number>([['established', 0], ['pending', 0], ['connecting', 0], ['retrying', 0], ['failed', 0]]);
+  const fastLinks = new Set(status.dataPlane.fastPath.links.filter((l) => l.mode === 'fastdp').map((l) => l.peer));
+  const fastEstablished = router.links.filter((l) => l.established && fastLinks.has(l.peer)).length;
   for (const link of router.links) states.set(link.established ? 'established' : 'pending', (states.get(link.established ? 'established' : 'pending') ?? 0) + 1);
+  states.set('established', (states.get('established') ?? 0) - fastEstablished);
   const weaveState = { attempting: 'connecting', waiting: 'retrying', failed: 'failed' } as const;
   for (const target of router.targets) {
     if (target.state === 'connected') continue;
@@ -42,7 +45,10 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
     'weave_connections',
     'gauge',
     'Connections to other peers by state.',
-    [...states].map(([state, n]) => [{ state, type: 'sleeve', encryption }, n]),
+    [
+      ...[...states].map(([state, n]): [Labels, number] => [{ state, type: 'sleeve', encryption }, n]),
+      ...(status.dataPlane.fastPath.enabled ? [[{ state: 'established', type: 'fastdp', encryption: '' }, fastEstablished] as [Labels, number]] : []),
+    ],
   );
   m.one('weave_connection_terminations_total', 'counter', 'Links that ended after being established.', router.stats.terminations);
   m.one('weave_peers', 'gauge', 'Peers this peer knows about (itself included).', router.peers.length);
@@ -85,6 +91,16 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
   ]));
   m.family('weave_link_mtu', 'gauge', 'Largest IP packet each direct link carries in one piece.', byPeer.map(([l, labels]) => [{ ...labels, mode: l.mode }, l.mtu]));
   m.family('weave_link_established', 'gauge', '1 when a direct link carries data.', byPeer.map(([l, labels]) => [labels, l.established ? 1 : 0]));
+  const fast = dataPlane.fastPath;
+  m.one('weave_fastdp_enabled', 'gauge', '1 while kernel VXLAN tunnels may carry frames to neighbours.', fast.enabled ? 1 : 0);
+  const fastByPeer = fast.links.map((l) => [l, { peer: l.peer, nickname: status.links.find((v) => v.peer === l.peer)?.nickname ?? '' }] as const);
+  m.family('weave_fastdp_link', 'gauge', '1 when unicast to the neighbour takes its VXLAN tunnel.', fastByPeer.map(([l, labels]) => [labels, l.mode === 'fastdp' ? 1 : 0]));
+  m.family('weave_fastdp_packets_total', 'counter', 'Packets through each VXLAN tunnel (kernel counters), by direction.', fastByPeer.flatMap(([l, labels]): [Labels, number][] =>
+    l.counters ? [[{ ...labels, direction: 'in' }, l.counters.rxPackets], [{ ...labels, direction: 'out' }, l.counters.txPackets]] : [],
+  ));
+  m.family('weave_fastdp_bytes_total', 'counter', 'Bytes through each VXLAN tunnel (kernel counters), by direction.', fastByPeer.flatMap(([l, labels]): [Labels, number][] =>
+    l.counters ? [[{ ...labels, direction: 'in' }, l.counters.rxBytes], [{ ...labels, direction: 'out' }, l.counters.txBytes]] : [],
+  ));
   const sw = dataPlane.switch;
   m.family('weave_switch_frames_total', 'counter', 'Frames the switch handled, by what it did.', [
     [{ action: 'captured' }, sw.captured],

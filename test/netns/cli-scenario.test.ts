@@ -4,10 +4,9 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { NetnsLab, tapNamespaceSkipReason, parseIperf3, parsePing, waitForLine } from '../helpers/netns.js';
+import { NetnsLab, tapNamespaceSkipReason, parseIperf3, parsePing } from '../helpers/netns.js';
+import { cli, cliPath, retry, startAgent as startCliAgent, stopAgent, type AgentHost } from '../helpers/cli-agent.js';
 
-const cliPath = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const skipReason = tapNamespaceSkipReason(['ping', 'iperf3', 'socat', 'getent']);
 if (skipReason !== '') console.log(`CLI scenario tests skipped: ${skipReason}`);
 const nsTest = skipReason === '' ? test : test.skip;
@@ -19,52 +18,10 @@ interface Endpoint {
   mac: string;
 }
 
-/** A host namespace running `weave-ts launch`, with its own data dir. */
-interface Host {
-  name: string;
-  dataDir: string;
-  launchArgs: string[];
-  agent?: ChildProcess | undefined;
-}
+type Host = AgentHost;
 
 async function startAgent(lab: NetnsLab, host: Host): Promise<void> {
-  const agent = lab.spawn(host.name, [process.execPath, cliPath, 'launch', ...host.launchArgs, '--data-dir', host.dataDir, '--log-level', 'warn']);
-  host.agent = agent;
-  const line = await waitForLine(agent, 'weave-ts ready', 20_000);
-  assert.match(line, /encryption on/);
-}
-
-async function stopAgent(lab: NetnsLab, host: Host): Promise<void> {
-  const agent = host.agent;
-  if (!agent) return;
-  host.agent = undefined;
-  const exited = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
-  agent.kill('SIGTERM');
-  const code = await Promise.race([exited, new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 10_000))]);
-  if (code === 'timeout') await lab.kill(agent);
-  assert.is(code, 0, `${host.name}'s agent stops cleanly on SIGTERM`);
-}
-
-/** Runs a weave-ts command against the host's agent; returns stdout. */
-async function cli(lab: NetnsLab, host: Host, args: string[]): Promise<string> {
-  const r = await lab.exec(host.name, [process.execPath, cliPath, ...args, '--data-dir', host.dataDir], { timeoutMs: 60_000 });
-  if (r.code !== 0) throw new Error(`weave-ts ${args.join(' ')} on ${host.name} exited ${r.code}: ${r.stderr}${r.stdout}`);
-  return r.stdout;
-}
-
-async function retry<T>(what: string, timeoutMs: number, attempt: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const result = await attempt();
-      if (result !== undefined) return result;
-    } catch (error) {
-      last = (error as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms ${last}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  assert.match(await startCliAgent(lab, host), /encryption on/);
 }
 
 /** Pings `target` from a container namespace until a reply comes. */

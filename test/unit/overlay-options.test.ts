@@ -29,6 +29,13 @@ test('listen "not-an-address" is refused at construction, not in start()', () =>
   new Overlay({ listen: '[::1]:0' });
 });
 
+test('trustedSubnets must be CIDR network addresses, named by index', () => {
+  refused({ trustedSubnets: ['10.0.0.0/8', '10.250.1.1/24'] }, /trustedSubnets\[1\]: "10\.250\.1\.1\/24" is not a network address/);
+  refused({ trustedSubnets: ['fast'] }, /trustedSubnets\[0\]: "fast" is not a CIDR block/);
+  refused({ trustedSubnets: '10.0.0.0/8' as unknown as string[] }, /trustedSubnets must be a list/);
+  new Overlay({ listen: false, trustedSubnets: ['10.0.0.0/8'], fastdp: false });
+});
+
 test('tcp tunables out of range are refused at construction, naming the field and its bounds', () => {
   refused({ tcp: { receiveBufferBytes: 100 } }, /tcp\.receiveBufferBytes must be an integer from 4096 to 1073741824, not 100/);
   refused({ tcp: { minRtoMs: 0 } }, /tcp\.minRtoMs must be an integer from 1/);

@@ -68,4 +68,18 @@ test('launch options: defaults, password from the environment, numbers checked',
   }
 });
 
+test('launch options: --trusted-subnets and --no-fastdp', async () => {
+  const fast = await launchOptions(parseArgs('launch', ['--trusted-subnets', '10.0.0.0/8, 192.168.1.0/24', '--data-dir', '/tmp/wt-x'], LAUNCH_FLAGS), {});
+  assert.equal(fast.overlay.trustedSubnets, ['10.0.0.0/8', '192.168.1.0/24']);
+  assert.is(fast.overlay.fastdp, undefined, 'on by default');
+  const off = await launchOptions(parseArgs('launch', ['--no-fastdp', '--data-dir', '/tmp/wt-x'], LAUNCH_FLAGS), {});
+  assert.is(off.overlay.fastdp, false);
+  try {
+    await launchOptions(parseArgs('launch', ['--trusted-subnets', ' , '], LAUNCH_FLAGS), {});
+    assert.unreachable();
+  } catch (error) {
+    assert.match((error as Error).message, /--trusted-subnets needs at least one CIDR/);
+  }
+});
+
 test.run();

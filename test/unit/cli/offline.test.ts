@@ -54,7 +54,7 @@ async function inDataDir(body: (dir: string, config: string) => Promise<void>): 
   }
 }
 
-test('reset removes the veths, resolver files, bridge with its TAP and address, and the state files; keeps the peer name', async () => {
+test('reset removes the veths, resolver files, fast datapath tunnels, bridge with its TAP and address, and the state files; keeps the peer name', async () => {
   await inDataDir(async (dir, config) => {
     await new EndpointRegistry(join(dir, 'endpoints.json')).save({ bridge: 'wtbr1', exposed: '10.32.0.1/12', endpoints: [WEB], pending: [] });
     for (const f of ['ipam.db', 'api-token', 'agent.json', 'peer-name', 'ipam.db.tmp']) await writeFile(join(dir, f), 'x');
@@ -65,6 +65,8 @@ test('reset removes the veths, resolver files, bridge with its TAP and address, 
       'wtbr1-tap': { master: 'wtbr1' },
       [WEB.hostIfname]: { master: 'wtbr1', veth: true },
       wtbr1v0fedcba98: { master: 'wtbr1', veth: true }, // an orphan named like ours
+      wtbr1x012345678: { master: 'wtbr1' }, // a VXLAN tunnel a killed agent left
+      other0: { master: 'wtbr1' }, // someone else's port: unplugged with the bridge, not deleted
     });
     const kernel = (bridge: string) => new KernelNetwork({ bridge, mtu: 1376, ip: host.ip, netnsConfigDir: config });
     const report = await resetDataDir({ dataDir: dir, kernel });
@@ -73,6 +75,8 @@ test('reset removes the veths, resolver files, bridge with its TAP and address, 
     assert.match(text, /veth wtbr1v012345678 of namespace web \(10\.32\.0\.2\/12\)/);
     assert.match(text, /veth wtbr1v0fedcba98 \(on wtbr1, not in endpoints\.json\)/);
     assert.match(text, /resolver file .*web\/resolv\.conf/);
+    assert.match(text, /fast datapath VXLAN tunnel wtbr1x012345678 \(on wtbr1\)/);
+    assert.not.ok(host.calls.includes('link del other0'));
     assert.match(text, /bridge wtbr1 with 10\.32\.0\.1\/12 \(the exposed address\) and its routes and its TAP/);
     assert.ok(host.calls.includes('link del wtbr1-tap') && host.calls.includes('link del wtbr1'));
     assert.equal(readdirSync(dir), ['peer-name']);
