@@ -41,7 +41,7 @@ export interface FastPathTimings {
   slowHeartbeatMs: number;
   /** A healthy tunnel whose heartbeats go unacknowledged this long falls back to the sleeve (default 6 s). */
   timeoutMs: number;
-  /** How often the tunnels' kernel counters are read for status (default 2 s). */
+  /** Status reads the tunnels' kernel counters at most this often, when asked (default 2 s). */
   countersMs: number;
 }
 
@@ -154,7 +154,8 @@ export class FastPath {
   private readonly pendingForget = new Set<number>();
   private announceTimer: Timer | undefined;
   private counters = new Map<string, VxlanCounters>();
-  private countersTimer: Timer | undefined;
+  /** When counters were last asked of the kernel (undefined: never); reads happen only when status asks. */
+  private countersReadAt: number | undefined;
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
   /** Heartbeats received through tunnels (acknowledged to their senders). */
@@ -169,15 +170,6 @@ export class FastPath {
     o.probe.onFrames((frames) => {
       for (const frame of frames) this.onProbeFrame(frame);
     });
-    const readCounters = (): void => {
-      this.countersTimer = o.clock.setTimer(this.timings.countersMs, readCounters);
-      if (this.links.size === 0) return;
-      o.kernel.counters().then(
-        (c) => (this.counters = c),
-        () => undefined, // status keeps the last counters; the tunnels' own commands report failures
-      );
-    };
-    this.countersTimer = o.clock.setTimer(this.timings.countersMs, readCounters);
   }
 
   /** The VXLAN UDP port of the tunnels. */
@@ -220,7 +212,7 @@ export class FastPath {
     };
     this.links.set(link.peer, state);
     this.byProbeMac.set(state.probeMac, state);
-    if (refusal === undefined) this.sendHello(state, true);
+    this.sendHello(state, refusal === undefined);
     this.o.onChange?.(link.peer);
   }
 
@@ -283,8 +275,13 @@ export class FastPath {
     this.scheduleAnnouncements();
   }
 
-  /** Per direct neighbour: mode, reason, entries, heartbeats and counters. */
+  /**
+   * Per direct neighbour: mode, reason, entries, heartbeats and counters. The kernel's counters are those
+   * of the last read; a call starts a new read when the last is older than `countersMs` (an idle agent
+   * that nobody asks spawns no `ip`).
+   */
   status(): FastLinkStatus[] {
+    this.refreshCounters();
     return [...this.links.values()]
       .map((link) => {
         const reason = this.reasonOf(link);
@@ -315,7 +312,6 @@ export class FastPath {
   async close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      this.countersTimer?.cancel();
       this.announceTimer?.cancel();
       this.o.probe.onFrames(() => undefined);
       for (const peer of [...this.links.keys()]) this.linkDown(peer);
@@ -324,6 +320,16 @@ export class FastPath {
   }
 
   // ---- internals ----
+
+  private refreshCounters(): void {
+    const now = this.o.clock.now();
+    if (this.closed || this.links.size === 0 || (this.countersReadAt !== undefined && now - this.countersReadAt < this.timings.countersMs)) return;
+    this.countersReadAt = now;
+    this.o.kernel.counters().then(
+      (c) => (this.counters = c),
+      () => undefined, // status keeps the last counters; the tunnels' own commands report failures
+    );
+  }
 
   private reasonOf(link: FastLink): string | undefined {
     if (link.refusal !== undefined) return link.refusal;
@@ -336,17 +342,25 @@ export class FastPath {
     return `unhealthy: heartbeats through the VXLAN tunnel went unacknowledged for over ${this.timings.timeoutMs / 1000} s (UDP port ${this.o.kernel.port} blocked, or the path does not carry ${this.o.kernel.mtu + 50}-byte packets)`;
   }
 
+  /** Offers the fast path, or (refused) says we will not take plain frames, so the peer can tell why. */
   private sendHello(link: FastLink, wantReply: boolean): void {
-    const payload = encodeHello({ version: FASTDP_VERSION, port: this.o.kernel.port, mtu: this.o.kernel.mtu, connectionId: link.connectionId, wantReply });
+    const accepts = link.refusal === undefined;
+    const payload = encodeHello({ version: FASTDP_VERSION, port: this.o.kernel.port, mtu: this.o.kernel.mtu, connectionId: link.connectionId, wantReply, accepts });
     this.o.sendControl(link.peer, FastControl.Hello, payload);
   }
 
   private onHello(peer: PeerName, payload: Uint8Array): void {
     const hello = decodeHello(payload);
     const link = this.links.get(peer);
-    if (!link || link.connectionId !== hello.connectionId || link.refusal !== undefined) return;
+    if (!link || link.connectionId !== hello.connectionId) return;
+    if (link.refusal !== undefined) {
+      if (hello.wantReply) this.sendHello(link, false);
+      return;
+    }
     const first = link.remote.kind !== 'ready';
-    if (hello.port !== this.o.kernel.port) {
+    if (!hello.accepts) {
+      link.remote = { kind: 'mismatch', why: 'the peer keeps this link encrypted on the sleeve: it has a password and our address is not in its trustedSubnets' };
+    } else if (hello.port !== this.o.kernel.port) {
       link.remote = { kind: 'mismatch', why: `the peer's VXLAN port is ${hello.port}, ours ${this.o.kernel.port} (both use the control port + 1: give both the same port)` };
     } else if (hello.mtu !== this.o.kernel.mtu) {
       link.remote = { kind: 'mismatch', why: `the peer's endpoint MTU is ${hello.mtu}, ours ${this.o.kernel.mtu} (one tunnel carries one MTU: give both the same --mtu)` };

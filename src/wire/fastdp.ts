@@ -34,17 +34,19 @@ export interface FastHello {
   connectionId: bigint;
   /** True when the receiver should answer with a hello of its own (it may have missed ours). */
   wantReply: boolean;
+  /** False when the sender runs a fast path but will not take plain frames from the receiver (it is not trusted). */
+  accepts: boolean;
 }
 
 export function encodeHello(hello: FastHello): Uint8Array {
-  return encodeWith((w: Writer, h: FastHello) => w.u8(h.version).u16(h.port).u16(h.mtu).u64(h.connectionId).bool(h.wantReply), hello, 14);
+  return encodeWith((w: Writer, h: FastHello) => w.u8(h.version).u16(h.port).u16(h.mtu).u64(h.connectionId).bool(h.wantReply).bool(h.accepts), hello, 15);
 }
 
 export function decodeHello(bytes: Uint8Array): FastHello {
   return decodeWith((r: Reader) => {
     const version = r.u8();
     if (version !== FASTDP_VERSION) throw new DecodeError('bad-value', `fast path hello of version ${version}, this peer speaks ${FASTDP_VERSION}`);
-    return { version, port: r.u16(), mtu: r.u16(), connectionId: r.u64(), wantReply: r.bool() };
+    return { version, port: r.u16(), mtu: r.u16(), connectionId: r.u64(), wantReply: r.bool(), accepts: r.bool() };
   }, bytes);
 }
 

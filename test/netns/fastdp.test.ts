@@ -108,6 +108,9 @@ nsTest('fast and sleeve links side by side: VXLAN carries A–B, exactly-once fl
     assert.ok(tx1 - tx0 >= sent, `the tunnel carried the stream (${tx1 - tx0} bytes for ${sent})`);
     assert.ok(sleeve1 - sleeve0 < sent / 20, `the sleeve stayed flat (${sleeve1 - sleeve0} bytes)`);
 
+    // Multi-hop unicast A → C (relayed by B on the sleeve) works beside the tunnel.
+    await retry('ping db from web (relayed)', 20_000, async () => ((await lab.exec('ca1', ['ping', '-c', '1', '-W', '1', 'db'])).code === 0 ? true : undefined));
+
     // Multicast and broadcast from A: each container gets each datagram once, whether its peer is fast or relayed.
     const receive = (c: string, address: string): Promise<{ stdout: string }> =>
       lab.exec(c, ['timeout', '6', 'socat', '-u', `UDP4-RECV:6000${address === 'broadcast' ? '' : `,ip-add-membership=${address}:ethwe`}`, 'STDOUT'], { timeoutMs: 10_000 });

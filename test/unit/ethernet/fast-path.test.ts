@@ -51,7 +51,7 @@ interface Side {
 }
 
 /** Two fast paths (A and B) joined by a control link (synchronous) and a simulated tunnel. */
-function pair(options: { refuse?: boolean; portB?: number; bridgeA?: number[]; bridgeB?: number[] } = {}) {
+function pair(options: { refuse?: boolean; refuseB?: boolean; portB?: number; bridgeA?: number[]; bridgeB?: number[] } = {}) {
   const clock = new FakeClock();
   const sides = new Map<PeerName, Side>();
   const make = (self: PeerName, port: number): Side => {
@@ -67,7 +67,7 @@ function pair(options: { refuse?: boolean; portB?: number; bridgeA?: number[]; b
       kernel: new KernelVxlan({ bridge: 'weave', port, mtu: 1376, command: run }),
       probe,
       clock,
-      refusal: () => (options.refuse ? 'not trusted' : undefined),
+      refusal: () => (options.refuse || (options.refuseB && self === B) ? 'not trusted' : undefined),
       sendControl: (peer, kind, payload) => {
         sides.get(peer)?.fast.onControl(self, kind, payload);
         return true;
@@ -172,6 +172,12 @@ test('a refused link sends no offer and creates nothing; a port mismatch says wh
   await refused.settle(1000);
   assert.equal(refused.a.calls, []);
   assert.equal(refused.a.fast.modeOf(B), { mode: 'sleeve', reason: 'not trusted' });
+  const oneSided = pair({ refuseB: true });
+  oneSided.up();
+  await oneSided.settle(1000);
+  assert.equal(oneSided.a.calls, [], 'no tunnel to a peer that will not take plain frames');
+  assert.match(oneSided.a.fast.modeOf(B)?.reason ?? '', /the peer keeps this link encrypted on the sleeve/);
+  assert.equal(oneSided.b.fast.modeOf(A), { mode: 'sleeve', reason: 'not trusted' });
   const mismatch = pair({ portB: 7000 });
   mismatch.up();
   await mismatch.settle(1000);
@@ -223,7 +229,7 @@ test('heartbeats for another connection or peer are not acknowledged; malformed 
 });
 
 test('wire: fast path messages round-trip, and fuzzed bytes give a DecodeError or a value', () => {
-  const hello = { version: 1, port: 6784, mtu: 1376, connectionId: 2n ** 63n, wantReply: true };
+  const hello = { version: 1, port: 6784, mtu: 1376, connectionId: 2n ** 63n, wantReply: true, accepts: false };
   assert.equal(decodeHello(encodeHello(hello)), hello);
   assert.equal(decodeAck(encodeAck({ connectionId: 9n, sequence: 4_000_000_000 })), { connectionId: 9n, sequence: 4_000_000_000 });
   assert.equal(decodeForget(encodeForget([1, 2 ** 48 - 1])), [1, 2 ** 48 - 1]);
