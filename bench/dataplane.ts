@@ -1,4 +1,4 @@
-// Data-plane benchmark: raw veth, wireguard-go and weave-ts between two network namespaces, measured in one run.
+// Data-plane benchmark: raw veth, kernel VXLAN, wireguard-go, tinc and weave-ts between two network namespaces, measured in one run.
 //
 // Run (root only):  npm run bench:dataplane      (= npm run build && node dist/bench/dataplane.js)
 //
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     return;
   }
   try {
-    ensurePackages(['iperf3', 'iputils-ping', 'wireguard-go', 'wireguard-tools']);
+    ensurePackages(['iperf3', 'iputils-ping', 'wireguard-go', 'wireguard-tools', 'tinc']);
   } catch (err) {
     process.stdout.write(`could not install benchmark packages (${(err as Error).message}); systems that need them will be skipped\n`);
   }
@@ -169,6 +169,7 @@ async function main(): Promise<void> {
     node: process.version,
     iperf3: versionOf(['iperf3', '--version']),
     wireguardGo: versionOf(['wireguard-go', '--version']),
+    tinc: versionOf(['tincd', '--version']),
     settings,
     skipped,
     details,

@@ -1,6 +1,6 @@
 // Systems under test for the data-plane benchmark: each builds a tunnel (or none) between two namespace hosts.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitForLine, type NetnsLab } from '../../test/helpers/netns.js';
@@ -126,6 +126,74 @@ export function wireguardGo(): System {
       ifnames.length = 0;
       if (keyDir !== undefined) rmSync(keyDir, { recursive: true, force: true });
       keyDir = undefined;
+    },
+  };
+}
+
+/** Overlay addresses used by the tinc system. */
+export const TINC_OVERLAY = { a: '10.251.4.1', b: '10.251.4.2', prefixLength: 24, mtu: 1400, port: 655 } as const;
+
+/**
+ * tinc 1.0 from Debian in switch mode (a virtual Ethernet segment, like weave-ts), one `tincd` per
+ * namespace in the foreground, RSA keys made for the run, AES-256-CBC with HMAC-SHA256 (tinc 1.0's
+ * default is Blowfish and SHA-1; this is what a careful user configures).
+ */
+export function tincSwitch(): System {
+  let lab: NetnsLab | undefined;
+  const daemons: ChildProcess[] = [];
+  let dir: string | undefined;
+  return {
+    name: 'tinc switch mode',
+    async unavailable() {
+      try {
+        execFileSync('sh', ['-c', 'command -v tincd'], { stdio: 'ignore' });
+      } catch {
+        return 'tincd not installed (apt-get install tinc)';
+      }
+      if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
+      return undefined;
+    },
+    async setup(theLab, a, b) {
+      lab = theLab;
+      const root = mkdtempSync(join(tmpdir(), 'wtF-tinc-'));
+      dir = root;
+      lab.defer(() => rmSync(root, { recursive: true, force: true }));
+      const sides = [
+        { side: a, name: 'wta', overlay: TINC_OVERLAY.a, connect: 'wtb', ifname: `${lab.prefix}na` },
+        { side: b, name: 'wtb', overlay: TINC_OVERLAY.b, connect: undefined, ifname: `${lab.prefix}nb` },
+      ] as const;
+      for (const { side, name, overlay, connect, ifname } of sides) {
+        if (ifname.length > 15) throw new Error(`tinc interface name '${ifname}' is too long`);
+        const conf = join(root, name);
+        mkdirSync(join(conf, 'hosts'), { recursive: true });
+        writeFileSync(
+          join(conf, 'tinc.conf'),
+          `Name = ${name}\nMode = switch\nDeviceType = tap\nInterface = ${ifname}\nAddressFamily = ipv4\n${connect ? `ConnectTo = ${connect}\n` : ''}`,
+        );
+        writeFileSync(join(conf, 'hosts', name), `Address = ${side.address}\nPort = ${TINC_OVERLAY.port}\nCipher = aes-256-cbc\nDigest = sha256\n`);
+        writeFileSync(
+          join(conf, 'tinc-up'),
+          `#!/bin/sh\nip link set "$INTERFACE" mtu ${TINC_OVERLAY.mtu} up\nip addr add ${overlay}/${TINC_OVERLAY.prefixLength} dev "$INTERFACE"\n`,
+          { mode: 0o755 },
+        );
+        execFileSync('tincd', ['-c', conf, '-K2048'], { stdio: 'ignore', input: '' });
+      }
+      // Each side knows the other's host file (address and public key).
+      for (const { name } of sides) {
+        for (const other of sides) if (other.name !== name) writeFileSync(join(root, other.name, 'hosts', name), readFileSync(join(root, name, 'hosts', name)));
+      }
+      for (const { side, name } of [...sides].reverse()) {
+        const daemon = lab.spawn(side.host, ['tincd', '-c', join(root, name), '-D', '--pidfile', join(root, `${name}.pid`)]);
+        daemons.push(daemon);
+      }
+      await waitForPing(lab, a.host, TINC_OVERLAY.b, 20_000);
+      return { addrA: TINC_OVERLAY.a, addrB: TINC_OVERLAY.b, pids: daemons.map((d) => d.pid).filter((p): p is number => p !== undefined) };
+    },
+    async teardown() {
+      if (lab !== undefined) for (const d of daemons) await lab.kill(d);
+      daemons.length = 0;
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      dir = undefined;
     },
   };
 }
@@ -283,6 +351,7 @@ export function allSystems(): System[] {
     rawVeth(),
     handVxlan({ mtu: 1376 }),
     wireguardGo(),
+    tincSwitch(),
     weaveTs({ encrypted: true }),
     weaveTs({ encrypted: false }),
     weaveAgent({ mtu: 1376 }),
