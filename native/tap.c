@@ -15,6 +15,11 @@
 //   setDontFragment(fd, on, ipv6)         -> 0 or -errno
 //   openUdp(host, port, ipv6, bufferBytes, remoteHost, remotePort)
 //                                         -> a bound (and, with a remote host, connected) SO_REUSEPORT UDP fd, or -errno
+//   udpAddress(host, port, ipv6)          -> the socket address as bytes (for sendBatch), or null when not an IP literal
+//   sendBatch(fd, address, packets[], lengths, count)
+//                                         -> datagrams sent with one sendmmsg (the buffers may be reused at once),
+//                                            or -errno for the first one (-EAGAIN: the socket buffer is full)
+#define _GNU_SOURCE  // sendmmsg
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -35,6 +40,7 @@
 #include <unistd.h>
 
 #define MAX_BATCH 1024
+#define MAX_SEND_BATCH 64
 
 typedef struct tap {
   int fd;
@@ -623,6 +629,95 @@ static napi_value js_open_udp(napi_env env, napi_callback_info info) {
   return v;
 }
 
+static int frame_bytes(napi_env env, napi_value v, void** data, size_t* len);
+
+// udpAddress(host, port, ipv6): the sockaddr for sendBatch, or null when host is not an IP literal.
+static napi_value js_udp_address(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char host[64];
+  size_t host_len = 0;
+  int32_t port;
+  bool ipv6;
+  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], host, sizeof host, &host_len) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &port) != napi_ok || napi_get_value_bool(env, argv[2], &ipv6) != napi_ok) {
+    napi_throw_type_error(env, NULL, "weave_tap.udpAddress(host, port, ipv6)");
+    return NULL;
+  }
+  struct sockaddr_storage addr;
+  socklen_t len = 0;
+  napi_value v;
+  if (port <= 0 || port > 65535 || host_len >= sizeof host - 1 || fill_address(host, port, ipv6, &addr, &len) != 0) {
+    CHECK(napi_get_null(env, &v));
+    return v;
+  }
+  void* data;
+  CHECK(napi_create_buffer_copy(env, len, &addr, &data, &v));
+  return v;
+}
+
+// sendBatch(fd, address, packets[], lengths, count): sends packets[i][0, lengths[i]) for i < count to one
+// address with sendmmsg. The kernel copies each datagram before returning, so the caller may reuse them.
+static napi_value js_send_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t count;
+  void* addr = NULL;
+  size_t addr_len = 0;
+  bool is_array = false;
+  napi_typedarray_type lt;
+  size_t lengths_n = 0;
+  void* lengths_data = NULL;
+  bool lengths_ok = false;
+  if (argc >= 5) napi_is_typedarray(env, argv[3], &lengths_ok);
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || !frame_bytes(env, argv[1], &addr, &addr_len) ||
+      napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array || !lengths_ok ||
+      napi_get_typedarray_info(env, argv[3], &lt, &lengths_n, &lengths_data, NULL, NULL) != napi_ok || lt != napi_uint32_array ||
+      napi_get_value_uint32(env, argv[4], &count) != napi_ok || count > lengths_n || addr_len > sizeof(struct sockaddr_storage)) {
+    napi_throw_type_error(env, NULL, "weave_tap.sendBatch(fd, address, packets[], lengths: Uint32Array, count)");
+    return NULL;
+  }
+  const uint32_t* lengths = lengths_data;
+  struct mmsghdr msgs[MAX_SEND_BATCH];
+  struct iovec iovs[MAX_SEND_BATCH];
+  uint32_t sent = 0;
+  int result = 0;
+  while (sent < count) {
+    uint32_t n = count - sent > MAX_SEND_BATCH ? MAX_SEND_BATCH : count - sent;
+    for (uint32_t i = 0; i < n; i++) {
+      napi_value p;
+      void* data;
+      size_t len;
+      CHECK(napi_get_element(env, argv[2], sent + i, &p));
+      if (!frame_bytes(env, p, &data, &len) || lengths[sent + i] > len) {
+        napi_throw_type_error(env, NULL, "weave_tap.sendBatch: packets must be Uint8Arrays at least lengths[i] long");
+        return NULL;
+      }
+      iovs[i].iov_base = data;
+      iovs[i].iov_len = lengths[sent + i];
+      memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_name = addr;
+      msgs[i].msg_hdr.msg_namelen = (socklen_t)addr_len;
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int r = sendmmsg(fd, msgs, n, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      result = -errno;
+      break;
+    }
+    sent += (uint32_t)r;
+    if ((uint32_t)r < n) break;  // the socket buffer filled: the caller queues the rest
+  }
+  napi_value v;
+  CHECK(napi_create_int32(env, sent > 0 || result == 0 ? (int32_t)sent : result, &v));
+  return v;
+}
+
 static napi_value js_close(napi_env env, napi_callback_info info) {
   tap_t* t = NULL;
   if (!one_arg(env, info, &t) || !t) return NULL;
@@ -733,6 +828,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setDontFragment", NULL, js_set_dont_fragment, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openUdp", NULL, js_open_udp, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpAddress", NULL, js_udp_address, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

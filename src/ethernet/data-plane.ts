@@ -37,6 +37,8 @@ export interface DataPlaneOptions {
   sodium?: 'native' | 'wasm' | undefined;
   /** Binds the UDP socket (default the router's transport). */
   transport?: Transport | undefined;
+  /** @internal Send each neighbour's datagrams of a turn with one sendmmsg where the transport can (default true). */
+  batchSend?: boolean | undefined;
 }
 
 /** A JSON-serialisable view of the data plane. */
@@ -273,10 +275,12 @@ export class DataPlane implements LinkOverlay {
     }
     this.socket = socket;
     const self = this.router.selfName;
+    const batchSender = this.options.batchSend === false ? undefined : transport.batchSender?.(socket);
     this.sleeve = new Sleeve({
       self,
       socket,
       ...(linkSockets ? { linkSockets } : { linkSocketsUnavailable: unavailable }),
+      ...(batchSender ? { batchSender } : {}),
       ...(this.options.slowPath ? { slowPath: this.options.slowPath } : {}),
       clock: this.clock,
       ...(sodium ? { sodium } : {}),

@@ -123,7 +123,27 @@ export interface Transport {
    * false when it could not. Absent when the transport cannot.
    */
   setReceiving?(socket: DatagramSocket, receiving: boolean): boolean;
+  /**
+   * Sends batches of datagrams on `socket` (from this transport's `bindDatagram`) with one system call, the
+   * buffers free for reuse when it returns. Undefined when the socket cannot (no native binding, a plain
+   * `dgram` socket); absent when the transport cannot at all.
+   */
+  batchSender?(socket: DatagramSocket): DatagramBatchSender | undefined;
 }
+
+/** Sends batches of datagrams to one address at a time, synchronously. */
+export interface DatagramBatchSender {
+  /** The socket address of `host:port` for `send`, or undefined when `host` is not an IP literal. */
+  address(host: string, port: number): Uint8Array | undefined;
+  /**
+   * Sends `packets[i][0, lengths[i])` for `i < count` to `address`; returns how many were sent (fewer when the
+   * socket buffer is full: queue the rest) or -errno when none could be.
+   */
+  send(address: Uint8Array, packets: readonly Uint8Array[], lengths: Uint32Array, count: number): number;
+}
+
+/** Sockets of ours made from a native fd, and how to batch sends on them. */
+const nativeSockets = new WeakMap<DatagramSocket, { fd: number; ipv6: boolean }>();
 
 /** The real network through node:net and node:dgram; sockets are returned unwrapped, so the hot path costs nothing extra. */
 export const nodeTransport: Transport = {
@@ -174,6 +194,16 @@ export const nodeTransport: Transport = {
         resolve(socket);
       });
     });
+  },
+
+  batchSender(socket) {
+    const native = nativeSockets.get(socket);
+    const binding = loadTapBinding().binding;
+    if (!native || !binding || typeof binding.sendBatch !== 'function') return undefined;
+    return {
+      address: (host, port) => binding.udpAddress(host, port, native.ipv6) ?? undefined,
+      send: (address, packets, lengths, count) => binding.sendBatch(native.fd, address, packets, lengths, count),
+    };
   },
 
   connectDatagram(shared, remote, options = {}) {
@@ -242,6 +272,7 @@ function adoptUdpFd(fd: number, ipv6: boolean, syscall: string, what: string): P
     return Promise.reject(Object.assign(new Error(`${syscall} ${code} ${what}`), { code, errno: fd, syscall }));
   }
   const socket = createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
+  nativeSockets.set(socket, { fd, ipv6 });
   return new Promise((resolve, reject) => {
     // A bind that fails reports it as an 'error' event: without a listener it would end the process.
     const onError = (cause: Error): void => {

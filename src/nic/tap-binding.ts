@@ -61,6 +61,14 @@ export interface TapBinding {
    * Returns the fd (for `dgram.Socket#bind({ fd })`) or -errno.
    */
   openUdp(host: string, port: number, ipv6: boolean, bufferBytes: number, remoteHost: string | null, remotePort: number): number;
+  /** The socket address of `host:port` as bytes for `sendBatch`, or null when `host` is not an IP literal. */
+  udpAddress(host: string, port: number, ipv6: boolean): Uint8Array | null;
+  /**
+   * Sends `packets[i][0, lengths[i])` for `i < count` to `address` with sendmmsg on UDP socket `fd`. The kernel
+   * copies them before it returns, so the buffers may be reused at once. Returns how many were sent (fewer when the
+   * socket buffer filled), or -errno when the first one failed.
+   */
+  sendBatch(fd: number, address: Uint8Array, packets: readonly Uint8Array[], lengths: Uint32Array, count: number): number;
 }
 
 export type TapBindingLoad = { binding: TapBinding; path: string } | { binding: undefined; path: string | undefined; error: Error };

@@ -107,6 +107,32 @@ nativeTest('on a dual-stack IPv6 socket, an IPv4 sender (IPv4-mapped) gets its o
   }
 });
 
+nativeTest('batch sends: one sendmmsg delivers every datagram in order, buffers reusable at once; plain sockets have none', async () => {
+  const shared = await nodeTransport.bindDatagram('127.0.0.1', 0, { sharedPort: true });
+  const receiver = createSocket('udp4');
+  await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', () => resolve()));
+  try {
+    const batch = nodeTransport.batchSender?.(shared);
+    assert.ok(batch, 'a native shared-port socket can batch');
+    assert.is(batch.address('not-an-ip', 1), undefined);
+    const address = batch.address('127.0.0.1', receiver.address().port) as Uint8Array;
+    const got: string[] = [];
+    const all = new Promise<void>((resolve) => receiver.on('message', (m) => got.push(m.toString()) === 3 && resolve()));
+    const buffer = Buffer.from('one-two-three');
+    const packets = [buffer, Buffer.from('two'), Buffer.from('three!!!')];
+    assert.is(batch.send(address, packets, Uint32Array.of(3, 3, 5), 3), 3);
+    buffer.fill(0); // reused at once: the kernel has its own copy
+    await all;
+    assert.equal(got, ['one', 'two', 'three']);
+    const plain = await nodeTransport.bindDatagram('127.0.0.1', 0);
+    assert.is(nodeTransport.batchSender?.(plain), undefined, 'a plain dgram socket sends one by one');
+    plain.close();
+  } finally {
+    shared.close();
+    receiver.close();
+  }
+});
+
 test('setReceiving on a closed socket reports that it could not', async () => {
   const s = await nodeTransport.bindDatagram('127.0.0.1', 0);
   await new Promise<void>((resolve) => s.close(() => resolve()));
