@@ -1,6 +1,7 @@
-// Sleeve: the UDP transport between neighbouring peers: batching, AEAD, replay check, heartbeats, MTU discovery.
+// Sleeve: the UDP transport between neighbouring peers: batching, AEAD, replay check; each link's heartbeats and
+// MTU discovery are its LinkProbe (link-probe.ts).
 import { EventEmitter } from 'eventemitter3';
-import type { Clock, Timer } from '../clock.js';
+import type { Clock } from '../clock.js';
 import type { SodiumBackend } from '../crypto/sodium.js';
 import { AEAD_TAG_BYTES } from '../crypto/sodium.js';
 import { writeCounterNonce } from '../crypto/aead.js';
@@ -24,29 +25,9 @@ import {
   writePacketHeader,
 } from '../wire/sleeve.js';
 import { withDefaults, type Overrides } from '../options.js';
+import { DEFAULT_SLEEVE_TIMINGS, LinkProbe, SleeveAck, type LinkMode, type SleeveTimings } from './link-probe.js';
 
-/** Overlay control message kinds the sleeve sends over the TCP link. */
-export const enum SleeveAck {
-  /** "Your heartbeat reached me": the sender's UDP path works. Payload: u64 connection id. */
-  Heartbeat = 1,
-  /** "Your fragmentation test reached me": the path carries fragmented UDP. */
-  FragTest = 2,
-  /** "Your MTU probe of this size reached me". Payload: u16 size. */
-  MtuProbe = 3,
-}
-
-/** How frames travel on a link. */
-export type LinkMode =
-  /** Heartbeats not acknowledged yet. */
-  | 'connecting'
-  /** Checking whether fragmented UDP crosses the path. */
-  | 'testing'
-  /** Searching the path MTU (fragments do not cross). */
-  | 'searching'
-  /** Big frames go as one datagram and the kernel fragments them. */
-  | 'fragmenting'
-  /** Datagrams stay within the discovered path MTU. */
-  | 'pmtu';
+export { DEFAULT_SLEEVE_TIMINGS, SleeveAck, type LinkMode, type SleeveTimings } from './link-probe.js';
 
 /** Per-link state for status. */
 export interface SleeveLinkStatus extends LinkCounters {
@@ -88,28 +69,6 @@ export interface LinkCounters {
 
 /** Drop counters by reason. */
 export type SleeveDrops = Record<string, number>;
-
-/** Timing of heartbeats and probes; the defaults follow Weave. */
-export interface SleeveTimings {
-  /** Heartbeat interval while the link is not established, in ms (default 500). */
-  fastHeartbeatMs: number;
-  /** Heartbeat interval once established, in ms (default 10 000). */
-  slowHeartbeatMs: number;
-  /** With no heartbeat heard for this long (ms, default 60 000) the link drops to `connecting` and stops carrying data. */
-  heartbeatTimeoutMs: number;
-  /** Wait for the fragmentation test's acknowledgement, per try (ms, default 300; 3 tries). */
-  fragTestTimeoutMs: number;
-  /** Wait for an MTU probe's acknowledgement, doubled on each of 3 tries (ms, default 100). */
-  probeTimeoutMs: number;
-}
-
-export const DEFAULT_SLEEVE_TIMINGS: SleeveTimings = {
-  fastHeartbeatMs: 500,
-  slowHeartbeatMs: 10_000,
-  heartbeatTimeoutMs: 60_000,
-  fragTestTimeoutMs: 300,
-  probeTimeoutMs: 100,
-};
 
 /**
  * Receive sockets per neighbour on the sleeve's port (see `Transport.connectDatagram`): with them, datagrams
@@ -191,16 +150,10 @@ interface Forwarder extends LinkCounters {
   authFailures: number;
   /** Highest counter of an authentic datagram so far (-1 before the first). */
   newestCounter: bigint;
-  mode: LinkMode;
-  established: boolean;
-  lastHeard: number;
-  /** Largest UDP payload that crosses the path in one piece (or MAX when fragments cross). */
-  maxPayload: number;
-  probe: { good: number; bad: number; trying: number; tries: number } | undefined;
+  /** Liveness and MTU: mode, established, the largest payload that crosses. */
+  link: LinkProbe;
   body: Uint8Array;
   bodyLength: number;
-  heartbeatTimer: Timer | undefined;
-  testTimer: Timer | undefined;
   /** Sealed datagrams waiting for the batch send at the end of the turn (pooled buffers). */
   outPackets: Buffer[];
   outLengths: Uint32Array;
@@ -213,11 +166,6 @@ interface Forwarder extends LinkCounters {
 
 /** Datagrams per neighbour queued for one batch send. */
 const SEND_BATCH = 64;
-
-const FRAG_TEST_PAYLOAD = 60_001;
-const MIN_PATH_PAYLOAD = 552 - 28;
-const FRAG_TEST_TRIES = 3;
-const PROBE_TRIES = 3;
 
 /** Result of `send`: `too-big` carries the largest frame the link takes in one piece. */
 export type SendResult = { ok: true } | { ok: false; reason: 'no-link' | 'not-established' | 'too-big'; maxFrame?: number };
@@ -280,21 +228,15 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       linkSocketFor: undefined,
       authFailures: 0,
       newestCounter: -1n,
-      mode: 'connecting',
-      established: false,
-      lastHeard: this.options.clock.now(),
-      maxPayload: MAX_UDP_PAYLOAD,
-      probe: undefined,
+      link: undefined as unknown as LinkProbe, // set below: the probe's host closes over the forwarder
       body: new Uint8Array(MAX_UDP_PAYLOAD),
       bodyLength: 0,
-      heartbeatTimer: undefined,
       outPackets: [],
       outLengths: new Uint32Array(SEND_BATCH),
       outCount: 0,
       sockaddr: undefined,
       sockaddrHost: undefined,
       sockaddrPort: 0,
-      testTimer: undefined,
       packetsOut: 0,
       packetsIn: 0,
       framesOut: 0,
@@ -302,15 +244,27 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       bytesOut: 0,
       bytesIn: 0,
     };
+    f.link = new LinkProbe(link.connectionId, {
+      clock: this.options.clock,
+      timings: this.timings,
+      noFragmentation: this.options.noFragmentation === true,
+      sendControl: (kind, minLength, payloadSize, fill) => this.sendControl(f, kind, minLength, payloadSize, fill),
+      hasAddress: () => f.remoteHost !== undefined,
+      // A receive socket that failed to open is tried again at each heartbeat.
+      onHeartbeat: () => {
+        if (f.remoteVerified && f.linkSocketFor === undefined) this.openLinkSocket(f);
+      },
+      setEstablished: (established) => this.options.setEstablished(f.peer, established),
+      changed: () => this.emit('link', this.linkStatus(f)),
+    });
     this.forwarders.set(link.peer, f);
-    this.heartbeat(f);
+    f.link.heartbeat();
   }
 
   linkDown(peer: PeerName): void {
     const f = this.forwarders.get(peer);
     if (!f) return;
-    f.heartbeatTimer?.cancel();
-    f.testTimer?.cancel();
+    f.link.stop();
     this.closeLinkSocket(f);
     this.dirty.delete(f);
     this.forwarders.delete(peer);
@@ -334,7 +288,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
 
   /** True when frames to the neighbour `peer` get through: our heartbeats were answered and the MTU is known. */
   isEstablished(peer: PeerName): boolean {
-    return this.forwarders.get(peer)?.established === true;
+    return this.forwarders.get(peer)?.link.established === true;
   }
 
   /** Largest Ethernet frame the link to `peer` carries in one piece, or undefined without a link. */
@@ -350,7 +304,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   send(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array): SendResult {
     const f = this.forwarders.get(nextHop);
     if (!f) return this.dropResult('no-link');
-    if (!f.established) return this.dropResult('not-established');
+    if (!f.link.established) return this.dropResult('not-established');
     const limit = this.frameLimit(f);
     if (frame.byteLength > limit) return { ok: false, reason: 'too-big', maxFrame: limit };
     if (f.bodyLength + ENTRY_HEADER_BYTES + frame.byteLength > this.bodyLimit(f)) this.flushForwarder(f);
@@ -390,7 +344,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   }
 
   private bodyLimit(f: Forwarder): number {
-    return f.maxPayload - this.overhead(f);
+    return f.link.maxPayload - this.overhead(f);
   }
 
   private frameLimit(f: Forwarder): number {
@@ -507,120 +461,17 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     this.sendBody(f, body);
   }
 
-  // ---- link liveness and MTU ----
-
-  private heartbeat(f: Forwarder): void {
-    f.heartbeatTimer?.cancel();
-    if (this.options.clock.now() - f.lastHeard > this.timings.heartbeatTimeoutMs) {
-      this.setEstablished(f, false);
-      f.mode = 'connecting';
-      f.lastHeard = this.options.clock.now();
-      this.emit('link', this.linkStatus(f));
-    }
-    // A receive socket that failed to open is tried again at each heartbeat.
-    if (f.remoteVerified && f.linkSocketFor === undefined) this.openLinkSocket(f);
-    if (f.remoteHost !== undefined) {
-      this.sendControl(f, SleeveControl.Heartbeat, 9, 0, (entry) => {
-        new DataView(entry.buffer, entry.byteOffset).setBigUint64(1, f.connectionId);
-      });
-    }
-    const every = f.established ? this.timings.slowHeartbeatMs : this.timings.fastHeartbeatMs;
-    f.heartbeatTimer = this.options.clock.setTimer(every, () => this.heartbeat(f));
-  }
-
   /** The neighbour acknowledged one of our sleeve control entries over TCP. */
   onControl(peer: PeerName, kind: number, payload: Uint8Array): void {
-    const f = this.forwarders.get(peer);
-    if (!f) return;
-    if (kind === SleeveAck.Heartbeat) {
-      if (payload.byteLength !== 8 || new DataView(payload.buffer, payload.byteOffset, 8).getBigUint64(0) !== f.connectionId) return;
-      if (f.mode === 'connecting') this.startFragTest(f);
-    } else if (kind === SleeveAck.FragTest) {
-      if (f.mode !== 'testing') return;
-      f.testTimer?.cancel();
-      f.maxPayload = MAX_UDP_PAYLOAD;
-      this.ready(f, 'fragmenting');
-    } else if (kind === SleeveAck.MtuProbe) {
-      if (f.mode !== 'searching' || !f.probe || payload.byteLength !== 2) return;
-      const size = (payload[0] as number) * 256 + (payload[1] as number);
-      if (size !== f.probe.trying) return;
-      f.testTimer?.cancel();
-      f.probe.good = size;
-      this.nextProbe(f);
-    }
-  }
-
-  private startFragTest(f: Forwarder, tries = 0): void {
-    if (this.options.noFragmentation) {
-      this.startSearch(f);
-      return;
-    }
-    f.mode = 'testing';
-    this.sendControl(f, SleeveControl.FragTest, 1, FRAG_TEST_PAYLOAD);
-    f.testTimer = this.options.clock.setTimer(this.timings.fragTestTimeoutMs, () => {
-      if (tries + 1 < FRAG_TEST_TRIES) this.startFragTest(f, tries + 1);
-      else this.startSearch(f);
-    });
-  }
-
-  /** Binary search of the largest datagram that crosses unfragmented (fragments are being dropped). */
-  private startSearch(f: Forwarder): void {
-    f.mode = 'searching';
-    f.probe = { good: MIN_PATH_PAYLOAD, bad: MAX_UDP_PAYLOAD + 1, trying: 0, tries: 0 };
-    this.nextProbe(f);
-  }
-
-  private nextProbe(f: Forwarder): void {
-    const p = f.probe;
-    if (!p) return;
-    if (p.good + 1 >= p.bad) {
-      f.maxPayload = p.good;
-      f.probe = undefined;
-      this.ready(f, 'pmtu');
-      return;
-    }
-    // Common MTUs first: most paths are 1500 (payload 1472) or jumbo.
-    const guess = p.trying === 0 && 1472 > p.good && 1472 < p.bad ? 1472 : Math.floor((p.good + p.bad) / 2);
-    p.trying = guess;
-    p.tries = 0;
-    this.sendProbe(f);
-  }
-
-  private sendProbe(f: Forwarder): void {
-    const p = f.probe;
-    if (!p) return;
-    const size = p.trying;
-    this.sendControl(f, SleeveControl.MtuProbe, 3, size, (entry) => {
-      entry[1] = size >>> 8;
-      entry[2] = size & 0xff;
-    });
-    f.testTimer = this.options.clock.setTimer(this.timings.probeTimeoutMs * 2 ** p.tries, () => {
-      if (++p.tries < PROBE_TRIES) this.sendProbe(f);
-      else {
-        p.bad = size;
-        this.nextProbe(f);
-      }
-    });
-  }
-
-  private ready(f: Forwarder, mode: 'fragmenting' | 'pmtu'): void {
-    f.mode = mode;
-    this.setEstablished(f, true);
-    this.emit('link', this.linkStatus(f));
-  }
-
-  private setEstablished(f: Forwarder, established: boolean): void {
-    if (f.established === established) return;
-    f.established = established;
-    this.options.setEstablished(f.peer, established);
+    this.forwarders.get(peer)?.link.onAck(kind, payload);
   }
 
   private linkStatus(f: Forwarder): SleeveLinkStatus {
     const maxFrame = this.frameLimit(f);
     return {
       peer: formatPeerName(f.peer),
-      mode: f.mode,
-      established: f.established,
+      mode: f.link.mode,
+      established: f.link.established,
       encrypted: f.sendKey !== undefined,
       ...(f.remoteHost !== undefined ? { remote: `${f.remoteHost}:${f.remotePort}` } : {}),
       maxFrame,
@@ -747,7 +598,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     f.remotePort = rinfo.port;
     f.remoteVerified = true;
     this.openLinkSocket(f);
-    if (first) this.heartbeat(f);
+    if (first) f.link.heartbeat();
   }
 
   // ---- per-neighbour receive sockets ----
@@ -795,7 +646,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
         if (entry.byteLength < 9) return this.drop('malformed');
         const id = new DataView(entry.buffer, entry.byteOffset, 9).getBigUint64(1);
         if (id !== f.connectionId) return this.drop('stale-heartbeat');
-        f.lastHeard = this.options.clock.now();
+        f.link.heard();
         const ack = new Uint8Array(8);
         new DataView(ack.buffer).setBigUint64(0, id);
         this.options.sendControl(f.peer, SleeveAck.Heartbeat, ack);
