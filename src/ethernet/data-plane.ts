@@ -16,7 +16,7 @@ import type { MacEntry, PortId } from './mac-table.js';
 import { formatMac } from './frame.js';
 import { formatPeerName } from '../wire/peer-name.js';
 import type { Overrides } from '../options.js';
-import { FastPath, type FastPathOptions, type FastLinkState, type FastLinkStatus } from './fast-path.js';
+import { FastPath, type FastPathOptions, type FastLinkStatus } from './fast-path.js';
 
 /** Options of a {@link DataPlane}; every field has a default. */
 export interface DataPlaneOptions {
@@ -155,11 +155,6 @@ export class DataPlane implements LinkOverlay {
   /** Records why the fast path does not run (for status), when it is off. @internal */
   setFastPathOff(reason: string): void {
     this.fastPathOff = reason;
-  }
-
-  /** How frames to direct neighbour `peer` travel: `fastdp` or `sleeve`, with the reason (absent on `fastdp`). */
-  fastPathMode(peer: PeerName): FastLinkState {
-    return this.fastPath?.modeOf(peer) ?? { mode: 'sleeve', reason: this.fastPathOff };
   }
 
   /** Local endpoints with these MACs detached: neighbours stop tunnelling frames for them. @internal */

@@ -177,11 +177,6 @@ export class FastPath {
     return this.o.kernel.port;
   }
 
-  /** The MAC this peer's probe port answers to. */
-  get probeMac(): number {
-    return this.selfProbeMac;
-  }
-
   /** A new direct link: offer the fast path when its frames may travel plain. */
   linkUp(link: OverlayLink): void {
     if (this.closed) return;

@@ -317,13 +317,14 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
 
   /** Sends every queued datagram now. */
   flush(): void {
+    for (const f of this.dirty) this.flushForwarder(f);
+    this.dirty.clear();
     if (this.flushScheduled) {
-      // The fallback flush would find nothing to do: one loop phase fewer per batch.
+      // Everything went (flushing queues the last body for the batch send, which schedules this again):
+      // the fallback flush would find nothing to do.
       clearImmediate(this.flushScheduled);
       this.flushScheduled = undefined;
     }
-    for (const f of this.dirty) this.flushForwarder(f);
-    this.dirty.clear();
   }
 
   private dropResult(reason: 'no-link' | 'not-established'): SendResult {
