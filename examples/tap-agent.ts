@@ -2,7 +2,7 @@
 // Run as root: node dist/examples/tap-agent.js '{"tap":"weave0","address":"10.40.0.1/24","peers":["192.0.2.2"]}'
 // Configuration (JSON argument): listen (default 0.0.0.0:6783), peers, password (or env WEAVE_PASSWORD),
 // name, nickname, tap (device name), address (CIDR for the TAP), mtu (default 65000), noFragmentation,
-// discovery. Prints one line `READY {...}` when running and a line `STATUS {...}` on SIGUSR1; stops
+// offload (TCP segmentation offload on the TAP, default true), discovery. Prints one line `READY {...}` when running and a line `STATUS {...}` on SIGUSR1; stops
 // cleanly on SIGINT/SIGTERM.
 import { execFileSync } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -20,6 +20,7 @@ interface AgentConfig {
   address?: string;
   mtu?: number;
   noFragmentation?: boolean;
+  offload?: boolean;
   discovery?: boolean;
 }
 
@@ -39,8 +40,9 @@ async function main(): Promise<void> {
     ...(config.nickname ? { nickname: config.nickname } : {}),
     ...(config.discovery === false ? { discovery: false } : {}),
   });
-  const dataPlane = new DataPlane(router, { noFragmentation: config.noFragmentation ?? false });
-  const tap = await TapNic.open({ name: config.tap, mtu: config.mtu ?? 65_000 });
+  const offload = config.offload ?? true;
+  const dataPlane = new DataPlane(router, { noFragmentation: config.noFragmentation ?? false, superFrames: offload });
+  const tap = await TapNic.open({ name: config.tap, mtu: config.mtu ?? 65_000, offload });
   if (config.address) execFileSync('ip', ['addr', 'add', config.address, 'dev', tap.name]);
   execFileSync('ip', ['link', 'set', tap.name, 'up']);
   dataPlane.attach(tap);

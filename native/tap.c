@@ -1,13 +1,17 @@
 // weave_tap: the minimal N-API binding for Linux TAP devices (open, poll-driven batch read, batch write).
 //
 // Exports (all take the handle returned by open as first argument, except open):
-//   open(name, { mtu?, mac? })            -> { handle, name, mac: Buffer(6), mtu }      throws Error{errno, code, syscall}
+//   open(name, { mtu?, mac?, offload? })  -> { handle, name, mac: Buffer(6), mtu, offload }  throws Error{errno, code, syscall}
+//       offload: IFF_VNET_HDR with checksum and TSO4/6 offloads. Every read slot then starts with the 10-byte
+//       virtio_net_hdr (the frame at +10); a partial checksum of a plain frame is completed before delivery, so only
+//       TCP super-frames (gso_type 1 or 4) keep theirs. Every write is prefixed with a header (zero unless given).
 //   startReading(handle, batch, slot, cb) -> { buffer: ArrayBuffer, lengths: Uint32Array }
 //       cb(count, errno) is called once per wakeup; frame i is buffer[i*slot, i*slot + lengths[i]).
 //       The buffer and lengths are reused for every call: frames are valid only during the call.
 //   stopReading(handle)
 //   write(handle, frame)                  -> bytes written, or -errno (-EAGAIN: the device queue is full)
-//   writeBatch(handle, frames[])          -> frames written; stops at the first failure (see lastError)
+//   writeBatch(handle, frames[], headers?) -> frames written; stops at the first failure (see lastError)
+//       headers: with offload, a Uint8Array of 10 bytes per frame (virtio_net_hdr, host order); zero headers without
 //   lastError(handle)                     -> errno of the last failed write (0 if none)
 //   ref(handle) / unref(handle)           -> whether an active reader keeps the event loop alive
 //   close(handle)                         -> idempotent; stops polling and closes the fd (the kernel deletes the TAP)
@@ -37,7 +41,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#define VNET_HDR_BYTES 10  // struct virtio_net_hdr (no num_buffers)
+#define VNET_F_NEEDS_CSUM 1
 
 #define MAX_BATCH 1024
 #define MAX_SEND_BATCH 64
@@ -63,6 +71,7 @@ typedef struct tap {
   uint32_t batch;
   uint32_t slot;
   int last_errno;
+  int vnet;             // IFF_VNET_HDR: reads and writes carry a virtio_net_hdr
   int delivering;       // inside the reader callback
   int release_pending;  // stopReading/close ran inside the callback: release the references after it
   double truncated;
@@ -206,6 +215,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int32_t mtu = 0;
+  bool offload = false;
   uint8_t* mac = NULL;
   size_t mac_len = 0;
   if (argc >= 2) {
@@ -220,6 +230,15 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
         CHECK(napi_typeof(env, v, &type));
         if (type != napi_undefined && napi_get_value_int32(env, v, &mtu) != napi_ok) {
           napi_throw_type_error(env, NULL, "weave_tap.open: mtu must be a number");
+          return NULL;
+        }
+      }
+      CHECK(napi_has_named_property(env, argv[1], "offload", &has));
+      if (has) {
+        CHECK(napi_get_named_property(env, argv[1], "offload", &v));
+        CHECK(napi_typeof(env, v, &type));
+        if (type != napi_undefined && napi_get_value_bool(env, v, &offload) != napi_ok) {
+          napi_throw_type_error(env, NULL, "weave_tap.open: offload must be a boolean");
           return NULL;
         }
       }
@@ -248,13 +267,26 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, name_len < IFNAMSIZ - 1 ? name_len : IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int e = errno;
     close(fd);
     throw_errno(env, e, "ioctl(TUNSETIFF)", "cannot create the TAP device");
     return NULL;
+  }
+  if (offload) {
+    // The kernel may then hand us TCP super-frames of up to 64 KiB with a partial checksum, and takes them back.
+    int hdr = VNET_HDR_BYTES;
+    const char* what = NULL;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) what = "ioctl(TUNSETVNETHDRSZ)";
+    else if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0) what = "ioctl(TUNSETOFFLOAD)";
+    if (what) {
+      int e = errno;
+      close(fd);
+      throw_errno(env, e, what, "cannot enable TAP offloads");
+      return NULL;
+    }
   }
   char actual[IFNAMSIZ];
   memcpy(actual, ifr.ifr_name, IFNAMSIZ);
@@ -331,6 +363,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   t->fd = fd;
   t->env = env;
   t->refd = 1;
+  t->vnet = offload ? 1 : 0;
   napi_value result, handle, v;
   if (napi_create_external(env, t, finalize, NULL, &handle) != napi_ok) {
     close(fd);
@@ -348,7 +381,31 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, result, "mac", v));
   CHECK(napi_create_int32(env, actual_mtu, &v));
   CHECK(napi_set_named_property(env, result, "mtu", v));
+  CHECK(napi_get_boolean(env, offload, &v));
+  CHECK(napi_set_named_property(env, result, "offload", v));
   return result;
+}
+
+// The Internet checksum of a partially checksummed frame (virtio NEEDS_CSUM): the one's complement sum from `start`
+// to the end, whose checksum field already holds the pseudo-header sum, stored at start + offset. 0 or -1 when the
+// header points outside the frame (the frame is then left as it is).
+static int complete_checksum(uint8_t* frame, size_t len, size_t start, size_t offset) {
+  if (start >= len || start + offset + 2 > len) return -1;
+  uint64_t sum = 0;
+  const uint8_t* p = frame + start;
+  size_t n = len - start;
+  while (n >= 2) {
+    sum += (uint32_t)((p[0] << 8) | p[1]);
+    p += 2;
+    n -= 2;
+  }
+  if (n) sum += (uint32_t)(p[0] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  uint16_t c = (uint16_t)~sum;
+  if (c == 0) c = 0xffff;  // as the kernel does (a UDP checksum of 0 means "none"; TCP accepts either)
+  frame[start + offset] = (uint8_t)(c >> 8);
+  frame[start + offset + 1] = (uint8_t)(c & 0xff);
+  return 0;
 }
 
 // Calls the reader callback with (count, errno) inside a callback scope (microtasks run after it).
@@ -397,6 +454,18 @@ static void on_readable(uv_poll_t* h, int status, int events) {
     if (n == 0) break;
     if ((uint32_t)n >= t->slot) {  // may have been cut: never hand out a partial frame
       t->truncated += 1;
+      continue;
+    }
+    if (t->vnet) {
+      uint8_t* h = t->data + (size_t)count * t->slot;
+      if (n < VNET_HDR_BYTES) continue;
+      size_t len = (size_t)n - VNET_HDR_BYTES;
+      if (h[1] == 0 && (h[0] & VNET_F_NEEDS_CSUM)) {
+        // A plain frame with a partial checksum: complete it here, so only super-frames carry offload state.
+        complete_checksum(h + VNET_HDR_BYTES, len, (size_t)(h[6] | (h[7] << 8)), (size_t)(h[8] | (h[9] << 8)));
+        h[0] = 0;
+      }
+      t->lens[count++] = (uint32_t)len;
       continue;
     }
     t->lens[count++] = (uint32_t)n;
@@ -741,10 +810,20 @@ static napi_value js_truncated(napi_env env, napi_callback_info info) {
   return v;
 }
 
-// One write() per frame: a TAP device takes exactly one frame per write, never merge them.
-static int write_frame(tap_t* t, const void* p, size_t len) {
+static const uint8_t zero_header[VNET_HDR_BYTES] = {0};
+
+// One write() per frame: a TAP device takes exactly one frame per write, never merge them. With offload every frame
+// is preceded by its virtio_net_hdr (`header`, or zeros: a complete frame).
+static int write_frame(tap_t* t, const void* p, size_t len, const uint8_t* header) {
   for (;;) {
-    ssize_t n = write(t->fd, p, len);
+    ssize_t n;
+    if (t->vnet) {
+      struct iovec iov[2] = {{(void*)(header ? header : zero_header), VNET_HDR_BYTES}, {(void*)p, len}};
+      n = writev(t->fd, iov, 2);
+      if (n >= VNET_HDR_BYTES) n -= VNET_HDR_BYTES;
+    } else {
+      n = write(t->fd, p, len);
+    }
     if (n >= 0) return (int)n;
     if (errno == EINTR) continue;
     t->last_errno = errno;
@@ -772,7 +851,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "weave_tap.write: frame must be a Uint8Array");
     return NULL;
   }
-  int r = t->fd < 0 ? -EBADF : write_frame(t, data, len);
+  int r = t->fd < 0 ? -EBADF : write_frame(t, data, len, NULL);
   if (t->fd < 0) t->last_errno = EBADF;
   napi_value v;
   CHECK(napi_create_int32(env, r, &v));
@@ -780,11 +859,21 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_write_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   tap_t* t = argc >= 2 ? get_tap(env, argv[0]) : NULL;
   if (!t) return NULL;
+  uint8_t* headers = NULL;
+  size_t headers_len = 0;
+  if (argc >= 3) {
+    napi_valuetype type;
+    CHECK(napi_typeof(env, argv[2], &type));
+    if (type != napi_undefined && type != napi_null && !frame_bytes(env, argv[2], (void**)&headers, &headers_len)) {
+      napi_throw_type_error(env, NULL, "weave_tap.writeBatch: headers must be a Uint8Array");
+      return NULL;
+    }
+  }
   uint32_t n = 0, written = 0;
   bool is_array = false;
   CHECK(napi_is_array(env, argv[1], &is_array));
@@ -793,6 +882,10 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
     return NULL;
   }
   CHECK(napi_get_array_length(env, argv[1], &n));
+  if (headers && headers_len < (size_t)n * VNET_HDR_BYTES) {
+    napi_throw_range_error(env, NULL, "weave_tap.writeBatch: headers must hold 10 bytes per frame");
+    return NULL;
+  }
   if (t->fd < 0) {
     t->last_errno = EBADF;
   } else {
@@ -805,7 +898,7 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
         napi_throw_type_error(env, NULL, "weave_tap.writeBatch: frames must be an array of Uint8Array");
         return NULL;
       }
-      if (write_frame(t, data, len) < 0) break;  // EAGAIN (queue full) or device down: the rest would fail too
+      if (write_frame(t, data, len, headers ? headers + (size_t)i * VNET_HDR_BYTES : NULL) < 0) break;  // EAGAIN (queue full) or device down: the rest would fail too
       written++;
     }
   }

@@ -143,6 +143,12 @@ export interface OverlayOptions {
    */
   fastdp?: boolean | undefined;
   /**
+   * Kernel endpoints: checksum and TCP segmentation offloads on the bridge's TAP device (default true). The kernel
+   * then hands TCP streams over in super-frames of up to 64 KiB, which cross links that carry big datagrams whole
+   * (the far kernel segments them) and are cut into MTU-sized segments for path-MTU links and in-process endpoints.
+   */
+  offload?: boolean | undefined;
+  /**
    * Underlay subnets (CIDR) whose peers' links may skip encryption: with a password, only links to peers
    * inside them take the fast path (Weave Net's `--trusted-subnets`). Default none.
    */
@@ -341,6 +347,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     this.dataPlane = new DataPlane(this.router, {
       clock: this.clock,
       ...(options.noFragmentation ? { noFragmentation: true } : {}),
+      ...(options.offload === false ? { superFrames: false } : {}),
       ...(tuning.sleeve ? { timings: tuning.sleeve } : {}),
       ...(options.sodium ? { sodium: options.sodium } : {}),
     });
@@ -764,7 +771,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   private ensureKernel(): Promise<void> {
     this.kernelReady ??= (async () => {
       await this.kernel.ensureBridge();
-      const openTap = this.options.kernel?.openTap ?? ((name: string, mtu: number) => TapNic.open({ name, mtu }));
+      const offload = this.options.offload !== false;
+      const openTap = this.options.kernel?.openTap ?? ((name: string, mtu: number) => TapNic.open({ name, mtu, offload }));
       const tap = await openTap(this.kernel.tapName, this.mtu);
       try {
         await this.kernel.plugTap();

@@ -257,13 +257,13 @@ export const AGENT_OVERLAY = { a: '10.251.2.1', b: '10.251.2.2', prefixLength: 2
  * namespaces. `mtu` is the endpoint MTU (`--mtu`; the default is Weave's 1376). With `fastdp`, the underlay
  * is a trusted subnet, so unicast between the bridges takes the agents' kernel VXLAN tunnel instead.
  */
-export function weaveAgent(options: { mtu: number; fastdp?: boolean }): System {
+export function weaveAgent(options: { mtu: number; fastdp?: boolean; offload?: boolean }): System {
   let lab: NetnsLab | undefined;
   const agents: ChildProcess[] = [];
   let dataDir: string | undefined;
   const cliPath = new URL('../../src/cli/main.js', import.meta.url).pathname;
   return {
-    name: `weave-ts agent ${options.fastdp ? 'fastdp ' : ''}mtu ${options.mtu}`,
+    name: `weave-ts agent ${options.fastdp ? 'fastdp ' : ''}mtu ${options.mtu}${options.offload === false ? ' no-offload' : ''}`,
     async unavailable() {
       if (!existsSync(cliPath)) return `${cliPath} is missing (run npm run build)`;
       if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
@@ -286,6 +286,7 @@ export function weaveAgent(options: { mtu: number; fastdp?: boolean }): System {
           '--ipalloc-init', 'consensus=1', '--bridge', `${lab.prefix}br`, '--mtu', String(options.mtu),
           '--data-dir', join(dir, side.host), '--log-level', 'error',
           ...(options.fastdp ? ['--trusted-subnets', `${side.address.split('.').slice(0, 3).join('.')}.0/24`] : ['--no-fastdp']),
+          ...(options.offload === false ? ['--no-offload'] : []),
         ];
         const agent = lab.spawn(side.host, args);
         agents.push(agent);
@@ -355,6 +356,7 @@ export function allSystems(): System[] {
     weaveTs({ encrypted: true }),
     weaveTs({ encrypted: false }),
     weaveAgent({ mtu: 1376 }),
+    weaveAgent({ mtu: 1376, offload: false }),
     weaveAgent({ mtu: 65_000 }),
     weaveAgent({ mtu: 1376, fastdp: true }),
   ];

@@ -34,7 +34,7 @@ export const LAUNCH_FLAGS: FlagSpec = {
     'log-level': {},
     'trusted-subnets': {},
   },
-  booleans: ['no-dns', 'no-discovery', 'no-fragmentation', 'no-ipam', 'no-fastdp'],
+  booleans: ['no-dns', 'no-discovery', 'no-fragmentation', 'no-ipam', 'no-fastdp', 'no-offload'],
 };
 
 /** The data dir when none is given: system-wide for root, per user otherwise. */
@@ -105,6 +105,7 @@ export async function launchOptions(args: ParsedArgs, env: NodeJS.ProcessEnv): P
     ...(args.booleans.has('no-discovery') ? { discovery: false } : {}),
     ...(args.booleans.has('no-fragmentation') ? { noFragmentation: true } : {}),
     ...(args.booleans.has('no-fastdp') ? { fastdp: false } : {}),
+    ...(args.booleans.has('no-offload') ? { offload: false } : {}),
     ...(flag(args, 'trusted-subnets') !== undefined ? { trustedSubnets: trustedSubnets(flag(args, 'trusted-subnets') as string) } : {}),
     ipam: noIpam
       ? false

@@ -54,6 +54,7 @@ export function commandHelp(dataDir: string): Record<string, CommandHelp> {
         ['--no-discovery', 'only connect to the peers given'],
         ['--no-fragmentation', 'never send fragmented UDP (path-MTU discovery instead)'],
         ['--no-fastdp', 'keep every frame on the sleeve (no kernel VXLAN tunnels between bridges)'],
+        ['--no-offload', 'no checksum/TCP segmentation offload on the bridge TAP (one frame per MTU instead of per 64 KiB)'],
         ['--trusted-subnets CIDR,...', 'with a password, links to peers in these underlay subnets skip encryption and take the fast path'],
         ['--conn-limit N', 'most links (default 200)'],
         ['--data-dir DIR', `peer name, IPAM state, endpoints, API token (default ${dataDir})`],

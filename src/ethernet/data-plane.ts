@@ -16,6 +16,7 @@ import type { MacEntry, PortId } from './mac-table.js';
 import { formatMac } from './frame.js';
 import { formatPeerName } from '../wire/peer-name.js';
 import type { Overrides } from '../options.js';
+import { SUPER_FRAME_CAPABILITY } from '../wire/sleeve.js';
 import { FastPath, type FastPathOptions, type FastLinkStatus } from './fast-path.js';
 
 /** Options of a {@link DataPlane}; every field has a default. */
@@ -39,6 +40,11 @@ export interface DataPlaneOptions {
   transport?: Transport | undefined;
   /** @internal Send each neighbour's datagrams of a turn with one sendmmsg where the transport can (default true). */
   batchSend?: boolean | undefined;
+  /**
+   * Carry TCP super-frames from TAP devices with offloads whole to neighbours that take them, where the link carries
+   * big datagrams (default true); false cuts every super-frame into segments before it leaves.
+   */
+  superFrames?: boolean | undefined;
 }
 
 /** A JSON-serialisable view of the data plane. */
@@ -98,6 +104,8 @@ export interface DataPlaneReceiveStatus extends SleeveReceiveStatus {
  * @category Mesh
  */
 export class DataPlane implements LinkOverlay {
+  /** Every data plane takes super-frames whole (it cuts them itself where its NICs cannot). */
+  readonly capabilities: readonly string[] = [SUPER_FRAME_CAPABILITY];
   private readonly clock: Clock;
   private socket: DatagramSocket | undefined;
   private sleeve: Sleeve | undefined;
@@ -281,6 +289,7 @@ export class DataPlane implements LinkOverlay {
       ...(sodium ? { sodium } : {}),
       ...(this.options.noFragmentation ? { noFragmentation: true } : {}),
       ...(this.options.timings ? { timings: this.options.timings } : {}),
+      ...(this.options.superFrames === false ? { superFrames: false } : {}),
       sendControl: (peer, kind, payload) => this.router.sendOverlayControl(peer, kind, payload),
       setEstablished: (peer, established) => this.router.setLinkEstablished(peer, established),
     });
@@ -298,7 +307,7 @@ export class DataPlane implements LinkOverlay {
     this.switchCore = new Switch({ self, clock: this.clock, routes: () => routes, transport: sleeve, onLearn: (mac, port) => this.fastPath?.learned(mac, port) });
     const core = this.switchCore;
     sleeve.setReceiver({
-      frame: (source, destination, frame, from) => core.fromOverlay(source, destination, frame, from),
+      frame: (source, destination, frame, from, segmentSize) => core.fromOverlay(source, destination, frame, from, segmentSize),
       end: () => core.flushLocal(),
     });
     for (const nic of this.pendingPorts.splice(0)) core.addPort(nic);
@@ -345,5 +354,5 @@ export class DataPlane implements LinkOverlay {
 const FIRST_FAST_PATH_KIND = 16;
 
 function emptySwitchStats(): SwitchStats {
-  return { captured: 0, delivered: 0, forwarded: 0, relayed: 0, fragmented: 0, icmpTooBig: 0, drops: {} };
+  return { captured: 0, delivered: 0, forwarded: 0, relayed: 0, fragmented: 0, icmpTooBig: 0, superFrames: 0, segmented: 0, drops: {} };
 }

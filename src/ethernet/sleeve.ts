@@ -20,9 +20,13 @@ import {
   PACKET_HEADER_BYTES,
   packetCounter,
   packetSender,
+  readSuperFrameEntry,
   SleeveControl,
+  SUPER_FRAME_CAPABILITY,
+  SUPER_FRAME_PREFIX_BYTES,
   writeEntry,
   writePacketHeader,
+  writeSuperFrameEntry,
 } from '../wire/sleeve.js';
 import { withDefaults, type Overrides } from '../options.js';
 import { DEFAULT_SLEEVE_TIMINGS, LinkProbe, SleeveAck, type LinkMode, type SleeveTimings } from './link-probe.js';
@@ -112,6 +116,8 @@ export interface SleeveOptions {
   /** Never send fragmented datagrams: always discover the path MTU (default false). */
   noFragmentation?: boolean;
   timings?: Overrides<SleeveTimings>;
+  /** Send TCP super-frames whole to neighbours that take them (default true; false cuts them all into segments). */
+  superFrames?: boolean;
   /** Sends a control message to a neighbour over its TCP link. */
   sendControl: (peer: PeerName, kind: number, payload: Uint8Array) => boolean;
   /** Reports that a link's data path works (or stopped working). */
@@ -120,8 +126,11 @@ export interface SleeveOptions {
 
 /** Receives the frames of one datagram; `frame` is only valid during the call. */
 export interface FrameReceiver {
-  /** A frame captured by `source`, for `destination` (0 = flood), arriving via neighbour `from`. */
-  frame(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName): void;
+  /**
+   * A frame captured by `source`, for `destination` (0 = flood), arriving via neighbour `from`; `segmentSize` above 0
+   * marks a TCP super-frame (see `FrameBatchHandler`).
+   */
+  frame(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName, segmentSize: number): void;
   /** The datagram's last frame was handed over (a moment to flush batched writes). */
   end(): void;
 }
@@ -136,6 +145,8 @@ interface Forwarder extends LinkCounters {
   connectionId: bigint;
   sendKey: Uint8Array | undefined;
   receiveKey: Uint8Array | undefined;
+  /** The neighbour takes super-frames whole (it offered the capability, and we send them). */
+  superFrames: boolean;
   sendCounter: bigint;
   replay: ReplayWindow;
   remoteHost: string | undefined;
@@ -217,6 +228,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       connectionId: link.connectionId,
       sendKey: link.keys?.send,
       receiveKey: link.keys?.receive,
+      superFrames: this.options.superFrames !== false && link.capabilities?.includes(SUPER_FRAME_CAPABILITY) === true,
       sendCounter: 0n,
       replay: new ReplayWindow(),
       // The dialler knows where the neighbour listens; the other side learns it from authentic packets.
@@ -309,6 +321,26 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     if (frame.byteLength > limit) return { ok: false, reason: 'too-big', maxFrame: limit };
     if (f.bodyLength + ENTRY_HEADER_BYTES + frame.byteLength > this.bodyLimit(f)) this.flushForwarder(f);
     f.bodyLength = writeEntry(f.body, f.bodyLength, source, destination, frame);
+    f.framesOut += 1;
+    f.bytesOut += frame.byteLength;
+    this.markDirty(f);
+    return SENT;
+  }
+
+  /**
+   * Queues a TCP super-frame whole, in one datagram, for a neighbour that takes them. `too-big` when the link cannot
+   * carry it in one datagram (a path-MTU link, or a frame past the datagram limit) or the neighbour does not take
+   * super-frames: the caller cuts it into segments.
+   */
+  sendSuper(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array, segmentSize: number): SendResult {
+    const f = this.forwarders.get(nextHop);
+    if (!f) return this.dropResult('no-link');
+    if (!f.link.established) return this.dropResult('not-established');
+    const entryLength = ENTRY_HEADER_BYTES + SUPER_FRAME_PREFIX_BYTES + frame.byteLength;
+    const bodyLimit = this.bodyLimit(f);
+    if (!f.superFrames || entryLength > bodyLimit) return { ok: false, reason: 'too-big', maxFrame: this.frameLimit(f) };
+    if (f.bodyLength + entryLength > bodyLimit) this.flushForwarder(f);
+    f.bodyLength = writeSuperFrameEntry(f.body, f.bodyLength, source, destination, segmentSize, frame);
     f.framesOut += 1;
     f.bytesOut += frame.byteLength;
     this.markDirty(f);
@@ -574,11 +606,11 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     const receiver = this.receiver;
     try {
       forEachEntry(body, (source, destination, frame) => {
-        if (source === 0) this.onControlEntry(f, frame, packet.byteLength);
+        if (source === 0) this.onControlEntry(f, frame, packet.byteLength, receiver);
         else {
           f.framesIn += 1;
           f.bytesIn += frame.byteLength;
-          receiver?.frame(source, destination, frame, f.peer);
+          receiver?.frame(source, destination, frame, f.peer, 0);
         }
       });
     } catch (error) {
@@ -641,8 +673,16 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     f.linkSocketFor = undefined;
   }
 
-  private onControlEntry(f: Forwarder, entry: Uint8Array, datagramSize: number): void {
+  private onControlEntry(f: Forwarder, entry: Uint8Array, datagramSize: number, receiver: FrameReceiver | undefined): void {
     switch (entry[0]) {
+      case SleeveControl.SuperFrame: {
+        // A malformed one throws DecodeError: counted as malformed by the caller, like a bad entry.
+        const superFrame = readSuperFrameEntry(entry);
+        f.framesIn += 1;
+        f.bytesIn += superFrame.frame.byteLength;
+        receiver?.frame(superFrame.source, superFrame.destination, superFrame.frame, f.peer, superFrame.segmentSize);
+        return;
+      }
       case SleeveControl.Heartbeat: {
         if (entry.byteLength < 9) return this.drop('malformed');
         const id = new DataView(entry.buffer, entry.byteOffset, 9).getBigUint64(1);

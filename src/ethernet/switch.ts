@@ -6,6 +6,7 @@ import { destinationMac, isGroupDestination, isLinkLocalControl, sourceMac } fro
 import { isLocalPort, MacTable, type MacEntry, type PortId } from './mac-table.js';
 import { fragmentIpv4Frame, fragmentationNeeded } from './ipv4.js';
 import type { SendResult } from './sleeve.js';
+import { segmentTcpSuperFrame } from './tso.js';
 
 /** The destination peer that means "every peer" (flood along the source's broadcast tree). */
 export const FLOOD = 0;
@@ -19,6 +20,11 @@ export interface SwitchRoutes {
 /** Where frames for other peers go (the sleeve). */
 export interface OverlayTransport {
   send(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array): SendResult;
+  /**
+   * Sends a TCP super-frame whole (see `FrameBatchHandler`) when the link and the neighbour take it; any failure
+   * means the switch cuts it into segments and sends those.
+   */
+  sendSuper?(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array, segmentSize: number): SendResult;
   flush(): void;
 }
 
@@ -47,6 +53,10 @@ export interface SwitchStats {
   fragmented: number;
   /** ICMP "fragmentation needed" answers we gave local NICs for oversized packets that may not be fragmented. */
   icmpTooBig: number;
+  /** TCP super-frames (offloads) passed on whole: to a neighbour or a local TAP device with offloads. */
+  superFrames: number;
+  /** TCP super-frames cut into segments here (for a NIC, link or neighbour that does not take them whole, or a flood). */
+  segmented: number;
   /** Frames dropped, by reason. */
   drops: Record<string, number>;
 }
@@ -56,6 +66,10 @@ interface Port {
   nic: Nic;
   /** Frames waiting for `flushLocal`. */
   pending: Uint8Array[];
+  /** Segment size of each pending frame (0: a complete frame). */
+  pendingSizes: number[];
+  /** True when a pending frame is a super-frame. */
+  pendingSuper: boolean;
 }
 
 /**
@@ -68,7 +82,7 @@ export class Switch {
   private readonly macs: MacTable;
   private readonly pendingPorts = new Set<Port>();
   private nextPortId = -1;
-  readonly stats: SwitchStats = { captured: 0, delivered: 0, forwarded: 0, relayed: 0, fragmented: 0, icmpTooBig: 0, drops: {} };
+  readonly stats: SwitchStats = { captured: 0, delivered: 0, forwarded: 0, relayed: 0, fragmented: 0, icmpTooBig: 0, superFrames: 0, segmented: 0, drops: {} };
 
   constructor(private readonly options: SwitchOptions) {
     this.macs = new MacTable(options.macMaxAgeMs);
@@ -77,9 +91,10 @@ export class Switch {
   /** Connects a local NIC; every batch it reads is switched. */
   addPort(nic: Nic): PortId {
     const id = this.nextPortId--;
-    this.ports.set(id, { id, nic, pending: [] });
-    nic.onFrames((frames) => {
-      for (const frame of frames) this.fromLocal(id, frame);
+    this.ports.set(id, { id, nic, pending: [], pendingSizes: [], pendingSuper: false });
+    nic.onFrames((frames, segmentSizes) => {
+      if (segmentSizes === undefined) for (const frame of frames) this.fromLocal(id, frame);
+      else for (let i = 0; i < frames.length; i++) this.fromLocal(id, frames[i] as Uint8Array, segmentSizes[i] ?? 0);
       this.flushLocal();
       this.options.transport.flush();
     });
@@ -128,8 +143,48 @@ export class Switch {
     this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
   }
 
-  /** A frame captured on a local port. */
-  fromLocal(ingress: PortId, frame: Uint8Array): void {
+  /**
+   * Cuts a super-frame into segments; undefined (counted) when it is not one. Segments are new buffers, so they
+   * may wait in a port's queue after the caller's buffer is reused.
+   */
+  private segment(frame: Uint8Array, segmentSize: number): Uint8Array[] | undefined {
+    try {
+      const segments = segmentTcpSuperFrame(frame, segmentSize);
+      this.stats.segmented += 1;
+      return segments;
+    } catch {
+      this.drop('bad-super-frame');
+      return undefined;
+    }
+  }
+
+  /**
+   * A frame captured on a local port; `segmentSize` above 0 marks a TCP super-frame from a NIC with offloads. It
+   * goes whole to one destination that takes it, and as segments everywhere else (floods included).
+   */
+  fromLocal(ingress: PortId, frame: Uint8Array, segmentSize = 0): void {
+    if (segmentSize > 0) {
+      const port = frame.byteLength < 14 || isGroupDestination(frame) ? undefined : this.macs.lookup(destinationMac(frame), this.options.clock.now());
+      if (port === undefined) {
+        for (const piece of this.segment(frame, segmentSize) ?? []) this.fromLocal(ingress, piece);
+        return;
+      }
+      this.stats.captured += 1;
+      this.learn(sourceMac(frame), ingress, this.options.clock.now());
+      if (isLocalPort(port)) {
+        if (port !== ingress) this.deliver(port, frame, segmentSize);
+        return;
+      }
+      const hop = this.options.routes().unicast(port);
+      if (hop === undefined) return this.drop('no-route');
+      if (this.options.transport.sendSuper?.(hop, this.options.self, port, frame, segmentSize).ok === true) {
+        this.stats.forwarded += 1;
+        this.stats.superFrames += 1;
+        return;
+      }
+      for (const piece of this.segment(frame, segmentSize) ?? []) this.sendFromLocal(hop, port, piece, ingress);
+      return;
+    }
     this.stats.captured += 1;
     if (frame.byteLength < 14) return this.drop('runt');
     if (isLinkLocalControl(frame)) return this.drop('link-local-control');
@@ -151,11 +206,15 @@ export class Switch {
     }
   }
 
-  /** A frame from the overlay: captured by `source`, for `destination`, arriving from neighbour `from`. */
-  fromOverlay(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName): void {
+  /**
+   * A frame from the overlay: captured by `source`, for `destination`, arriving from neighbour `from`;
+   * `segmentSize` above 0 marks a TCP super-frame (see `fromLocal`).
+   */
+  fromOverlay(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName, segmentSize = 0): void {
     const self = this.options.self;
     if (source === self) return this.drop('own-frame-returned');
     if (isLinkLocalControl(frame)) return this.drop('link-local-control');
+    if (segmentSize > 0) return this.superFromOverlay(source, destination, frame, from, segmentSize);
     if (destination !== FLOOD && destination !== self) {
       // Multi-hop: pass it on by peer name, without looking at the frame.
       const hop = this.options.routes().unicast(destination);
@@ -183,15 +242,48 @@ export class Switch {
     else if (destination === self || port === undefined) this.floodLocal(frame, undefined);
   }
 
+  /** A super-frame from the overlay: relayed whole where possible, delivered whole to a port that takes it. */
+  private superFromOverlay(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName, segmentSize: number): void {
+    const self = this.options.self;
+    if (destination !== FLOOD && destination !== self) {
+      const hop = this.options.routes().unicast(destination);
+      if (hop === undefined || hop === from) return this.drop('no-route');
+      if (this.options.transport.sendSuper?.(hop, source, destination, frame, segmentSize).ok === true) {
+        this.stats.relayed += 1;
+        this.stats.superFrames += 1;
+        return;
+      }
+    } else if (destination === self && frame.byteLength >= 14 && !isGroupDestination(frame)) {
+      const port = this.macs.lookup(destinationMac(frame), this.options.clock.now());
+      if (port !== undefined && isLocalPort(port)) {
+        this.learn(sourceMac(frame), source, this.options.clock.now());
+        this.deliver(port, frame, segmentSize);
+        return;
+      }
+    }
+    // Floods, unknown destinations and links that refuse it whole: as segments, each switched on its own.
+    for (const piece of this.segment(frame, segmentSize) ?? []) this.fromOverlay(source, destination, piece, from);
+  }
+
   /**
    * Queues a frame for a local port; `flushLocal` hands each port its frames in one batch (one
    * native call for a TAP device). Frames are views into the caller's buffer, so the caller flushes
-   * before that buffer is reused: at the end of each NIC batch and each datagram.
+   * before that buffer is reused: at the end of each NIC batch and each datagram. A super-frame
+   * (`segmentSize` above 0) goes whole to a NIC with offloads and as segments to any other.
    */
-  private deliver(port: PortId, frame: Uint8Array): void {
+  private deliver(port: PortId, frame: Uint8Array, segmentSize = 0): void {
     const p = this.ports.get(port);
     if (!p) return this.drop('no-port');
+    if (segmentSize > 0) {
+      if (p.nic.offload !== true) {
+        for (const piece of this.segment(frame, segmentSize) ?? []) this.deliver(port, piece);
+        return;
+      }
+      p.pendingSuper = true;
+      this.stats.superFrames += 1;
+    }
     p.pending.push(frame);
+    p.pendingSizes.push(segmentSize);
     this.pendingPorts.add(p);
   }
 
@@ -199,10 +291,14 @@ export class Switch {
   flushLocal(): void {
     for (const p of this.pendingPorts) {
       const frames = p.pending;
-      const sent = frames.length === 1 ? (p.nic.send(frames[0] as Uint8Array) ? 1 : 0) : p.nic.sendBatch(frames);
+      let sent: number;
+      if (p.pendingSuper) sent = p.nic.sendBatch(frames, p.pendingSizes);
+      else sent = frames.length === 1 ? (p.nic.send(frames[0] as Uint8Array) ? 1 : 0) : p.nic.sendBatch(frames);
       this.stats.delivered += sent;
       if (sent < frames.length) this.stats.drops['nic-refused'] = (this.stats.drops['nic-refused'] ?? 0) + frames.length - sent;
       frames.length = 0;
+      p.pendingSizes.length = 0;
+      p.pendingSuper = false;
     }
     this.pendingPorts.clear();
   }

@@ -16,6 +16,8 @@ export interface OverlayLink {
   remotePort: number;
   /** Per-direction data-plane keys from the handshake; undefined in a plain mesh. */
   keys: DatagramKeys | undefined;
+  /** Capabilities the neighbour offered in its handshake (e.g. `super-frames`). */
+  capabilities?: readonly string[] | undefined;
 }
 
 /**
@@ -23,6 +25,8 @@ export interface OverlayLink {
  * says when its own path works (`MeshRouter.setLinkEstablished`), so routes only use working links.
  */
 export interface LinkOverlay {
+  /** Capabilities this data plane offers neighbours in the handshake's feature record. */
+  readonly capabilities?: readonly string[] | undefined;
   /** Called by `MeshRouter.start()` once it listens (before any link), with where it listens. */
   start?(listen: { host: string; port: number } | undefined): Promise<void>;
   /** Called by `MeshRouter.stop()` after every link closed. */

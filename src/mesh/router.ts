@@ -313,7 +313,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       connectionLimit: this.connectionLimit,
       acceptRate: options.acceptRate ?? { burst: 20, refillMs: 50 },
       timings: options.timings,
-      localFeatures: () => ({ name: this.selfName, nickname: this.nickname, uid: this.uid, listenPort: this.listenPort, capabilities: [] }),
+      localFeatures: () => ({ name: this.selfName, nickname: this.nickname, uid: this.uid, listenPort: this.listenPort, capabilities: [...(this.overlay?.capabilities ?? [])] }),
       crypto: () => this.crypto,
       connectSocket: (host, port) => (options.connectSocket ? options.connectSocket(host, port) : this.transport.connect(host, port)),
       running: () => this.state === 'running',
@@ -753,6 +753,7 @@ export class MeshRouter extends EventEmitter<MeshRouterEvents> implements PeerSo
       remoteHost: link.connection.remoteHost,
       remotePort: link.connection.remote.listenPort,
       keys: link.connection.datagramKeys,
+      capabilities: link.connection.remote.capabilities,
     });
     this.emit('connection:up', { ...link.info });
   }

@@ -3,8 +3,12 @@
 /**
  * Receives batches of Ethernet frames. The array and the frames in it are only valid during the call:
  * implementations reuse their buffers, so a consumer that keeps a frame must copy it.
+ *
+ * `segmentSizes` comes only from a NIC with {@link Nic.offload}: where `segmentSizes[i]` is above 0, frame `i` is a
+ * TCP super-frame (up to 64 KiB of one stream, IPv4 or IPv6, with a partial checksum) to be cut into segments of
+ * that many payload bytes (see `segmentTcpSuperFrame`); 0 marks a complete frame.
  */
-export type FrameBatchHandler = (frames: readonly Uint8Array[]) => void;
+export type FrameBatchHandler = (frames: readonly Uint8Array[], segmentSizes?: ArrayLike<number>) => void;
 
 /** Counters every NIC keeps. */
 export interface NicStats {
@@ -32,8 +36,16 @@ export interface Nic {
   onFrames(handler: FrameBatchHandler): void;
   /** Sends one frame out of the NIC; returns false when it was dropped (and counted in `stats`). */
   send(frame: Uint8Array): boolean;
-  /** Sends several frames; returns how many were sent. */
-  sendBatch(frames: readonly Uint8Array[]): number;
+  /**
+   * True when the NIC hands over TCP super-frames and takes them back (a TAP device with offloads); without it, a
+   * NIC never sees one.
+   */
+  readonly offload?: boolean | undefined;
+  /**
+   * Sends several frames; returns how many were sent. `segmentSizes` (NICs with {@link Nic.offload} only) marks
+   * super-frames as in {@link FrameBatchHandler}.
+   */
+  sendBatch(frames: readonly Uint8Array[], segmentSizes?: ArrayLike<number>): number;
   /** Counters since the NIC was opened; the object is live and may be updated in place. */
   readonly stats: NicStats;
   /** Stops reading and releases the device; idempotent. */

@@ -13,6 +13,8 @@ export interface TapOpenResult {
   name: string;
   mac: Uint8Array;
   mtu: number;
+  /** True when the device was opened with offloads (IFF_VNET_HDR, checksum and TSO). */
+  offload: boolean;
 }
 
 /** The shared read area of a reader: frame `i` is `buffer[i * slot, i * slot + lengths[i])`. */
@@ -30,8 +32,12 @@ export interface TapSystemError extends Error {
 
 /** The native API; see native/README.md. */
 export interface TapBinding {
-  /** Creates (or attaches to) the TAP device `name`, non-blocking, sets MAC and MTU, brings it up. Throws TapSystemError. */
-  open(name: string, options: { mtu?: number | undefined; mac?: Uint8Array | undefined }): TapOpenResult;
+  /**
+   * Creates (or attaches to) the TAP device `name`, non-blocking, sets MAC and MTU, brings it up. Throws TapSystemError.
+   * With `offload`, every read slot starts with the 10-byte virtio_net_hdr (the frame follows it; `lengths` count the
+   * frame only), partial checksums of plain frames are completed before delivery, and every write carries a header.
+   */
+  open(name: string, options: { mtu?: number | undefined; mac?: Uint8Array | undefined; offload?: boolean | undefined }): TapOpenResult;
   /**
    * Polls the fd; on each wakeup reads up to `batch` frames into one reused buffer of `batch` slots of `slot` bytes and
    * calls `callback(count, errno)` once. `errno` is 0 unless reading failed. A frame that fills its slot is dropped
@@ -41,8 +47,11 @@ export interface TapBinding {
   stopReading(handle: TapHandle): void;
   /** One write() of one frame: bytes written, or -errno (-11 EAGAIN: the device queue is full). */
   write(handle: TapHandle, frame: Uint8Array): number;
-  /** One write() per frame, in order; stops at the first failure and returns how many were written (see lastError). */
-  writeBatch(handle: TapHandle, frames: readonly Uint8Array[]): number;
+  /**
+   * One write() per frame, in order; stops at the first failure and returns how many were written (see lastError).
+   * `headers` (offload only): 10 bytes of virtio_net_hdr per frame; without it each frame gets a zero header.
+   */
+  writeBatch(handle: TapHandle, frames: readonly Uint8Array[], headers?: Uint8Array): number;
   /** errno of the most recent failed write (0 if none). */
   lastError(handle: TapHandle): number;
   /** Frames read that did not fit their slot (dropped). */

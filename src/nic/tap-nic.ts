@@ -1,5 +1,8 @@
 // TapNic: a kernel TAP device as a Nic, over the native binding (poll-driven batch reads, one write per frame).
+import { endianness } from 'node:os';
 import { NicError, OptionsError } from '../errors.js';
+import { superFrameVirtioHeader } from '../ethernet/tso.js';
+import { VIRTIO_HEADER_BYTES, virtioSegmentSize } from '../wire/virtio.js';
 import type { FrameBatchHandler, Nic, NicStats } from './nic.js';
 import { loadTapBinding, type TapBinding, type TapHandle, type TapSystemError } from './tap-binding.js';
 
@@ -16,12 +19,20 @@ export interface TapNicOptions {
    * starves UDP sockets, which libuv reads at most 32 datagrams per turn (see docs/architecture.md).
    */
   batchSize?: number | undefined;
+  /**
+   * Checksum and TCP segmentation offloads (IFF_VNET_HDR with TSO4/6): the kernel hands over TCP super-frames of up to
+   * 64 KiB and takes them back, so a TCP stream costs one frame per 64 KiB instead of one per MTU. Reads then carry
+   * `segmentSizes` (see `FrameBatchHandler`). Default false; only on little-endian hosts (ignored elsewhere).
+   */
+  offload?: boolean | undefined;
 }
 
 /** Ethernet header (14) + one VLAN tag (4): a frame may be this much longer than the MTU. */
 const FRAME_OVERHEAD = 18;
 const MIN_FRAME = 14;
 const DEFAULT_BATCH = 32;
+/** The largest super-frame: an IPv6 header plus the largest payload length, behind an Ethernet header. */
+const MAX_SUPER_FRAME = 14 + 40 + 0xffff;
 const MAX_BATCH = 1024;
 const EAGAIN = 11;
 const EIO = 5;
@@ -88,6 +99,8 @@ export class TapNic implements Nic {
   readonly name: string;
   readonly mac: Uint8Array;
   readonly mtu: number;
+  /** True when the device hands over and takes TCP super-frames (see {@link TapNicOptions.offload}). */
+  readonly offload: boolean;
   private readonly binding: TapBinding;
   private readonly handle: TapHandle;
   private readonly batchSize: number;
@@ -102,18 +115,26 @@ export class TapNic implements Nic {
   /** Reused frame views, one per slot (a new view only when a slot's length changes). */
   private views: Uint8Array[] = [];
   private readonly batch: Uint8Array[] = [];
+  /** Segment size per frame of the current batch (offload only). */
+  private readonly sizes: number[] = [];
+  /** virtio headers for a batch write with super-frames (grown as needed). */
+  private headers = new Uint8Array(0);
+  /** The whole read buffer as bytes (offload: the virtio header of slot i is at i * slot). */
+  private readBytes: Uint8Array | undefined;
   private readError: NicError | undefined;
 
-  private constructor(binding: TapBinding, handle: TapHandle, name: string, mac: Uint8Array, mtu: number, batchSize: number) {
+  private constructor(binding: TapBinding, handle: TapHandle, name: string, mac: Uint8Array, mtu: number, batchSize: number, offload: boolean) {
     this.binding = binding;
     this.handle = handle;
     this.name = name;
     this.mac = mac;
     this.mtu = mtu;
+    this.offload = offload;
     this.batchSize = batchSize;
     this.maxFrame = mtu + FRAME_OVERHEAD;
     // A slot is bigger than any frame the kernel can hand us, so a frame that fills its slot means it was cut.
-    this.slot = Math.ceil((this.maxFrame + 64) / 64) * 64;
+    const largest = offload ? VIRTIO_HEADER_BYTES + MAX_SUPER_FRAME : this.maxFrame;
+    this.slot = Math.ceil((largest + 64) / 64) * 64;
   }
 
   /** Creates the TAP device (or attaches to an existing persistent one), sets MAC and MTU and brings it up. */
@@ -130,12 +151,21 @@ export class TapNic implements Nic {
     }
     const binding = load.binding;
     let opened;
+    const offload = options.offload === true && endianness() === 'LE';
     try {
-      opened = binding.open(options.name, { mtu: options.mtu, mac: options.mac });
+      opened = binding.open(options.name, { mtu: options.mtu, mac: options.mac, offload });
     } catch (error) {
       throw mapOpenError(error, options.name);
     }
-    return new TapNic(binding, opened.handle, opened.name, new Uint8Array(opened.mac), opened.mtu, options.batchSize ?? DEFAULT_BATCH);
+    return new TapNic(
+      binding,
+      opened.handle,
+      opened.name,
+      new Uint8Array(opened.mac),
+      opened.mtu,
+      options.batchSize ?? DEFAULT_BATCH,
+      opened.offload === true,
+    );
   }
 
   /** Counters since the device was opened; drops include `read-too-big` for frames the kernel truncated. */
@@ -157,6 +187,7 @@ export class TapNic implements Nic {
     if (this.reading || this.closed) return;
     const area = this.binding.startReading(this.handle, this.batchSize, this.slot, this.onRead);
     this.readBuffer = area.buffer;
+    this.readBytes = new Uint8Array(area.buffer);
     this.readLengths = area.lengths;
     this.views = [];
     this.reading = true;
@@ -174,7 +205,7 @@ export class TapNic implements Nic {
     return true;
   }
 
-  sendBatch(frames: readonly Uint8Array[]): number {
+  sendBatch(frames: readonly Uint8Array[], segmentSizes?: ArrayLike<number>): number {
     const n = frames.length;
     if (n === 0) return 0;
     if (this.closed) {
@@ -182,12 +213,20 @@ export class TapNic implements Nic {
       return 0;
     }
     let bytes = 0;
+    let headers: Uint8Array | undefined;
     for (let i = 0; i < n; i++) {
       const length = frames[i]!.length;
-      if (length > this.maxFrame || length < MIN_FRAME) return this.sendEach(frames);
+      if (segmentSizes !== undefined && (segmentSizes[i] ?? 0) > 0) {
+        headers ??= this.headerArea(n);
+        if (!this.offload || length > MAX_SUPER_FRAME || !this.writeHeader(frames[i]!, segmentSizes[i]!, headers, i)) {
+          return this.sendEach(frames, segmentSizes);
+        }
+      } else if (length > this.maxFrame || length < MIN_FRAME) {
+        return this.sendEach(frames, segmentSizes);
+      }
       bytes += length;
     }
-    const written = this.binding.writeBatch(this.handle, frames);
+    const written = this.binding.writeBatch(this.handle, frames, headers);
     if (written < n) {
       // Counted once per frame not written: the native side stops at the first failure (full queue, device down).
       bytes = 0;
@@ -218,6 +257,7 @@ export class TapNic implements Nic {
     this.reading = false;
     this.handler = undefined;
     this.readBuffer = undefined;
+    this.readBytes = undefined;
     this.readLengths = undefined;
     this.views = [];
     this.batch.length = 0;
@@ -229,10 +269,53 @@ export class TapNic implements Nic {
     await this.close();
   }
 
-  private sendEach(frames: readonly Uint8Array[]): number {
+  /** Frames one by one: a batch with a frame that cannot go (each failure is counted). */
+  private sendEach(frames: readonly Uint8Array[], segmentSizes?: ArrayLike<number>): number {
     let sent = 0;
-    for (const frame of frames) if (this.send(frame)) sent++;
+    for (let i = 0; i < frames.length; i++) {
+      const frame = frames[i]!;
+      const size = segmentSizes?.[i] ?? 0;
+      if (size <= 0) {
+        if (this.send(frame)) sent++;
+        continue;
+      }
+      if (this.closed) {
+        this.drop('closed', 1);
+        continue;
+      }
+      const header = this.headerArea(1);
+      if (!this.offload) this.drop('super-frame-without-offload', 1);
+      else if (frame.length > MAX_SUPER_FRAME) this.drop('too-big', 1);
+      else if (this.writeHeader(frame, size, header, 0)) {
+        if (this.binding.writeBatch(this.handle, [frame], header) === 1) {
+          this.counters.framesOut += 1;
+          this.counters.bytesOut += frame.length;
+          sent++;
+        } else {
+          this.drop(reasonOf(this.binding.lastError(this.handle)), 1);
+        }
+      }
+    }
     return sent;
+  }
+
+  /** A zeroed area of `count` virtio headers. */
+  private headerArea(count: number): Uint8Array {
+    const bytes = count * VIRTIO_HEADER_BYTES;
+    if (this.headers.length < bytes) this.headers = new Uint8Array(Math.max(bytes, 64 * VIRTIO_HEADER_BYTES));
+    this.headers.fill(0, 0, bytes);
+    return this.headers;
+  }
+
+  /** The header of super-frame `i`; false (counted) when the frame is not a TCP super-frame we can hand over. */
+  private writeHeader(frame: Uint8Array, segmentSize: number, headers: Uint8Array, i: number): boolean {
+    try {
+      superFrameVirtioHeader(frame, segmentSize, headers, i * VIRTIO_HEADER_BYTES);
+      return true;
+    } catch {
+      this.drop('bad-super-frame', 1);
+      return false;
+    }
   }
 
   private drop(reason: string, count: number): false {
@@ -248,21 +331,35 @@ export class TapNic implements Nic {
       const views = this.views;
       const batch = this.batch;
       const slot = this.slot;
+      const offload = this.offload;
+      const bytesArea = this.readBytes as Uint8Array;
+      const sizes = this.sizes;
+      const frameStart = offload ? VIRTIO_HEADER_BYTES : 0;
       let bytes = 0;
+      let taken = 0;
       for (let i = 0; i < count; i++) {
         const length = lengths[i]!;
+        if (offload) {
+          const size = virtioSegmentSize(bytesArea, i * slot);
+          if (size < 0) {
+            this.drop('offload-unsupported', 1);
+            continue;
+          }
+          sizes[taken] = size;
+        }
         let view = views[i];
         if (view === undefined || view.length !== length) {
-          view = new Uint8Array(buffer, i * slot, length);
+          view = new Uint8Array(buffer, i * slot + frameStart, length);
           views[i] = view;
         }
-        batch[i] = view;
+        batch[taken++] = view;
         bytes += length;
       }
-      batch.length = count;
-      this.counters.framesIn += count;
+      batch.length = taken;
+      sizes.length = offload ? taken : 0;
+      this.counters.framesIn += taken;
       this.counters.bytesIn += bytes;
-      this.handler?.(batch);
+      if (taken > 0) this.handler?.(batch, offload ? sizes : undefined);
     }
     if (errno !== 0 && !this.closed) {
       this.readError = new NicError('tap-unavailable', `reading TAP device "${this.name}" failed (errno ${errno}); reading stopped`);

@@ -109,6 +109,8 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
     [{ action: 'relayed' }, sw.relayed],
     [{ action: 'fragmented' }, sw.fragmented],
     [{ action: 'icmp-too-big' }, sw.icmpTooBig],
+    [{ action: 'super-frame' }, sw.superFrames],
+    [{ action: 'segmented' }, sw.segmented],
   ]);
   m.family('weave_dropped_frames_total', 'counter', 'Frames and packets dropped, by where and why.', [
     ...Object.entries(sw.drops).map(([reason, n]): [Labels, number] => [{ where: 'switch', reason }, n]),

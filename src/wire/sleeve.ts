@@ -28,6 +28,57 @@ export const enum SleeveControl {
   FragTest = 2,
   /** Payload: u16 total UDP payload size being probed, then zero padding. */
   MtuProbe = 3,
+  /** Payload: source and destination peer, u16 segment size, a TCP super-frame. */
+  SuperFrame = 4,
+}
+
+/** The sleeve capability (handshake feature record) of a peer that takes super-frames. */
+export const SUPER_FRAME_CAPABILITY = 'super-frames';
+/** Bytes of a super-frame entry before the frame (kind, peers, segment size). */
+export const SUPER_FRAME_PREFIX_BYTES = 15;
+
+/** Appends a super-frame entry at `offset` of `body`; returns the offset after it. The caller checks the space. */
+export function writeSuperFrameEntry(
+  body: Uint8Array,
+  offset: number,
+  source: number,
+  destination: number,
+  segmentSize: number,
+  frame: Uint8Array,
+): number {
+  const length = SUPER_FRAME_PREFIX_BYTES + frame.byteLength;
+  writeU48(body, offset, 0);
+  writeU48(body, offset + 6, 0);
+  body[offset + 12] = length >>> 8;
+  body[offset + 13] = length & 0xff;
+  const at = offset + ENTRY_HEADER_BYTES;
+  body[at] = SleeveControl.SuperFrame;
+  writeU48(body, at + 1, source);
+  writeU48(body, at + 7, destination);
+  body[at + 13] = segmentSize >>> 8;
+  body[at + 14] = segmentSize & 0xff;
+  body.set(frame, at + SUPER_FRAME_PREFIX_BYTES);
+  return at + length;
+}
+
+/** A decoded super-frame entry; `frame` is a view into the entry. */
+export interface SuperFrameEntry {
+  source: number;
+  destination: number;
+  segmentSize: number;
+  frame: Uint8Array;
+}
+
+/** Decodes a control entry of kind 4 (`entry` starts at the kind byte); throws `DecodeError` when malformed. */
+export function readSuperFrameEntry(entry: Uint8Array): SuperFrameEntry {
+  if (entry.byteLength < SUPER_FRAME_PREFIX_BYTES + 14) throw new DecodeError('short-read', 'super-frame entry cut short');
+  if (entry[0] !== SleeveControl.SuperFrame) throw new DecodeError('bad-value', 'not a super-frame entry');
+  const source = readU48(entry, 1);
+  const destination = readU48(entry, 7);
+  const segmentSize = ((entry[13] as number) << 8) | (entry[14] as number);
+  if (source === 0) throw new DecodeError('bad-value', 'super-frame entry without a source peer');
+  if (segmentSize < 64) throw new DecodeError('bad-value', `super-frame segment size ${segmentSize} is below 64`);
+  return { source, destination, segmentSize, frame: entry.subarray(SUPER_FRAME_PREFIX_BYTES) };
 }
 
 /** Writes the packet header; returns the offset of the body. */

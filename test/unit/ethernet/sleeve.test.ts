@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { Sleeve } from '../../../src/ethernet/sleeve.js';
 import { loadSodium } from '../../../src/crypto/sodium.js';
 import { systemClock } from '../../../src/clock.js';
-import { forEachEntry, writeEntry } from '../../../src/wire/sleeve.js';
+import { forEachEntry, readSuperFrameEntry, SUPER_FRAME_CAPABILITY, writeEntry, writeSuperFrameEntry } from '../../../src/wire/sleeve.js';
 import { fuzzDecoder } from '../../helpers/fuzz.js';
 import { nodeTransport, type DatagramSender } from '../../../src/mesh/transport.js';
 import { loadTapBinding } from '../../../src/nic/tap-binding.js';
@@ -24,10 +24,11 @@ interface Received {
   source: number;
   destination: number;
   bytes: Buffer;
+  segmentSize: number;
 }
 
 /** Two sleeves on loopback, their "TCP" control messages passed directly; `captured` holds a's datagrams. */
-async function pair(encrypted: boolean, options: { noFragmentation?: boolean } = {}) {
+async function pair(encrypted: boolean, options: { noFragmentation?: boolean } = {}, capabilities: string[] = []) {
   const sodium = await loadSodium();
   const [sa, sb] = await Promise.all([bind(), bind()]);
   const k1 = sodium.randomBytes(32);
@@ -67,10 +68,13 @@ async function pair(encrypted: boolean, options: { noFragmentation?: boolean } =
   });
   const keysA = encrypted ? { send: k1, receive: k2 } : undefined;
   const keysB = encrypted ? { send: k2, receive: k1 } : undefined;
-  a.linkUp({ peer: B, connectionId: 77n, outbound: true, remoteHost: '127.0.0.1', remotePort: sb.address().port, keys: keysA });
-  b.linkUp({ peer: A, connectionId: 77n, outbound: false, remoteHost: '127.0.0.1', remotePort: sa.address().port, keys: keysB });
+  a.linkUp({ peer: B, connectionId: 77n, outbound: true, remoteHost: '127.0.0.1', remotePort: sb.address().port, keys: keysA, capabilities });
+  b.linkUp({ peer: A, connectionId: 77n, outbound: false, remoteHost: '127.0.0.1', remotePort: sa.address().port, keys: keysB, capabilities });
   const received: Received[] = [];
-  b.setReceiver({ frame: (source, destination, frame) => received.push({ source, destination, bytes: Buffer.from(frame) }), end: () => undefined });
+  b.setReceiver({
+    frame: (source, destination, frame, _from, segmentSize) => received.push({ source, destination, bytes: Buffer.from(frame), segmentSize }),
+    end: () => undefined,
+  });
   const deadline = Date.now() + 5000;
   while (!(established.has(`a-${B}`) && established.has(`b-${A}`))) {
     if (Date.now() > deadline) throw new Error(`links not established: ${[...established].join(',')}`);
@@ -194,6 +198,52 @@ test('with fragmentation off the link searches the path MTU', async () => {
   } finally {
     await p.close();
   }
+});
+
+test('a super-frame crosses whole, with its segment size, to a neighbour that takes them; otherwise the caller cuts it', async () => {
+  const p = await pair(true, {}, [SUPER_FRAME_CAPABILITY]);
+  try {
+    const big = frame(7, 40_000);
+    assert.ok(p.a.sendSuper(B, A, 0x0c, big, 1324).ok);
+    assert.ok(p.a.send(B, A, B, frame(8)).ok, 'a plain frame in the same datagram');
+    await settle();
+    assert.equal(
+      p.received.map((r) => [r.source, r.destination, r.bytes.length, r.segmentSize]),
+      [
+        [A, 0x0c, 40_000, 1324],
+        [A, B, 100, 0],
+      ],
+    );
+    assert.ok(p.received[0]?.bytes.equals(Buffer.from(big)), 'the bytes are unchanged');
+    const limit = p.a.maxFrame(B) ?? 0;
+    assert.is(p.a.sendSuper(B, A, B, new Uint8Array(limit).fill(2, 0, 14), 1324).ok, false, 'one past the datagram (with its 15-byte prefix) is too big');
+  } finally {
+    await p.close();
+  }
+  const plain = await pair(true);
+  try {
+    assert.equal(plain.a.sendSuper(B, A, B, frame(1, 3000), 1324), { ok: false, reason: 'too-big', maxFrame: plain.a.maxFrame(B) }, 'no capability: refused');
+  } finally {
+    await plain.close();
+  }
+});
+
+test('fuzz: the super-frame entry decoder only gives DecodeErrors', () => {
+  const valid = fc
+    .tuple(fc.integer({ min: 1, max: 2 ** 48 - 1 }), fc.integer({ min: 0, max: 2 ** 48 - 1 }), fc.integer({ min: 64, max: 0xffff }), fc.uint8Array({ minLength: 14, maxLength: 200 }))
+    .map(([source, destination, size, f]) => {
+      const body = new Uint8Array(14 + 15 + f.length);
+      writeSuperFrameEntry(body, 0, source, destination, size, f);
+      return body.subarray(14);
+    });
+  fc.assert(
+    fc.property(valid, (entry) => {
+      const decoded = readSuperFrameEntry(entry);
+      assert.ok(decoded.source > 0 && decoded.segmentSize >= 64);
+    }),
+    { numRuns: 300 },
+  );
+  fuzzDecoder((bytes) => readSuperFrameEntry(bytes), valid);
 });
 
 test('fuzz: the entry decoder only gives DecodeErrors', () => {

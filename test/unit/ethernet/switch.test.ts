@@ -6,10 +6,12 @@ import { macBytes } from '../../../src/ethernet/frame.js';
 import { internetChecksum } from '../../../src/ethernet/ipv4.js';
 import { MemoryNic } from '../../../src/nic/memory-nic.js';
 import { FakeClock } from '../../../src/testing/fake-clock.js';
+import type { FrameBatchHandler, Nic, NicStats } from '../../../src/nic/nic.js';
+import { superFrame } from '../../helpers/super-frame.js';
 
 /** Hands one frame to the switch as the sleeve would: one datagram, then the end-of-datagram flush. */
-function fromOverlay(sw: Switch, source: number, destination: number, frame: Uint8Array, from: number): void {
-  sw.fromOverlay(source, destination, frame, from);
+function fromOverlay(sw: Switch, source: number, destination: number, frame: Uint8Array, from: number, segmentSize = 0): void {
+  sw.fromOverlay(source, destination, frame, from, segmentSize);
   sw.flushLocal();
 }
 
@@ -37,8 +39,18 @@ interface Sent {
 class FakeTransport implements OverlayTransport {
   readonly sent: Sent[] = [];
   readonly refused: Sent[] = [];
+  /** Super-frames handed over whole, with their segment size. */
+  readonly superSent: (Sent & { segmentSize: number })[] = [];
   flushes = 0;
   script: (hop: number, frame: Uint8Array) => SendResult = () => ({ ok: true });
+  /** Whether super-frames are taken whole (default: refused, so the switch cuts them). */
+  takesSuper = false;
+
+  sendSuper(hop: number, source: number, destination: number, frame: Uint8Array, segmentSize: number): SendResult {
+    if (!this.takesSuper) return { ok: false, reason: 'too-big', maxFrame: 1500 };
+    this.superSent.push({ hop, source, destination, frame: frame.slice(), segmentSize });
+    return { ok: true };
+  }
 
   send(hop: number, source: number, destination: number, frame: Uint8Array): SendResult {
     const result = this.script(hop, frame);
@@ -576,6 +588,92 @@ test('removePort stops delivery to and capture from that port and forgets its MA
   assert.is(sw.stats.captured, captured, 'frames from the removed port are not switched');
   assert.equal(c.received.length, 2);
   sw.removePort(b.port); // idempotent
+});
+
+// ---- TCP super-frames (offloads) ----
+
+/** A NIC with offloads that records what it is given (frames and their segment sizes). */
+class OffloadNic implements Nic {
+  readonly name = 'tapoffload';
+  readonly mac = new Uint8Array(6);
+  readonly mtu = 1376;
+  readonly offload = true;
+  readonly stats: NicStats = { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, drops: {} };
+  readonly written: { frame: Uint8Array; segmentSize: number }[] = [];
+  handler: FrameBatchHandler | undefined;
+  onFrames(handler: FrameBatchHandler): void {
+    this.handler = handler;
+  }
+  send(frame: Uint8Array): boolean {
+    this.written.push({ frame: frame.slice(), segmentSize: 0 });
+    return true;
+  }
+  sendBatch(frames: readonly Uint8Array[], segmentSizes?: ArrayLike<number>): number {
+    frames.forEach((frame, i) => this.written.push({ frame: frame.slice(), segmentSize: segmentSizes?.[i] ?? 0 }));
+    return frames.length;
+  }
+  async close(): Promise<void> {}
+}
+
+const macs = (dst: number, src: number): number[] => [...macBytes(dst), ...macBytes(src)];
+const tcpSuper = (dst: number, src: number, payload = 4000): Uint8Array =>
+  superFrame({ ipv6: false, payload: new Uint8Array(payload).fill(0x5a), flags: 0x18, sequence: 1, ipId: 1, tcpOptions: 12, macs: macs(dst, src) });
+
+test('a super-frame from an offload NIC goes whole to a neighbour that takes it, else as segments', () => {
+  const { sw, transport, next } = setup(0);
+  const tap = new OffloadNic();
+  sw.addPort(tap);
+  next.set(P, P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P); // MAC_REMOTE lives behind P
+  const big = tcpSuper(MAC_REMOTE, MAC_A);
+  transport.takesSuper = true;
+  tap.handler?.([big], [1000]);
+  assert.equal(transport.superSent.map((s) => [s.hop, s.source, s.destination, s.frame.length, s.segmentSize]), [[P, SELF, P, big.length, 1000]]);
+  assert.equal(transport.sent, []);
+  assert.is(sw.stats.superFrames, 1);
+  transport.takesSuper = false;
+  tap.handler?.([big], [1000]);
+  assert.equal(transport.sent.map((s) => s.frame.length), [14 + 20 + 32 + 1000, 14 + 20 + 32 + 1000, 14 + 20 + 32 + 1000, 14 + 20 + 32 + 1000]);
+  assert.ok(transport.sent.every((s) => s.hop === P && s.destination === P));
+  assert.is(sw.stats.segmented, 1);
+  tap.handler?.([big.subarray(0, 60)], [1000]);
+  assert.is(sw.stats.drops['bad-super-frame'], 1, 'a frame that is not a super-frame is counted, not thrown');
+});
+
+test('super-frames flood as segments, reach plain NICs as segments and offload NICs whole', async () => {
+  const { sw, transport, trees, endpoints } = setup(1);
+  const tap = new OffloadNic();
+  const tapPort = sw.addPort(tap);
+  trees.set(SELF, [Q]);
+  const [plain] = endpoints as [Endpoint];
+  // Unknown destination: segments flood to the plain port and to the peers.
+  tap.handler?.([tcpSuper(MAC_B, MAC_A, 2500)], [1000]);
+  await settle();
+  assert.equal(plain.received.map((f) => f.length), [1066, 1066, 566]);
+  assert.is(transport.sent.length, 3);
+  assert.ok(transport.sent.every((s) => s.destination === FLOOD));
+  // From the overlay to the offload NIC (its MAC now known): whole, with the segment size.
+  fromOverlay(sw, P, SELF, tcpSuper(MAC_A, MAC_REMOTE), P, 1000);
+  assert.equal(tap.written.map((w) => [w.frame.length, w.segmentSize]), [[14 + 20 + 32 + 4000, 1000]]);
+  // From the overlay to the plain NIC: segments.
+  plain.send(frame(BROADCAST, MAC_B));
+  await settle();
+  plain.received.length = 0;
+  fromOverlay(sw, P, SELF, tcpSuper(MAC_B, MAC_REMOTE), P, 1000);
+  await settle();
+  assert.equal(plain.received.map((f) => f.length), [1066, 1066, 1066, 1066]);
+  assert.ok(sw.stats.segmented >= 2);
+  // Relayed for another peer: whole when the next link takes it, as segments when it does not.
+  const relayed = setup(0);
+  relayed.next.set(R, Q);
+  relayed.transport.takesSuper = true;
+  fromOverlay(relayed.sw, P, R, tcpSuper(MAC_C, MAC_REMOTE), P, 1000);
+  assert.equal(relayed.transport.superSent.map((x) => [x.hop, x.source, x.destination, x.segmentSize]), [[Q, P, R, 1000]]);
+  relayed.transport.takesSuper = false;
+  fromOverlay(relayed.sw, P, R, tcpSuper(MAC_C, MAC_REMOTE), P, 1000);
+  assert.equal(relayed.transport.sent.map((x) => [x.hop, x.source, x.destination, x.frame.length]), new Array(4).fill([Q, P, R, 1066]));
+  assert.is(relayed.sw.stats.relayed, 5);
+  sw.removePort(tapPort);
 });
 
 test.run();

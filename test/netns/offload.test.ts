@@ -1,0 +1,128 @@
+// TCP segmentation offload end to end: two host namespaces running the CLI agent with a password (every frame on the
+// encrypted sleeve), a container on each. The bridge TAP hands TCP streams over as super-frames of up to 64 KiB.
+// In the default big-datagram mode they cross whole and the far kernel segments them; with --no-fragmentation
+// (path-MTU mode) the sending agent cuts them into segments. Both modes, IPv4 and IPv6: iperf3 runs, and a
+// transfer of random bytes arrives with the same SHA-256 it left with.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NetnsLab, tapNamespaceSkipReason, parseIperf3 } from '../helpers/netns.js';
+import { cli, retry, startAgent, stopAgent, type AgentHost as Host } from '../helpers/cli-agent.js';
+
+const skipReason = tapNamespaceSkipReason(['ping', 'iperf3']);
+if (skipReason !== '') console.log(`offload namespace tests skipped: ${skipReason}`);
+const nsTest = skipReason === '' ? test : test.skip;
+
+interface Status {
+  dataPlane: {
+    links: { mode: string; established: boolean; encrypted: boolean }[];
+    switch: { superFrames: number; segmented: number; drops: Record<string, number> };
+  };
+}
+
+/** Receives one TCP connection on port 7000, prints its byte count and SHA-256, exits. */
+const SINK = `
+const net = require('node:net'); const crypto = require('node:crypto');
+const server = net.createServer((s) => { const h = crypto.createHash('sha256'); let n = 0;
+  s.on('data', (d) => { h.update(d); n += d.length; });
+  s.on('end', () => { console.log(n + ' ' + h.digest('hex')); server.close(); s.end(); }); });
+server.listen(7000, '::', () => console.log('listening'));`;
+
+/** Sends N random bytes to HOST:7000, prints the count and SHA-256 of what it sent. */
+const SOURCE = `
+const net = require('node:net'); const crypto = require('node:crypto');
+const [host, total] = [process.argv[1], Number(process.argv[2])]; const h = crypto.createHash('sha256');
+const s = net.connect(7000, host, () => { let left = total;
+  const more = () => { while (left > 0) { const chunk = crypto.randomBytes(Math.min(left, 1 << 18)); h.update(chunk); left -= chunk.length;
+    if (!s.write(chunk)) return void s.once('drain', more); } s.end(() => console.log(total + ' ' + h.digest('hex'))); };
+  more(); });
+s.on('error', (e) => { console.error(e.message); process.exit(1); });`;
+
+nsTest('super-frames across the encrypted sleeve: whole in big-datagram mode, cut by the agent in path-MTU mode, IPv4 and IPv6', async () => {
+  const lab = new NetnsLab('o');
+  const root = mkdtempSync(join(tmpdir(), 'wt-offload-'));
+  const passwordFile = join(root, 'password');
+  writeFileSync(passwordFile, 'a long network password for the offload scenario\n', { mode: 0o600 });
+  lab.defer(() => rmSync(root, { recursive: true, force: true }));
+  try {
+    for (const h of ['ha', 'hb', 'cabig', 'cbbig', 'capmtu', 'cbpmtu']) await lab.addHost(h);
+    for (const c of ['cabig', 'cbbig', 'capmtu', 'cbpmtu']) lab.defer(() => rmSync(join('/etc/netns', lab.ns(c)), { recursive: true, force: true }));
+    await lab.link('ha', 'hb', { subnet: '10.250.51.0/24', mtu: 1500 });
+    const bridge = `${lab.prefix}b`;
+    const common = ['--password-file', passwordFile, '--ipalloc-range', '10.46.0.0/16', '--ipalloc-init', 'consensus=2', '--bridge', bridge, '--no-fastdp'];
+    const hosts = (mode: string, extra: string[]): Record<'a' | 'b', Host> => ({
+      b: { name: 'hb', dataDir: join(root, `b-${mode}`), launchArgs: [...common, ...extra, '--nickname', 'hb', '--listen', '10.250.51.2:6783'] },
+      a: { name: 'ha', dataDir: join(root, `a-${mode}`), launchArgs: [...common, ...extra, '--nickname', 'ha', '--listen', '10.250.51.1:6783', '--peer', '10.250.51.2'] },
+    });
+    const status = async (host: Host): Promise<Status> => JSON.parse(await cli(lab, host, ['status', '--json'])) as Status;
+
+    for (const mode of ['big', 'pmtu'] as const) {
+      const h = hosts(mode, mode === 'pmtu' ? ['--no-fragmentation'] : []);
+      const [ca, cb] = [`ca${mode}`, `cb${mode}`];
+      for (const host of [h.b, h.a]) await startAgent(lab, host, 'error');
+      const attach = async (host: Host, netns: string, name: string): Promise<string> =>
+        (JSON.parse(await cli(lab, host, ['attach', '--netns', lab.ns(netns), '--name', name, '--json'])) as { address: string }).address.split('/')[0] as string;
+      const client = await attach(h.a, ca, 'client');
+      const server = await attach(h.b, cb, 'server');
+      // IPv6 on the overlay: unique local addresses on the containers' interfaces (the segment carries any protocol).
+      await lab.execOk(ca, ['ip', '-6', 'addr', 'add', 'fd77::1/64', 'dev', 'ethwe', 'nodad']);
+      await lab.execOk(cb, ['ip', '-6', 'addr', 'add', 'fd77::2/64', 'dev', 'ethwe', 'nodad']);
+      await retry(`ping ${server} from ${client} (${mode})`, 20_000, async () => ((await lab.exec(ca, ['ping', '-c', '1', '-W', '1', server])).code === 0 ? true : undefined));
+      await retry(`ping fd77::2 (${mode})`, 20_000, async () => ((await lab.exec(ca, ['ping', '-6', '-c', '1', '-W', '1', 'fd77::2'])).code === 0 ? true : undefined));
+      const a0 = await status(h.a);
+      assert.is(a0.dataPlane.links[0]?.mode, mode === 'big' ? 'fragmenting' : 'pmtu', `the link is in ${mode} mode`);
+      assert.ok(a0.dataPlane.links[0]?.encrypted, 'the link is encrypted');
+
+      // iperf3 over IPv4 and IPv6.
+      const iperf = lab.spawn(cb, ['iperf3', '-s']);
+      await lab.waitForListen(cb, 5201);
+      for (const target of [server, 'fd77::2']) {
+        const run = await lab.exec(ca, ['iperf3', '-c', target, '-t', '2', '--json'], { timeoutMs: 30_000 });
+        assert.is(run.code, 0, `iperf3 to ${target} (${mode}): ${run.stderr}${run.stdout}`);
+        assert.ok(parseIperf3(run.stdout).receiverBps > 10e6, `iperf3 to ${target} (${mode}) moved data`);
+      }
+      // UDP: partial checksums of plain frames are completed by the TAP binding (a wrong one loses every datagram).
+      const udp = await lab.exec(ca, ['iperf3', '-c', server, '-u', '-b', '20M', '-l', '1200', '-t', '1', '--json'], { timeoutMs: 30_000 });
+      assert.is(udp.code, 0, udp.stderr + udp.stdout);
+      const lost = parseIperf3(udp.stdout).udp?.lostPct ?? 100;
+      assert.ok(lost < 5, `UDP datagrams arrive (${lost.toFixed(1)} % lost, ${mode})`);
+      await lab.kill(iperf);
+
+      // Random bytes arrive intact, over IPv4 and IPv6.
+      for (const target of [server, 'fd77::2']) {
+        const sink = lab.spawn(cb, [process.execPath, '-e', SINK]);
+        const received = new Promise<string>((resolve) => {
+          let out = '';
+          sink.stdout?.on('data', (d: Buffer) => {
+            out += d.toString();
+            const line = out.split('\n').find((l) => /^\d+ [0-9a-f]{64}$/.test(l));
+            if (line) resolve(line);
+          });
+        });
+        await lab.waitForListen(cb, 7000);
+        const sent = await lab.execOk(ca, [process.execPath, '-e', SOURCE, target, String(24 << 20)], { timeoutMs: 60_000 });
+        const got = await Promise.race([received, new Promise<string>((resolve) => setTimeout(() => resolve('timeout'), 30_000))]);
+        assert.is(got, sent.stdout.trim(), `24 MiB to ${target} (${mode}) arrive with the same SHA-256`);
+        await lab.kill(sink);
+      }
+
+      // Super-frames were in play: whole across the link in big mode, cut by the sender in path-MTU mode.
+      const a = await status(h.a);
+      const b = await status(h.b);
+      if (mode === 'big') {
+        assert.ok(a.dataPlane.switch.superFrames > 100, `A sent super-frames whole (${a.dataPlane.switch.superFrames})`);
+        assert.ok(b.dataPlane.switch.superFrames > 100, `B handed super-frames whole to its TAP (${b.dataPlane.switch.superFrames})`);
+      } else {
+        assert.ok(a.dataPlane.switch.segmented > 100, `A cut super-frames into segments (${a.dataPlane.switch.segmented})`);
+      }
+      for (const s of [a, b]) assert.is(s.dataPlane.switch.drops['bad-super-frame'], undefined, 'no super-frame was refused');
+      for (const host of [h.a, h.b]) await stopAgent(lab, host);
+    }
+  } finally {
+    await lab.cleanup();
+  }
+});
+
+test.run();
