@@ -90,9 +90,12 @@ function report(rows: readonly DataplaneRow[]): string {
     ['RTT µs', 'rttUs', 0],
     ['CPU %', 'cpuPct', 0],
   ] as const;
+  // CPU per gigabit: the tunnel processes' CPU during TCP-1 over its throughput (what a gigabit costs in cores).
+  const perGbit = (row: DataplaneRow): string =>
+    row.cpuPct === null || row.tcp1Mbps === null || row.tcp1Mbps <= 0 ? '-' : fmt((row.cpuPct * 1000) / row.tcp1Mbps, 0);
   const values = formatTable(
-    ['system', ...metrics.map(([label]) => label)],
-    rows.map((row) => [row.system, ...metrics.map(([, key, digits]) => fmt(row[key], digits))]),
+    ['system', ...metrics.map(([label]) => label), 'CPU %/Gbit'],
+    rows.map((row) => [row.system, ...metrics.map(([, key, digits]) => fmt(row[key], digits)), perGbit(row)]),
   );
   const ratioMetrics = metrics.filter(([, key]) => key !== 'cpuPct');
   const ratios = formatTable(

@@ -3,9 +3,7 @@
 import { EventEmitter } from 'eventemitter3';
 import type { Clock } from '../clock.js';
 import type { SodiumBackend } from '../crypto/sodium.js';
-import { AEAD_TAG_BYTES } from '../crypto/sodium.js';
-import { writeCounterNonce } from '../crypto/aead.js';
-import { ReplayWindow } from '../crypto/replay-window.js';
+import { MAX_PACKET_COUNTER } from '../crypto/aead.js';
 import type { OverlayLink } from '../mesh/overlay.js';
 import type { DatagramBatchSender, DatagramSender, DatagramSocket } from '../mesh/transport.js';
 import type { PeerName } from '../wire/peer-name.js';
@@ -29,6 +27,7 @@ import {
   writeSuperFrameEntry,
 } from '../wire/sleeve.js';
 import { withDefaults, type Overrides } from '../options.js';
+import { frameCrypto, type FrameOpener, type FrameSealer } from './frame-crypto.js';
 import { DEFAULT_SLEEVE_TIMINGS, LinkProbe, SleeveAck, type LinkMode, type SleeveTimings } from './link-probe.js';
 
 export { DEFAULT_SLEEVE_TIMINGS, SleeveAck, type LinkMode, type SleeveTimings } from './link-probe.js';
@@ -143,12 +142,14 @@ interface SleeveEvents {
 interface Forwarder extends LinkCounters {
   peer: PeerName;
   connectionId: bigint;
-  sendKey: Uint8Array | undefined;
-  receiveKey: Uint8Array | undefined;
+  /** Seals our datagrams to the neighbour (or leaves them plain). */
+  sealer: FrameSealer;
+  /** Opens the neighbour's datagrams and refuses replays (or takes them plain). */
+  opener: FrameOpener;
   /** The neighbour takes super-frames whole (it offered the capability, and we send them). */
   superFrames: boolean;
-  sendCounter: bigint;
-  replay: ReplayWindow;
+  /** The counter of the next datagram we send. */
+  sendCounter: number;
   remoteHost: string | undefined;
   remotePort: number;
   /** True once an authentic datagram came from `remoteHost:remotePort`: from then on its datagrams take the fast path. */
@@ -160,10 +161,11 @@ interface Forwarder extends LinkCounters {
   /** Datagrams from the link's own address that failed authentication (a spoofed source). */
   authFailures: number;
   /** Highest counter of an authentic datagram so far (-1 before the first). */
-  newestCounter: bigint;
+  newestCounter: number;
   /** Liveness and MTU: mode, established, the largest payload that crosses. */
   link: LinkProbe;
-  body: Uint8Array;
+  /** The datagram being filled (a pooled buffer): entries go after its header, where they are sealed in place. */
+  packet: Buffer | undefined;
   bodyLength: number;
   /** Sealed datagrams waiting for the batch send at the end of the turn (pooled buffers). */
   outPackets: Buffer[];
@@ -191,8 +193,6 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   private readonly forwarders = new Map<PeerName, Forwarder>();
   private readonly dirty = new Set<Forwarder>();
   private readonly timings: SleeveTimings;
-  private readonly nonce = new Uint8Array(12);
-  private readonly openBuffer = new Uint8Array(MAX_UDP_PAYLOAD);
   private readonly pool: Buffer[] = [];
   private flushScheduled: NodeJS.Immediate | undefined;
   private closed = false;
@@ -223,14 +223,14 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   linkUp(link: OverlayLink): void {
     this.linkDown(link.peer);
     if (link.keys && !this.options.sodium) throw new Error('sleeve: links carry keys but no libsodium binding was given');
+    const { sealer, opener } = frameCrypto(link.keys, this.options.sodium);
     const f: Forwarder = {
       peer: link.peer,
       connectionId: link.connectionId,
-      sendKey: link.keys?.send,
-      receiveKey: link.keys?.receive,
+      sealer,
+      opener,
       superFrames: this.options.superFrames !== false && link.capabilities?.includes(SUPER_FRAME_CAPABILITY) === true,
-      sendCounter: 0n,
-      replay: new ReplayWindow(),
+      sendCounter: 0,
       // The dialler knows where the neighbour listens; the other side learns it from authentic packets.
       // Port 0 means the neighbour does not listen: nothing to send to until it is learned.
       remoteHost: link.outbound && link.remotePort > 0 ? link.remoteHost : undefined,
@@ -239,9 +239,9 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       linkSocket: undefined,
       linkSocketFor: undefined,
       authFailures: 0,
-      newestCounter: -1n,
+      newestCounter: -1,
       link: undefined as unknown as LinkProbe, // set below: the probe's host closes over the forwarder
-      body: new Uint8Array(MAX_UDP_PAYLOAD),
+      packet: undefined,
       bodyLength: 0,
       outPackets: [],
       outLengths: new Uint32Array(SEND_BATCH),
@@ -278,6 +278,8 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     if (!f) return;
     f.link.stop();
     this.closeLinkSocket(f);
+    if (f.packet && this.pool.length < 256) this.pool.push(f.packet);
+    f.packet = undefined;
     this.dirty.delete(f);
     this.forwarders.delete(peer);
   }
@@ -320,7 +322,8 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     const limit = this.frameLimit(f);
     if (frame.byteLength > limit) return { ok: false, reason: 'too-big', maxFrame: limit };
     if (f.bodyLength + ENTRY_HEADER_BYTES + frame.byteLength > this.bodyLimit(f)) this.flushForwarder(f);
-    f.bodyLength = writeEntry(f.body, f.bodyLength, source, destination, frame);
+    f.packet ??= this.takeBuffer();
+    f.bodyLength = writeEntry(f.packet, PACKET_HEADER_BYTES + f.bodyLength, source, destination, frame) - PACKET_HEADER_BYTES;
     f.framesOut += 1;
     f.bytesOut += frame.byteLength;
     this.markDirty(f);
@@ -340,7 +343,8 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     const bodyLimit = this.bodyLimit(f);
     if (!f.superFrames || entryLength > bodyLimit) return { ok: false, reason: 'too-big', maxFrame: this.frameLimit(f) };
     if (f.bodyLength + entryLength > bodyLimit) this.flushForwarder(f);
-    f.bodyLength = writeSuperFrameEntry(f.body, f.bodyLength, source, destination, segmentSize, frame);
+    f.packet ??= this.takeBuffer();
+    f.bodyLength = writeSuperFrameEntry(f.packet, PACKET_HEADER_BYTES + f.bodyLength, source, destination, segmentSize, frame) - PACKET_HEADER_BYTES;
     f.framesOut += 1;
     f.bytesOut += frame.byteLength;
     this.markDirty(f);
@@ -373,7 +377,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   }
 
   private overhead(f: Forwarder): number {
-    return PACKET_HEADER_BYTES + (f.sendKey ? AEAD_TAG_BYTES : 0);
+    return PACKET_HEADER_BYTES + f.sealer.overhead;
   }
 
   private bodyLimit(f: Forwarder): number {
@@ -389,8 +393,10 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   }
 
   private flushForwarder(f: Forwarder): void {
-    if (f.bodyLength > 0) {
-      this.sendBody(f, f.body.subarray(0, f.bodyLength));
+    if (f.bodyLength > 0 && f.packet) {
+      const packet = f.packet;
+      f.packet = undefined;
+      this.sendPacket(f, packet, f.bodyLength);
       f.bodyLength = 0;
     }
     if (f.outCount > 0) this.sendQueued(f);
@@ -434,22 +440,19 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     }
   }
 
-  /** Seals and sends one body to the neighbour; the datagram buffer returns to the pool once sent. */
-  private sendBody(f: Forwarder, body: Uint8Array): void {
-    if (f.remoteHost === undefined || this.closed) {
-      this.drops['no-address'] = (this.drops['no-address'] ?? 0) + 1;
+  /**
+   * Seals the body built in `packet` (a pooled buffer, entries after the header) in place and sends it to the
+   * neighbour; the buffer returns to the pool once sent.
+   */
+  private sendPacket(f: Forwarder, packet: Buffer, bodyLength: number): void {
+    if (f.remoteHost === undefined || this.closed || f.sendCounter > MAX_PACKET_COUNTER) {
+      this.drop(f.sendCounter > MAX_PACKET_COUNTER ? 'counter-exhausted' : 'no-address');
+      if (this.pool.length < 256) this.pool.push(packet);
       return;
     }
-    const packet = this.takeBuffer();
     const counter = f.sendCounter++;
-    let length = writePacketHeader(packet, this.options.self, counter);
-    if (f.sendKey && this.options.sodium) {
-      writeCounterNonce(this.nonce, counter);
-      length += this.options.sodium.aeadSeal(packet, length, body, this.nonce, f.sendKey, packet.subarray(0, PACKET_HEADER_BYTES));
-    } else {
-      packet.set(body, length);
-      length += body.byteLength;
-    }
+    writePacketHeader(packet, this.options.self, counter);
+    const length = f.sealer.seal(packet, bodyLength, counter);
     f.packetsOut += 1;
     const batch = this.options.batchSender;
     if (batch && this.sockaddrOf(f, batch, f.remoteHost)) {
@@ -489,9 +492,9 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     const entry = new Uint8Array(entryLength);
     entry[0] = kind;
     fill?.(entry);
-    const body = new Uint8Array(ENTRY_HEADER_BYTES + entryLength);
-    writeEntry(body, 0, 0, 0, entry);
-    this.sendBody(f, body);
+    const packet = this.takeBuffer();
+    const bodyLength = writeEntry(packet, PACKET_HEADER_BYTES, 0, 0, entry) - PACKET_HEADER_BYTES;
+    this.sendPacket(f, packet, bodyLength);
   }
 
   /** The neighbour acknowledged one of our sleeve control entries over TCP. */
@@ -505,7 +508,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       peer: formatPeerName(f.peer),
       mode: f.link.mode,
       established: f.link.established,
-      encrypted: f.sendKey !== undefined,
+      encrypted: f.sealer.encrypted,
       ...(f.remoteHost !== undefined ? { remote: `${f.remoteHost}:${f.remotePort}` } : {}),
       maxFrame,
       mtu: maxFrame - 14,
@@ -549,7 +552,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       this.fail(rinfo, sender === 0 ? 'malformed' : 'unknown-peer');
       return;
     }
-    if (f.receiveKey) {
+    if (f.opener.encrypted) {
       const blocked = this.slowPath.decrypt(rinfo.address);
       if (blocked !== undefined) {
         this.drop(blocked);
@@ -567,35 +570,25 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   /** Checks and opens one datagram for link `f`; `fast` when it came from the link's authenticated address. */
   private receive(f: Forwarder, packet: Buffer, rinfo: DatagramSender, fast: boolean): void {
     const counter = packetCounter(packet);
-    let body: Uint8Array;
-    if (f.receiveKey && this.options.sodium) {
-      if (!f.replay.isFresh(counter)) {
-        // Duplicates from the link's own address are normal (the underlay may repeat); elsewhere they are a failure.
-        if (fast) this.drop('replayed');
-        else this.fail(rinfo, 'replayed');
-        return;
-      }
-      writeCounterNonce(this.nonce, counter);
-      const n = this.options.sodium.aeadOpen(
-        this.openBuffer,
-        0,
-        packet.subarray(PACKET_HEADER_BYTES),
-        this.nonce,
-        f.receiveKey,
-        packet.subarray(0, PACKET_HEADER_BYTES),
-      );
-      if (n < 0) {
-        // Only the slow path spends the source's budget: the fast path is the link's own address, never refused.
-        if (fast) f.authFailures += 1;
-        this.fail(rinfo, 'auth-failed', !fast);
-        return;
-      }
-      // Only an authentic packet moves the window, so forged counters cannot push it forward.
-      f.replay.accept(counter);
-      body = this.openBuffer.subarray(0, n);
-    } else {
-      body = packet.subarray(PACKET_HEADER_BYTES);
+    if (counter < 0) {
+      this.fail(rinfo, 'malformed');
+      return;
     }
+    if (!f.opener.isFresh(counter)) {
+      // Duplicates from the link's own address are normal (the underlay may repeat); elsewhere they are a failure.
+      if (fast) this.drop('replayed');
+      else this.fail(rinfo, 'replayed');
+      return;
+    }
+    const body = f.opener.open(packet, counter);
+    if (body === undefined) {
+      // Only the slow path spends the source's budget: the fast path is the link's own address, never refused.
+      if (fast) f.authFailures += 1;
+      this.fail(rinfo, 'auth-failed', !fast);
+      return;
+    }
+    // Only an authentic packet moves the window, so forged counters cannot push it forward.
+    f.opener.accept(counter);
     f.packetsIn += 1;
     // The neighbour's address is learned (or follows a NAT rebinding) only from authentic packets, and only
     // from the newest: a late one from the old address, still in flight, does not move it back.

@@ -81,12 +81,12 @@ export function readSuperFrameEntry(entry: Uint8Array): SuperFrameEntry {
   return { source, destination, segmentSize, frame: entry.subarray(SUPER_FRAME_PREFIX_BYTES) };
 }
 
-/** Writes the packet header; returns the offset of the body. */
-export function writePacketHeader(packet: Uint8Array, sender: number, counter: bigint): number {
-  const view = new DataView(packet.buffer, packet.byteOffset, PACKET_HEADER_BYTES);
-  view.setUint16(0, Math.floor(sender / 0x1_0000_0000));
-  view.setUint32(2, sender >>> 0);
-  view.setBigUint64(6, counter);
+/** Writes the packet header (`counter` an integer below 2^53); returns the offset of the body. */
+export function writePacketHeader(packet: Uint8Array, sender: number, counter: number): number {
+  writeU48(packet, 0, sender);
+  const hi = Math.floor(counter / 0x1_0000_0000);
+  writeU32(packet, 6, hi);
+  writeU32(packet, 10, counter >>> 0);
   return PACKET_HEADER_BYTES;
 }
 
@@ -96,9 +96,14 @@ export function packetSender(packet: Uint8Array): number {
   return ((packet[0] as number) * 0x100 + (packet[1] as number)) * 0x1_0000_0000 + readU32(packet, 2);
 }
 
-/** The packet counter; call only after `packetSender` returned non-zero. */
-export function packetCounter(packet: Uint8Array): bigint {
-  return (BigInt(readU32(packet, 6)) << 32n) | BigInt(readU32(packet, 10));
+/**
+ * The packet counter; call only after `packetSender` returned non-zero. -1 for a counter of 2^53 or more, which no
+ * sender of this version reaches (receivers drop such packets as malformed).
+ */
+export function packetCounter(packet: Uint8Array): number {
+  const hi = readU32(packet, 6);
+  if (hi >= 0x20_0000) return -1;
+  return hi * 0x1_0000_0000 + readU32(packet, 10);
 }
 
 /** Appends one entry at `offset` of `body`; returns the offset after it. The caller checks the space. */
@@ -145,6 +150,13 @@ function readU32(b: Uint8Array, at: number): number {
 
 function readU48(b: Uint8Array, at: number): number {
   return ((b[at] as number) * 0x100 + (b[at + 1] as number)) * 0x1_0000_0000 + readU32(b, at + 2);
+}
+
+function writeU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
 }
 
 function writeU48(b: Uint8Array, at: number, v: number): void {
