@@ -69,4 +69,4 @@ export { NetStack, StackUdpSocket, TcpSocket, TcpSocketError, TcpServer, DEFAULT
 export { silentLogger, jsonLineLogger, type Logger, type LogMethod } from './logger.js';
 export { VERSION } from './version.js';
 export type { Overrides } from './options.js';
-export { nodeTransport, type Transport, type StreamSocket, type StreamListener, type DatagramSocket, type DatagramSender, type DatagramBindOptions } from './mesh/transport.js';
+export { nodeTransport, type Transport, type StreamSocket, type StreamListener, type DatagramSocket, type DatagramSender, type DatagramBindOptions, type DatagramBatchSender } from './mesh/transport.js';

@@ -82,6 +82,8 @@ export interface FastPathStatus {
   port?: number;
   /** Heartbeats other peers sent through their tunnels to us (each acknowledged). */
   heartbeatsReceived: number;
+  /** Fast-path control messages and heartbeat frames that did not decode (counted and dropped). */
+  malformed: number;
   /** Per direct neighbour: `fastdp` or `sleeve` with the reason, entries, heartbeats, kernel counters. */
   links: FastLinkStatus[];
 }
@@ -200,8 +202,14 @@ export class DataPlane implements LinkOverlay {
       sleeveDrops: { ...(this.sleeve?.drops ?? {}) },
       receive: this.receiveStatus(),
       fastPath: this.fastPath
-        ? { enabled: true, port: this.fastPath.port, heartbeatsReceived: this.fastPath.heartbeatsReceived, links: this.fastPath.status() }
-        : { enabled: false, reason: this.fastPathOff, heartbeatsReceived: 0, links: [] },
+        ? {
+            enabled: true,
+            port: this.fastPath.port,
+            heartbeatsReceived: this.fastPath.heartbeatsReceived,
+            malformed: this.fastPath.malformed,
+            links: this.fastPath.status(),
+          }
+        : { enabled: false, reason: this.fastPathOff, heartbeatsReceived: 0, malformed: 0, links: [] },
       macs: (this.switchCore?.macTable() ?? []).map((e: MacEntry) => ({
         mac: formatMac(e.mac),
         port: e.port < 0 ? `local${-e.port}` : formatPeerName(e.port),

@@ -93,6 +93,7 @@ export function renderMetrics(status: OverlayStatus, tap?: NicStats): string {
   m.family('weave_link_established', 'gauge', '1 when a direct link carries data.', byPeer.map(([l, labels]) => [labels, l.established ? 1 : 0]));
   const fast = dataPlane.fastPath;
   m.one('weave_fastdp_enabled', 'gauge', '1 while kernel VXLAN tunnels may carry frames to neighbours.', fast.enabled ? 1 : 0);
+  m.one('weave_fastdp_malformed_total', 'counter', 'Fast-path control messages and heartbeat frames that did not decode.', fast.malformed);
   const fastByPeer = fast.links.map((l) => [l, { peer: l.peer, nickname: status.links.find((v) => v.peer === l.peer)?.nickname ?? '' }] as const);
   m.family('weave_fastdp_link', 'gauge', '1 when unicast to the neighbour takes its VXLAN tunnel.', fastByPeer.map(([l, labels]) => [labels, l.mode === 'fastdp' ? 1 : 0]));
   m.family('weave_fastdp_packets_total', 'counter', 'Packets through each VXLAN tunnel (kernel counters), by direction.', fastByPeer.flatMap(([l, labels]): [Labels, number][] =>

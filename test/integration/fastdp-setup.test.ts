@@ -65,7 +65,7 @@ test('without a password the fast path starts with the bridge: old tunnels remov
 
 test('fastdp: false, a password without trusted subnets, or a replaced ipCommand keep the fast path off and say why', async () => {
   await withOverlay({ fastdp: false }, async (overlay, calls) => {
-    assert.equal(overlay.status().dataPlane.fastPath, { enabled: false, reason: 'turned off (fastdp: false, --no-fastdp)', heartbeatsReceived: 0, links: [] });
+    assert.equal(overlay.status().dataPlane.fastPath, { enabled: false, reason: 'turned off (fastdp: false, --no-fastdp)', heartbeatsReceived: 0, malformed: 0, links: [] });
     assert.equal(calls, []);
   });
   await withOverlay({ password: 'a fast path test password' }, async (overlay, calls) => {
