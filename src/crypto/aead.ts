@@ -17,25 +17,18 @@ export const MAX_PACKET_COUNTER = Number.MAX_SAFE_INTEGER;
 export function writeCounterNonce(nonce: Uint8Array, counter: bigint): void {
   if (nonce.length !== AEAD_NONCE_BYTES) throw new CryptoError('bad-value', `nonce is ${nonce.length} bytes, expected ${AEAD_NONCE_BYTES}`);
   if (counter < 0n || counter > MAX_COUNTER) throw new CryptoError('bad-value', `nonce counter ${counter} is outside 0..2^64-1`);
-  const hi = Number(counter >> 32n);
-  const lo = Number(counter & 0xffff_ffffn);
-  nonce[0] = nonce[1] = nonce[2] = nonce[3] = 0;
-  nonce[4] = hi >>> 24;
-  nonce[5] = (hi >>> 16) & 0xff;
-  nonce[6] = (hi >>> 8) & 0xff;
-  nonce[7] = hi & 0xff;
-  nonce[8] = lo >>> 24;
-  nonce[9] = (lo >>> 16) & 0xff;
-  nonce[10] = (lo >>> 8) & 0xff;
-  nonce[11] = lo & 0xff;
+  writeNonceWords(nonce, Number(counter >> 32n), Number(counter & 0xffff_ffffn));
 }
 
 /** As {@link writeCounterNonce} for a number counter (0..2^53 − 1), without BigInt arithmetic: the per-datagram path. */
 export function writePacketNonce(nonce: Uint8Array, counter: number): void {
   if (nonce.length !== AEAD_NONCE_BYTES) throw new CryptoError('bad-value', `nonce is ${nonce.length} bytes, expected ${AEAD_NONCE_BYTES}`);
   if (!Number.isSafeInteger(counter) || counter < 0) throw new CryptoError('bad-value', `packet counter ${counter} is outside 0..2^53-1`);
-  const hi = Math.floor(counter / 0x1_0000_0000);
-  const lo = counter >>> 0;
+  writeNonceWords(nonce, Math.floor(counter / 0x1_0000_0000), counter >>> 0);
+}
+
+/** 4 zero bytes, then the counter's high and low 32-bit words, big-endian. */
+function writeNonceWords(nonce: Uint8Array, hi: number, lo: number): void {
   nonce[0] = nonce[1] = nonce[2] = nonce[3] = 0;
   nonce[4] = hi >>> 24;
   nonce[5] = (hi >>> 16) & 0xff;
