@@ -175,7 +175,7 @@ export interface OverlayOptions {
   kernel?: {
     netnsRunDir?: string | undefined;
     netnsConfigDir?: string | undefined;
-    openTap?: ((name: string, mtu: number) => Promise<Nic>) | undefined;
+    openTap?: ((name: string, mtu: number, options?: { offload?: boolean }) => Promise<Nic>) | undefined;
     /** Runs `ip` and `bridge` for the fast path (default the real commands; off when only `ipCommand` is replaced). */
     netCommand?: NetCommand | undefined;
   } | undefined;
@@ -767,13 +767,17 @@ export class Overlay extends EventEmitter<OverlayEvents> {
 
   // ---- kernel endpoints ----
 
+  /** A TAP device at the overlay's MTU (the test seam `kernel.openTap`, else the native binding). */
+  private openTap(name: string, options: { offload?: boolean } = {}): Promise<Nic> {
+    const open = this.options.kernel?.openTap;
+    return open ? open(name, this.mtu, options) : TapNic.open({ name, mtu: this.mtu, offload: options.offload });
+  }
+
   /** Creates the bridge and the TAP on first use (root). */
   private ensureKernel(): Promise<void> {
     this.kernelReady ??= (async () => {
       await this.kernel.ensureBridge();
-      const offload = this.options.offload !== false;
-      const openTap = this.options.kernel?.openTap ?? ((name: string, mtu: number) => TapNic.open({ name, mtu, offload }));
-      const tap = await openTap(this.kernel.tapName, this.mtu);
+      const tap = await this.openTap(this.kernel.tapName, { offload: this.options.offload !== false });
       try {
         await this.kernel.plugTap();
       } catch (error) {
@@ -812,12 +816,11 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       if (trusted.length === 0) return off(encrypted);
     }
     const kernel = new KernelVxlan({ bridge: this.kernel.bridge, port, mtu: this.mtu, command: run });
-    const openTap = o.kernel?.openTap ?? ((name: string, mtu: number) => TapNic.open({ name, mtu }));
     let probe: Nic | undefined;
     try {
       for (const device of await kernel.tunnels()) await kernel.destroyTunnel(device);
       await kernel.isolate(this.kernel.tapName);
-      probe = await openTap(`${this.kernel.bridge}-fdp`, this.mtu);
+      probe = await this.openTap(`${this.kernel.bridge}-fdp`);
       await kernel.plugProbe(probe.name, formatMac(probeMacOf(this.router.selfName)));
     } catch (error) {
       await probe?.close();

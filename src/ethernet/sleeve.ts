@@ -222,7 +222,6 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   /** A link was admitted: start heartbeating (once the neighbour's UDP address is known). */
   linkUp(link: OverlayLink): void {
     this.linkDown(link.peer);
-    if (link.keys && !this.options.sodium) throw new Error('sleeve: links carry keys but no libsodium binding was given');
     const { sealer, opener } = frameCrypto(link.keys, this.options.sodium);
     const f: Forwarder = {
       peer: link.peer,

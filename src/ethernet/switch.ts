@@ -6,7 +6,7 @@ import { destinationMac, isGroupDestination, isLinkLocalControl, sourceMac } fro
 import { isLocalPort, MacTable, type MacEntry, type PortId } from './mac-table.js';
 import { fragmentIpv4Frame, fragmentationNeeded } from './ipv4.js';
 import type { SendResult } from './sleeve.js';
-import { segmentTcpSuperFrame } from './tso.js';
+import { segmentTcpSuperFrame } from '../wire/tso.js';
 
 /** The destination peer that means "every peer" (flood along the source's broadcast tree). */
 export const FLOOD = 0;

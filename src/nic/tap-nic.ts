@@ -1,7 +1,7 @@
 // TapNic: a kernel TAP device as a Nic, over the native binding (poll-driven batch reads, one write per frame).
 import { endianness } from 'node:os';
 import { NicError, OptionsError } from '../errors.js';
-import { superFrameVirtioHeader } from '../ethernet/tso.js';
+import { superFrameVirtioHeader } from '../wire/tso.js';
 import { VIRTIO_HEADER_BYTES, virtioSegmentSize } from '../wire/virtio.js';
 import type { FrameBatchHandler, Nic, NicStats } from './nic.js';
 import { loadTapBinding, type TapBinding, type TapHandle, type TapSystemError } from './tap-binding.js';
@@ -273,30 +273,23 @@ export class TapNic implements Nic {
   private sendEach(frames: readonly Uint8Array[], segmentSizes?: ArrayLike<number>): number {
     let sent = 0;
     for (let i = 0; i < frames.length; i++) {
-      const frame = frames[i]!;
       const size = segmentSizes?.[i] ?? 0;
-      if (size <= 0) {
-        if (this.send(frame)) sent++;
-        continue;
-      }
-      if (this.closed) {
-        this.drop('closed', 1);
-        continue;
-      }
-      const header = this.headerArea(1);
-      if (!this.offload) this.drop('super-frame-without-offload', 1);
-      else if (frame.length > MAX_SUPER_FRAME) this.drop('too-big', 1);
-      else if (this.writeHeader(frame, size, header, 0)) {
-        if (this.binding.writeBatch(this.handle, [frame], header) === 1) {
-          this.counters.framesOut += 1;
-          this.counters.bytesOut += frame.length;
-          sent++;
-        } else {
-          this.drop(reasonOf(this.binding.lastError(this.handle)), 1);
-        }
-      }
+      if (size > 0 ? this.sendSuperFrame(frames[i]!, size) : this.send(frames[i]!)) sent++;
     }
     return sent;
+  }
+
+  /** One super-frame with its virtio header; false (counted) when it cannot go. */
+  private sendSuperFrame(frame: Uint8Array, segmentSize: number): boolean {
+    if (this.closed) return this.drop('closed', 1);
+    if (!this.offload) return this.drop('super-frame-without-offload', 1);
+    if (frame.length > MAX_SUPER_FRAME) return this.drop('too-big', 1);
+    const header = this.headerArea(1);
+    if (!this.writeHeader(frame, segmentSize, header, 0)) return false;
+    if (this.binding.writeBatch(this.handle, [frame], header) !== 1) return this.drop(reasonOf(this.binding.lastError(this.handle)), 1);
+    this.counters.framesOut += 1;
+    this.counters.bytesOut += frame.length;
+    return true;
   }
 
   /** A zeroed area of `count` virtio headers. */

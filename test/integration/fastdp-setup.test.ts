@@ -1,5 +1,6 @@
 // How an overlay sets up its fast path when the bridge comes up (over a model of the kernel, recording
-// `ip`/`bridge`): on by default without a password, off with the reason otherwise, and cleaned up on stop.
+// `ip`/`bridge`): on by default without a password, off with the reason otherwise, and cleaned up on stop;
+// which TAPs ask for offloads.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -9,6 +10,10 @@ import { Overlay, type OverlayOptions } from '../../src/overlay.js';
 import type { NetCommand } from '../../src/ethernet/net-command.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { FakeKernel, FaultPlan } from '../helpers/fault-world.js';
+import type { Nic } from '../../src/nic/nic.js';
+
+/** Each TAP the overlay opened, with whether it asked for offloads, in order. */
+const tapOpens: string[] = [];
 
 const DNS_PORT = 20_000 + ((process.pid + 7) % 20_000);
 
@@ -23,6 +28,11 @@ async function withOverlay(extra: Partial<OverlayOptions>, body: (overlay: Overl
     return Promise.resolve('');
   };
   const view = kernel.view();
+  tapOpens.length = 0;
+  const openTap = (name: string, mtu: number, options?: { offload?: boolean }): Promise<Nic> => {
+    tapOpens.push(`${name} offload=${options?.offload === true}`);
+    return view.openTap(name, mtu);
+  };
   const overlay = new Overlay({
     name: '0a:00:00:00:00:01',
     listen: '127.0.0.1:0',
@@ -31,7 +41,7 @@ async function withOverlay(extra: Partial<OverlayOptions>, body: (overlay: Overl
     ipam: { range: '127.78.0.0/27', init: { consensus: 1 } },
     dns: { exposedPort: DNS_PORT },
     clock: new FakeClock(),
-    kernel: { netnsRunDir: runDir, netnsConfigDir: join(root, 'etc'), openTap: view.openTap, netCommand },
+    kernel: { netnsRunDir: runDir, netnsConfigDir: join(root, 'etc'), openTap, netCommand },
     ...extra,
   });
   try {
@@ -59,12 +69,14 @@ test('without a password the fast path starts with the bridge: old tunnels remov
       'bridge fdb replace 0a:00:00:00:00:01 dev wtkbr-fdp master static sticky',
     ]);
     assert.ok(k.links.has('/wtkbr-fdp'), 'the probe TAP is open');
+    assert.equal(tapOpens, ['wtkbr-tap offload=true', 'wtkbr-fdp offload=false'], 'offloads on the bridge TAP by default, never on the probe');
   });
   assert.not.ok(kernel?.links.has('/wtkbr-fdp'), 'stop closed the probe TAP');
 });
 
 test('fastdp: false, a password without trusted subnets, or a replaced ipCommand keep the fast path off and say why', async () => {
-  await withOverlay({ fastdp: false }, async (overlay, calls) => {
+  await withOverlay({ fastdp: false, offload: false }, async (overlay, calls) => {
+    assert.equal(tapOpens, ['wtkbr-tap offload=false'], 'offload: false opens the bridge TAP without offloads');
     assert.equal(overlay.status().dataPlane.fastPath, { enabled: false, reason: 'turned off (fastdp: false, --no-fastdp)', heartbeatsReceived: 0, malformed: 0, links: [] });
     assert.equal(calls, []);
   });

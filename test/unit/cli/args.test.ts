@@ -68,12 +68,15 @@ test('launch options: defaults, password from the environment, numbers checked',
   }
 });
 
-test('launch options: --trusted-subnets and --no-fastdp', async () => {
+test('launch options: --trusted-subnets, --no-fastdp and --no-offload', async () => {
   const fast = await launchOptions(parseArgs('launch', ['--trusted-subnets', '10.0.0.0/8, 192.168.1.0/24', '--data-dir', '/tmp/wt-x'], LAUNCH_FLAGS), {});
   assert.equal(fast.overlay.trustedSubnets, ['10.0.0.0/8', '192.168.1.0/24']);
   assert.is(fast.overlay.fastdp, undefined, 'on by default');
   const off = await launchOptions(parseArgs('launch', ['--no-fastdp', '--data-dir', '/tmp/wt-x'], LAUNCH_FLAGS), {});
   assert.is(off.overlay.fastdp, false);
+  assert.is(fast.overlay.offload, undefined, 'offload on by default');
+  const noOffload = await launchOptions(parseArgs('launch', ['--no-offload', '--data-dir', '/tmp/wt-x'], LAUNCH_FLAGS), {});
+  assert.is(noOffload.overlay.offload, false);
   try {
     await launchOptions(parseArgs('launch', ['--trusted-subnets', ' , '], LAUNCH_FLAGS), {});
     assert.unreachable();

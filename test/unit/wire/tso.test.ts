@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { parseTcpSuperFrame, segmentTcpSuperFrame, superFrameVirtioHeader } from '../../../src/ethernet/tso.js';
+import { parseTcpSuperFrame, segmentTcpSuperFrame, superFrameVirtioHeader } from '../../../src/wire/tso.js';
 import { decodeVirtioHeader, VIRTIO_F_NEEDS_CSUM, VIRTIO_GSO_TCPV4, VIRTIO_GSO_TCPV6 } from '../../../src/wire/virtio.js';
 import { DecodeError } from '../../../src/errors.js';
 import { fuzzDecoder } from '../../helpers/fuzz.js';

@@ -6,9 +6,9 @@
 // A super-frame's TCP checksum field holds only the pseudo-header sum (a partial checksum, completed per segment by
 // whoever segments it). The IPv4 total length or IPv6 payload length covers the whole super-frame.
 import { DecodeError } from '../errors.js';
-import { ETHERNET_HEADER_BYTES, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethertype.js';
-import { internetChecksum } from '../wire/checksum.js';
-import { VIRTIO_F_NEEDS_CSUM, VIRTIO_GSO_TCPV4, VIRTIO_GSO_TCPV6, encodeVirtioHeader } from '../wire/virtio.js';
+import { ETHERNET_HEADER_BYTES, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethertype.js';
+import { internetChecksum } from './checksum.js';
+import { VIRTIO_F_NEEDS_CSUM, VIRTIO_GSO_TCPV4, VIRTIO_GSO_TCPV6, encodeVirtioHeader } from './virtio.js';
 
 const IP = ETHERNET_HEADER_BYTES;
 const PROTOCOL_TCP = 6;
@@ -100,7 +100,7 @@ function pseudoHeaderSum(frame: Uint8Array, ipv6: boolean, tcpLength: number): n
   return sum;
 }
 
-/** Fills in the full TCP checksum of a (segment) frame whose headers `parsed` describes. */
+/** Fills in the full TCP checksum of a segment frame whose TCP header starts at `tcpOffset`. */
 function writeTcpChecksum(segment: Uint8Array, ipv6: boolean, tcpOffset: number): void {
   setU16(segment, tcpOffset + TCP_CHECKSUM_OFFSET, 0);
   const dataSum = ~internetChecksum(segment, tcpOffset, segment.byteLength) & 0xffff;
