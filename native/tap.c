@@ -23,7 +23,12 @@
 //   sendBatch(fd, address, packets[], lengths, count)
 //                                         -> datagrams sent with one sendmmsg (the buffers may be reused at once),
 //                                            or -errno for the first one (-EAGAIN: the socket buffer is full)
-#define _GNU_SOURCE  // sendmmsg
+//   adoptUdp(fd)                          -> a handle that reads UDP socket fd's datagrams (through a duplicate fd, so
+//       libuv's own watcher of fd, which still sends, never shares an epoll registration with ours). startReading on
+//       it receives with one recvmmsg per wakeup: datagram i in slot i, lengths[i] = 0 for one cut short (dropped,
+//       counted by truncated). startReading's optional fifth argument, an area returned by an earlier startReading,
+//       lets many readers share one buffer (their callbacks never overlap: one thread).
+#define _GNU_SOURCE  // sendmmsg, recvmmsg
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -49,6 +54,7 @@
 
 #define MAX_BATCH 1024
 #define MAX_SEND_BATCH 64
+#define MAX_RECV_BATCH 64
 
 typedef struct tap {
   int fd;
@@ -72,6 +78,7 @@ typedef struct tap {
   uint32_t slot;
   int last_errno;
   int vnet;             // IFF_VNET_HDR: reads and writes carry a virtio_net_hdr
+  int udp;              // a UDP socket (adoptUdp): reads are recvmmsg
   int delivering;       // inside the reader callback
   int release_pending;  // stopReading/close ran inside the callback: release the references after it
   double truncated;
@@ -433,6 +440,42 @@ static void deliver(tap_t* t, uint32_t count, int err) {
   napi_close_handle_scope(env, scope);
 }
 
+// One recvmmsg of up to `batch` datagrams, each into its own slot (level-triggered: the poll fires again while
+// more wait). An ICMP error queued on a connected socket (ECONNREFUSED…) fails one call and is then cleared: it is
+// not a reason to stop reading, so the read is retried once.
+static void read_datagrams(tap_t* t, uint32_t* count, int* err) {
+  struct mmsghdr msgs[MAX_RECV_BATCH];
+  struct iovec iovs[MAX_RECV_BATCH];
+  uint32_t n = t->batch < MAX_RECV_BATCH ? t->batch : MAX_RECV_BATCH;
+  for (uint32_t i = 0; i < n; i++) {
+    iovs[i].iov_base = t->data + (size_t)i * t->slot;
+    iovs[i].iov_len = t->slot;
+    memset(&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  int r = -1;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    r = recvmmsg(t->fd, msgs, n, MSG_DONTWAIT, NULL);
+    if (r >= 0 || (errno != EINTR && errno != ECONNREFUSED && errno != EHOSTUNREACH && errno != ENETUNREACH)) break;
+  }
+  if (r < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNREFUSED && errno != EHOSTUNREACH &&
+        errno != ENETUNREACH)
+      *err = errno;
+    return;
+  }
+  for (int i = 0; i < r; i++) {
+    if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+      t->truncated += 1;
+      t->lens[i] = 0;
+    } else {
+      t->lens[i] = msgs[i].msg_len;
+    }
+  }
+  *count = (uint32_t)r;
+}
+
 static void on_readable(uv_poll_t* h, int status, int events) {
   tap_t* t = (tap_t*)h->data;
   if (status < 0) {
@@ -442,6 +485,11 @@ static void on_readable(uv_poll_t* h, int status, int events) {
   if (!(events & UV_READABLE) || t->fd < 0 || !t->data) return;
   uint32_t count = 0;
   int err = 0;
+  if (t->udp) {
+    read_datagrams(t, &count, &err);
+    if (count > 0 || err) deliver(t, count, err);
+    return;
+  }
   // Bounded drain: at most `batch` frames per wakeup, then back to the event loop so UDP sockets get their
   // turn; the poll is level-triggered and fires again while frames remain.
   while (count < t->batch) {
@@ -475,8 +523,8 @@ static void on_readable(uv_poll_t* h, int status, int events) {
 
 // startReading(handle, batch, slot, callback) -> { buffer, lengths }
 static napi_value js_start_reading(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) {
     napi_throw_type_error(env, NULL, "weave_tap.startReading(handle, batch, slot, callback)");
@@ -502,11 +550,28 @@ static napi_value js_start_reading(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value ab, lengths_ab, lengths, result, resource_name;
-  void* data;
-  void* lens;
-  CHECK(napi_create_arraybuffer(env, (size_t)batch * slot, &data, &ab));
-  CHECK(napi_create_arraybuffer(env, (size_t)batch * 4, &lens, &lengths_ab));
-  CHECK(napi_create_typedarray(env, napi_uint32_array, batch, lengths_ab, 0, &lengths));
+  void* data = NULL;
+  void* lens = NULL;
+  napi_valuetype shared_type = napi_undefined;
+  if (argc >= 5) CHECK(napi_typeof(env, argv[4], &shared_type));
+  if (shared_type == napi_object) {
+    // Another reader's area: used when it is big enough for this reader's batch and slot.
+    bool is_ab = false, is_ta = false;
+    size_t ab_len = 0, n = 0;
+    napi_typedarray_type lt = napi_int8_array;
+    if (napi_get_named_property(env, argv[4], "buffer", &ab) != napi_ok || napi_is_arraybuffer(env, ab, &is_ab) != napi_ok || !is_ab ||
+        napi_get_arraybuffer_info(env, ab, &data, &ab_len) != napi_ok ||
+        napi_get_named_property(env, argv[4], "lengths", &lengths) != napi_ok || napi_is_typedarray(env, lengths, &is_ta) != napi_ok ||
+        !is_ta || napi_get_typedarray_info(env, lengths, &lt, &n, &lens, NULL, NULL) != napi_ok || lt != napi_uint32_array ||
+        ab_len < (size_t)batch * slot || n < batch) {
+      napi_throw_range_error(env, NULL, "weave_tap.startReading: the shared area is not { buffer, lengths } of this batch and slot");
+      return NULL;
+    }
+  } else {
+    CHECK(napi_create_arraybuffer(env, (size_t)batch * slot, &data, &ab));
+    CHECK(napi_create_arraybuffer(env, (size_t)batch * 4, &lens, &lengths_ab));
+    CHECK(napi_create_typedarray(env, napi_uint32_array, batch, lengths_ab, 0, &lengths));
+  }
   if (!t->poll_inited) {
     uv_loop_t* loop;
     CHECK(napi_get_uv_event_loop(env, &loop));
@@ -787,6 +852,48 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   return v;
 }
 
+// adoptUdp(fd): a reader handle over dup(fd); close(handle) closes the duplicate only.
+static napi_value js_adopt_udp(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "weave_tap.adoptUdp(fd)");
+    return NULL;
+  }
+  int type = 0;
+  socklen_t type_len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_DGRAM) {
+    throw_errno(env, type == 0 ? errno : ENOTSOCK, "getsockopt(SO_TYPE)", "not a datagram socket");
+    return NULL;
+  }
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)", "cannot duplicate the UDP socket");
+    return NULL;
+  }
+  tap_t* t = (tap_t*)calloc(1, sizeof *t);
+  if (!t) {
+    close(copy);
+    napi_throw_error(env, "ENOMEM", "weave_tap.adoptUdp: out of memory");
+    return NULL;
+  }
+  t->fd = copy;
+  t->env = env;
+  t->refd = 1;
+  t->udp = 1;
+  napi_value handle;
+  if (napi_create_external(env, t, finalize, NULL, &handle) != napi_ok) {
+    close(copy);
+    free(t);
+    napi_throw_error(env, NULL, "weave_tap.adoptUdp: napi_create_external failed");
+    return NULL;
+  }
+  if (napi_add_async_cleanup_hook(env, env_teardown, t, &t->hook_handle) == napi_ok) t->hook = 1;
+  return handle;
+}
+
 static napi_value js_close(napi_env env, napi_callback_info info) {
   tap_t* t = NULL;
   if (!one_arg(env, info, &t) || !t) return NULL;
@@ -923,6 +1030,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"openUdp", NULL, js_open_udp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpAddress", NULL, js_udp_address, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adoptUdp", NULL, js_adopt_udp, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

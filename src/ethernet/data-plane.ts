@@ -40,6 +40,8 @@ export interface DataPlaneOptions {
   transport?: Transport | undefined;
   /** @internal Send each neighbour's datagrams of a turn with one sendmmsg where the transport can (default true). */
   batchSend?: boolean | undefined;
+  /** @internal Read each neighbour's own socket in batches (recvmmsg) where the transport can (default true). */
+  batchReceive?: boolean | undefined;
   /**
    * Carry TCP super-frames from TAP devices with offloads whole to neighbours that take them, where the link carries
    * big datagrams (default true); false cuts every super-frame into segments before it leaves.
@@ -254,7 +256,12 @@ export class DataPlane implements LinkOverlay {
     if (connect && setReceiving && literal) {
       try {
         const socket = await transport.bindDatagram(host, port, { bufferBytes, sharedPort: true });
-        const linkSockets: LinkSocketFactory = { open: (remote) => connect(socket, remote, { bufferBytes }), setReceiving };
+        const receiveBatches = this.options.batchReceive === false ? undefined : transport.receiveBatches?.bind(transport);
+        const linkSockets: LinkSocketFactory = {
+          open: (remote) => connect(socket, remote, { bufferBytes }),
+          setReceiving,
+          ...(receiveBatches ? { receiveBatches } : {}),
+        };
         return { socket, linkSockets, unavailable: '' };
       } catch (error) {
         if ((error as { code?: unknown }).code !== 'ENOTSUP') return fail(error as Error);

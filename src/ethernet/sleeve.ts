@@ -52,6 +52,8 @@ export interface SleeveLinkStatus extends LinkCounters {
   authFailures: number;
   /** True when the neighbour's datagrams arrive on a receive socket of their own. */
   ownSocket: boolean;
+  /** True when that socket is read in batches, one system call per wakeup (recvmmsg). */
+  batchedReads: boolean;
 }
 
 /** Traffic counters of one link. */
@@ -83,6 +85,11 @@ export interface LinkSocketFactory {
   open(remote: DatagramSender): Promise<DatagramSocket>;
   /** Stops or resumes reading a socket; false when it could not. */
   setReceiving(socket: DatagramSocket, receiving: boolean): boolean;
+  /**
+   * Reads a socket from `open` in batches (one system call per wakeup), each datagram valid only during the call;
+   * false when it cannot, and the socket then emits 'message'.
+   */
+  receiveBatches?(socket: DatagramSocket, onDatagram: (packet: Uint8Array, sender: DatagramSender) => void): boolean;
 }
 
 /** The sleeve's receive side for status. */
@@ -156,6 +163,8 @@ interface Forwarder extends LinkCounters {
   remoteVerified: boolean;
   /** The receive socket connected to the verified address, once open. */
   linkSocket: DatagramSocket | undefined;
+  /** `linkSocket` is read in batches. */
+  linkSocketBatched: boolean;
   /** The address `linkSocket` is (being) connected to, "host:port". */
   linkSocketFor: string | undefined;
   /** Datagrams from the link's own address that failed authentication (a spoofed source). */
@@ -236,6 +245,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       remotePort: link.remotePort,
       remoteVerified: false,
       linkSocket: undefined,
+      linkSocketBatched: false,
       linkSocketFor: undefined,
       authFailures: 0,
       newestCounter: -1,
@@ -513,6 +523,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       mtu: maxFrame - 14,
       authFailures: f.authFailures,
       ownSocket: f.linkSocket !== undefined,
+      batchedReads: f.linkSocketBatched,
       packetsOut: f.packetsOut,
       packetsIn: f.packetsIn,
       framesOut: f.framesOut,
@@ -535,7 +546,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
    * source address (`source-blocked`), and one for all sources (`rate-limited`). Nothing here throws: a bad
    * datagram is a counter.
    */
-  private onPacket(packet: Buffer, rinfo: DatagramSender, shared: boolean): void {
+  private onPacket(packet: Uint8Array, rinfo: DatagramSender, shared: boolean): void {
     const sender = packetSender(packet);
     const f = sender === 0 ? undefined : this.forwarders.get(sender);
     if (f !== undefined && f.remoteVerified && rinfo.port === f.remotePort && rinfo.address === f.remoteHost) {
@@ -567,7 +578,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   }
 
   /** Checks and opens one datagram for link `f`; `fast` when it came from the link's authenticated address. */
-  private receive(f: Forwarder, packet: Buffer, rinfo: DatagramSender, fast: boolean): void {
+  private receive(f: Forwarder, packet: Uint8Array, rinfo: DatagramSender, fast: boolean): void {
     const counter = packetCounter(packet);
     if (counter < 0) {
       this.fail(rinfo, 'malformed');
@@ -648,7 +659,9 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
           closeQuietly(socket);
           return;
         }
-        socket.on('message', (packet: Buffer, rinfo: DatagramSender) => this.onPacket(packet, rinfo, false));
+        const onDatagram = (packet: Uint8Array, rinfo: DatagramSender): void => this.onPacket(packet, rinfo, false);
+        f.linkSocketBatched = factory.receiveBatches?.(socket, onDatagram) === true;
+        if (!f.linkSocketBatched) socket.on('message', onDatagram);
         f.linkSocket = socket;
       },
       () => {
@@ -662,6 +675,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   private closeLinkSocket(f: Forwarder): void {
     if (f.linkSocket) closeQuietly(f.linkSocket);
     f.linkSocket = undefined;
+    f.linkSocketBatched = false;
     f.linkSocketFor = undefined;
   }
 

@@ -4,7 +4,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { closeSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
-import { loadTapBinding } from '../nic/tap-binding.js';
+import { loadTapBinding, type TapHandle, type TapReadArea } from '../nic/tap-binding.js';
 import { WeaveError } from '../errors.js';
 
 /**
@@ -129,6 +129,13 @@ export interface Transport {
    * `dgram` socket); absent when the transport cannot at all.
    */
   batchSender?(socket: DatagramSocket): DatagramBatchSender | undefined;
+  /**
+   * Reads the datagrams of `socket` (from this transport's `connectDatagram`) in batches, one system call per wakeup
+   * (recvmmsg), into buffers reused for every batch, instead of emitting 'message' for each: `onDatagram` gets each
+   * one, valid only during the call, with the connected remote as sender. Reading ends when the socket closes.
+   * Returns false when it cannot (no native binding, another kind of socket): the socket keeps emitting 'message'.
+   */
+  receiveBatches?(socket: DatagramSocket, onDatagram: (packet: Uint8Array, sender: DatagramSender) => void): boolean;
 }
 
 /** Sends batches of datagrams to one address at a time, synchronously. */
@@ -142,8 +149,14 @@ export interface DatagramBatchSender {
   send(address: Uint8Array, packets: readonly Uint8Array[], lengths: Uint32Array, count: number): number;
 }
 
-/** Sockets of ours made from a native fd, and how to batch sends on them. */
-const nativeSockets = new WeakMap<DatagramSocket, { fd: number; ipv6: boolean }>();
+/** Sockets of ours made from a native fd (and the remote of connected ones), and how to batch sends on them. */
+const nativeSockets = new WeakMap<DatagramSocket, { fd: number; ipv6: boolean; remote?: DatagramSender }>();
+
+/** Datagrams per receive batch, and the slot each gets (the largest UDP payload fits). */
+const RECEIVE_BATCH = 32;
+const RECEIVE_SLOT = 65536;
+/** One receive area for every batched socket of the process (2 MiB): their callbacks never overlap. */
+let receiveArea: TapReadArea | undefined;
 
 /** The real network through node:net and node:dgram; sockets are returned unwrapped, so the hot path costs nothing extra. */
 export const nodeTransport: Transport = {
@@ -213,10 +226,43 @@ export const nodeTransport: Transport = {
       const local = shared.address(); // throws once `shared` is closed
       const ipv6 = isIPv6(local.address);
       const fd = load.binding.openUdp(local.address, local.port, ipv6, options.bufferBytes ?? 0, remote.address, remote.port);
-      return adoptUdpFd(fd, ipv6, 'connect', `${remote.address}:${remote.port}`);
+      return adoptUdpFd(fd, ipv6, 'connect', `${remote.address}:${remote.port}`, { address: remote.address, port: remote.port });
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+  },
+
+  receiveBatches(socket, onDatagram) {
+    const native = nativeSockets.get(socket);
+    const binding = loadTapBinding().binding;
+    const dgramHandle = udpHandle(socket as UdpSocket);
+    if (!native?.remote || !binding || typeof binding.adoptUdp !== 'function' || !dgramHandle) return false;
+    const sender = native.remote;
+    let reader: TapHandle;
+    try {
+      reader = binding.adoptUdp(native.fd);
+      const area = binding.startReading(
+        reader,
+        RECEIVE_BATCH,
+        RECEIVE_SLOT,
+        (count) => {
+          // Read errors are ICMP reports or a closing socket: nothing to act on, so the count is all that matters.
+          const { buffer, lengths } = area;
+          for (let i = 0; i < count; i++) {
+            const length = lengths[i] as number;
+            if (length > 0) onDatagram(new Uint8Array(buffer, i * RECEIVE_SLOT, length), sender);
+          }
+        },
+        receiveArea,
+      );
+      receiveArea = area;
+    } catch {
+      return false;
+    }
+    // dgram stops reading (it keeps the fd for sends); the reader lives as long as the socket.
+    dgramHandle.recvStop();
+    (socket as UdpSocket).once('close', () => binding.close(reader));
+    return true;
   },
 
   setReceiving(socket, receiving) {
@@ -266,13 +312,13 @@ function socketFd(socket: UdpSocket): number | undefined {
 }
 
 /** Wraps an fd from the native `openUdp` (or its -errno) in a dgram socket whose errors are drops, never fatal. */
-function adoptUdpFd(fd: number, ipv6: boolean, syscall: string, what: string): Promise<DatagramSocket> {
+function adoptUdpFd(fd: number, ipv6: boolean, syscall: string, what: string, remote?: DatagramSender): Promise<DatagramSocket> {
   if (fd < 0) {
     const code = getSystemErrorName(fd);
     return Promise.reject(Object.assign(new Error(`${syscall} ${code} ${what}`), { code, errno: fd, syscall }));
   }
   const socket = createSocket({ type: ipv6 ? 'udp6' : 'udp4' });
-  nativeSockets.set(socket, { fd, ipv6 });
+  nativeSockets.set(socket, { fd, ipv6, ...(remote ? { remote } : {}) });
   return new Promise((resolve, reject) => {
     // A bind that fails reports it as an 'error' event: without a listener it would end the process.
     const onError = (cause: Error): void => {

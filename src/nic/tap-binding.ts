@@ -41,9 +41,17 @@ export interface TapBinding {
   /**
    * Polls the fd; on each wakeup reads up to `batch` frames into one reused buffer of `batch` slots of `slot` bytes and
    * calls `callback(count, errno)` once. `errno` is 0 unless reading failed. A frame that fills its slot is dropped
-   * (counted by `truncated`). The returned buffer and lengths are reused for every call.
+   * (counted by `truncated`). The returned buffer and lengths are reused for every call. `shared`, an area an earlier
+   * call returned, is used instead of a new one (readers' callbacks never overlap, so they may share it). On a handle
+   * from `adoptUdp`, each wakeup is one recvmmsg: datagram `i` in slot `i`, `lengths[i]` 0 for one cut short.
    */
-  startReading(handle: TapHandle, batch: number, slot: number, callback: (count: number, errno: number) => void): TapReadArea;
+  startReading(
+    handle: TapHandle,
+    batch: number,
+    slot: number,
+    callback: (count: number, errno: number) => void,
+    shared?: TapReadArea,
+  ): TapReadArea;
   stopReading(handle: TapHandle): void;
   /** One write() of one frame: bytes written, or -errno (-11 EAGAIN: the device queue is full). */
   write(handle: TapHandle, frame: Uint8Array): number;
@@ -78,6 +86,11 @@ export interface TapBinding {
    * socket buffer filled), or -errno when the first one failed.
    */
   sendBatch(fd: number, address: Uint8Array, packets: readonly Uint8Array[], lengths: Uint32Array, count: number): number;
+  /**
+   * A reader handle over a duplicate of UDP socket `fd` (for `startReading`, `stopReading`, `truncated`, `ref`,
+   * `unref`, `close`, which closes the duplicate only). Throws TapSystemError when `fd` is not a datagram socket.
+   */
+  adoptUdp(fd: number): TapHandle;
 }
 
 export type TapBindingLoad = { binding: TapBinding; path: string } | { binding: undefined; path: string | undefined; error: Error };

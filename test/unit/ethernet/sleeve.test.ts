@@ -368,7 +368,13 @@ for (const ownSockets of [true, false]) {
       clock: systemClock,
       sodium,
       ...(ownSockets
-        ? { linkSockets: { open: (remote) => nodeTransport.connectDatagram!(sb, remote), setReceiving: (s, on) => nodeTransport.setReceiving!(s, on) } }
+        ? {
+            linkSockets: {
+              open: (remote) => nodeTransport.connectDatagram!(sb, remote),
+              setReceiving: (s, on) => nodeTransport.setReceiving!(s, on),
+              receiveBatches: (s, onDatagram) => nodeTransport.receiveBatches!(s, onDatagram),
+            },
+          }
         : {}),
       // Small budgets, so a flood a unit test can send is far beyond them.
       slowPath: { readsPerSecond: 200, decryptsPerSecond: 100, pauseMs: 20 },
@@ -387,6 +393,7 @@ for (const ownSockets of [true, false]) {
       const linkAtB = () => b.status()[0];
       assert.is(linkAtB()?.remote, `127.0.0.1:${nat.outsidePort}`);
       if (ownSockets) await waitFor('b opening a socket for a', () => linkAtB()?.ownSocket === true);
+      assert.is(linkAtB()?.batchedReads, ownSockets, 'a neighbour\'s own socket is read in batches');
 
       flood = await forgedFlood(A, sb.address().port, 25); // ~5000/s, 25 times b's read budget
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -399,6 +406,7 @@ for (const ownSockets of [true, false]) {
       const moved = `127.0.0.1:${nat.outsidePort}`;
       await waitFor(`b following a to ${moved}`, () => linkAtB()?.remote === moved);
       if (ownSockets) await waitFor('b opening a socket for the new address', () => linkAtB()?.ownSocket === true);
+      if (ownSockets) assert.is(linkAtB()?.batchedReads, true, 'the new socket is read in batches too');
       const after = received.length;
       await waitFor('frames from the new address', () => received.length - after >= 10);
 

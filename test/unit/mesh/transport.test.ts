@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createSocket, type Socket } from 'node:dgram';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { nodeTransport, type DatagramSender, type DatagramSocket } from '../../../src/mesh/transport.js';
 import { loadTapBinding } from '../../../src/nic/tap-binding.js';
 
@@ -132,6 +134,57 @@ nativeTest('batch sends: one sendmmsg delivers every datagram in order, buffers 
     receiver.close();
   }
 });
+
+function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+nativeTest('batch receives: every datagram of a connected socket in order and intact, none through dgram; the reader closes with the socket', async () => {
+  const shared = await nodeTransport.bindDatagram('127.0.0.1', 0, { bufferBytes: 4 << 20, sharedPort: true });
+  const peer = await bind();
+  const remote = { address: '127.0.0.1', port: peer.address().port };
+  const own = await nodeTransport.connectDatagram!(shared, remote, { bufferBytes: 4 << 20 });
+  const fdsBefore = openFds();
+  try {
+    assert.is(nodeTransport.receiveBatches?.(shared, () => undefined), false, 'only connected sockets: the shared one needs each sender');
+    const viaDgram = collect(own);
+    const sizes = [1, 1400, 65507, 0, 9000, ...Array.from({ length: 200 }, (_, i) => 100 + i * 7)];
+    const got: { sha: string; length: number; sender: DatagramSender }[] = [];
+    const all = new Promise<void>((resolve) => {
+      assert.ok(
+        nodeTransport.receiveBatches?.(own, (packet, sender) => {
+          got.push({ sha: createHash('sha256').update(packet).digest('hex'), length: packet.byteLength, sender });
+          if (got.length === sizes.length - 1) resolve();
+        }),
+      );
+    });
+    assert.ok(openFds() > fdsBefore, 'the reader holds a duplicate of the socket');
+    const sent: string[] = [];
+    for (const size of sizes) {
+      const packet = randomBytes(size);
+      if (size > 0) sent.push(createHash('sha256').update(packet).digest('hex'));
+      peer.send(packet, port(shared));
+    }
+    await all;
+    await settle();
+    assert.equal(got.map((g) => g.sha), sent, 'in order and intact (an empty datagram is dropped)');
+    assert.equal(got[0]?.sender, remote);
+    assert.equal(viaDgram, [], 'dgram no longer reads the socket');
+    await new Promise<void>((resolve) => own.close(() => resolve()));
+    await settle();
+    assert.ok(openFds() <= fdsBefore - 1, 'closing the socket closes the reader\'s duplicate too');
+    peer.send(Buffer.from('late'), port(shared));
+    await settle();
+    assert.is(got.length, sizes.length - 1, 'nothing after close');
+  } finally {
+    shared.close();
+    peer.close();
+  }
+});
+
+function port(socket: DatagramSocket): number {
+  return socket.address().port;
+}
 
 test('setReceiving on a closed socket reports that it could not', async () => {
   const s = await nodeTransport.bindDatagram('127.0.0.1', 0);
