@@ -6,7 +6,7 @@ import { destinationMac, isGroupDestination, isLinkLocalControl, sourceMac } fro
 import { isLocalPort, MacTable, type MacEntry, type PortId } from './mac-table.js';
 import { fragmentIpv4Frame, fragmentationNeeded } from './ipv4.js';
 import type { SendResult } from './sleeve.js';
-import { segmentTcpSuperFrame } from '../wire/tso.js';
+import { segmentSuperFrame, tapTakesWhole } from '../wire/super-frame.js';
 
 /** The destination peer that means "every peer" (flood along the source's broadcast tree). */
 export const FLOOD = 0;
@@ -21,8 +21,8 @@ export interface SwitchRoutes {
 export interface OverlayTransport {
   send(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array): SendResult;
   /**
-   * Sends a TCP super-frame whole (see `FrameBatchHandler`) when the link and the neighbour take it; any failure
-   * means the switch cuts it into segments and sends those.
+   * Sends a TCP or UDP super-frame whole (see `FrameBatchHandler`) when the link and the neighbour take it; any
+   * failure means the switch cuts it into segments and sends those.
    */
   sendSuper?(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array, segmentSize: number): SendResult;
   flush(): void;
@@ -53,9 +53,9 @@ export interface SwitchStats {
   fragmented: number;
   /** ICMP "fragmentation needed" answers we gave local NICs for oversized packets that may not be fragmented. */
   icmpTooBig: number;
-  /** TCP super-frames (offloads) passed on whole: to a neighbour or a local TAP device with offloads. */
+  /** Super-frames (TCP or UDP offloads) passed on whole: to a neighbour or a local TAP device with offloads. */
   superFrames: number;
-  /** TCP super-frames cut into segments here (for a NIC, link or neighbour that does not take them whole, or a flood). */
+  /** Super-frames cut into segments here (for a NIC, link or neighbour that does not take them whole, or a flood). */
   segmented: number;
   /** Frames dropped, by reason. */
   drops: Record<string, number>;
@@ -149,7 +149,7 @@ export class Switch {
    */
   private segment(frame: Uint8Array, segmentSize: number): Uint8Array[] | undefined {
     try {
-      const segments = segmentTcpSuperFrame(frame, segmentSize);
+      const segments = segmentSuperFrame(frame, segmentSize);
       this.stats.segmented += 1;
       return segments;
     } catch {
@@ -159,8 +159,8 @@ export class Switch {
   }
 
   /**
-   * A frame captured on a local port; `segmentSize` above 0 marks a TCP super-frame from a NIC with offloads. It
-   * goes whole to one destination that takes it, and as segments everywhere else (floods included).
+   * A frame captured on a local port; `segmentSize` above 0 marks a super-frame (TCP or UDP) from a NIC with
+   * offloads. It goes whole to one destination that takes it, and as segments everywhere else (floods included).
    */
   fromLocal(ingress: PortId, frame: Uint8Array, segmentSize = 0): void {
     if (segmentSize > 0) {
@@ -208,7 +208,7 @@ export class Switch {
 
   /**
    * A frame from the overlay: captured by `source`, for `destination`, arriving from neighbour `from`;
-   * `segmentSize` above 0 marks a TCP super-frame (see `fromLocal`).
+   * `segmentSize` above 0 marks a super-frame (see `fromLocal`).
    */
   fromOverlay(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName, segmentSize = 0): void {
     const self = this.options.self;
@@ -269,13 +269,14 @@ export class Switch {
    * Queues a frame for a local port; `flushLocal` hands each port its frames in one batch (one
    * native call for a TAP device). Frames are views into the caller's buffer, so the caller flushes
    * before that buffer is reused: at the end of each NIC batch and each datagram. A super-frame
-   * (`segmentSize` above 0) goes whole to a NIC with offloads and as segments to any other.
+   * (`segmentSize` above 0) goes whole to a NIC with offloads that takes it (UDP ones need USO, and at most as many
+   * datagrams as a kernel takes) and as segments to any other.
    */
   private deliver(port: PortId, frame: Uint8Array, segmentSize = 0): void {
     const p = this.ports.get(port);
     if (!p) return this.drop('no-port');
     if (segmentSize > 0) {
-      if (p.nic.offload !== true) {
+      if (p.nic.offload !== true || !tapTakesWhole(frame, segmentSize, p.nic.udpOffload === true)) {
         for (const piece of this.segment(frame, segmentSize) ?? []) this.deliver(port, piece);
         return;
       }

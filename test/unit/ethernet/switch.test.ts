@@ -7,7 +7,7 @@ import { internetChecksum } from '../../../src/ethernet/ipv4.js';
 import { MemoryNic } from '../../../src/nic/memory-nic.js';
 import { FakeClock } from '../../../src/testing/fake-clock.js';
 import type { FrameBatchHandler, Nic, NicStats } from '../../../src/nic/nic.js';
-import { superFrame } from '../../helpers/super-frame.js';
+import { superFrame, udpSuperFrame } from '../../helpers/super-frame.js';
 
 /** Hands one frame to the switch as the sleeve would: one datagram, then the end-of-datagram flush. */
 function fromOverlay(sw: Switch, source: number, destination: number, frame: Uint8Array, from: number, segmentSize = 0): void {
@@ -590,14 +590,15 @@ test('removePort stops delivery to and capture from that port and forgets its MA
   sw.removePort(b.port); // idempotent
 });
 
-// ---- TCP super-frames (offloads) ----
+// ---- TCP and UDP super-frames (offloads) ----
 
-/** A NIC with offloads that records what it is given (frames and their segment sizes). */
+/** A NIC with offloads (UDP ones too with `udpOffload`) that records what it is given (frames and their segment sizes). */
 class OffloadNic implements Nic {
   readonly name = 'tapoffload';
   readonly mac = new Uint8Array(6);
   readonly mtu = 1376;
   readonly offload = true;
+  constructor(readonly udpOffload = false) {}
   readonly stats: NicStats = { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, drops: {} };
   readonly written: { frame: Uint8Array; segmentSize: number }[] = [];
   handler: FrameBatchHandler | undefined;
@@ -674,6 +675,98 @@ test('super-frames flood as segments, reach plain NICs as segments and offload N
   assert.equal(relayed.transport.sent.map((x) => [x.hop, x.source, x.destination, x.frame.length]), new Array(4).fill([Q, P, R, 1066]));
   assert.is(relayed.sw.stats.relayed, 5);
   sw.removePort(tapPort);
+});
+
+const udpSuper = (dst: number, src: number, payload = 4000, ipv6 = false): Uint8Array =>
+  udpSuperFrame({ ipv6, payload: Uint8Array.from({ length: payload }, (_, i) => i & 0xff), ipId: 1, ipOptions: 0, macs: macs(dst, src) });
+
+test('a UDP super-frame goes whole to a neighbour that takes it, else as datagrams of the segment size', () => {
+  const { sw, transport, next } = setup(0);
+  const tap = new OffloadNic(true);
+  sw.addPort(tap);
+  next.set(P, P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P); // MAC_REMOTE lives behind P
+  for (const ipv6 of [false, true]) {
+    const big = udpSuper(MAC_REMOTE, MAC_A, 4000, ipv6);
+    transport.takesSuper = true;
+    transport.superSent.length = 0;
+    tap.handler?.([big], [1200]);
+    assert.equal(transport.superSent.map((s) => [s.hop, s.source, s.destination, s.frame.length, s.segmentSize]), [[P, SELF, P, big.length, 1200]]);
+    transport.takesSuper = false;
+    transport.sent.length = 0;
+    tap.handler?.([big], [1200]);
+    const headers = 14 + (ipv6 ? 40 : 20) + 8;
+    assert.equal(
+      transport.sent.map((s) => s.frame.length),
+      [1200, 1200, 1200, 400].map((n) => headers + n),
+      'datagrams: full ones, then the rest',
+    );
+    assert.ok(transport.sent.every((s) => s.hop === P && s.destination === P && s.frame[ipv6 ? 20 : 23] === 17));
+  }
+  assert.is(sw.stats.superFrames, 2);
+  assert.is(sw.stats.segmented, 2);
+  assert.is(sw.stats.drops['bad-super-frame'], undefined);
+});
+
+test('UDP super-frames reach an offload NIC whole only when it has USO and they hold at most 128 datagrams', () => {
+  for (const udpOffload of [false, true]) {
+    const { sw } = setup(0);
+    const tap = new OffloadNic(udpOffload);
+    sw.addPort(tap);
+    tap.handler?.([frame(BROADCAST, MAC_A)]); // MAC_A lives behind the TAP
+    tap.written.length = 0;
+    fromOverlay(sw, P, SELF, udpSuper(MAC_A, MAC_REMOTE, 2500), P, 1000);
+    const expected = udpOffload ? [[14 + 28 + 2500, 1000]] : [1000, 1000, 500].map((n) => [14 + 28 + n, 0]);
+    assert.equal(
+      tap.written.map((w) => [w.frame.length, w.segmentSize]),
+      expected,
+      udpOffload ? 'USO: whole' : 'no USO: as datagrams',
+    );
+    assert.is(sw.stats.superFrames, udpOffload ? 1 : 0);
+    assert.is(sw.stats.segmented, udpOffload ? 0 : 1);
+    // A TCP super-frame goes whole either way.
+    tap.written.length = 0;
+    fromOverlay(sw, P, SELF, tcpSuper(MAC_A, MAC_REMOTE), P, 1000);
+    assert.equal(tap.written.map((w) => w.segmentSize), [1000]);
+  }
+  const { sw } = setup(0);
+  const tap = new OffloadNic(true);
+  sw.addPort(tap);
+  tap.handler?.([frame(BROADCAST, MAC_A)]);
+  tap.written.length = 0;
+  fromOverlay(sw, P, SELF, udpSuper(MAC_A, MAC_REMOTE, 128 * 100, true), P, 100);
+  assert.equal(tap.written.map((w) => w.segmentSize), [100], '128 datagrams: whole');
+  tap.written.length = 0;
+  fromOverlay(sw, P, SELF, udpSuper(MAC_A, MAC_REMOTE, 128 * 100 + 1, true), P, 100);
+  assert.is(tap.written.length, 129, 'more than the kernel takes in one write: as datagrams');
+  assert.ok(tap.written.every((w) => w.segmentSize === 0));
+  // Local to local, between two TAPs: the same rule.
+  const other = new OffloadNic(false);
+  sw.addPort(other);
+  other.handler?.([frame(BROADCAST, MAC_B)]);
+  tap.handler?.([udpSuper(MAC_B, MAC_A, 2500)], [1000]);
+  sw.flushLocal();
+  assert.equal(other.written.map((w) => [w.frame.length, w.segmentSize]), [1000, 1000, 500].map((n) => [14 + 28 + n, 0]));
+});
+
+test('UDP super-frames flood as datagrams and are relayed whole where the next link takes them', async () => {
+  const { sw, transport, trees, endpoints } = setup(1);
+  const tap = new OffloadNic(true);
+  sw.addPort(tap);
+  trees.set(SELF, [Q]);
+  const [plain] = endpoints as [Endpoint];
+  tap.handler?.([udpSuper(MAC_B, MAC_A, 2500)], [1000]);
+  await settle();
+  assert.equal(plain.received.map((f) => f.length), [1042, 1042, 542]);
+  assert.ok(transport.sent.length === 3 && transport.sent.every((s) => s.destination === FLOOD));
+  const relayed = setup(0);
+  relayed.next.set(R, Q);
+  relayed.transport.takesSuper = true;
+  fromOverlay(relayed.sw, P, R, udpSuper(MAC_C, MAC_REMOTE), P, 1000);
+  assert.equal(relayed.transport.superSent.map((x) => [x.hop, x.source, x.destination, x.segmentSize]), [[Q, P, R, 1000]]);
+  relayed.transport.takesSuper = false;
+  fromOverlay(relayed.sw, P, R, udpSuper(MAC_C, MAC_REMOTE), P, 1000);
+  assert.equal(relayed.transport.sent.map((x) => [x.hop, x.source, x.destination, x.frame.length]), [[Q, P, R, 1042], [Q, P, R, 1042], [Q, P, R, 1042], [Q, P, R, 1042]]);
 });
 
 test.run();
