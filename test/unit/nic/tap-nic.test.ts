@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { release } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 import { TapNic } from '../../../src/nic/tap-nic.js';
@@ -447,6 +448,8 @@ function deviceTests(): void {
       off.onFrames(() => {});
       assert.ok(off.offload);
       assert.is(raw.udpOffload, off.udpOffload, 'the binding reports what the kernel took');
+      const [major, minor] = release().split('.').map(Number) as [number, number];
+      assert.is(off.udpOffload, major > 6 || (major === 6 && minor >= 2), `USO on TAP devices from Linux 6.2 (this is ${release()})`);
       if (!off.udpOffload) {
         console.log('  (skipped inside: this kernel has no USO for TAP devices, Linux 6.2 and later)');
         return;
