@@ -5,6 +5,7 @@ import type { PeerName } from '../wire/peer-name.js';
 import { destinationMac, isGroupDestination, isLinkLocalControl, sourceMac } from './frame.js';
 import { isLocalPort, MacTable, type MacEntry, type PortId } from './mac-table.js';
 import { fragmentIpv4Frame, fragmentationNeeded } from './ipv4.js';
+import { packetTooBig } from './ipv6.js';
 import type { SendResult } from './sleeve.js';
 import { segmentSuperFrame, tapTakesWhole } from '../wire/super-frame.js';
 
@@ -51,7 +52,7 @@ export interface SwitchStats {
   relayed: number;
   /** Oversized IPv4 packets from local NICs that we fragmented to fit the link. */
   fragmented: number;
-  /** ICMP "fragmentation needed" answers we gave local NICs for oversized packets that may not be fragmented. */
+  /** ICMP "fragmentation needed" and ICMPv6 "packet too big" answers we gave local NICs for oversized packets that may not be fragmented. */
   icmpTooBig: number;
   /** Super-frames (TCP or UDP offloads) passed on whole: to a neighbour or a local TAP device with offloads. */
   superFrames: number;
@@ -337,7 +338,8 @@ export class Switch {
       }
       return;
     }
-    const icmp = destination === FLOOD ? undefined : fragmentationNeeded(frame, result.maxFrame - 14);
+    const mtu = result.maxFrame - 14;
+    const icmp = destination === FLOOD ? undefined : (fragmentationNeeded(frame, mtu) ?? packetTooBig(frame, mtu));
     if (icmp) {
       // The sender's stack learns the path MTU as if a router on the way had said so.
       this.stats.icmpTooBig += 1;

@@ -547,6 +547,28 @@ test('too big: a non-IPv4 frame is dropped as too-big', async () => {
   assert.equal(a.received, []);
 });
 
+test('too big: an IPv6 frame is answered on the ingress port with ICMPv6 packet too big', async () => {
+  const { sw, transport, next, endpoints } = setup();
+  next.set(P, P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P);
+  await settle();
+  for (const e of endpoints) e.received.length = 0;
+  transport.script = (_hop, f) => (f.byteLength > 1000 ? { ok: false, reason: 'too-big', maxFrame: 1000 } : { ok: true });
+  const [a] = endpoints as [Endpoint];
+  const big = frame(MAC_REMOTE, MAC_A, { length: 1500, etherType: 0x86dd, tag: 0x60 });
+  big.set([(1500 - 54) >> 8, (1500 - 54) & 0xff, 6, 64, 0xfd, 0x77], 18); // payload length, TCP, hop limit, fd77::
+  a.send(big);
+  await settle();
+  assert.equal(transport.sent, []);
+  assert.is(sw.stats.icmpTooBig, 1);
+  assert.is(a.received.length, 1);
+  const icmp = a.received[0] as Uint8Array;
+  assert.equal(icmp.subarray(0, 6), macBytes(MAC_A));
+  assert.is(icmp[14 + 6], 58, 'ICMPv6');
+  assert.is(icmp[54], 2, 'packet too big');
+  assert.is(u16(icmp, 54 + 6), 1000 - 14, 'the IP MTU of the link');
+});
+
 test('other transport refusals are counted by reason', async () => {
   const { sw, transport, trees, endpoints } = setup();
   trees.set(SELF, [P, Q]);
