@@ -2,7 +2,7 @@
 import type { Clock } from '../clock.js';
 import type { Nic } from '../nic/nic.js';
 import type { PeerName } from '../wire/peer-name.js';
-import { destinationMac, isGroupDestination, isLinkLocalControl, sourceMac } from './frame.js';
+import { destinationMac, ETHERNET_HEADER_BYTES, isGroupDestination, isLinkLocalControl, sourceMac } from './frame.js';
 import { isLocalPort, MacTable, type MacEntry, type PortId } from './mac-table.js';
 import { fragmentIpv4Frame, fragmentationNeeded } from './ipv4.js';
 import { packetTooBig } from './ipv6.js';
@@ -50,7 +50,7 @@ export interface SwitchStats {
   forwarded: number;
   /** Frames relayed for other peers without looking at their MACs. */
   relayed: number;
-  /** Oversized IPv4 packets from local NICs that we fragmented to fit the link. */
+  /** Oversized IPv4 packets that we fragmented to fit the link (or, UDP datagrams cut from a super-frame, the endpoint MTU). */
   fragmented: number;
   /** ICMP "fragmentation needed" and ICMPv6 "packet too big" answers we gave local NICs for oversized packets that may not be fragmented. */
   icmpTooBig: number;
@@ -147,16 +147,51 @@ export class Switch {
   /**
    * Cuts a super-frame into segments; undefined (counted) when it is not one. Segments are new buffers, so they
    * may wait in a port's queue after the caller's buffer is reused.
+   *
+   * `mtu` is the endpoint MTU the segments are for. TCP segments fit it (their size is the stream's MSS), but the
+   * datagrams of a UDP super-frame keep the size its sender chose, which only the sender's own MTU bounds (UDP
+   * cannot be cut smaller). One larger than `mtu` is fragmented to fit when it is IPv4 without DF (as a router
+   * would: the receiver reassembles it), else dropped (`too-big`); the first such one is answered on the local port
+   * `ingress` it came from, if given, with ICMP "fragmentation needed" or ICMPv6 "packet too big" carrying `mtu`.
    */
-  private segment(frame: Uint8Array, segmentSize: number): Uint8Array[] | undefined {
+  private segment(frame: Uint8Array, segmentSize: number, mtu = Infinity, ingress?: PortId): Uint8Array[] | undefined {
+    let segments: Uint8Array[];
     try {
-      const segments = segmentSuperFrame(frame, segmentSize);
-      this.stats.segmented += 1;
-      return segments;
+      segments = segmentSuperFrame(frame, segmentSize);
     } catch {
       this.drop('bad-super-frame');
       return undefined;
     }
+    this.stats.segmented += 1;
+    // The first segment is the largest.
+    if ((segments[0]?.byteLength ?? 0) - ETHERNET_HEADER_BYTES <= mtu) return segments;
+    const fitting: Uint8Array[] = [];
+    let told = false;
+    for (const segment of segments) {
+      if (segment.byteLength - ETHERNET_HEADER_BYTES <= mtu) {
+        fitting.push(segment);
+        continue;
+      }
+      const fragments = fragmentIpv4Frame(segment, mtu + ETHERNET_HEADER_BYTES);
+      if (fragments) {
+        this.stats.fragmented += 1;
+        for (const piece of fragments) fitting.push(piece);
+        continue;
+      }
+      this.drop('too-big');
+      const icmp = told || ingress === undefined ? undefined : (fragmentationNeeded(segment, mtu) ?? packetTooBig(segment, mtu));
+      told = true;
+      if (icmp !== undefined) {
+        this.stats.icmpTooBig += 1;
+        this.deliver(ingress as PortId, icmp);
+      }
+    }
+    return fitting;
+  }
+
+  /** The MTU of a local port's NIC (Infinity for a port that is gone). */
+  private portMtu(port: PortId): number {
+    return this.ports.get(port)?.nic.mtu ?? Infinity;
   }
 
   /**
@@ -167,7 +202,7 @@ export class Switch {
     if (segmentSize > 0) {
       const port = frame.byteLength < 14 || isGroupDestination(frame) ? undefined : this.macs.lookup(destinationMac(frame), this.options.clock.now());
       if (port === undefined) {
-        for (const piece of this.segment(frame, segmentSize) ?? []) this.fromLocal(ingress, piece);
+        for (const piece of this.segment(frame, segmentSize, this.portMtu(ingress), ingress) ?? []) this.fromLocal(ingress, piece);
         return;
       }
       this.stats.captured += 1;
@@ -183,7 +218,9 @@ export class Switch {
         this.stats.superFrames += 1;
         return;
       }
-      for (const piece of this.segment(frame, segmentSize) ?? []) this.sendFromLocal(hop, port, piece, ingress);
+      for (const piece of this.segment(frame, segmentSize, this.portMtu(ingress), ingress) ?? []) {
+        this.sendFromLocal(hop, port, piece, ingress);
+      }
       return;
     }
     this.stats.captured += 1;
@@ -278,7 +315,7 @@ export class Switch {
     if (!p) return this.drop('no-port');
     if (segmentSize > 0) {
       if (p.nic.offload !== true || !tapTakesWhole(frame, segmentSize, p.nic.udpOffload === true)) {
-        for (const piece of this.segment(frame, segmentSize) ?? []) this.deliver(port, piece);
+        for (const piece of this.segment(frame, segmentSize, p.nic.mtu) ?? []) this.deliver(port, piece);
         return;
       }
       p.pendingSuper = true;

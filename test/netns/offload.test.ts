@@ -22,7 +22,7 @@ if (skipReason === '' && !kernelHasUso) console.log(`kernel ${release()} has no 
 interface Status {
   dataPlane: {
     links: { mode: string; established: boolean; encrypted: boolean }[];
-    switch: { superFrames: number; segmented: number; drops: Record<string, number> };
+    switch: { superFrames: number; segmented: number; fragmented: number; icmpTooBig: number; drops: Record<string, number> };
   };
 }
 
@@ -63,24 +63,38 @@ while len(seen)<expected and select.select([s],[],[],4)[0]:
 print(len(seen),bad,','.join(map(str,sorted(sizes))),flush=True)`;
 
 /**
- * A UDP GSO sender (UDP_SEGMENT, as QUIC stacks send): ROUNDS sends of PER datagrams of SIZE bytes each to HOST:7100,
- * one sendmsg per round, numbered from 0. Prints how many datagrams it sent.
+ * A UDP GSO sender (UDP_SEGMENT, as QUIC stacks send) to HOST:7100: ROUNDS sends of PER datagrams of SIZE bytes each,
+ * one sendmsg per round, numbered from 0, after one probe send numbered past them (the receiver ignores it; the path
+ * MTU is learned from what comes back). With DF=do it sets IP_PMTUDISC_DO. A send refused for a segment size above the
+ * path MTU (EMSGSIZE, or EINVAL on older kernels) is made again with datagrams that fit it, as a QUIC stack would.
+ * Prints the datagram size it ended with.
  */
 const UDP_GSO_SOURCE = `
 import socket,sys,os,hashlib,time
-host,rounds,per,size=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4])
-s=socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET,socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_UDP,103,size)  # UDP_SEGMENT
+host,rounds,per,size,df=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),sys.argv[5]
+v6=':' in host
+s=socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,socket.SOCK_DGRAM)
+if df=='do': s.setsockopt(socket.IPPROTO_IP,10,2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO
 s.connect((host,7100))
-sent=0
+def send(first):
+  global size
+  for attempt in range(3):
+    s.setsockopt(socket.IPPROTO_UDP,103,size)  # UDP_SEGMENT
+    buf=bytearray()
+    for i in range(per):
+      seq=(first+i).to_bytes(4,'big'); body=os.urandom(size-36)
+      buf+=seq+hashlib.sha256(seq+body).digest()+body
+    try:
+      s.send(buf); return
+    except OSError as e:
+      if e.errno not in (22,90): raise
+      size=(s.getsockopt(socket.IPPROTO_IPV6,24)-48) if v6 else (s.getsockopt(socket.IPPROTO_IP,14)-28)  # IPV6_MTU, IP_MTU
+  raise SystemExit('the path MTU did not settle')
+send(1<<30)
+time.sleep(0.3)
 for r in range(rounds):
-  buf=bytearray()
-  for i in range(per):
-    seq=(r*per+i).to_bytes(4,'big'); body=os.urandom(size-36)
-    buf+=seq+hashlib.sha256(seq+body).digest()+body
-  s.send(buf); sent+=per
-  time.sleep(0.005)
-print(sent)`;
+  send(r*per); time.sleep(0.005)
+print(size)`;
 
 nsTest('super-frames across the encrypted sleeve: whole in big-datagram mode, cut by the agent in path-MTU mode, IPv4 and IPv6', async () => {
   const lab = new NetnsLab('o');
@@ -155,22 +169,43 @@ nsTest('super-frames across the encrypted sleeve: whole in big-datagram mode, cu
       const b = await status(h.b);
       assertSuperFrames(mode, a, b, 100, 'TCP');
 
-      // A UDP GSO sender: 50 sends of 40 datagrams of 1200 bytes. With USO each send is one super-frame (whole across
-      // the link and into the far TAP in big mode, cut by the sending agent in path-MTU mode); every datagram arrives.
-      for (const target of [server, 'fd77::2']) {
+      // A UDP GSO sender: 50 sends of 40 datagrams. With USO each send is one super-frame (whole across the link and
+      // into the far TAP in big mode, cut by the sending agent in path-MTU mode); every datagram arrives intact.
+      const udpGso = async (target: string, size: number, df: 'want' | 'do' = 'want'): Promise<{ got: string; size: number; a: Status; b: Status }> => {
         const [a0, b0] = [await status(h.a), await status(h.b)];
         const sink = lab.spawn(cb, ['python3', '-c', UDP_SINK, '2000']);
         let got = '';
         const exited = new Promise<void>((resolve) => sink.once('exit', () => resolve()));
         sink.stdout?.on('data', (d: Buffer) => (got += d.toString()));
         await lab.waitForListen(cb, 7100, 'udp');
-        const sent = await lab.execOk(ca, ['python3', '-c', UDP_GSO_SOURCE, target, '50', '40', '1200'], { timeoutMs: 30_000 });
-        assert.is(sent.stdout.trim(), '2000');
+        const sent = await lab.execOk(ca, ['python3', '-c', UDP_GSO_SOURCE, target, '50', '40', String(size), df], { timeoutMs: 30_000 });
         await exited;
-        assert.is(got.trim(), '2000 0 1200', `every UDP GSO datagram to ${target} (${mode}) arrives intact: received, bad, sizes`);
         const [a1, b1] = [await status(h.a), await status(h.b)];
-        if (kernelHasUso) assertSuperFrames(mode, delta(a0, a1), delta(b0, b1), 50, `UDP to ${target}`);
+        return { got: got.trim(), size: Number(sent.stdout.trim()), a: delta(a0, a1), b: delta(b0, b1) };
+      };
+      for (const target of [server, 'fd77::2']) {
+        const r = await udpGso(target, 1200);
+        assert.is(r.got, '2000 0 1200', `every UDP GSO datagram to ${target} (${mode}) arrives intact: received, bad, sizes`);
+        if (kernelHasUso) assertSuperFrames(mode, r.a, r.b, 50, `UDP to ${target}`);
       }
+
+      // Datagrams larger than the endpoint MTU (the sender's own MTU is larger: its kernel sizes them, and UDP cannot be
+      // cut smaller). Whole in big mode; in path-MTU mode IPv4 without DF (what a GSO socket sends by default) is
+      // fragmented to the endpoint MTU by the sending agent, and IPv4 with DF and IPv6 get one ICMP answer with it per
+      // super-frame, after which the sender sends datagrams that fit.
+      await lab.execOk(ca, ['ip', 'link', 'set', 'ethwe', 'mtu', '1500']);
+      for (const [target, df, fits] of [[server, 'want', 1400], [server, 'do', 1376 - 28], ['fd77::2', 'want', 1376 - 48]] as const) {
+        const r = await udpGso(target, 1400, df);
+        const what = `1400-byte datagrams to ${target}${df === 'do' ? ' with DF' : ''} (${mode})`;
+        const size = mode === 'big' ? 1400 : fits;
+        assert.is(r.got, `2000 0 ${size}`, `${what}: every datagram arrives intact: received, bad, sizes`);
+        assert.is(r.size, size, `${what}: the sender ends with ${size}-byte datagrams`);
+        if (!kernelHasUso) continue;
+        assertSuperFrames(mode, r.a, r.b, 50, what);
+        if (mode === 'pmtu' && size === 1400) assert.ok(r.a.dataPlane.switch.fragmented >= 2000, `${what}: A fragmented them (${r.a.dataPlane.switch.fragmented})`);
+        if (mode === 'pmtu' && size !== 1400) assert.ok(r.a.dataPlane.switch.icmpTooBig >= 1, `${what}: A told the sender the MTU`);
+      }
+      await lab.execOk(ca, ['ip', 'link', 'set', 'ethwe', 'mtu', '1376']);
 
       for (const s of [await status(h.a), await status(h.b)]) assert.is(s.dataPlane.switch.drops['bad-super-frame'], undefined, 'no super-frame was refused');
       for (const host of [h.a, h.b]) await stopAgent(lab, host);
@@ -193,7 +228,14 @@ function assertSuperFrames(mode: 'big' | 'pmtu', a: Status, b: Status, least: nu
 /** The switch counters that rose from `before` to `after`. */
 function delta(before: Status, after: Status): Status {
   const [s0, s1] = [before.dataPlane.switch, after.dataPlane.switch];
-  return { dataPlane: { links: after.dataPlane.links, switch: { superFrames: s1.superFrames - s0.superFrames, segmented: s1.segmented - s0.segmented, drops: {} } } };
+  const switchDelta = {
+    superFrames: s1.superFrames - s0.superFrames,
+    segmented: s1.segmented - s0.segmented,
+    fragmented: s1.fragmented - s0.fragmented,
+    icmpTooBig: s1.icmpTooBig - s0.icmpTooBig,
+    drops: {},
+  };
+  return { dataPlane: { links: after.dataPlane.links, switch: switchDelta } };
 }
 
 test.run();

@@ -791,4 +791,40 @@ test('UDP super-frames flood as datagrams and are relayed whole where the next l
   assert.equal(relayed.transport.sent.map((x) => [x.hop, x.source, x.destination, x.frame.length]), [[Q, P, R, 1042], [Q, P, R, 1042], [Q, P, R, 1042], [Q, P, R, 1042]]);
 });
 
+test('UDP datagrams cut larger than the endpoint MTU: IPv4 without DF fragmented to fit, others answered once and dropped', async () => {
+  const { sw, transport, next } = setup(0);
+  const tap = new OffloadNic(true); // MTU 1376: the sender's own MTU allowed 1400-byte datagrams
+  sw.addPort(tap);
+  next.set(P, P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P); // MAC_REMOTE lives behind P
+  tap.written.length = 0;
+  // No DF (what a UDP GSO socket sends by default): each 1428-byte datagram goes as two fragments of at most 1376.
+  const noDf = udpSuper(MAC_REMOTE, MAC_A, 3 * 1400);
+  noDf[14 + 6] = 0;
+  tap.handler?.([noDf], [1400]);
+  assert.equal(transport.sent.map((s) => s.frame.length - 14), [1372, 76, 1372, 76, 1372, 76]);
+  assert.ok(transport.sent.every((s) => s.frame.length - 14 <= tap.mtu));
+  assert.is(sw.stats.fragmented, 3);
+  // DF: dropped, one ICMP "fragmentation needed" with the endpoint MTU per super-frame.
+  transport.sent.length = 0;
+  tap.handler?.([udpSuper(MAC_REMOTE, MAC_A, 3 * 1400)], [1400]);
+  assert.equal(transport.sent, []);
+  assert.is(sw.stats.drops['too-big'], 3);
+  assert.is(sw.stats.icmpTooBig, 1);
+  const [icmp] = tap.written;
+  assert.ok(icmp !== undefined && icmp.frame[14 + 9] === 1 && icmp.frame[34] === 3 && icmp.frame[35] === 4, 'ICMP type 3 code 4');
+  assert.is(((icmp!.frame[40] as number) << 8) | (icmp!.frame[41] as number), 1376, 'carrying the endpoint MTU');
+  // IPv6 (never fragmented on the way): dropped, one ICMPv6 "packet too big" with the endpoint MTU.
+  tap.handler?.([udpSuper(MAC_REMOTE, MAC_A, 2 * 1400, true)], [1400]);
+  assert.equal(transport.sent, []);
+  assert.is(sw.stats.drops['too-big'], 5);
+  assert.is(sw.stats.icmpTooBig, 2);
+  const ptb = tap.written[1]?.frame;
+  assert.ok(ptb !== undefined && ptb[14 + 6] === 58 && ptb[54] === 2, 'ICMPv6 type 2');
+  assert.is(u16(ptb!, 54 + 6), 1376);
+  // Datagrams that fit pass as they are.
+  tap.handler?.([udpSuper(MAC_REMOTE, MAC_A, 3 * 1348)], [1348]);
+  assert.equal(transport.sent.map((s) => s.frame.length - 14), [1376, 1376, 1376]);
+});
+
 test.run();
