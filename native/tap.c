@@ -1,10 +1,12 @@
 // weave_tap: the minimal N-API binding for Linux TAP devices (open, poll-driven batch read, batch write).
 //
 // Exports (all take the handle returned by open as first argument, except open):
-//   open(name, { mtu?, mac?, offload? })  -> { handle, name, mac: Buffer(6), mtu, offload }  throws Error{errno, code, syscall}
-//       offload: IFF_VNET_HDR with checksum and TSO4/6 offloads. Every read slot then starts with the 10-byte
-//       virtio_net_hdr (the frame at +10); a partial checksum of a plain frame is completed before delivery, so only
-//       TCP super-frames (gso_type 1 or 4) keep theirs. Every write is prefixed with a header (zero unless given).
+//   open(name, { mtu?, mac?, offload? })  -> { handle, name, mac: Buffer(6), mtu, offload, udpOffload }
+//                                            throws Error{errno, code, syscall}
+//       offload: IFF_VNET_HDR with checksum and TSO4/6 offloads, plus USO4/6 where the kernel has them (6.2 and
+//       later; udpOffload says whether it took them). Every read slot then starts with the 10-byte virtio_net_hdr
+//       (the frame at +10); a partial checksum of a plain frame is completed before delivery, so only super-frames
+//       (gso_type 1 or 4 for TCP, 5 for UDP) keep theirs. Every write is prefixed with a header (zero unless given).
 //   startReading(handle, batch, slot, cb) -> { buffer: ArrayBuffer, lengths: Uint32Array }
 //       cb(count, errno) is called once per wakeup; frame i is buffer[i*slot, i*slot + lengths[i]).
 //       The buffer and lengths are reused for every call: frames are valid only during the call.
@@ -51,6 +53,10 @@
 
 #define VNET_HDR_BYTES 10  // struct virtio_net_hdr (no num_buffers)
 #define VNET_F_NEEDS_CSUM 1
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20  // linux/if_tun.h of kernels before 6.2 lacks the UDP segmentation offloads
+#define TUN_F_USO6 0x40
+#endif
 
 #define MAX_BATCH 1024
 #define MAX_SEND_BATCH 64
@@ -282,12 +288,16 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     throw_errno(env, e, "ioctl(TUNSETIFF)", "cannot create the TAP device");
     return NULL;
   }
+  bool udp_offload = false;
   if (offload) {
-    // The kernel may then hand us TCP super-frames of up to 64 KiB with a partial checksum, and takes them back.
+    // The kernel may then hand us TCP (and, with USO, UDP) super-frames of up to 64 KiB with a partial checksum, and
+    // takes them back. Kernels before 6.2 refuse the USO bits with EINVAL: then TCP only.
     int hdr = VNET_HDR_BYTES;
+    const unsigned long tcp = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
     const char* what = NULL;
     if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) what = "ioctl(TUNSETVNETHDRSZ)";
-    else if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0) what = "ioctl(TUNSETOFFLOAD)";
+    else if (ioctl(fd, TUNSETOFFLOAD, tcp | TUN_F_USO4 | TUN_F_USO6) == 0) udp_offload = true;
+    else if (errno != EINVAL || ioctl(fd, TUNSETOFFLOAD, tcp) < 0) what = "ioctl(TUNSETOFFLOAD)";
     if (what) {
       int e = errno;
       close(fd);
@@ -390,6 +400,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, result, "mtu", v));
   CHECK(napi_get_boolean(env, offload, &v));
   CHECK(napi_set_named_property(env, result, "offload", v));
+  CHECK(napi_get_boolean(env, udp_offload, &v));
+  CHECK(napi_set_named_property(env, result, "udpOffload", v));
   return result;
 }
 

@@ -143,9 +143,10 @@ export interface OverlayOptions {
    */
   fastdp?: boolean | undefined;
   /**
-   * Kernel endpoints: checksum and TCP segmentation offloads on the bridge's TAP device (default true). The kernel
-   * then hands TCP streams over in super-frames of up to 64 KiB, which cross links that carry big datagrams whole
-   * (the far kernel segments them) and are cut into MTU-sized segments for path-MTU links and in-process endpoints.
+   * Kernel endpoints: checksum and TCP segmentation offloads on the bridge's TAP device (default true), and UDP
+   * segmentation offload where the kernel has it (6.2 and later). The kernel then hands TCP streams (and the
+   * datagrams of UDP GSO senders) over in super-frames of up to 64 KiB, which cross links that carry big datagrams
+   * whole (the far kernel segments them) and are cut into segments for path-MTU links and in-process endpoints.
    */
   offload?: boolean | undefined;
   /**
@@ -786,7 +787,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
       }
       this.tap = tap;
       const port = this.dataPlane.attach(tap);
-      this.logger.info({ bridge: this.kernel.bridge, tap: tap.name, mtu: this.mtu }, 'kernel bridge ready');
+      this.logger.info({ bridge: this.kernel.bridge, tap: tap.name, mtu: this.mtu, offload: tap.offload === true, udpOffload: tap.udpOffload === true }, 'kernel bridge ready');
       if (port !== undefined) await this.startFastPath(port);
       else this.dataPlane.setFastPathOff('the bridge came up before the data plane started');
     })().catch((error: unknown) => {

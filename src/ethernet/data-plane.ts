@@ -16,7 +16,7 @@ import type { MacEntry, PortId } from './mac-table.js';
 import { formatMac } from './frame.js';
 import { formatPeerName } from '../wire/peer-name.js';
 import type { Overrides } from '../options.js';
-import { SUPER_FRAME_CAPABILITY } from '../wire/sleeve.js';
+import { SUPER_FRAME_CAPABILITY, UDP_SUPER_FRAME_CAPABILITY } from '../wire/sleeve.js';
 import { FastPath, type FastPathOptions, type FastLinkStatus } from './fast-path.js';
 
 /** Options of a {@link DataPlane}; every field has a default. */
@@ -43,7 +43,7 @@ export interface DataPlaneOptions {
   /** @internal Read each neighbour's own socket in batches (recvmmsg) where the transport can (default true). */
   batchReceive?: boolean | undefined;
   /**
-   * Carry TCP super-frames from TAP devices with offloads whole to neighbours that take them, where the link carries
+   * Carry TCP and UDP super-frames from TAP devices with offloads whole to neighbours that take them, where the link carries
    * big datagrams (default true); false cuts every super-frame into segments before it leaves.
    */
   superFrames?: boolean | undefined;
@@ -108,8 +108,8 @@ export interface DataPlaneReceiveStatus extends SleeveReceiveStatus {
  * @category Mesh
  */
 export class DataPlane implements LinkOverlay {
-  /** Every data plane takes super-frames whole (it cuts them itself where its NICs cannot). */
-  readonly capabilities: readonly string[] = [SUPER_FRAME_CAPABILITY];
+  /** Every data plane takes TCP and UDP super-frames whole (it cuts them itself where its NICs cannot). */
+  readonly capabilities: readonly string[] = [SUPER_FRAME_CAPABILITY, UDP_SUPER_FRAME_CAPABILITY];
   private readonly clock: Clock;
   private socket: DatagramSocket | undefined;
   private sleeve: Sleeve | undefined;

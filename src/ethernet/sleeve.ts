@@ -22,10 +22,12 @@ import {
   SleeveControl,
   SUPER_FRAME_CAPABILITY,
   SUPER_FRAME_PREFIX_BYTES,
+  UDP_SUPER_FRAME_CAPABILITY,
   writeEntry,
   writePacketHeader,
   writeSuperFrameEntry,
 } from '../wire/sleeve.js';
+import { isUdpSuperFrame } from '../wire/super-frame.js';
 import { withDefaults, type Overrides } from '../options.js';
 import { frameCrypto, type FrameOpener, type FrameSealer } from './frame-crypto.js';
 import { DEFAULT_SLEEVE_TIMINGS, LinkProbe, SleeveAck, type LinkMode, type SleeveTimings } from './link-probe.js';
@@ -122,7 +124,7 @@ export interface SleeveOptions {
   /** Never send fragmented datagrams: always discover the path MTU (default false). */
   noFragmentation?: boolean;
   timings?: Overrides<SleeveTimings>;
-  /** Send TCP super-frames whole to neighbours that take them (default true; false cuts them all into segments). */
+  /** Send super-frames whole to neighbours that take them (default true; false cuts them all into segments). */
   superFrames?: boolean;
   /** Sends a control message to a neighbour over its TCP link. */
   sendControl: (peer: PeerName, kind: number, payload: Uint8Array) => boolean;
@@ -134,7 +136,7 @@ export interface SleeveOptions {
 export interface FrameReceiver {
   /**
    * A frame captured by `source`, for `destination` (0 = flood), arriving via neighbour `from`; `segmentSize` above 0
-   * marks a TCP super-frame (see `FrameBatchHandler`).
+   * marks a super-frame (see `FrameBatchHandler`).
    */
   frame(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName, segmentSize: number): void;
   /** The datagram's last frame was handed over (a moment to flush batched writes). */
@@ -153,8 +155,10 @@ interface Forwarder extends LinkCounters {
   sealer: FrameSealer;
   /** Opens the neighbour's datagrams and refuses replays (or takes them plain). */
   opener: FrameOpener;
-  /** The neighbour takes super-frames whole (it offered the capability, and we send them). */
+  /** The neighbour takes TCP super-frames whole (it offered the capability, and we send them). */
   superFrames: boolean;
+  /** It takes UDP super-frames whole too (it offered `udp-super-frames`). */
+  udpSuperFrames: boolean;
   /** The counter of the next datagram we send. */
   sendCounter: number;
   remoteHost: string | undefined;
@@ -238,6 +242,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
       sealer,
       opener,
       superFrames: this.options.superFrames !== false && link.capabilities?.includes(SUPER_FRAME_CAPABILITY) === true,
+      udpSuperFrames: this.options.superFrames !== false && link.capabilities?.includes(UDP_SUPER_FRAME_CAPABILITY) === true,
       sendCounter: 0,
       // The dialler knows where the neighbour listens; the other side learns it from authentic packets.
       // Port 0 means the neighbour does not listen: nothing to send to until it is learned.
@@ -340,9 +345,9 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
   }
 
   /**
-   * Queues a TCP super-frame whole, in one datagram, for a neighbour that takes them. `too-big` when the link cannot
+   * Queues a super-frame whole, in one datagram, for a neighbour that takes them. `too-big` when the link cannot
    * carry it in one datagram (a path-MTU link, or a frame past the datagram limit) or the neighbour does not take
-   * super-frames: the caller cuts it into segments.
+   * super-frames of its kind (TCP: `super-frames`, UDP: `udp-super-frames`): the caller cuts it into segments.
    */
   sendSuper(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array, segmentSize: number): SendResult {
     const f = this.forwarders.get(nextHop);
@@ -350,7 +355,7 @@ export class Sleeve extends EventEmitter<SleeveEvents> {
     if (!f.link.established) return this.dropResult('not-established');
     const entryLength = ENTRY_HEADER_BYTES + SUPER_FRAME_PREFIX_BYTES + frame.byteLength;
     const bodyLimit = this.bodyLimit(f);
-    if (!f.superFrames || entryLength > bodyLimit) return { ok: false, reason: 'too-big', maxFrame: this.frameLimit(f) };
+    if (!f.superFrames || entryLength > bodyLimit || (!f.udpSuperFrames && isUdpSuperFrame(frame))) return { ok: false, reason: 'too-big', maxFrame: this.frameLimit(f) };
     if (f.bodyLength + entryLength > bodyLimit) this.flushForwarder(f);
     f.packet ??= this.takeBuffer();
     f.bodyLength = writeSuperFrameEntry(f.packet, PACKET_HEADER_BYTES + f.bodyLength, source, destination, segmentSize, frame) - PACKET_HEADER_BYTES;

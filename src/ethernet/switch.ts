@@ -2,11 +2,12 @@
 import type { Clock } from '../clock.js';
 import type { Nic } from '../nic/nic.js';
 import type { PeerName } from '../wire/peer-name.js';
-import { destinationMac, isGroupDestination, isLinkLocalControl, sourceMac } from './frame.js';
+import { destinationMac, ETHERNET_HEADER_BYTES, isGroupDestination, isLinkLocalControl, sourceMac } from './frame.js';
 import { isLocalPort, MacTable, type MacEntry, type PortId } from './mac-table.js';
 import { fragmentIpv4Frame, fragmentationNeeded } from './ipv4.js';
+import { packetTooBig } from './ipv6.js';
 import type { SendResult } from './sleeve.js';
-import { segmentTcpSuperFrame } from '../wire/tso.js';
+import { segmentSuperFrame, tapTakesWhole } from '../wire/super-frame.js';
 
 /** The destination peer that means "every peer" (flood along the source's broadcast tree). */
 export const FLOOD = 0;
@@ -21,8 +22,8 @@ export interface SwitchRoutes {
 export interface OverlayTransport {
   send(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array): SendResult;
   /**
-   * Sends a TCP super-frame whole (see `FrameBatchHandler`) when the link and the neighbour take it; any failure
-   * means the switch cuts it into segments and sends those.
+   * Sends a TCP or UDP super-frame whole (see `FrameBatchHandler`) when the link and the neighbour take it; any
+   * failure means the switch cuts it into segments and sends those.
    */
   sendSuper?(nextHop: PeerName, source: PeerName, destination: PeerName, frame: Uint8Array, segmentSize: number): SendResult;
   flush(): void;
@@ -49,13 +50,13 @@ export interface SwitchStats {
   forwarded: number;
   /** Frames relayed for other peers without looking at their MACs. */
   relayed: number;
-  /** Oversized IPv4 packets from local NICs that we fragmented to fit the link. */
+  /** Oversized IPv4 packets that we fragmented to fit the link (or, UDP datagrams cut from a super-frame, the endpoint MTU). */
   fragmented: number;
-  /** ICMP "fragmentation needed" answers we gave local NICs for oversized packets that may not be fragmented. */
+  /** ICMP "fragmentation needed" and ICMPv6 "packet too big" answers we gave local NICs for oversized packets that may not be fragmented. */
   icmpTooBig: number;
-  /** TCP super-frames (offloads) passed on whole: to a neighbour or a local TAP device with offloads. */
+  /** Super-frames (TCP or UDP offloads) passed on whole: to a neighbour or a local TAP device with offloads. */
   superFrames: number;
-  /** TCP super-frames cut into segments here (for a NIC, link or neighbour that does not take them whole, or a flood). */
+  /** Super-frames cut into segments here (for a NIC, link or neighbour that does not take them whole, or a flood). */
   segmented: number;
   /** Frames dropped, by reason. */
   drops: Record<string, number>;
@@ -146,27 +147,62 @@ export class Switch {
   /**
    * Cuts a super-frame into segments; undefined (counted) when it is not one. Segments are new buffers, so they
    * may wait in a port's queue after the caller's buffer is reused.
+   *
+   * `mtu` is the endpoint MTU the segments are for. TCP segments fit it (their size is the stream's MSS), but the
+   * datagrams of a UDP super-frame keep the size its sender chose, which only the sender's own MTU bounds (UDP
+   * cannot be cut smaller). One larger than `mtu` is fragmented to fit when it is IPv4 without DF (as a router
+   * would: the receiver reassembles it), else dropped (`too-big`); the first such one is answered on the local port
+   * `ingress` it came from, if given, with ICMP "fragmentation needed" or ICMPv6 "packet too big" carrying `mtu`.
    */
-  private segment(frame: Uint8Array, segmentSize: number): Uint8Array[] | undefined {
+  private segment(frame: Uint8Array, segmentSize: number, mtu = Infinity, ingress?: PortId): Uint8Array[] | undefined {
+    let segments: Uint8Array[];
     try {
-      const segments = segmentTcpSuperFrame(frame, segmentSize);
-      this.stats.segmented += 1;
-      return segments;
+      segments = segmentSuperFrame(frame, segmentSize);
     } catch {
       this.drop('bad-super-frame');
       return undefined;
     }
+    this.stats.segmented += 1;
+    // The first segment is the largest.
+    if ((segments[0]?.byteLength ?? 0) - ETHERNET_HEADER_BYTES <= mtu) return segments;
+    const fitting: Uint8Array[] = [];
+    let told = false;
+    for (const segment of segments) {
+      if (segment.byteLength - ETHERNET_HEADER_BYTES <= mtu) {
+        fitting.push(segment);
+        continue;
+      }
+      const fragments = fragmentIpv4Frame(segment, mtu + ETHERNET_HEADER_BYTES);
+      if (fragments) {
+        this.stats.fragmented += 1;
+        for (const piece of fragments) fitting.push(piece);
+        continue;
+      }
+      this.drop('too-big');
+      const icmp = told || ingress === undefined ? undefined : (fragmentationNeeded(segment, mtu) ?? packetTooBig(segment, mtu));
+      told = true;
+      if (icmp !== undefined) {
+        this.stats.icmpTooBig += 1;
+        this.deliver(ingress as PortId, icmp);
+      }
+    }
+    return fitting;
+  }
+
+  /** The MTU of a local port's NIC (Infinity for a port that is gone). */
+  private portMtu(port: PortId): number {
+    return this.ports.get(port)?.nic.mtu ?? Infinity;
   }
 
   /**
-   * A frame captured on a local port; `segmentSize` above 0 marks a TCP super-frame from a NIC with offloads. It
-   * goes whole to one destination that takes it, and as segments everywhere else (floods included).
+   * A frame captured on a local port; `segmentSize` above 0 marks a super-frame (TCP or UDP) from a NIC with
+   * offloads. It goes whole to one destination that takes it, and as segments everywhere else (floods included).
    */
   fromLocal(ingress: PortId, frame: Uint8Array, segmentSize = 0): void {
     if (segmentSize > 0) {
       const port = frame.byteLength < 14 || isGroupDestination(frame) ? undefined : this.macs.lookup(destinationMac(frame), this.options.clock.now());
       if (port === undefined) {
-        for (const piece of this.segment(frame, segmentSize) ?? []) this.fromLocal(ingress, piece);
+        for (const piece of this.segment(frame, segmentSize, this.portMtu(ingress), ingress) ?? []) this.fromLocal(ingress, piece);
         return;
       }
       this.stats.captured += 1;
@@ -182,7 +218,9 @@ export class Switch {
         this.stats.superFrames += 1;
         return;
       }
-      for (const piece of this.segment(frame, segmentSize) ?? []) this.sendFromLocal(hop, port, piece, ingress);
+      for (const piece of this.segment(frame, segmentSize, this.portMtu(ingress), ingress) ?? []) {
+        this.sendFromLocal(hop, port, piece, ingress);
+      }
       return;
     }
     this.stats.captured += 1;
@@ -208,7 +246,7 @@ export class Switch {
 
   /**
    * A frame from the overlay: captured by `source`, for `destination`, arriving from neighbour `from`;
-   * `segmentSize` above 0 marks a TCP super-frame (see `fromLocal`).
+   * `segmentSize` above 0 marks a super-frame (see `fromLocal`).
    */
   fromOverlay(source: PeerName, destination: PeerName, frame: Uint8Array, from: PeerName, segmentSize = 0): void {
     const self = this.options.self;
@@ -269,14 +307,15 @@ export class Switch {
    * Queues a frame for a local port; `flushLocal` hands each port its frames in one batch (one
    * native call for a TAP device). Frames are views into the caller's buffer, so the caller flushes
    * before that buffer is reused: at the end of each NIC batch and each datagram. A super-frame
-   * (`segmentSize` above 0) goes whole to a NIC with offloads and as segments to any other.
+   * (`segmentSize` above 0) goes whole to a NIC with offloads that takes it (UDP ones need USO, and at most as many
+   * datagrams as a kernel takes) and as segments to any other.
    */
   private deliver(port: PortId, frame: Uint8Array, segmentSize = 0): void {
     const p = this.ports.get(port);
     if (!p) return this.drop('no-port');
     if (segmentSize > 0) {
-      if (p.nic.offload !== true) {
-        for (const piece of this.segment(frame, segmentSize) ?? []) this.deliver(port, piece);
+      if (p.nic.offload !== true || !tapTakesWhole(frame, segmentSize, p.nic.udpOffload === true)) {
+        for (const piece of this.segment(frame, segmentSize, p.nic.mtu) ?? []) this.deliver(port, piece);
         return;
       }
       p.pendingSuper = true;
@@ -336,7 +375,8 @@ export class Switch {
       }
       return;
     }
-    const icmp = destination === FLOOD ? undefined : fragmentationNeeded(frame, result.maxFrame - 14);
+    const mtu = result.maxFrame - 14;
+    const icmp = destination === FLOOD ? undefined : (fragmentationNeeded(frame, mtu) ?? packetTooBig(frame, mtu));
     if (icmp) {
       // The sender's stack learns the path MTU as if a router on the way had said so.
       this.stats.icmpTooBig += 1;

@@ -5,8 +5,9 @@
  * implementations reuse their buffers, so a consumer that keeps a frame must copy it.
  *
  * `segmentSizes` comes only from a NIC with {@link Nic.offload}: where `segmentSizes[i]` is above 0, frame `i` is a
- * TCP super-frame (up to 64 KiB of one stream, IPv4 or IPv6, with a partial checksum) to be cut into segments of
- * that many payload bytes (see `segmentTcpSuperFrame`); 0 marks a complete frame.
+ * super-frame (up to 64 KiB of one TCP stream or of one flow's UDP datagrams, IPv4 or IPv6, with a partial checksum;
+ * the frame's IP protocol says which) to be cut into segments of that many payload bytes (see `segmentSuperFrame`);
+ * 0 marks a complete frame.
  */
 export type FrameBatchHandler = (frames: readonly Uint8Array[], segmentSizes?: ArrayLike<number>) => void;
 
@@ -41,6 +42,11 @@ export interface Nic {
    * NIC never sees one.
    */
   readonly offload?: boolean | undefined;
+  /**
+   * True when a NIC with {@link Nic.offload} also hands over and takes UDP super-frames (a TAP device whose kernel has
+   * USO, 6.2 and later); without it, UDP super-frames reach it as datagrams.
+   */
+  readonly udpOffload?: boolean | undefined;
   /**
    * Sends several frames; returns how many were sent. `segmentSizes` (NICs with {@link Nic.offload} only) marks
    * super-frames as in {@link FrameBatchHandler}.

@@ -15,6 +15,8 @@ export interface TapOpenResult {
   mtu: number;
   /** True when the device was opened with offloads (IFF_VNET_HDR, checksum and TSO). */
   offload: boolean;
+  /** True when the kernel also took UDP segmentation offloads (USO4/6, kernel 6.2 and later); absent from older builds. */
+  udpOffload?: boolean;
 }
 
 /** The shared read area of a reader: frame `i` is `buffer[i * slot, i * slot + lengths[i])`. */

@@ -1,7 +1,7 @@
 // TapNic: a kernel TAP device as a Nic, over the native binding (poll-driven batch reads, one write per frame).
 import { endianness } from 'node:os';
 import { NicError, OptionsError } from '../errors.js';
-import { superFrameVirtioHeader } from '../wire/tso.js';
+import { segmentSuperFrame, superFrameVirtioHeader, tapTakesWhole } from '../wire/super-frame.js';
 import { VIRTIO_HEADER_BYTES, virtioSegmentSize } from '../wire/virtio.js';
 import type { FrameBatchHandler, Nic, NicStats } from './nic.js';
 import { loadTapBinding, type TapBinding, type TapHandle, type TapSystemError } from './tap-binding.js';
@@ -20,9 +20,10 @@ export interface TapNicOptions {
    */
   batchSize?: number | undefined;
   /**
-   * Checksum and TCP segmentation offloads (IFF_VNET_HDR with TSO4/6): the kernel hands over TCP super-frames of up to
-   * 64 KiB and takes them back, so a TCP stream costs one frame per 64 KiB instead of one per MTU. Reads then carry
-   * `segmentSizes` (see `FrameBatchHandler`). Default false; only on little-endian hosts (ignored elsewhere).
+   * Checksum and segmentation offloads (IFF_VNET_HDR with TSO4/6, and USO4/6 where the kernel has them, 6.2 and
+   * later): the kernel hands over TCP (and UDP GSO) super-frames of up to 64 KiB and takes them back, so a TCP stream
+   * costs one frame per 64 KiB instead of one per MTU. Reads then carry `segmentSizes` (see `FrameBatchHandler`).
+   * Default false; only on little-endian hosts (ignored elsewhere).
    */
   offload?: boolean | undefined;
 }
@@ -101,6 +102,8 @@ export class TapNic implements Nic {
   readonly mtu: number;
   /** True when the device hands over and takes TCP super-frames (see {@link TapNicOptions.offload}). */
   readonly offload: boolean;
+  /** True when it also hands over and takes UDP super-frames (its kernel took USO). */
+  readonly udpOffload: boolean;
   private readonly binding: TapBinding;
   private readonly handle: TapHandle;
   private readonly batchSize: number;
@@ -123,13 +126,23 @@ export class TapNic implements Nic {
   private readBytes: Uint8Array | undefined;
   private readError: NicError | undefined;
 
-  private constructor(binding: TapBinding, handle: TapHandle, name: string, mac: Uint8Array, mtu: number, batchSize: number, offload: boolean) {
+  private constructor(
+    binding: TapBinding,
+    handle: TapHandle,
+    name: string,
+    mac: Uint8Array,
+    mtu: number,
+    batchSize: number,
+    offload: boolean,
+    udpOffload: boolean,
+  ) {
     this.binding = binding;
     this.handle = handle;
     this.name = name;
     this.mac = mac;
     this.mtu = mtu;
     this.offload = offload;
+    this.udpOffload = offload && udpOffload;
     this.batchSize = batchSize;
     this.maxFrame = mtu + FRAME_OVERHEAD;
     // A slot is bigger than any frame the kernel can hand us, so a frame that fills its slot means it was cut.
@@ -165,6 +178,7 @@ export class TapNic implements Nic {
       opened.mtu,
       options.batchSize ?? DEFAULT_BATCH,
       opened.offload === true,
+      opened.udpOffload === true,
     );
   }
 
@@ -218,7 +232,12 @@ export class TapNic implements Nic {
       const length = frames[i]!.length;
       if (segmentSizes !== undefined && (segmentSizes[i] ?? 0) > 0) {
         headers ??= this.headerArea(n);
-        if (!this.offload || length > MAX_SUPER_FRAME || !this.writeHeader(frames[i]!, segmentSizes[i]!, headers, i)) {
+        if (
+          !this.offload ||
+          length > MAX_SUPER_FRAME ||
+          !tapTakesWhole(frames[i]!, segmentSizes[i]!, this.udpOffload) ||
+          !this.writeHeader(frames[i]!, segmentSizes[i]!, headers, i)
+        ) {
           return this.sendEach(frames, segmentSizes);
         }
       } else if (length > this.maxFrame || length < MIN_FRAME) {
@@ -279,17 +298,32 @@ export class TapNic implements Nic {
     return sent;
   }
 
-  /** One super-frame with its virtio header; false (counted) when it cannot go. */
+  /**
+   * One super-frame with its virtio header, or as datagrams when it is a UDP one the kernel would refuse (no USO, or
+   * more datagrams than it takes in one write); false (counted) when it cannot go.
+   */
   private sendSuperFrame(frame: Uint8Array, segmentSize: number): boolean {
     if (this.closed) return this.drop('closed', 1);
     if (!this.offload) return this.drop('super-frame-without-offload', 1);
     if (frame.length > MAX_SUPER_FRAME) return this.drop('too-big', 1);
+    if (!tapTakesWhole(frame, segmentSize, this.udpOffload)) return this.sendSegments(frame, segmentSize);
     const header = this.headerArea(1);
     if (!this.writeHeader(frame, segmentSize, header, 0)) return false;
     if (this.binding.writeBatch(this.handle, [frame], header) !== 1) return this.drop(reasonOf(this.binding.lastError(this.handle)), 1);
     this.counters.framesOut += 1;
     this.counters.bytesOut += frame.length;
     return true;
+  }
+
+  /** A super-frame cut into segments, each sent on its own; true when all of them went. */
+  private sendSegments(frame: Uint8Array, segmentSize: number): boolean {
+    let segments: Uint8Array[];
+    try {
+      segments = segmentSuperFrame(frame, segmentSize);
+    } catch {
+      return this.drop('bad-super-frame', 1);
+    }
+    return this.sendEach(segments) === segments.length;
   }
 
   /** A zeroed area of `count` virtio headers. */
@@ -300,7 +334,7 @@ export class TapNic implements Nic {
     return this.headers;
   }
 
-  /** The header of super-frame `i`; false (counted) when the frame is not a TCP super-frame we can hand over. */
+  /** The header of super-frame `i`; false (counted) when the frame is not a super-frame we can hand over. */
   private writeHeader(frame: Uint8Array, segmentSize: number, headers: Uint8Array, i: number): boolean {
     try {
       superFrameVirtioHeader(frame, segmentSize, headers, i * VIRTIO_HEADER_BYTES);

@@ -28,12 +28,14 @@ export const enum SleeveControl {
   FragTest = 2,
   /** Payload: u16 total UDP payload size being probed, then zero padding. */
   MtuProbe = 3,
-  /** Payload: source and destination peer, u16 segment size, a TCP super-frame. */
+  /** Payload: source and destination peer, u16 segment size, a TCP or UDP super-frame. */
   SuperFrame = 4,
 }
 
-/** The sleeve capability (handshake feature record) of a peer that takes super-frames. */
+/** The sleeve capability (handshake feature record) of a peer that takes TCP super-frames. */
 export const SUPER_FRAME_CAPABILITY = 'super-frames';
+/** The capability of a peer that also takes UDP super-frames (an older one would refuse them as malformed). */
+export const UDP_SUPER_FRAME_CAPABILITY = 'udp-super-frames';
 /** Bytes of a super-frame entry before the frame (kind, peers, segment size). */
 export const SUPER_FRAME_PREFIX_BYTES = 15;
 

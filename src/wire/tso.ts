@@ -153,7 +153,7 @@ export function segmentTcpSuperFrame(frame: Uint8Array, segmentSize: number): Ui
  * Writes the virtio_net_hdr that hands a TCP super-frame to a TAP device with offloads (the kernel segments it, or
  * delivers it whole to a local stack). Throws `DecodeError` like `segmentTcpSuperFrame`.
  */
-export function superFrameVirtioHeader(frame: Uint8Array, segmentSize: number, out: Uint8Array, at: number): void {
+export function tcpSuperFrameVirtioHeader(frame: Uint8Array, segmentSize: number, out: Uint8Array, at: number): void {
   const { ipv6, tcpOffset, payloadOffset } = parseTcpSuperFrame(frame);
   if (!isValidSegmentSize(segmentSize)) throw new DecodeError('bad-value', `segment size ${segmentSize} is out of range`);
   encodeVirtioHeader(

@@ -9,10 +9,15 @@ import { DecodeError } from '../errors.js';
 import { ETHERNET_HEADER_BYTES, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethertype.js';
 import { internetChecksum } from './checksum.js';
 import { isValidSegmentSize } from './tso.js';
-import { VIRTIO_F_NEEDS_CSUM, encodeVirtioHeader } from './virtio.js';
+import { VIRTIO_F_NEEDS_CSUM, VIRTIO_GSO_UDP_L4, encodeVirtioHeader } from './virtio.js';
 
-/** virtio_net_hdr gso_type of a UDP super-frame (VIRTIO_NET_HDR_GSO_UDP_L4), for IPv4 and IPv6 alike. */
-export const VIRTIO_GSO_UDP_L4 = 5;
+export { VIRTIO_GSO_UDP_L4 };
+
+/**
+ * Most datagrams a kernel takes in one UDP_L4 write to a TAP device: `virtio_net_hdr_to_skb` refuses a frame whose
+ * payload exceeds gso_size × UDP_MAX_SEGMENTS (128 since Linux 6.9 and the stable kernels that got the check).
+ */
+export const UDP_MAX_SEGMENTS = 128;
 
 const IP = ETHERNET_HEADER_BYTES;
 const PROTOCOL_UDP = 17;
@@ -71,6 +76,13 @@ export function parseUdpSuperFrame(frame: Uint8Array): UdpSuperFrame {
   if (payloadOffset > length) throw new DecodeError('short-read', 'super-frame UDP header cut short');
   if (payloadOffset === length) throw new DecodeError('bad-value', 'super-frame without a UDP payload');
   return { ipv6, udpOffset, payloadOffset };
+}
+
+/** How many datagrams `segmentUdpSuperFrame` cuts the frame into; throws `DecodeError` like it. */
+export function udpSegmentCount(frame: Uint8Array, segmentSize: number): number {
+  const { payloadOffset } = parseUdpSuperFrame(frame);
+  if (!isValidSegmentSize(segmentSize)) throw new DecodeError('bad-value', `segment size ${segmentSize} is out of range`);
+  return Math.ceil((frame.byteLength - payloadOffset) / segmentSize);
 }
 
 /** Fills in the full UDP checksum (pseudo-header, header, payload) of a segment whose UDP header is at `udpOffset`. */

@@ -18,6 +18,8 @@ export const VIRTIO_F_NEEDS_CSUM = 1;
 export const VIRTIO_GSO_NONE = 0;
 export const VIRTIO_GSO_TCPV4 = 1;
 export const VIRTIO_GSO_TCPV6 = 4;
+/** A UDP super-frame (VIRTIO_NET_HDR_GSO_UDP_L4, USO), for IPv4 and IPv6 alike. */
+export const VIRTIO_GSO_UDP_L4 = 5;
 
 /** A decoded virtio_net_hdr. */
 export interface VirtioHeader {
@@ -63,14 +65,15 @@ export function encodeVirtioHeader(h: VirtioHeader, out: Uint8Array, at = 0): vo
 
 /**
  * What the data plane needs of a header the kernel handed over with a frame: 0 for a complete frame (the binding has
- * already finished a partial checksum), the segment size of a TCP super-frame, or -1 for anything else (UDP
- * offloads, ECN, a zero segment size), which weave-ts never asks the kernel for.
+ * already finished a partial checksum), the segment size of a TCP or UDP (USO) super-frame, or -1 for anything else
+ * (UFO, ECN, a zero segment size), which weave-ts never asks the kernel for. Whether a super-frame is TCP or UDP is
+ * read from the frame's IP header (see `superFrameProtocol`), so the two share one segment size array.
  */
 export function virtioSegmentSize(b: Uint8Array, at: number): number {
   if (at < 0 || b.byteLength - at < VIRTIO_HEADER_BYTES) return -1;
   const type = b[at + 1] as number;
   if (type === VIRTIO_GSO_NONE) return 0;
-  if (type !== VIRTIO_GSO_TCPV4 && type !== VIRTIO_GSO_TCPV6) return -1;
+  if (type !== VIRTIO_GSO_TCPV4 && type !== VIRTIO_GSO_TCPV6 && type !== VIRTIO_GSO_UDP_L4) return -1;
   const size = u16le(b, at + 4);
   return size > 0 ? size : -1;
 }

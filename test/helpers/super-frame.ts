@@ -1,4 +1,4 @@
-// TCP super-frames as a TAP device with offloads hands them over, for the segmentation and switch tests.
+// TCP and UDP super-frames as a TAP device with offloads hands them over, for the segmentation and switch tests.
 
 const IP = 14;
 
@@ -44,3 +44,41 @@ export function superFrame(spec: SuperFrameSpec): Uint8Array {
   return frame;
 }
 
+
+export interface UdpSuperFrameSpec {
+  ipv6: boolean;
+  payload: Uint8Array;
+  ipId: number;
+  /** Bytes of IPv4 options (a multiple of 4, at most 40). */
+  ipOptions: number;
+  /** What the super-frame's UDP length field says (the kernel's own value is not trusted); default the whole length. */
+  udpLength?: number | undefined;
+  /** Destination and source MAC (default 02:00:00:00:00:02 and 02:00:00:00:00:01). */
+  macs?: readonly number[] | undefined;
+}
+
+/** A UDP super-frame as the kernel hands it over: IP lengths cover everything, the UDP checksum holds a partial sum. */
+export function udpSuperFrame(spec: UdpSuperFrameSpec): Uint8Array {
+  const ipHeader = spec.ipv6 ? 40 : 20 + spec.ipOptions;
+  const u = IP + ipHeader;
+  const frame = new Uint8Array(u + 8 + spec.payload.length);
+  frame.set(spec.macs ?? [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1], 0);
+  if (spec.ipv6) {
+    frame.set([0x86, 0xdd], 12);
+    frame[IP] = 0x60;
+    const payloadLength = 8 + spec.payload.length;
+    frame.set([payloadLength >>> 8, payloadLength & 0xff, 17, 64], IP + 4);
+    frame.set([0xfd, 0x77, ...new Array<number>(13).fill(0), 1], IP + 8);
+    frame.set([0xfd, 0x77, ...new Array<number>(13).fill(0), 2], IP + 24);
+  } else {
+    frame.set([0x08, 0x00], 12);
+    const total = ipHeader + 8 + spec.payload.length;
+    frame.set([0x40 | (ipHeader / 4), 0, total >>> 8, total & 0xff, spec.ipId >>> 8, spec.ipId & 0xff, 0x40, 0, 64, 17], IP); // DF
+    frame.set([10, 0, 0, 1, 10, 0, 0, 2], IP + 12);
+    for (let i = 0; i < spec.ipOptions; i++) frame[IP + 20 + i] = 1; // NOPs
+  }
+  const udpLength = (spec.udpLength ?? 8 + spec.payload.length) & 0xffff;
+  frame.set([0x9c, 0x40, 0x11, 0xd7, udpLength >>> 8, udpLength & 0xff, 0x12, 0x34], u); // partial checksum: never trusted
+  frame.set(spec.payload, u + 8);
+  return frame;
+}

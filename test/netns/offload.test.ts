@@ -1,24 +1,28 @@
-// TCP segmentation offload end to end: two host namespaces running the CLI agent with a password (every frame on the
-// encrypted sleeve), a container on each. The bridge TAP hands TCP streams over as super-frames of up to 64 KiB.
-// In the default big-datagram mode they cross whole and the far kernel segments them; with --no-fragmentation
-// (path-MTU mode) the sending agent cuts them into segments. Both modes, IPv4 and IPv6: iperf3 runs, and a
-// transfer of random bytes arrives with the same SHA-256 it left with.
+// TCP and UDP segmentation offload end to end: two host namespaces running the CLI agent with a password (every
+// frame on the encrypted sleeve), a container on each. The bridge TAP hands TCP streams, and the datagrams of a UDP
+// GSO sender (kernel 6.2 and later), over as super-frames of up to 64 KiB. In the default big-datagram mode they
+// cross whole and the far kernel segments them; with --no-fragmentation (path-MTU mode) the sending agent cuts them
+// into segments. Both modes, IPv4 and IPv6: iperf3 runs, a transfer of random bytes arrives with the same SHA-256 it
+// left with, and every datagram of a UDP GSO sender arrives intact.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetnsLab, tapNamespaceSkipReason, parseIperf3 } from '../helpers/netns.js';
 import { cli, retry, startAgent, stopAgent, type AgentHost as Host } from '../helpers/cli-agent.js';
 
-const skipReason = tapNamespaceSkipReason(['ping', 'iperf3']);
+const skipReason = tapNamespaceSkipReason(['ping', 'iperf3', 'python3']);
 if (skipReason !== '') console.log(`offload namespace tests skipped: ${skipReason}`);
 const nsTest = skipReason === '' ? test : test.skip;
+/** TAP devices have UDP segmentation offload from Linux 6.2 (before, the kernel cuts UDP GSO sends before the TAP). */
+const kernelHasUso = ((major, minor) => major > 6 || (major === 6 && minor >= 2))(...(release().split('.').map(Number) as [number, number]));
+if (skipReason === '' && !kernelHasUso) console.log(`kernel ${release()} has no USO for TAP devices: UDP GSO datagrams are checked to arrive, not to travel in super-frames`);
 
 interface Status {
   dataPlane: {
     links: { mode: string; established: boolean; encrypted: boolean }[];
-    switch: { superFrames: number; segmented: number; drops: Record<string, number> };
+    switch: { superFrames: number; segmented: number; fragmented: number; icmpTooBig: number; drops: Record<string, number> };
   };
 }
 
@@ -39,6 +43,58 @@ const s = net.connect(7000, host, () => { let left = total;
     if (!s.write(chunk)) return void s.once('drain', more); } s.end(() => console.log(total + ' ' + h.digest('hex'))); };
   more(); });
 s.on('error', (e) => { console.error(e.message); process.exit(1); });`;
+
+/**
+ * Receives UDP on port 7100 (IPv4 and IPv6) until it holds datagrams 0..N-1 or 4 s pass without one; each datagram is
+ * a u32 sequence number, the SHA-256 of the number and the body, the body. Prints: distinct good, bad, sizes seen.
+ */
+const UDP_SINK = `
+import socket,sys,select,hashlib
+expected=int(sys.argv[1])
+s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,0)
+s.setsockopt(socket.SOL_SOCKET,33,1<<23)  # SO_RCVBUFFORCE
+s.bind(('::',7100))
+seen=set(); bad=0; sizes=set()
+while len(seen)<expected and select.select([s],[],[],4)[0]:
+  d=s.recv(65535)
+  if len(d)<36 or hashlib.sha256(d[:4]+d[36:]).digest()!=d[4:36]: bad+=1; continue
+  if int.from_bytes(d[:4],'big')<expected: seen.add(int.from_bytes(d[:4],'big')); sizes.add(len(d))
+print(len(seen),bad,','.join(map(str,sorted(sizes))),flush=True)`;
+
+/**
+ * A UDP GSO sender (UDP_SEGMENT, as QUIC stacks send) to HOST:7100: ROUNDS sends of PER datagrams of SIZE bytes each,
+ * one sendmsg per round, numbered from 0, after one probe send numbered past them (the receiver ignores it; the path
+ * MTU is learned from what comes back). With DF=do it sets IP_PMTUDISC_DO. A send refused for a segment size above the
+ * path MTU (EMSGSIZE, or EINVAL on older kernels) is made again with datagrams that fit it, as a QUIC stack would.
+ * Prints the datagram size it ended with.
+ */
+const UDP_GSO_SOURCE = `
+import socket,sys,os,hashlib,time
+host,rounds,per,size,df=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]),sys.argv[5]
+v6=':' in host
+s=socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,socket.SOCK_DGRAM)
+if df=='do': s.setsockopt(socket.IPPROTO_IP,10,2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO
+s.connect((host,7100))
+def send(first):
+  global size
+  for attempt in range(3):
+    s.setsockopt(socket.IPPROTO_UDP,103,size)  # UDP_SEGMENT
+    buf=bytearray()
+    for i in range(per):
+      seq=(first+i).to_bytes(4,'big'); body=os.urandom(size-36)
+      buf+=seq+hashlib.sha256(seq+body).digest()+body
+    try:
+      s.send(buf); return
+    except OSError as e:
+      if e.errno not in (22,90): raise
+      size=(s.getsockopt(socket.IPPROTO_IPV6,24)-48) if v6 else (s.getsockopt(socket.IPPROTO_IP,14)-28)  # IPV6_MTU, IP_MTU
+  raise SystemExit('the path MTU did not settle')
+send(1<<30)
+time.sleep(0.3)
+for r in range(rounds):
+  send(r*per); time.sleep(0.005)
+print(size)`;
 
 nsTest('super-frames across the encrypted sleeve: whole in big-datagram mode, cut by the agent in path-MTU mode, IPv4 and IPv6', async () => {
   const lab = new NetnsLab('o');
@@ -111,18 +167,75 @@ nsTest('super-frames across the encrypted sleeve: whole in big-datagram mode, cu
       // Super-frames were in play: whole across the link in big mode, cut by the sender in path-MTU mode.
       const a = await status(h.a);
       const b = await status(h.b);
-      if (mode === 'big') {
-        assert.ok(a.dataPlane.switch.superFrames > 100, `A sent super-frames whole (${a.dataPlane.switch.superFrames})`);
-        assert.ok(b.dataPlane.switch.superFrames > 100, `B handed super-frames whole to its TAP (${b.dataPlane.switch.superFrames})`);
-      } else {
-        assert.ok(a.dataPlane.switch.segmented > 100, `A cut super-frames into segments (${a.dataPlane.switch.segmented})`);
+      assertSuperFrames(mode, a, b, 100, 'TCP');
+
+      // A UDP GSO sender: 50 sends of 40 datagrams. With USO each send is one super-frame (whole across the link and
+      // into the far TAP in big mode, cut by the sending agent in path-MTU mode); every datagram arrives intact.
+      const udpGso = async (target: string, size: number, df: 'want' | 'do' = 'want'): Promise<{ got: string; size: number; a: Status; b: Status }> => {
+        const [a0, b0] = [await status(h.a), await status(h.b)];
+        const sink = lab.spawn(cb, ['python3', '-c', UDP_SINK, '2000']);
+        let got = '';
+        const exited = new Promise<void>((resolve) => sink.once('exit', () => resolve()));
+        sink.stdout?.on('data', (d: Buffer) => (got += d.toString()));
+        await lab.waitForListen(cb, 7100, 'udp');
+        const sent = await lab.execOk(ca, ['python3', '-c', UDP_GSO_SOURCE, target, '50', '40', String(size), df], { timeoutMs: 30_000 });
+        await exited;
+        const [a1, b1] = [await status(h.a), await status(h.b)];
+        return { got: got.trim(), size: Number(sent.stdout.trim()), a: delta(a0, a1), b: delta(b0, b1) };
+      };
+      for (const target of [server, 'fd77::2']) {
+        const r = await udpGso(target, 1200);
+        assert.is(r.got, '2000 0 1200', `every UDP GSO datagram to ${target} (${mode}) arrives intact: received, bad, sizes`);
+        if (kernelHasUso) assertSuperFrames(mode, r.a, r.b, 50, `UDP to ${target}`);
       }
-      for (const s of [a, b]) assert.is(s.dataPlane.switch.drops['bad-super-frame'], undefined, 'no super-frame was refused');
+
+      // Datagrams larger than the endpoint MTU (the sender's own MTU is larger: its kernel sizes them, and UDP cannot be
+      // cut smaller). Whole in big mode; in path-MTU mode IPv4 without DF (what a GSO socket sends by default) is
+      // fragmented to the endpoint MTU by the sending agent, and IPv4 with DF and IPv6 get one ICMP answer with it per
+      // super-frame, after which the sender sends datagrams that fit.
+      await lab.execOk(ca, ['ip', 'link', 'set', 'ethwe', 'mtu', '1500']);
+      for (const [target, df, fits] of [[server, 'want', 1400], [server, 'do', 1376 - 28], ['fd77::2', 'want', 1376 - 48]] as const) {
+        const r = await udpGso(target, 1400, df);
+        const what = `1400-byte datagrams to ${target}${df === 'do' ? ' with DF' : ''} (${mode})`;
+        const size = mode === 'big' ? 1400 : fits;
+        assert.is(r.got, `2000 0 ${size}`, `${what}: every datagram arrives intact: received, bad, sizes`);
+        assert.is(r.size, size, `${what}: the sender ends with ${size}-byte datagrams`);
+        if (!kernelHasUso) continue;
+        assertSuperFrames(mode, r.a, r.b, 50, what);
+        if (mode === 'pmtu' && size === 1400) assert.ok(r.a.dataPlane.switch.fragmented >= 2000, `${what}: A fragmented them (${r.a.dataPlane.switch.fragmented})`);
+        if (mode === 'pmtu' && size !== 1400) assert.ok(r.a.dataPlane.switch.icmpTooBig >= 1, `${what}: A told the sender the MTU`);
+      }
+      await lab.execOk(ca, ['ip', 'link', 'set', 'ethwe', 'mtu', '1376']);
+
+      for (const s of [await status(h.a), await status(h.b)]) assert.is(s.dataPlane.switch.drops['bad-super-frame'], undefined, 'no super-frame was refused');
       for (const host of [h.a, h.b]) await stopAgent(lab, host);
     }
   } finally {
     await lab.cleanup();
   }
 });
+
+/** Super-frames in play: whole across the link and into B's TAP in big mode, cut by A in path-MTU mode. */
+function assertSuperFrames(mode: 'big' | 'pmtu', a: Status, b: Status, least: number, what: string): void {
+  if (mode === 'big') {
+    assert.ok(a.dataPlane.switch.superFrames >= least, `${what}: A sent super-frames whole (${a.dataPlane.switch.superFrames})`);
+    assert.ok(b.dataPlane.switch.superFrames >= least, `${what}: B handed super-frames whole to its TAP (${b.dataPlane.switch.superFrames})`);
+  } else {
+    assert.ok(a.dataPlane.switch.segmented >= least, `${what}: A cut super-frames into segments (${a.dataPlane.switch.segmented})`);
+  }
+}
+
+/** The switch counters that rose from `before` to `after`. */
+function delta(before: Status, after: Status): Status {
+  const [s0, s1] = [before.dataPlane.switch, after.dataPlane.switch];
+  const switchDelta = {
+    superFrames: s1.superFrames - s0.superFrames,
+    segmented: s1.segmented - s0.segmented,
+    fragmented: s1.fragmented - s0.fragmented,
+    icmpTooBig: s1.icmpTooBig - s0.icmpTooBig,
+    drops: {},
+  };
+  return { dataPlane: { links: after.dataPlane.links, switch: switchDelta } };
+}
 
 test.run();

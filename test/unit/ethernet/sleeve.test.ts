@@ -5,8 +5,9 @@ import fc from 'fast-check';
 import { Sleeve } from '../../../src/ethernet/sleeve.js';
 import { loadSodium } from '../../../src/crypto/sodium.js';
 import { systemClock } from '../../../src/clock.js';
-import { forEachEntry, readSuperFrameEntry, SUPER_FRAME_CAPABILITY, writeEntry, writeSuperFrameEntry } from '../../../src/wire/sleeve.js';
+import { forEachEntry, readSuperFrameEntry, SUPER_FRAME_CAPABILITY, UDP_SUPER_FRAME_CAPABILITY, writeEntry, writeSuperFrameEntry } from '../../../src/wire/sleeve.js';
 import { fuzzDecoder } from '../../helpers/fuzz.js';
+import { superFrame, udpSuperFrame } from '../../helpers/super-frame.js';
 import { nodeTransport, type DatagramSender } from '../../../src/mesh/transport.js';
 import { loadTapBinding } from '../../../src/nic/tap-binding.js';
 
@@ -28,7 +29,7 @@ interface Received {
 }
 
 /** Two sleeves on loopback, their "TCP" control messages passed directly; `captured` holds a's datagrams. */
-async function pair(encrypted: boolean, options: { noFragmentation?: boolean } = {}, capabilities: string[] = []) {
+async function pair(encrypted: boolean, options: { noFragmentation?: boolean; superFrames?: boolean } = {}, capabilities: string[] = []) {
   const sodium = await loadSodium();
   const [sa, sb] = await Promise.all([bind(), bind()]);
   const k1 = sodium.randomBytes(32);
@@ -225,6 +226,35 @@ test('a super-frame crosses whole, with its segment size, to a neighbour that ta
     assert.equal(plain.a.sendSuper(B, A, B, frame(1, 3000), 1324), { ok: false, reason: 'too-big', maxFrame: plain.a.maxFrame(B) }, 'no capability: refused');
   } finally {
     await plain.close();
+  }
+});
+
+test('a UDP super-frame crosses whole only to a neighbour that offered udp-super-frames; a TCP one needs only super-frames', async () => {
+  const udp = udpSuperFrame({ ipv6: true, payload: new Uint8Array(30_000).fill(7), ipId: 0, ipOptions: 0 });
+  const tcp = superFrame({ ipv6: false, payload: new Uint8Array(30_000).fill(9), flags: 0x18, sequence: 1, ipId: 1, tcpOptions: 0 });
+  const older = await pair(true, {}, [SUPER_FRAME_CAPABILITY]);
+  try {
+    assert.equal(older.a.sendSuper(B, A, B, udp, 1200), { ok: false, reason: 'too-big', maxFrame: older.a.maxFrame(B) }, 'an older neighbour: refused, the caller cuts it');
+    assert.ok(older.a.sendSuper(B, A, B, tcp, 1324).ok, 'TCP super-frames still go whole');
+    await settle();
+    assert.equal(older.received.map((r) => [r.bytes.length, r.segmentSize]), [[tcp.length, 1324]]);
+  } finally {
+    await older.close();
+  }
+  const newer = await pair(true, {}, [SUPER_FRAME_CAPABILITY, UDP_SUPER_FRAME_CAPABILITY]);
+  try {
+    assert.ok(newer.a.sendSuper(B, A, B, udp, 1200).ok);
+    await settle();
+    assert.equal(newer.received.map((r) => [r.source, r.destination, r.bytes.length, r.segmentSize]), [[A, B, udp.length, 1200]]);
+    assert.ok(newer.received[0]?.bytes.equals(Buffer.from(udp)), 'the bytes are unchanged');
+  } finally {
+    await newer.close();
+  }
+  const off = await pair(true, { superFrames: false }, [SUPER_FRAME_CAPABILITY, UDP_SUPER_FRAME_CAPABILITY]);
+  try {
+    assert.is(off.a.sendSuper(B, A, B, udp, 1200).ok, false, 'super-frames turned off: refused');
+  } finally {
+    await off.close();
   }
 });
 

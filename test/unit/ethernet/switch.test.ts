@@ -7,7 +7,7 @@ import { internetChecksum } from '../../../src/ethernet/ipv4.js';
 import { MemoryNic } from '../../../src/nic/memory-nic.js';
 import { FakeClock } from '../../../src/testing/fake-clock.js';
 import type { FrameBatchHandler, Nic, NicStats } from '../../../src/nic/nic.js';
-import { superFrame } from '../../helpers/super-frame.js';
+import { superFrame, udpSuperFrame } from '../../helpers/super-frame.js';
 
 /** Hands one frame to the switch as the sleeve would: one datagram, then the end-of-datagram flush. */
 function fromOverlay(sw: Switch, source: number, destination: number, frame: Uint8Array, from: number, segmentSize = 0): void {
@@ -547,6 +547,28 @@ test('too big: a non-IPv4 frame is dropped as too-big', async () => {
   assert.equal(a.received, []);
 });
 
+test('too big: an IPv6 frame is answered on the ingress port with ICMPv6 packet too big', async () => {
+  const { sw, transport, next, endpoints } = setup();
+  next.set(P, P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P);
+  await settle();
+  for (const e of endpoints) e.received.length = 0;
+  transport.script = (_hop, f) => (f.byteLength > 1000 ? { ok: false, reason: 'too-big', maxFrame: 1000 } : { ok: true });
+  const [a] = endpoints as [Endpoint];
+  const big = frame(MAC_REMOTE, MAC_A, { length: 1500, etherType: 0x86dd, tag: 0x60 });
+  big.set([(1500 - 54) >> 8, (1500 - 54) & 0xff, 6, 64, 0xfd, 0x77], 18); // payload length, TCP, hop limit, fd77::
+  a.send(big);
+  await settle();
+  assert.equal(transport.sent, []);
+  assert.is(sw.stats.icmpTooBig, 1);
+  assert.is(a.received.length, 1);
+  const icmp = a.received[0] as Uint8Array;
+  assert.equal(icmp.subarray(0, 6), macBytes(MAC_A));
+  assert.is(icmp[14 + 6], 58, 'ICMPv6');
+  assert.is(icmp[54], 2, 'packet too big');
+  assert.is(u16(icmp, 54 + 6), 1000 - 14, 'the IP MTU of the link');
+});
+
 test('other transport refusals are counted by reason', async () => {
   const { sw, transport, trees, endpoints } = setup();
   trees.set(SELF, [P, Q]);
@@ -590,14 +612,15 @@ test('removePort stops delivery to and capture from that port and forgets its MA
   sw.removePort(b.port); // idempotent
 });
 
-// ---- TCP super-frames (offloads) ----
+// ---- TCP and UDP super-frames (offloads) ----
 
-/** A NIC with offloads that records what it is given (frames and their segment sizes). */
+/** A NIC with offloads (UDP ones too with `udpOffload`) that records what it is given (frames and their segment sizes). */
 class OffloadNic implements Nic {
   readonly name = 'tapoffload';
   readonly mac = new Uint8Array(6);
   readonly mtu = 1376;
   readonly offload = true;
+  constructor(readonly udpOffload = false) {}
   readonly stats: NicStats = { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, drops: {} };
   readonly written: { frame: Uint8Array; segmentSize: number }[] = [];
   handler: FrameBatchHandler | undefined;
@@ -674,6 +697,134 @@ test('super-frames flood as segments, reach plain NICs as segments and offload N
   assert.equal(relayed.transport.sent.map((x) => [x.hop, x.source, x.destination, x.frame.length]), new Array(4).fill([Q, P, R, 1066]));
   assert.is(relayed.sw.stats.relayed, 5);
   sw.removePort(tapPort);
+});
+
+const udpSuper = (dst: number, src: number, payload = 4000, ipv6 = false): Uint8Array =>
+  udpSuperFrame({ ipv6, payload: Uint8Array.from({ length: payload }, (_, i) => i & 0xff), ipId: 1, ipOptions: 0, macs: macs(dst, src) });
+
+test('a UDP super-frame goes whole to a neighbour that takes it, else as datagrams of the segment size', () => {
+  const { sw, transport, next } = setup(0);
+  const tap = new OffloadNic(true);
+  sw.addPort(tap);
+  next.set(P, P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P); // MAC_REMOTE lives behind P
+  for (const ipv6 of [false, true]) {
+    const big = udpSuper(MAC_REMOTE, MAC_A, 4000, ipv6);
+    transport.takesSuper = true;
+    transport.superSent.length = 0;
+    tap.handler?.([big], [1200]);
+    assert.equal(transport.superSent.map((s) => [s.hop, s.source, s.destination, s.frame.length, s.segmentSize]), [[P, SELF, P, big.length, 1200]]);
+    transport.takesSuper = false;
+    transport.sent.length = 0;
+    tap.handler?.([big], [1200]);
+    const headers = 14 + (ipv6 ? 40 : 20) + 8;
+    assert.equal(
+      transport.sent.map((s) => s.frame.length),
+      [1200, 1200, 1200, 400].map((n) => headers + n),
+      'datagrams: full ones, then the rest',
+    );
+    assert.ok(transport.sent.every((s) => s.hop === P && s.destination === P && s.frame[ipv6 ? 20 : 23] === 17));
+  }
+  assert.is(sw.stats.superFrames, 2);
+  assert.is(sw.stats.segmented, 2);
+  assert.is(sw.stats.drops['bad-super-frame'], undefined);
+});
+
+test('UDP super-frames reach an offload NIC whole only when it has USO and they hold at most 128 datagrams', () => {
+  for (const udpOffload of [false, true]) {
+    const { sw } = setup(0);
+    const tap = new OffloadNic(udpOffload);
+    sw.addPort(tap);
+    tap.handler?.([frame(BROADCAST, MAC_A)]); // MAC_A lives behind the TAP
+    tap.written.length = 0;
+    fromOverlay(sw, P, SELF, udpSuper(MAC_A, MAC_REMOTE, 2500), P, 1000);
+    const expected = udpOffload ? [[14 + 28 + 2500, 1000]] : [1000, 1000, 500].map((n) => [14 + 28 + n, 0]);
+    assert.equal(
+      tap.written.map((w) => [w.frame.length, w.segmentSize]),
+      expected,
+      udpOffload ? 'USO: whole' : 'no USO: as datagrams',
+    );
+    assert.is(sw.stats.superFrames, udpOffload ? 1 : 0);
+    assert.is(sw.stats.segmented, udpOffload ? 0 : 1);
+    // A TCP super-frame goes whole either way.
+    tap.written.length = 0;
+    fromOverlay(sw, P, SELF, tcpSuper(MAC_A, MAC_REMOTE), P, 1000);
+    assert.equal(tap.written.map((w) => w.segmentSize), [1000]);
+  }
+  const { sw } = setup(0);
+  const tap = new OffloadNic(true);
+  sw.addPort(tap);
+  tap.handler?.([frame(BROADCAST, MAC_A)]);
+  tap.written.length = 0;
+  fromOverlay(sw, P, SELF, udpSuper(MAC_A, MAC_REMOTE, 128 * 100, true), P, 100);
+  assert.equal(tap.written.map((w) => w.segmentSize), [100], '128 datagrams: whole');
+  tap.written.length = 0;
+  fromOverlay(sw, P, SELF, udpSuper(MAC_A, MAC_REMOTE, 128 * 100 + 1, true), P, 100);
+  assert.is(tap.written.length, 129, 'more than the kernel takes in one write: as datagrams');
+  assert.ok(tap.written.every((w) => w.segmentSize === 0));
+  // Local to local, between two TAPs: the same rule.
+  const other = new OffloadNic(false);
+  sw.addPort(other);
+  other.handler?.([frame(BROADCAST, MAC_B)]);
+  tap.handler?.([udpSuper(MAC_B, MAC_A, 2500)], [1000]);
+  sw.flushLocal();
+  assert.equal(other.written.map((w) => [w.frame.length, w.segmentSize]), [1000, 1000, 500].map((n) => [14 + 28 + n, 0]));
+});
+
+test('UDP super-frames flood as datagrams and are relayed whole where the next link takes them', async () => {
+  const { sw, transport, trees, endpoints } = setup(1);
+  const tap = new OffloadNic(true);
+  sw.addPort(tap);
+  trees.set(SELF, [Q]);
+  const [plain] = endpoints as [Endpoint];
+  tap.handler?.([udpSuper(MAC_B, MAC_A, 2500)], [1000]);
+  await settle();
+  assert.equal(plain.received.map((f) => f.length), [1042, 1042, 542]);
+  assert.ok(transport.sent.length === 3 && transport.sent.every((s) => s.destination === FLOOD));
+  const relayed = setup(0);
+  relayed.next.set(R, Q);
+  relayed.transport.takesSuper = true;
+  fromOverlay(relayed.sw, P, R, udpSuper(MAC_C, MAC_REMOTE), P, 1000);
+  assert.equal(relayed.transport.superSent.map((x) => [x.hop, x.source, x.destination, x.segmentSize]), [[Q, P, R, 1000]]);
+  relayed.transport.takesSuper = false;
+  fromOverlay(relayed.sw, P, R, udpSuper(MAC_C, MAC_REMOTE), P, 1000);
+  assert.equal(relayed.transport.sent.map((x) => [x.hop, x.source, x.destination, x.frame.length]), [[Q, P, R, 1042], [Q, P, R, 1042], [Q, P, R, 1042], [Q, P, R, 1042]]);
+});
+
+test('UDP datagrams cut larger than the endpoint MTU: IPv4 without DF fragmented to fit, others answered once and dropped', async () => {
+  const { sw, transport, next } = setup(0);
+  const tap = new OffloadNic(true); // MTU 1376: the sender's own MTU allowed 1400-byte datagrams
+  sw.addPort(tap);
+  next.set(P, P);
+  fromOverlay(sw, P, SELF, frame(MAC_A, MAC_REMOTE), P); // MAC_REMOTE lives behind P
+  tap.written.length = 0;
+  // No DF (what a UDP GSO socket sends by default): each 1428-byte datagram goes as two fragments of at most 1376.
+  const noDf = udpSuper(MAC_REMOTE, MAC_A, 3 * 1400);
+  noDf[14 + 6] = 0;
+  tap.handler?.([noDf], [1400]);
+  assert.equal(transport.sent.map((s) => s.frame.length - 14), [1372, 76, 1372, 76, 1372, 76]);
+  assert.ok(transport.sent.every((s) => s.frame.length - 14 <= tap.mtu));
+  assert.is(sw.stats.fragmented, 3);
+  // DF: dropped, one ICMP "fragmentation needed" with the endpoint MTU per super-frame.
+  transport.sent.length = 0;
+  tap.handler?.([udpSuper(MAC_REMOTE, MAC_A, 3 * 1400)], [1400]);
+  assert.equal(transport.sent, []);
+  assert.is(sw.stats.drops['too-big'], 3);
+  assert.is(sw.stats.icmpTooBig, 1);
+  const [icmp] = tap.written;
+  assert.ok(icmp !== undefined && icmp.frame[14 + 9] === 1 && icmp.frame[34] === 3 && icmp.frame[35] === 4, 'ICMP type 3 code 4');
+  assert.is(((icmp!.frame[40] as number) << 8) | (icmp!.frame[41] as number), 1376, 'carrying the endpoint MTU');
+  // IPv6 (never fragmented on the way): dropped, one ICMPv6 "packet too big" with the endpoint MTU.
+  tap.handler?.([udpSuper(MAC_REMOTE, MAC_A, 2 * 1400, true)], [1400]);
+  assert.equal(transport.sent, []);
+  assert.is(sw.stats.drops['too-big'], 5);
+  assert.is(sw.stats.icmpTooBig, 2);
+  const ptb = tap.written[1]?.frame;
+  assert.ok(ptb !== undefined && ptb[14 + 6] === 58 && ptb[54] === 2, 'ICMPv6 type 2');
+  assert.is(u16(ptb!, 54 + 6), 1376);
+  // Datagrams that fit pass as they are.
+  tap.handler?.([udpSuper(MAC_REMOTE, MAC_A, 3 * 1348)], [1348]);
+  assert.equal(transport.sent.map((s) => s.frame.length - 14), [1376, 1376, 1376]);
 });
 
 test.run();

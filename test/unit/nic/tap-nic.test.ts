@@ -2,10 +2,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { release } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 import { TapNic } from '../../../src/nic/tap-nic.js';
 import { loadTapBinding } from '../../../src/nic/tap-binding.js';
+import { internetChecksum } from '../../../src/wire/checksum.js';
+import { segmentSuperFrame, superFrameVirtioHeader } from '../../../src/wire/super-frame.js';
+import { udpSuperFrame } from '../../helpers/super-frame.js';
 import { NicError, OptionsError } from '../../../src/errors.js';
 
 // ---- options are checked before anything touches the kernel (runs everywhere) ----
@@ -59,6 +63,7 @@ const DEVICE_TESTS = [
   'terminating a worker that is reading a TAP does not crash the process',
   'opening without CAP_NET_ADMIN fails with permission-denied',
   'opening without /dev/net/tun fails with tap-unavailable',
+  'an offload TAP takes a UDP super-frame of 128 datagrams whole; its kernel refuses 129, which TapNic sends as datagrams',
 ];
 
 const reason = skipReason();
@@ -95,7 +100,7 @@ function deviceTests(): void {
   };
   const cleanup = (): void => {
     quiet(() => ip('netns', 'del', NS));
-    for (const suffix of ['t', 'b', 'c', 'u', 'p', 'n', 'w']) quiet(() => ip('link', 'del', `wtE${id}${suffix}`));
+    for (const suffix of ['t', 'b', 'c', 'u', 'p', 'n', 'w', 'o', 'r']) quiet(() => ip('link', 'del', `wtE${id}${suffix}`));
   };
   process.on('exit', cleanup);
 
@@ -415,5 +420,98 @@ function deviceTests(): void {
     assert.is(result.name, 'NicError', r.out);
     assert.is(result.code, 'tap-unavailable');
     assert.match(result.message!, /\/dev\/net\/tun is not available/);
+  });
+
+  /** Counts the datagrams to port 9999 whose bytes are the expected pattern, until `expected` came or 3 s passed. */
+  const UDP_SINK_PY = [
+    'import socket,select,sys,json',
+    's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,1<<22)',
+    's.bind((sys.argv[1],9999)); expected=int(sys.argv[2]); print("ready",flush=True)',
+    'good={}; bad=0; n=0',
+    'while n<expected and select.select([s],[],[],3)[0]:',
+    '  d=s.recv(65535); n+=1; r=d[0]; i=int.from_bytes(d[1:3],"big")',
+    '  if d[3:]==bytes((i*7+k)&255 for k in range(len(d)-3)): good[r]=good.get(r,0)+1',
+    '  else: bad+=1',
+    'print(json.dumps({"good":good,"bad":bad}),flush=True)',
+  ].join('\n');
+
+  test(DEVICE_TESTS[10]!, async () => {
+    const binding = loadTapBinding().binding!;
+    const OFF = `wtE${id}o`;
+    const RAW = `wtE${id}r`;
+    const OFF_MAC = Uint8Array.of(0x02, 0x77, 0x74, 0x45, x, 0x11);
+    const OFF_IP = [10, 198, x, 1];
+    const SENDER_IP = [10, 198, x, 2];
+    const off = await TapNic.open({ name: OFF, mtu: 1500, mac: OFF_MAC, offload: true });
+    const raw = binding.open(RAW, { mtu: 1500, offload: true });
+    try {
+      off.onFrames(() => {});
+      assert.ok(off.offload);
+      assert.is(raw.udpOffload, off.udpOffload, 'the binding reports what the kernel took');
+      const [major, minor] = release().split('.').map(Number) as [number, number];
+      assert.is(off.udpOffload, major > 6 || (major === 6 && minor >= 2), `USO on TAP devices from Linux 6.2 (this is ${release()})`);
+      if (!off.udpOffload) {
+        console.log('  (skipped inside: this kernel has no USO for TAP devices, Linux 6.2 and later)');
+        return;
+      }
+      for (const dev of [OFF, RAW]) {
+        ip('link', 'set', dev, 'netns', NS);
+        nsExec('sysctl', '-qw', `net.ipv6.conf.${dev}.disable_ipv6=1`);
+      }
+      ip('-n', NS, 'addr', 'add', `${ipStr(OFF_IP)}/24`, 'dev', OFF);
+      for (const dev of [OFF, RAW]) ip('-n', NS, 'link', 'set', dev, 'up');
+
+      /** `count` 100-byte datagrams (the last `last` bytes) from SENDER_IP to OFF_IP:9999, as a kernel hands them over. */
+      const superFrame = (round: number, count: number, last = 100): Uint8Array => {
+        const payload = new Uint8Array((count - 1) * 100 + last);
+        for (let i = 0; i < count; i++) {
+          const d = payload.subarray(i * 100, Math.min(payload.length, i * 100 + 100));
+          d.set([round, i >> 8, i & 0xff]);
+          for (let k = 3; k < d.length; k++) d[k] = (i * 7 + k - 3) & 0xff;
+        }
+        const f = udpSuperFrame({ ipv6: false, payload, ipId: 1, ipOptions: 0, macs: [...OFF_MAC, ...PEER_MAC] });
+        f.set([...SENDER_IP, ...OFF_IP], 26);
+        f.set([0x27, 0x0f], 36); // destination port 9999
+        f.set([0, 0], 24);
+        const ipSum = internetChecksum(f, 14, 34);
+        f.set([ipSum >> 8, ipSum & 0xff], 24);
+        // The partial checksum the kernel expects: the pseudo-header sum (not complemented).
+        const pseudo = Uint8Array.of(...SENDER_IP, ...OFF_IP, 0, 17, f[38]!, f[39]!);
+        const partial = ~internetChecksum(pseudo, 0, pseudo.length) & 0xffff;
+        f.set([partial >> 8, partial & 0xff], 40);
+        return f;
+      };
+
+      // The kernel's own answer: 128 datagrams of 100 bytes in one write are taken, 129 refused with EINVAL.
+      const header = new Uint8Array(10);
+      const at128 = superFrame(9, 128);
+      superFrameVirtioHeader(at128, 100, header, 0);
+      assert.is(binding.writeBatch(raw.handle, [at128], header), 1, 'the kernel takes 128 datagrams in one write');
+      const at129 = superFrame(9, 129, 3);
+      superFrameVirtioHeader(at129, 100, header, 0);
+      assert.is(binding.writeBatch(raw.handle, [at129], header), 0, 'and refuses 129');
+      assert.is(binding.lastError(raw.handle), 22, 'with EINVAL (UDP_MAX_SEGMENTS)');
+
+      // Through TapNic: 128 go whole, 129 as datagrams; every one arrives intact at a socket in the namespace.
+      const sink = spawn('ip', ['netns', 'exec', NS, 'python3', '-c', UDP_SINK_PY, ipStr(OFF_IP), String(128 + 129 + 1)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      sink.stdout.on('data', (d) => (out += d));
+      sink.stderr.on('data', (d) => (out += d));
+      const done = new Promise<void>((resolve) => sink.on('close', () => resolve()));
+      await waitFor('the UDP sink', () => out.includes('ready'), 5000);
+      const framesOut = off.stats.framesOut;
+      assert.is(off.sendBatch([superFrame(1, 128)], [100]), 1);
+      assert.is(off.stats.framesOut - framesOut, 1, 'one write');
+      const plain = segmentSuperFrame(superFrame(3, 1), 100)[0]!; // one complete datagram
+      assert.is(off.sendBatch([superFrame(2, 129, 3), plain], [100, 0]), 2);
+      assert.is(off.stats.framesOut - framesOut, 1 + 129 + 1, '129 datagrams, then a plain frame');
+      assert.equal(off.stats.drops, {});
+      await done;
+      const result = JSON.parse(out.trim().split('\n').pop()!) as { good: Record<string, number>; bad: number };
+      assert.equal(result, { good: { 1: 128, 2: 129, 3: 1 }, bad: 0 }, out);
+    } finally {
+      binding.close(raw.handle);
+      await off.close();
+    }
   });
 }

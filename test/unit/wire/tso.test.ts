@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { parseTcpSuperFrame, segmentTcpSuperFrame, superFrameVirtioHeader } from '../../../src/wire/tso.js';
+import { parseTcpSuperFrame, segmentTcpSuperFrame, tcpSuperFrameVirtioHeader } from '../../../src/wire/tso.js';
 import { decodeVirtioHeader, VIRTIO_F_NEEDS_CSUM, VIRTIO_GSO_TCPV4, VIRTIO_GSO_TCPV6 } from '../../../src/wire/virtio.js';
 import { DecodeError } from '../../../src/errors.js';
 import { fuzzDecoder } from '../../helpers/fuzz.js';
@@ -125,7 +125,7 @@ test('refuses what is not a TCP super-frame with a DecodeError', () => {
 
 test('the virtio header hands a super-frame to the kernel: type, header length, checksum position', () => {
   const out = new Uint8Array(20);
-  superFrameVirtioHeader(superFrame(spec()), 1324, out, 10);
+  tcpSuperFrameVirtioHeader(superFrame(spec()), 1324, out, 10);
   assert.equal(decodeVirtioHeader(out, 10), {
     flags: VIRTIO_F_NEEDS_CSUM,
     gsoType: VIRTIO_GSO_TCPV4,
@@ -134,7 +134,7 @@ test('the virtio header hands a super-frame to the kernel: type, header length, 
     checksumStart: IP + 20,
     checksumOffset: 16,
   });
-  superFrameVirtioHeader(superFrame(spec({ ipv6: true, tcpOptions: 0 })), 1304, out, 0);
+  tcpSuperFrameVirtioHeader(superFrame(spec({ ipv6: true, tcpOptions: 0 })), 1304, out, 0);
   assert.equal(decodeVirtioHeader(out, 0), {
     flags: VIRTIO_F_NEEDS_CSUM,
     gsoType: VIRTIO_GSO_TCPV6,
@@ -143,7 +143,7 @@ test('the virtio header hands a super-frame to the kernel: type, header length, 
     checksumStart: IP + 40,
     checksumOffset: 16,
   });
-  assert.throws(() => superFrameVirtioHeader(new Uint8Array(60), 1304, out, 0), (e: unknown) => e instanceof DecodeError);
+  assert.throws(() => tcpSuperFrameVirtioHeader(new Uint8Array(60), 1304, out, 0), (e: unknown) => e instanceof DecodeError);
 });
 
 test('fuzz: frames from a neighbour only ever parse, segment or give a DecodeError', () => {

@@ -4,46 +4,10 @@ import fc from 'fast-check';
 import { parseUdpSuperFrame, segmentUdpSuperFrame, udpSuperFrameVirtioHeader, VIRTIO_GSO_UDP_L4 } from '../../../src/wire/uso.js';
 import { decodeVirtioHeader, VIRTIO_F_NEEDS_CSUM } from '../../../src/wire/virtio.js';
 import { fuzzDecoder, expectDecodeError } from '../../helpers/fuzz.js';
-import { superFrame as tcpSuperFrame } from '../../helpers/super-frame.js';
+import { superFrame as tcpSuperFrame, udpSuperFrame, type UdpSuperFrameSpec } from '../../helpers/super-frame.js';
 
 const IP = 14;
 const u16 = (b: Uint8Array, at: number): number => ((b[at] as number) << 8) | (b[at + 1] as number);
-
-interface UdpSpec {
-  ipv6: boolean;
-  payload: Uint8Array;
-  ipId: number;
-  /** Bytes of IPv4 options (a multiple of 4, at most 40). */
-  ipOptions: number;
-  /** What the super-frame's UDP length field says (the kernel's own value is not trusted); default the whole length. */
-  udpLength?: number;
-}
-
-/** A UDP super-frame as a TAP hands it over: IP lengths cover everything, the UDP checksum holds a partial sum. */
-function udpSuperFrame(s: UdpSpec): Uint8Array {
-  const ipHeader = s.ipv6 ? 40 : 20 + s.ipOptions;
-  const u = IP + ipHeader;
-  const frame = new Uint8Array(u + 8 + s.payload.length);
-  frame.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1], 0);
-  if (s.ipv6) {
-    frame.set([0x86, 0xdd], 12);
-    frame[IP] = 0x60;
-    const payloadLength = 8 + s.payload.length;
-    frame.set([payloadLength >>> 8, payloadLength & 0xff, 17, 64], IP + 4);
-    frame.set([0xfd, 0x77, ...new Array<number>(13).fill(0), 1], IP + 8);
-    frame.set([0xfd, 0x77, ...new Array<number>(13).fill(0), 2], IP + 24);
-  } else {
-    frame.set([0x08, 0x00], 12);
-    const total = ipHeader + 8 + s.payload.length;
-    frame.set([0x40 | (ipHeader / 4), 0, total >>> 8, total & 0xff, s.ipId >>> 8, s.ipId & 0xff, 0x40, 0, 64, 17], IP); // DF
-    frame.set([10, 0, 0, 1, 10, 0, 0, 2], IP + 12);
-    for (let i = 0; i < s.ipOptions; i++) frame[IP + 20 + i] = 1; // NOPs
-  }
-  const udpLength = (s.udpLength ?? 8 + s.payload.length) & 0xffff;
-  frame.set([0x9c, 0x40, 0x11, 0xd7, udpLength >>> 8, udpLength & 0xff, 0x12, 0x34], u); // partial checksum: never trusted
-  frame.set(s.payload, u + 8);
-  return frame;
-}
 
 /** A plain byte-at-a-time one's-complement sum (the reference the segmenter's checksums are checked against). */
 function onesSum(bytes: number[]): number {
@@ -63,7 +27,7 @@ function udpChecksumVerifies(frame: Uint8Array, ipv6: boolean, udpOffset: number
   return u16(frame, udpOffset + 6) !== 0 && onesSum([...pseudo, ...udp]) === 0xffff;
 }
 
-const spec = (over: Partial<UdpSpec> = {}): UdpSpec => ({
+const spec = (over: Partial<UdpSuperFrameSpec> = {}): UdpSuperFrameSpec => ({
   ipv6: false,
   payload: Uint8Array.from({ length: 5000 }, (_, i) => (i * 7 + 3) & 0xff),
   ipId: 0xfffe,
@@ -79,7 +43,7 @@ function fixedHeaderBytes(frame: Uint8Array, ipv6: boolean, udpOffset: number): 
   return bytes;
 }
 
-function checkSegments(s: UdpSpec, segmentSize: number): void {
+function checkSegments(s: UdpSuperFrameSpec, segmentSize: number): void {
   const frame = udpSuperFrame(s);
   const u = IP + (s.ipv6 ? 40 : 20 + s.ipOptions);
   assert.equal(parseUdpSuperFrame(frame), { ipv6: s.ipv6, udpOffset: u, payloadOffset: u + 8 });

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { decodeVirtioHeader, encodeVirtioHeader, virtioSegmentSize, type VirtioHeader } from '../../../src/wire/virtio.js';
+import { decodeVirtioHeader, encodeVirtioHeader, virtioSegmentSize, VIRTIO_GSO_UDP_L4, type VirtioHeader } from '../../../src/wire/virtio.js';
 import { DecodeError } from '../../../src/errors.js';
 import { fuzzDecoder } from '../../helpers/fuzz.js';
 
@@ -29,14 +29,16 @@ test('the header round-trips, little-endian as the kernel writes it on x86 and a
   );
 });
 
-test('virtioSegmentSize: 0 for a complete frame, the size of a TCP super-frame, -1 for anything weave-ts never asks for', () => {
+test('virtioSegmentSize: 0 for a complete frame, the size of a TCP or UDP super-frame, -1 for anything weave-ts never asks for', () => {
   const b = new Uint8Array(10);
   assert.is(virtioSegmentSize(b, 0), 0);
   encodeVirtioHeader({ flags: 1, gsoType: 1, headerLength: 66, gsoSize: 1324, checksumStart: 34, checksumOffset: 16 }, b);
   assert.is(virtioSegmentSize(b, 0), 1324);
   b[1] = 4;
   assert.is(virtioSegmentSize(b, 0), 1324);
-  for (const type of [3, 5, 0x81, 0x84]) {
+  b[1] = VIRTIO_GSO_UDP_L4;
+  assert.is(virtioSegmentSize(b, 0), 1324, 'USO');
+  for (const type of [3, 0x81, 0x84, 0x85]) {
     b[1] = type;
     assert.is(virtioSegmentSize(b, 0), -1, `gso_type ${type}`);
   }
