@@ -216,6 +216,28 @@ static tap_t* get_tap(napi_env env, napi_value v) {
   return (tap_t*)p;
 }
 
+// A handle owning `fd` (closed here when the handle cannot be made), wrapped in the JS external `*handle`, with the
+// env cleanup hook registered; NULL with a pending exception on failure.
+static tap_t* new_tap(napi_env env, int fd, napi_value* handle) {
+  tap_t* t = (tap_t*)calloc(1, sizeof *t);
+  if (!t) {
+    close(fd);
+    napi_throw_error(env, "ENOMEM", "weave_tap: out of memory");
+    return NULL;
+  }
+  t->fd = fd;
+  t->env = env;
+  t->refd = 1;
+  if (napi_create_external(env, t, finalize, NULL, handle) != napi_ok) {
+    close(fd);
+    free(t);
+    napi_throw_error(env, NULL, "weave_tap: napi_create_external failed");
+    return NULL;
+  }
+  if (napi_add_async_cleanup_hook(env, env_teardown, t, &t->hook_handle) == napi_ok) t->hook = 1;
+  return t;
+}
+
 // open(name: string, options: { mtu?: number, mac?: Uint8Array(6) })
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -371,24 +393,10 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   close(sock);
 
-  tap_t* t = (tap_t*)calloc(1, sizeof *t);
-  if (!t) {
-    close(fd);
-    napi_throw_error(env, "ENOMEM", "weave_tap.open: out of memory");
-    return NULL;
-  }
-  t->fd = fd;
-  t->env = env;
-  t->refd = 1;
-  t->vnet = offload ? 1 : 0;
   napi_value result, handle, v;
-  if (napi_create_external(env, t, finalize, NULL, &handle) != napi_ok) {
-    close(fd);
-    free(t);
-    napi_throw_error(env, NULL, "weave_tap.open: napi_create_external failed");
-    return NULL;
-  }
-  if (napi_add_async_cleanup_hook(env, env_teardown, t, &t->hook_handle) == napi_ok) t->hook = 1;
+  tap_t* t = new_tap(env, fd, &handle);
+  if (!t) return NULL;
+  t->vnet = offload ? 1 : 0;
   CHECK(napi_create_object(env, &result));
   CHECK(napi_set_named_property(env, result, "handle", handle));
   CHECK(napi_create_string_utf8(env, actual, NAPI_AUTO_LENGTH, &v));
@@ -885,24 +893,10 @@ static napi_value js_adopt_udp(napi_env env, napi_callback_info info) {
     throw_errno(env, errno, "fcntl(F_DUPFD_CLOEXEC)", "cannot duplicate the UDP socket");
     return NULL;
   }
-  tap_t* t = (tap_t*)calloc(1, sizeof *t);
-  if (!t) {
-    close(copy);
-    napi_throw_error(env, "ENOMEM", "weave_tap.adoptUdp: out of memory");
-    return NULL;
-  }
-  t->fd = copy;
-  t->env = env;
-  t->refd = 1;
-  t->udp = 1;
   napi_value handle;
-  if (napi_create_external(env, t, finalize, NULL, &handle) != napi_ok) {
-    close(copy);
-    free(t);
-    napi_throw_error(env, NULL, "weave_tap.adoptUdp: napi_create_external failed");
-    return NULL;
-  }
-  if (napi_add_async_cleanup_hook(env, env_teardown, t, &t->hook_handle) == napi_ok) t->hook = 1;
+  tap_t* t = new_tap(env, copy, &handle);
+  if (!t) return NULL;
+  t->udp = 1;
   return handle;
 }
 

@@ -6,7 +6,8 @@
 // A super-frame's TCP checksum field holds only the pseudo-header sum (a partial checksum, completed per segment by
 // whoever segments it). The IPv4 total length or IPv6 payload length covers the whole super-frame.
 import { DecodeError } from '../errors.js';
-import { ETHERNET_HEADER_BYTES, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethertype.js';
+import { ETHERNET_HEADER_BYTES } from './ethertype.js';
+import { cutSegment, parseSuperFrameIp, pseudoHeaderSum, setU16 } from './ip-headers.js';
 import { internetChecksum } from './checksum.js';
 import { VIRTIO_F_NEEDS_CSUM, VIRTIO_GSO_TCPV4, VIRTIO_GSO_TCPV6, encodeVirtioHeader } from './virtio.js';
 
@@ -29,15 +30,6 @@ export interface TcpSuperFrame {
   payloadOffset: number;
 }
 
-function u16(b: Uint8Array, at: number): number {
-  return ((b[at] as number) << 8) | (b[at + 1] as number);
-}
-
-function setU16(b: Uint8Array, at: number, v: number): void {
-  b[at] = (v >>> 8) & 0xff;
-  b[at + 1] = v & 0xff;
-}
-
 function u32(b: Uint8Array, at: number): number {
   return (((b[at] as number) << 24) >>> 0) + ((b[at + 1] as number) << 16) + ((b[at + 2] as number) << 8) + (b[at + 3] as number);
 }
@@ -56,27 +48,7 @@ function setU32(b: Uint8Array, at: number, v: number): void {
 export function parseTcpSuperFrame(frame: Uint8Array): TcpSuperFrame {
   const length = frame.byteLength;
   if (length < IP + 40) throw new DecodeError('short-read', `a ${length}-byte frame is too short for a TCP super-frame`);
-  const type = u16(frame, 12);
-  let tcpOffset: number;
-  let ipv6: boolean;
-  if (type === ETHERTYPE_IPV4) {
-    const versionIhl = frame[IP] as number;
-    const ihl = (versionIhl & 0x0f) * 4;
-    if (versionIhl >> 4 !== 4 || ihl < 20) throw new DecodeError('bad-value', 'super-frame with a bad IPv4 header');
-    if (frame[IP + 9] !== PROTOCOL_TCP) throw new DecodeError('bad-value', 'super-frame is not TCP');
-    if ((u16(frame, IP + 6) & 0x3fff) !== 0) throw new DecodeError('bad-value', 'super-frame is an IPv4 fragment');
-    if (u16(frame, IP + 2) !== length - IP) throw new DecodeError('bad-value', 'super-frame IPv4 total length disagrees with the frame');
-    tcpOffset = IP + ihl;
-    ipv6 = false;
-  } else if (type === ETHERTYPE_IPV6) {
-    if ((frame[IP] as number) >> 4 !== 6) throw new DecodeError('bad-value', 'super-frame with a bad IPv6 header');
-    if (frame[IP + 6] !== PROTOCOL_TCP) throw new DecodeError('bad-value', 'super-frame is not TCP (or has IPv6 extension headers)');
-    if (u16(frame, IP + 4) !== length - IP - 40) throw new DecodeError('bad-value', 'super-frame IPv6 payload length disagrees with the frame');
-    tcpOffset = IP + 40;
-    ipv6 = true;
-  } else {
-    throw new DecodeError('bad-value', `super-frame with EtherType 0x${type.toString(16)} (IPv4 or IPv6 only)`);
-  }
+  const { ipv6, transportOffset: tcpOffset } = parseSuperFrameIp(frame, PROTOCOL_TCP, 'TCP');
   if (tcpOffset + 20 > length) throw new DecodeError('short-read', 'super-frame TCP header cut short');
   const dataOffset = ((frame[tcpOffset + 12] as number) >> 4) * 4;
   if (dataOffset < 20) throw new DecodeError('bad-value', 'super-frame with a bad TCP data offset');
@@ -90,21 +62,11 @@ export function isValidSegmentSize(segmentSize: number): boolean {
   return Number.isInteger(segmentSize) && segmentSize >= MIN_SEGMENT_SIZE && segmentSize <= 0xffff;
 }
 
-/** The folded one's-complement sum of the TCP pseudo-header for `tcpLength` bytes of TCP. */
-function pseudoHeaderSum(frame: Uint8Array, ipv6: boolean, tcpLength: number): number {
-  let sum = PROTOCOL_TCP + (tcpLength & 0xffff) + (tcpLength >>> 16);
-  const start = ipv6 ? IP + 8 : IP + 12;
-  const end = start + (ipv6 ? 32 : 8);
-  for (let i = start; i < end; i += 2) sum += u16(frame, i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
-
 /** Fills in the full TCP checksum of a segment frame whose TCP header starts at `tcpOffset`. */
 function writeTcpChecksum(segment: Uint8Array, ipv6: boolean, tcpOffset: number): void {
   setU16(segment, tcpOffset + TCP_CHECKSUM_OFFSET, 0);
   const dataSum = ~internetChecksum(segment, tcpOffset, segment.byteLength) & 0xffff;
-  let sum = dataSum + pseudoHeaderSum(segment, ipv6, segment.byteLength - tcpOffset);
+  let sum = dataSum + pseudoHeaderSum(segment, ipv6, PROTOCOL_TCP, segment.byteLength - tcpOffset);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   setU16(segment, tcpOffset + TCP_CHECKSUM_OFFSET, ~sum & 0xffff || 0xffff);
 }
@@ -122,22 +84,10 @@ export function segmentTcpSuperFrame(frame: Uint8Array, segmentSize: number): Ui
   const count = Math.ceil(payloadLength / segmentSize);
   const sequence = u32(frame, tcpOffset + 4);
   const flags = frame[tcpOffset + 13] as number;
-  const ipId = ipv6 ? 0 : u16(frame, IP + 4);
+  const ip = { ipv6, transportOffset: tcpOffset };
   const segments: Uint8Array[] = new Array<Uint8Array>(count);
   for (let i = 0; i < count; i++) {
-    const start = payloadOffset + i * segmentSize;
-    const end = Math.min(frame.byteLength, start + segmentSize);
-    const segment = new Uint8Array(payloadOffset + end - start);
-    segment.set(frame.subarray(0, payloadOffset));
-    segment.set(frame.subarray(start, end), payloadOffset);
-    if (ipv6) {
-      setU16(segment, IP + 4, segment.byteLength - IP - 40);
-    } else {
-      setU16(segment, IP + 2, segment.byteLength - IP);
-      setU16(segment, IP + 4, (ipId + i) & 0xffff);
-      setU16(segment, IP + 10, 0);
-      setU16(segment, IP + 10, internetChecksum(segment, IP, tcpOffset));
-    }
+    const segment = cutSegment(frame, ip, payloadOffset, segmentSize, i);
     setU32(segment, tcpOffset + 4, (sequence + i * segmentSize) >>> 0);
     let segmentFlags = flags;
     if (i < count - 1) segmentFlags &= ~(TCP_FIN | TCP_PSH);

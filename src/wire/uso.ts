@@ -6,7 +6,8 @@
 // The IPv4 total length or IPv6 payload length covers the whole super-frame; its UDP length field is not trusted
 // (the kernel may leave the unsegmented length there) and is rewritten in every segment.
 import { DecodeError } from '../errors.js';
-import { ETHERNET_HEADER_BYTES, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethertype.js';
+import { ETHERNET_HEADER_BYTES } from './ethertype.js';
+import { cutSegment, parseSuperFrameIp, pseudoHeaderSum, setU16 } from './ip-headers.js';
 import { internetChecksum } from './checksum.js';
 import { isValidSegmentSize } from './tso.js';
 import { VIRTIO_F_NEEDS_CSUM, VIRTIO_GSO_UDP_L4, encodeVirtioHeader } from './virtio.js';
@@ -34,15 +35,6 @@ export interface UdpSuperFrame {
   payloadOffset: number;
 }
 
-function u16(b: Uint8Array, at: number): number {
-  return ((b[at] as number) << 8) | (b[at + 1] as number);
-}
-
-function setU16(b: Uint8Array, at: number, v: number): void {
-  b[at] = (v >>> 8) & 0xff;
-  b[at + 1] = v & 0xff;
-}
-
 /**
  * Checks that `frame` is an untagged IPv4 or IPv6 UDP packet that can be segmented: no IP fragment, no IPv6
  * extension header, IP lengths that agree with the frame, a payload. Throws `DecodeError` otherwise.
@@ -50,28 +42,7 @@ function setU16(b: Uint8Array, at: number, v: number): void {
 export function parseUdpSuperFrame(frame: Uint8Array): UdpSuperFrame {
   const length = frame.byteLength;
   if (length < IP + 20 + UDP_HEADER_BYTES) throw new DecodeError('short-read', `a ${length}-byte frame is too short for a UDP super-frame`);
-  const type = u16(frame, 12);
-  let udpOffset: number;
-  let ipv6: boolean;
-  if (type === ETHERTYPE_IPV4) {
-    const versionIhl = frame[IP] as number;
-    const ihl = (versionIhl & 0x0f) * 4;
-    if (versionIhl >> 4 !== 4 || ihl < 20) throw new DecodeError('bad-value', 'super-frame with a bad IPv4 header');
-    if (frame[IP + 9] !== PROTOCOL_UDP) throw new DecodeError('bad-value', 'super-frame is not UDP');
-    if ((u16(frame, IP + 6) & 0x3fff) !== 0) throw new DecodeError('bad-value', 'super-frame is an IPv4 fragment');
-    if (u16(frame, IP + 2) !== length - IP) throw new DecodeError('bad-value', 'super-frame IPv4 total length disagrees with the frame');
-    udpOffset = IP + ihl;
-    ipv6 = false;
-  } else if (type === ETHERTYPE_IPV6) {
-    if (length < IP + 40 + UDP_HEADER_BYTES) throw new DecodeError('short-read', `a ${length}-byte frame is too short for an IPv6 UDP super-frame`);
-    if ((frame[IP] as number) >> 4 !== 6) throw new DecodeError('bad-value', 'super-frame with a bad IPv6 header');
-    if (frame[IP + 6] !== PROTOCOL_UDP) throw new DecodeError('bad-value', 'super-frame is not UDP (or has IPv6 extension headers)');
-    if (u16(frame, IP + 4) !== length - IP - 40) throw new DecodeError('bad-value', 'super-frame IPv6 payload length disagrees with the frame');
-    udpOffset = IP + 40;
-    ipv6 = true;
-  } else {
-    throw new DecodeError('bad-value', `super-frame with EtherType 0x${type.toString(16)} (IPv4 or IPv6 only)`);
-  }
+  const { ipv6, transportOffset: udpOffset } = parseSuperFrameIp(frame, PROTOCOL_UDP, 'UDP', UDP_HEADER_BYTES);
   const payloadOffset = udpOffset + UDP_HEADER_BYTES;
   if (payloadOffset > length) throw new DecodeError('short-read', 'super-frame UDP header cut short');
   if (payloadOffset === length) throw new DecodeError('bad-value', 'super-frame without a UDP payload');
@@ -89,10 +60,7 @@ export function udpSegmentCount(frame: Uint8Array, segmentSize: number): number 
 function writeUdpChecksum(segment: Uint8Array, ipv6: boolean, udpOffset: number): void {
   const udpLength = segment.byteLength - udpOffset;
   setU16(segment, udpOffset + UDP_CHECKSUM_OFFSET, 0);
-  let sum = (~internetChecksum(segment, udpOffset, segment.byteLength) & 0xffff) + PROTOCOL_UDP + udpLength;
-  const start = ipv6 ? IP + 8 : IP + 12;
-  const end = start + (ipv6 ? 32 : 8);
-  for (let i = start; i < end; i += 2) sum += u16(segment, i);
+  let sum = (~internetChecksum(segment, udpOffset, segment.byteLength) & 0xffff) + pseudoHeaderSum(segment, ipv6, PROTOCOL_UDP, udpLength);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   setU16(segment, udpOffset + UDP_CHECKSUM_OFFSET, ~sum & 0xffff || 0xffff); // 0 means "no checksum" in UDP
 }
@@ -106,22 +74,10 @@ export function segmentUdpSuperFrame(frame: Uint8Array, segmentSize: number): Ui
   const { ipv6, udpOffset, payloadOffset } = parseUdpSuperFrame(frame);
   if (!isValidSegmentSize(segmentSize)) throw new DecodeError('bad-value', `segment size ${segmentSize} is out of range`);
   const count = Math.ceil((frame.byteLength - payloadOffset) / segmentSize);
-  const ipId = ipv6 ? 0 : u16(frame, IP + 4);
+  const ip = { ipv6, transportOffset: udpOffset };
   const segments = new Array<Uint8Array>(count);
   for (let i = 0; i < count; i++) {
-    const start = payloadOffset + i * segmentSize;
-    const end = Math.min(frame.byteLength, start + segmentSize);
-    const segment = new Uint8Array(payloadOffset + end - start);
-    segment.set(frame.subarray(0, payloadOffset));
-    segment.set(frame.subarray(start, end), payloadOffset);
-    if (ipv6) {
-      setU16(segment, IP + 4, segment.byteLength - IP - 40);
-    } else {
-      setU16(segment, IP + 2, segment.byteLength - IP);
-      setU16(segment, IP + 4, (ipId + i) & 0xffff);
-      setU16(segment, IP + 10, 0);
-      setU16(segment, IP + 10, internetChecksum(segment, IP, udpOffset));
-    }
+    const segment = cutSegment(frame, ip, payloadOffset, segmentSize, i);
     setU16(segment, udpOffset + 4, segment.byteLength - udpOffset);
     writeUdpChecksum(segment, ipv6, udpOffset);
     segments[i] = segment;
