@@ -34,6 +34,7 @@ import type { DnsRecord } from './wire/dns-records.js';
 import { formatPeerName, parsePeerName, randomPeerName, type PeerName } from './wire/peer-name.js';
 import { KernelNetwork } from './endpoint/kernel-network.js';
 import type { IpCommand } from './endpoint/ip-command.js';
+import { validateContainerId } from './endpoint/container-id.js';
 import { EndpointRegistry, ENDPOINTS_FILE } from './endpoint/registry.js';
 import { KernelEndpoints } from './endpoint/kernel-endpoints.js';
 import { describeIoError } from './persist/state-file.js';
@@ -186,8 +187,18 @@ export interface OverlayOptions {
 export interface AttachOptions {
   /** The endpoint's DNS name (a single label gets the overlay's domain). */
   name: string;
-  /** An `ip netns` namespace: attach it through a veth on the bridge (needs root). */
+  /**
+   * A kernel namespace, attach it through a veth on the bridge (needs root): an `ip netns` name, or the
+   * path of a namespace file (`/proc/PID/ns/net`, `/var/run/netns/NAME`).
+   */
   netns?: string | undefined;
+  /**
+   * With `netns`: the id a container runtime gave the container (CNI). The endpoint is then keyed by it
+   * (IPAM and DNS id `container:ID`), gets a default route through the host's overlay address (exposed
+   * if it is not yet), and attaching the same container to the same namespace and interface again
+   * returns the endpoint as it is, so a runtime may repeat its request.
+   */
+  container?: string | undefined;
   /** Interface name inside the namespace (default `ethwe`, Weave's). */
   ifname?: string | undefined;
   /** A fixed address (CIDR, or an address taking the default subnet's prefix); default: allocated by IPAM. */
@@ -468,8 +479,9 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     this.lifecycle = 'stopping';
     for (const name of [...this.memory.keys()]) await this.detachMemory(name).catch((error: unknown) => this.logger.warn({ err: error }, 'detach failed'));
     if (detach) {
-      for (const { netns } of this.kernelEndpoints.list()) {
-        if (netns) await this.detach(netns).catch((error: unknown) => this.logger.warn({ err: error, netns }, 'detach failed'));
+      for (const { netns, container } of this.kernelEndpoints.list()) {
+        const target = container !== undefined ? this.detach({ container }) : netns ? this.detach(netns) : undefined;
+        await target?.catch((error: unknown) => this.logger.warn({ err: error, netns }, 'detach failed'));
       }
       if (this.kernelEndpoints.exposed) await this.hide().catch((error: unknown) => this.logger.warn({ err: error }, 'hide failed'));
     }
@@ -529,26 +541,53 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     validateName(options.name);
     const refusal = this.router.refusal;
     if (refusal) throw new EndpointError('name-collision', `nothing is attached: ${refusal.message}`);
+    if (options.container !== undefined) {
+      validateContainerId(options.container);
+      if (options.netns === undefined) throw new OptionsError('attach with a container id needs the container\'s netns');
+    }
     if (options.netns !== undefined) {
+      const before = options.container === undefined ? undefined : this.kernelEndpoints.container(options.container);
       const info = await this.kernelEndpoints.attach({ ...options, netns: options.netns });
-      this.emit('endpoint:attached', info);
+      if (!before) this.emit('endpoint:attached', info);
       return { kind: 'netns', info };
     }
     return this.attachMemory(options);
   }
 
-  /** Detaches an endpoint by namespace or in-process name (or the endpoint itself): frees its address and name. */
-  async detach(target: string | Endpoint): Promise<void> {
-    const key = typeof target === 'string' ? target : target instanceof MemoryEndpoint ? target.name : (target.info.netns ?? target.info.name);
+  /**
+   * Detaches an endpoint by namespace or in-process name, by container id, or the endpoint itself: frees
+   * its address and name. A container that is not attached is not an error (a runtime's DEL may repeat):
+   * the result says whether anything was detached.
+   */
+  async detach(target: { container: string }): Promise<boolean>;
+  async detach(target: string | Endpoint): Promise<void>;
+  async detach(target: string | Endpoint | { container: string }): Promise<void | boolean> {
+    const container = typeof target === 'string' || target instanceof MemoryEndpoint ? undefined : 'container' in target ? target.container : target.info.container;
+    if (container !== undefined) {
+      validateContainerId(container);
+      const info = await this.kernelEndpoints.detachContainer(container);
+      this.afterKernelDetach(info);
+      return info !== undefined;
+    }
+    const key = typeof target === 'string' ? target : target instanceof MemoryEndpoint ? target.name : 'info' in target ? (target.info.netns ?? target.info.name) : '';
     if (this.memory.has(key)) return this.detachMemory(key);
     if (this.kernelEndpoints.has(key)) {
-      const info = await this.kernelEndpoints.detach(key);
-      const mac = info ? parseMac(info.mac) : undefined;
-      if (mac) this.dataPlane.forgetLocalMacs([macAt(mac, 0)]);
-      if (info) this.emit('endpoint:detached', info);
+      this.afterKernelDetach(await this.kernelEndpoints.detach(key));
       return;
     }
     throw new EndpointError('not-found', `no endpoint "${key}" is attached: endpoints() lists those that are`);
+  }
+
+  /** Compares a container's endpoint with the kernel (namespace, interface, MAC, address, routes); undefined when it is not attached. */
+  checkContainer(container: string): Promise<{ endpoint: EndpointInfo; problems: string[] } | undefined> {
+    validateContainerId(container);
+    return this.kernelEndpoints.check(container);
+  }
+
+  private afterKernelDetach(info: EndpointInfo | undefined): void {
+    const mac = info ? parseMac(info.mac) : undefined;
+    if (mac) this.dataPlane.forgetLocalMacs([macAt(mac, 0)]);
+    if (info) this.emit('endpoint:detached', info);
   }
 
   /** Every attached endpoint. */

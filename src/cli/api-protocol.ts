@@ -19,8 +19,10 @@ export function bodyTooLarge(): DecodeError {
 export interface ApiRequests {
   'POST /connect': { address: string };
   'POST /forget': { address: string };
-  'POST /attach': { netns: string; name: string; ip?: string };
-  'POST /detach': { netns: string };
+  /** `netns` is an `ip netns` name or a namespace path; with `container`, the endpoint is keyed by that id (CNI). */
+  'POST /attach': { netns: string; name: string; ip?: string; container?: string; ifname?: string };
+  /** Exactly one of the two; a container that is not attached is not an error (`detached: false`). */
+  'POST /detach': { netns?: string; container?: string };
   'POST /expose': { ip?: string };
   'POST /hide': Record<string, never>;
   /** Stops the agent after answering; `transfer: "true"` hands its address ranges to a live peer first. */
@@ -37,8 +39,8 @@ export type ApiRoute = keyof ApiRequests;
 const FIELDS: { [R in ApiRoute]: { required: readonly string[]; optional: readonly string[] } } = {
   'POST /connect': { required: ['address'], optional: [] },
   'POST /forget': { required: ['address'], optional: [] },
-  'POST /attach': { required: ['netns', 'name'], optional: ['ip'] },
-  'POST /detach': { required: ['netns'], optional: [] },
+  'POST /attach': { required: ['netns', 'name'], optional: ['ip', 'container', 'ifname'] },
+  'POST /detach': { required: [], optional: ['netns', 'container'] },
   'POST /expose': { required: [], optional: ['ip'] },
   'POST /hide': { required: [], optional: [] },
   'POST /stop': { required: [], optional: ['transfer'] },

@@ -112,6 +112,18 @@ export class ApiServer {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
         res.end(this.overlay.metrics());
         return;
+      case 'GET /endpoints/check': {
+        const container = url.searchParams.get('container');
+        if (!container) throw new ApiError('invalid-option', 'GET /endpoints/check needs ?container=');
+        void this.overlay.checkContainer(container).then(
+          (result) => (result ? reply(res, 200, result) : reply(res, 404, { error: { code: 'not-found', message: `container ${container} is not attached` } })),
+          (error: unknown) => {
+            const { status, body } = errorReply(error);
+            reply(res, status, body);
+          },
+        );
+        return;
+      }
       case 'GET /dns': {
         const name = url.searchParams.get('name');
         if (!name) throw new ApiError('invalid-option', 'GET /dns needs ?name=');
@@ -138,11 +150,20 @@ export class ApiServer {
       }
       case 'POST /attach': {
         const b = body as ApiRequests['POST /attach'];
-        const endpoint = await overlay.attach({ netns: b.netns, name: b.name, ...(b.ip ? { ip: b.ip } : {}) });
+        const endpoint = await overlay.attach({
+          netns: b.netns,
+          name: b.name,
+          ...(b.ip ? { ip: b.ip } : {}),
+          ...(b.container ? { container: b.container } : {}),
+          ...(b.ifname ? { ifname: b.ifname } : {}),
+        });
         return endpoint.info;
       }
       case 'POST /detach': {
-        await overlay.detach((body as ApiRequests['POST /detach']).netns);
+        const b = body as ApiRequests['POST /detach'];
+        if ((b.netns === undefined) === (b.container === undefined)) throw new ApiError('invalid-option', 'POST /detach needs exactly one of "netns" and "container"');
+        if (b.container !== undefined) return { ok: true, detached: await overlay.detach({ container: b.container }) };
+        await overlay.detach(b.netns as string);
         return { ok: true };
       }
       case 'POST /expose': {

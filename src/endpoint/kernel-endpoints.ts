@@ -10,7 +10,8 @@ import type { Logger } from '../logger.js';
 import type { Ipam } from '../ipam/ipam.js';
 import type { Dns } from '../dns/dns.js';
 import { normaliseName } from '../dns/records.js';
-import type { KernelNetwork, NetnsLink } from './kernel-network.js';
+import { missingNetns, type KernelNetwork, type NetnsLink } from './kernel-network.js';
+import { isNetnsPath } from './ip-command.js';
 import type { EndpointInfo } from './memory-endpoint.js';
 import type { EndpointRegistry, EndpointState, PendingOperation, PersistedNetnsEndpoint } from './registry.js';
 
@@ -19,7 +20,13 @@ export const EXPOSE_ID = 'weave:expose';
 
 /** What a kernel attach asks for. */
 export interface KernelAttachRequest {
+  /** An `ip netns` name or the path of a namespace file. */
   netns: string;
+  /**
+   * A container runtime's id for the container (CNI): the endpoint is keyed by it, gets a default route
+   * through the host's overlay address, and attaching it again to the same namespace returns it as it is.
+   */
+  container?: string | undefined;
   /** The DNS name. */
   name: string;
   /** Interface name inside the namespace (default `ethwe`). */
@@ -71,12 +78,18 @@ export class KernelEndpoints {
 
   /** The committed endpoints. */
   list(): EndpointInfo[] {
-    return [...this.state.endpoints.values()];
+    return [...this.state.endpoints.values()].map((info) => this.decorate(info));
   }
 
-  /** True when `netns` is attached (committed). */
+  /** True when the `ip netns` namespace or namespace path `netns` is attached (committed). */
   has(netns: string): boolean {
-    return this.state.endpoints.has(netns);
+    return this.state.endpoints.has(netnsId(netns));
+  }
+
+  /** The endpoint of a container (committed), if it is attached. */
+  container(container: string): EndpointInfo | undefined {
+    const info = this.state.endpoints.get(containerId(container));
+    return info && this.decorate(info);
   }
 
   /**
@@ -100,7 +113,20 @@ export class KernelEndpoints {
 
   /** Detaches a namespace; returns what was detached, or undefined when it was not attached. */
   detach(netns: string): Promise<EndpointInfo | undefined> {
-    return this.serialised(() => this.doDetach(netns));
+    return this.serialised(() => this.doDetach(netnsId(netns)));
+  }
+
+  /** Detaches a container's endpoint; returns what was detached, or undefined when it was not attached. */
+  detachContainer(container: string): Promise<EndpointInfo | undefined> {
+    return this.serialised(() => this.doDetach(containerId(container)));
+  }
+
+  /**
+   * Compares a container's endpoint with what the kernel has now: the namespace, the interface with its
+   * MAC and address, the default route, the host end. Undefined when the container is not attached.
+   */
+  check(container: string): Promise<{ endpoint: EndpointInfo; problems: string[] } | undefined> {
+    return this.serialised(() => this.doCheck(container));
   }
 
   /** Gives the host an overlay address on the bridge (idempotent); returns it. */
@@ -116,79 +142,111 @@ export class KernelEndpoints {
   // ---- operations ----
 
   private async doAttach(request: KernelAttachRequest): Promise<EndpointInfo> {
-    const { netns, name } = request;
+    const { netns, name, container } = request;
     const { kernel, dns } = this.o;
-    if (this.state.endpoints.has(netns)) throw new EndpointError('already-exists', `namespace "${netns}" is already attached (detach it first)`);
-    if (!kernel.netnsExists(netns)) throw new EndpointError('not-found', `network namespace "${netns}" does not exist: create it first (ip netns add ${netns})`);
+    const id = endpointId(netns, container);
+    const ifname = request.ifname ?? 'ethwe';
+    const what = container === undefined ? `"${netns}"` : `container ${container}`;
+    const existing = this.state.endpoints.get(id);
+    if (existing) {
+      // A runtime may repeat an ADD (after a timeout, say): the same container in the same place is that.
+      if (container !== undefined && existing.netns === netns && existing.ifname === ifname) return this.decorate(existing);
+      throw new EndpointError('already-exists', `${container === undefined ? `namespace ${what}` : `${what} (${existing.netns}, ${existing.ifname})`} is already attached (detach it first)`);
+    }
+    if (!kernel.netnsExists(netns)) throw missingNetns(netns);
     await this.o.ensureKernel();
     if (!this.inspected) await this.inspectHost();
-    const id = netnsId(netns);
-    const ifname = request.ifname ?? 'ethwe';
-    const hostIfname = kernel.hostIfnameFor(netns);
+    const hostIfname = kernel.hostIfnameFor(container === undefined ? netns : id);
+    // A container's default route goes through the host's overlay address (the bridge), as Weave's CNI plugin did.
+    const gateway = container === undefined ? undefined : hostPart(await this.doExpose({}));
     const address = await this.o.addressFor(id, request).catch((error: unknown) => {
-      throw refused(`attach of "${netns}"`, error);
+      throw refused(`attach of ${what}`, error);
     });
-    const intent: PendingOperation = { op: 'attach', netns, name, ifname, hostIfname, address };
+    const intent: PendingOperation = { op: 'attach', netns, ...(container === undefined ? {} : { container }), name, ifname, hostIfname, address };
     try {
       await this.commit({ pending: [...this.state.pending, intent] });
     } catch (error) {
       await this.release(id);
-      throw undone(`attach of "${netns}"`, error);
+      throw undone(`attach of ${what}`, error);
     }
     let link: NetnsLink | undefined;
     try {
-      link = await kernel.attach(netns, ifname, address);
+      link = await kernel.attach(netns, ifname, address, { hostIfname, gateway });
       if (dns) {
         dns.add(name, hostPart(address), { id });
         // Names resolve inside the namespace through the host's overlay address, where the DNS server listens.
         const exposed = await this.doExpose({});
-        await kernel.writeResolvConf(netns, hostPart(exposed), dns.domain);
+        // A namespace given by path has no /etc/netns directory: its runtime writes the resolver it reports.
+        if (!isNetnsPath(netns)) await kernel.writeResolvConf(netns, hostPart(exposed), dns.domain);
       }
-      const info = this.info({ netns, name, ifname, hostIfname, address, mac: link.mac });
-      await this.commit({ endpoints: with_(this.state.endpoints, netns, info), pending: without(this.state.pending, intent) });
-      this.o.logger.info({ endpoint: name, netns, address, mac: link.mac }, 'endpoint attached');
-      return info;
+      const info = this.info({ netns, ...(container === undefined ? {} : { container }), name, ifname, hostIfname, address, mac: link.mac }, link.hostMac);
+      await this.commit({ endpoints: with_(this.state.endpoints, id, info), pending: without(this.state.pending, intent) });
+      this.o.logger.info({ endpoint: name, netns, ...(container === undefined ? {} : { container }), address, mac: link.mac }, 'endpoint attached');
+      return this.decorate(info);
     } catch (error) {
       // Undo in reverse order. A veth that cannot be removed keeps its address allocated and the journal
       // entry, so the address is never handed out while it is in use; the next start finishes the undo.
       // (A veth that already existed before this attach is not ours to remove.)
       const preexisting = link === undefined && error instanceof EndpointError && error.code === 'already-exists';
       const removed = preexisting || (await this.quietly(`remove veth ${hostIfname}`, () => kernel.detach(hostIfname)));
-      await this.quietly(`remove the resolver file of ${netns}`, () => kernel.removeResolvConf(netns));
+      await this.removeResolver(netns);
       dns?.remove({ id });
       if (removed) {
         await this.release(id);
         await this.drop(intent);
       }
-      throw undone(`attach of "${netns}"`, error);
+      throw undone(`attach of ${what}`, error);
     }
   }
 
-  private async doDetach(netns: string): Promise<EndpointInfo | undefined> {
-    const info = this.state.endpoints.get(netns);
+  private async doDetach(id: string): Promise<EndpointInfo | undefined> {
+    const info = this.state.endpoints.get(id);
     if (!info) return undefined;
     const { kernel } = this.o;
+    const netns = info.netns ?? '';
     const hostIfname = info.hostIfname ?? kernel.hostIfnameFor(netns);
-    const intent: PendingOperation = { op: 'detach', netns, name: info.name, ifname: info.ifname ?? 'ethwe', hostIfname, address: info.address };
+    const container = info.container === undefined ? {} : { container: info.container };
+    const intent: PendingOperation = { op: 'detach', netns, ...container, name: info.name, ifname: info.ifname ?? 'ethwe', hostIfname, address: info.address };
     try {
-      await this.commit({ endpoints: without_(this.state.endpoints, netns), pending: [...this.state.pending, intent] });
+      await this.commit({ endpoints: without_(this.state.endpoints, id), pending: [...this.state.pending, intent] });
     } catch (error) {
-      throw refused(`detach of "${netns}"`, error);
+      throw refused(`detach of ${info.container === undefined ? `"${netns}"` : `container ${info.container}`}`, error);
     }
     // From here on the endpoint is gone; a crash before the end is finished by the next start.
     try {
       await kernel.detach(hostIfname);
     } catch (error) {
       // The kernel refused: the endpoint stays attached.
-      await this.commit({ endpoints: with_(this.state.endpoints, netns, info), pending: without(this.state.pending, intent) }).catch(() => undefined);
+      await this.commit({ endpoints: with_(this.state.endpoints, id, info), pending: without(this.state.pending, intent) }).catch(() => undefined);
       throw error;
     }
-    await this.quietly(`remove the resolver file of ${netns}`, () => kernel.removeResolvConf(netns));
+    await this.removeResolver(netns);
     this.o.dns?.remove({ id: info.id });
     await this.release(info.id);
     await this.drop(intent);
-    this.o.logger.info({ endpoint: info.name, netns }, 'endpoint detached');
-    return info;
+    this.o.logger.info({ endpoint: info.name, netns, ...container }, 'endpoint detached');
+    return this.decorate(info);
+  }
+
+  private async doCheck(container: string): Promise<{ endpoint: EndpointInfo; problems: string[] } | undefined> {
+    const stored = this.state.endpoints.get(containerId(container));
+    if (!stored) return undefined;
+    const endpoint = this.decorate(stored);
+    const { kernel } = this.o;
+    const netns = endpoint.netns ?? '';
+    const ifname = endpoint.ifname ?? 'ethwe';
+    const problems: string[] = [];
+    const live = await kernel.netnsLinkState(netns, ifname);
+    if (!kernel.netnsExists(netns)) problems.push(`namespace ${netns} is gone`);
+    else if (!live) problems.push(`interface ${ifname} is missing in ${netns}`);
+    else {
+      if (live.mac !== endpoint.mac) problems.push(`${ifname} has MAC ${live.mac}, not ${endpoint.mac}`);
+      if (!live.addresses.includes(endpoint.address)) problems.push(`${ifname} has ${live.addresses.join(', ') || 'no address'}, not ${endpoint.address}`);
+      const gateway = await kernel.netnsGateway(netns, ifname);
+      if (gateway !== endpoint.gateway) problems.push(`the default route goes through ${gateway ?? 'nothing'}, not ${endpoint.gateway ?? 'nothing'}`);
+    }
+    if (!(await kernel.linkExists(endpoint.hostIfname ?? ''))) problems.push(`the host end ${endpoint.hostIfname ?? '?'} is missing`);
+    return { endpoint, problems };
   }
 
   private async doExpose(options: { ip?: string | undefined; signal?: AbortSignal | undefined }): Promise<string> {
@@ -268,7 +326,7 @@ export class KernelEndpoints {
     const endpoints = new Map<string, EndpointInfo>();
     for (const e of saved.endpoints) {
       const info = await this.resume(e);
-      if (info) endpoints.set(e.netns, info);
+      if (info) endpoints.set(info.id, info);
     }
     let exposed = saved.exposed;
     if (exposed) await this.resumeExposed(exposed);
@@ -364,10 +422,11 @@ export class KernelEndpoints {
 
   private async resume(e: PersistedNetnsEndpoint): Promise<EndpointInfo | undefined> {
     const { kernel, ipam, dns } = this.o;
-    const id = netnsId(e.netns);
+    const id = endpointId(e.netns, e.container);
+    // The host end is the proof: it goes with the namespace (a /proc/PID path may name another process by now).
     if (!kernel.netnsExists(e.netns) || !(await kernel.linkExists(e.hostIfname))) {
-      this.o.warn(`endpoint ${e.name} (${e.netns}) is gone since the last run: its address ${e.address} is released`);
-      await this.quietly(`remove the resolver file of ${e.netns}`, () => kernel.removeResolvConf(e.netns));
+      this.o.warn(`endpoint ${e.name} (${e.container ?? e.netns}) is gone since the last run: its address ${e.address} is released`);
+      await this.removeResolver(e.netns);
       return undefined; // its allocation goes with the orphans
     }
     // The namespace keeps using its address whatever happens; a refused claim is reported, not fatal.
@@ -375,7 +434,7 @@ export class KernelEndpoints {
     await kernel.attachHostEnd(e.hostIfname);
     dns?.add(e.name, hostPart(e.address), { id });
     this.o.logger.info({ endpoint: e.name, netns: e.netns, address: e.address }, 'endpoint resumed');
-    return this.info(e);
+    return this.info(e, await kernel.hostMacOf(e.hostIfname));
   }
 
   private async resumeExposed(address: string): Promise<void> {
@@ -405,8 +464,9 @@ export class KernelEndpoints {
   /** An interrupted attach is completed when the kernel has its veth with exactly its address; every other case is undone. */
   private async finishAttachment(op: PendingOperation & { op: 'attach' | 'detach' }, endpoints: Map<string, EndpointInfo>, exposed: string | undefined): Promise<void> {
     const { kernel, ipam, dns } = this.o;
-    if (endpoints.has(op.netns)) return; // stale entry: the namespace is attached and committed
-    const id = netnsId(op.netns);
+    const id = endpointId(op.netns, op.container);
+    if (endpoints.has(id)) return; // stale entry: the namespace is attached and committed
+    const gateway = op.container !== undefined && exposed !== undefined ? hostPart(exposed) : undefined;
     if (op.op === 'attach') {
       const inside = await kernel.netnsLinkState(op.netns, op.ifname);
       const complete =
@@ -415,21 +475,23 @@ export class KernelEndpoints {
         inside.addresses[0] === op.address &&
         (await kernel.linkExists(op.hostIfname)) &&
         (!ipam || ipam.lookup(id).includes(hostPart(op.address))) &&
-        (!dns || exposed !== undefined);
+        (!dns || exposed !== undefined) &&
+        (op.container === undefined || gateway !== undefined);
       if (complete) {
-        const link = await kernel.completeAttach(op.netns, op.ifname, op.hostIfname);
+        const link = await kernel.completeAttach(op.netns, op.ifname, op.hostIfname, gateway);
         if (dns && exposed) {
           dns.add(op.name, hostPart(op.address), { id });
-          await kernel.writeResolvConf(op.netns, hostPart(exposed), dns.domain);
+          if (!isNetnsPath(op.netns)) await kernel.writeResolvConf(op.netns, hostPart(exposed), dns.domain);
         }
-        endpoints.set(op.netns, this.info({ ...op, mac: link.mac }));
-        this.o.warn(`attach of ${op.name} (${op.netns}) was interrupted by the end of the last run after its veth was set up: completed with ${op.address}`);
+        const { op: _op, ...entry } = op;
+        endpoints.set(id, this.info({ ...entry, mac: link.mac }, link.hostMac));
+        this.o.warn(`attach of ${op.name} (${op.container ?? op.netns}) was interrupted by the end of the last run after its veth was set up: completed with ${op.address}`);
         return;
       }
-      this.o.warn(`attach of ${op.name} (${op.netns}) was interrupted by the end of the last run: undone, ${op.address} released`);
+      this.o.warn(`attach of ${op.name} (${op.container ?? op.netns}) was interrupted by the end of the last run: undone, ${op.address} released`);
     }
     await kernel.detach(op.hostIfname);
-    await this.quietly(`remove the resolver file of ${op.netns}`, () => kernel.removeResolvConf(op.netns));
+    await this.removeResolver(op.netns);
     if (op.op === 'detach') {
       await this.release(id);
       this.o.logger.info({ endpoint: op.name, netns: op.netns, address: op.address }, 'detach finished at start: address released');
@@ -462,7 +524,7 @@ export class KernelEndpoints {
     for (const { id, addresses } of ipam.status().allocated) {
       let keep: string | undefined;
       if (id === EXPOSE_ID) keep = exposed;
-      else if (id.startsWith('netns:')) keep = endpoints.get(id.slice('netns:'.length))?.address;
+      else if (id.startsWith('netns:') || id.startsWith('container:')) keep = endpoints.get(id)?.address;
       else continue; // not ours: an application's own id
       for (const address of addresses) {
         if (keep !== undefined && hostPart(keep) === address) continue;
@@ -474,20 +536,41 @@ export class KernelEndpoints {
 
   // ---- helpers ----
 
-  private info(e: PersistedNetnsEndpoint): EndpointInfo {
+  private info(e: PersistedNetnsEndpoint, hostMac: string | undefined): EndpointInfo {
     const dns = this.o.dns;
     return {
       kind: 'netns',
       name: e.name,
       ...(dns ? { fqdn: normaliseName(e.name, dns.domain) } : {}),
-      id: netnsId(e.netns),
+      id: endpointId(e.netns, e.container),
       address: e.address,
       mac: e.mac,
       mtu: this.o.mtu,
       netns: e.netns,
+      ...(e.container === undefined ? {} : { container: e.container }),
       ifname: e.ifname,
       hostIfname: e.hostIfname,
+      ...(hostMac === undefined ? {} : { hostMac }),
     };
+  }
+
+  /** What depends on the host's overlay address now: a container's gateway, the resolver. */
+  private decorate(info: EndpointInfo): EndpointInfo {
+    const exposed = this.state.exposed;
+    if (exposed === undefined) return info;
+    const host = hostPart(exposed);
+    const dns = this.o.dns;
+    return {
+      ...info,
+      ...(info.container === undefined ? {} : { gateway: host }),
+      ...(dns ? { dns: { nameserver: host, domain: dns.domain.replace(/\.$/, '') } } : {}),
+    };
+  }
+
+  /** Removes our resolver file of an `ip netns` namespace (a namespace path has none); a failure is a warning. */
+  private async removeResolver(netns: string): Promise<void> {
+    if (isNetnsPath(netns)) return;
+    await this.quietly(`remove the resolver file of ${netns}`, () => this.o.kernel.removeResolvConf(netns));
   }
 
   /** Writes the state with `change` applied; memory follows only once the file is written. */
@@ -543,6 +626,7 @@ function toFileState(s: KernelState, bridge: string): EndpointState {
     ...(s.exposed ? { exposed: s.exposed } : {}),
     endpoints: [...s.endpoints.values()].map((i) => ({
       netns: i.netns ?? '',
+      ...(i.container === undefined ? {} : { container: i.container }),
       name: i.name,
       ifname: i.ifname ?? 'ethwe',
       hostIfname: i.hostIfname ?? '',
@@ -555,6 +639,15 @@ function toFileState(s: KernelState, bridge: string): EndpointState {
 
 function netnsId(netns: string): string {
   return `netns:${netns}`;
+}
+
+function containerId(container: string): string {
+  return `container:${container}`;
+}
+
+/** The IPAM and DNS owner id of an endpoint, which also keys it: its container's id when it has one. */
+function endpointId(netns: string, container: string | undefined): string {
+  return container === undefined ? netnsId(netns) : containerId(container);
 }
 
 function hostPart(cidr: string): string {

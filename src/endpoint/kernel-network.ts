@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EndpointError, OptionsError } from '../errors.js';
-import { isExistsError, isMissingError, systemIpCommand, validateNetnsName, type IpCommand } from './ip-command.js';
+import { isExistsError, isMissingError, isNetnsPath, systemIpCommand, validateNetnsName, validateNetnsRef, type IpCommand } from './ip-command.js';
 import { isValidInterfaceName } from '../nic/tap-nic.js';
 import { blockOf, formatCidr, overlaps, parseIPv4, type Cidr } from '../ipam/address.js';
 
@@ -44,6 +44,16 @@ export interface NetnsLink {
   hostIfname: string;
   /** MAC of the interface inside the namespace. */
   mac: string;
+  /** MAC of the host end. */
+  hostMac: string;
+}
+
+/** How {@link KernelNetwork.attach} sets up a namespace beyond its address. */
+export interface NetnsLinkOptions {
+  /** The host end's name (default {@link KernelNetwork.hostIfnameFor} of the namespace). */
+  hostIfname?: string | undefined;
+  /** A default route through this address (the host's overlay address), as container networks have. */
+  gateway?: string | undefined;
 }
 
 /**
@@ -108,23 +118,25 @@ export class KernelNetwork {
     await this.ignoreMissing(['link', 'del', this.bridge]);
   }
 
-  /** True when the named `ip netns` namespace exists; a name that cannot be one is an OptionsError saying why. */
+  /**
+   * True when the namespace exists: an `ip netns` name (its file in the run dir) or the path of a namespace
+   * file (`/proc/PID/ns/net`, a runtime's `/var/run/netns/cni-…`). Anything that can be neither is an
+   * OptionsError saying why.
+   */
   netnsExists(netns: string): boolean {
-    validateNetnsName(netns); // also keeps "../x" from naming a path outside the run dir
-    return existsSync(join(this.runDir, netns));
+    validateNetnsRef(netns); // also keeps "../x" from naming a path outside the run dir
+    return existsSync(isNetnsPath(netns) ? netns : join(this.runDir, netns));
   }
 
   /**
    * Creates a veth pair with one end on the bridge and the other, named `ifname`, in `netns`, gives it
-   * `address` (CIDR), the MTU and a multicast route. Undoes its own steps when one fails.
+   * `address` (CIDR), the MTU, a multicast route and, with a gateway, a default route. Undoes its own
+   * steps when one fails.
    */
-  async attach(netns: string, ifname: string, address: string): Promise<NetnsLink> {
-    validateNetnsName(netns);
+  async attach(netns: string, ifname: string, address: string, options: NetnsLinkOptions = {}): Promise<NetnsLink> {
     if (!isValidInterfaceName(ifname)) throw new OptionsError(`interface name ${JSON.stringify(ifname)} is not valid: use 1 to 15 characters without spaces, "/" or ":"`);
-    if (!this.netnsExists(netns)) {
-      throw new EndpointError('not-found', `network namespace "${netns}" does not exist: create it first (ip netns add ${netns})`);
-    }
-    const hostIfname = this.hostIfnameFor(netns);
+    if (!this.netnsExists(netns)) throw missingNetns(netns);
+    const hostIfname = options.hostIfname ?? this.hostIfnameFor(netns);
     const mtu = String(this.mtu);
     try {
       await this.ip(['link', 'add', 'name', hostIfname, 'mtu', mtu, 'type', 'veth', 'peer', 'name', ifname, 'mtu', mtu, 'netns', netns]);
@@ -137,7 +149,7 @@ export class KernelNetwork {
     try {
       await this.attachHostEnd(hostIfname);
       await this.ip(['-n', netns, 'addr', 'add', address, 'dev', ifname]);
-      return await this.bringUp(netns, ifname, hostIfname);
+      return await this.bringUp(netns, ifname, hostIfname, options.gateway);
     } catch (error) {
       await this.ignoreMissing(['link', 'del', hostIfname]);
       throw error;
@@ -153,13 +165,13 @@ export class KernelNetwork {
    * Repeats the steps of `attach` that follow the address (host end on the bridge, interfaces up, the
    * multicast route), for an attach interrupted after its address was set; returns the link. Idempotent.
    */
-  async completeAttach(netns: string, ifname: string, hostIfname: string): Promise<NetnsLink> {
+  async completeAttach(netns: string, ifname: string, hostIfname: string, gateway?: string): Promise<NetnsLink> {
     await this.attachHostEnd(hostIfname);
-    return this.bringUp(netns, ifname, hostIfname);
+    return this.bringUp(netns, ifname, hostIfname, gateway);
   }
 
-  /** The steps after the address: interfaces up inside the namespace and the multicast route; idempotent. */
-  private async bringUp(netns: string, ifname: string, hostIfname: string): Promise<NetnsLink> {
+  /** The steps after the address: interfaces up inside the namespace, the multicast and default routes; idempotent. */
+  private async bringUp(netns: string, ifname: string, hostIfname: string, gateway: string | undefined): Promise<NetnsLink> {
     await this.ip(['-n', netns, 'link', 'set', ifname, 'up']);
     await this.ip(['-n', netns, 'link', 'set', 'lo', 'up']);
     try {
@@ -167,7 +179,23 @@ export class KernelNetwork {
     } catch (error) {
       if (!isExistsError(error)) throw error;
     }
-    return { netns, ifname, hostIfname, mac: await this.macOf(ifname, netns) };
+    if (gateway) await this.ip(['-n', netns, 'route', 'replace', 'default', 'via', gateway, 'dev', ifname]);
+    return { netns, ifname, hostIfname, mac: await this.macOf(ifname, netns), hostMac: await this.macOf(hostIfname) };
+  }
+
+  /** The MAC of a host end (for a runtime that lists it); undefined when it is gone. */
+  async hostMacOf(hostIfname: string): Promise<string | undefined> {
+    return this.macOf(hostIfname).catch((error: unknown) => {
+      if (isMissingError(error)) return undefined;
+      throw error;
+    });
+  }
+
+  /** The default route's gateway inside a namespace, if it has one through `ifname`. */
+  async netnsGateway(netns: string, ifname: string): Promise<string | undefined> {
+    const text = await this.ip(['-n', netns, '-j', '-4', 'route', 'show', 'default', 'dev', ifname]);
+    const route = (parseJsonList(text, 'route show') as { gateway?: unknown }[])[0];
+    return typeof route?.gateway === 'string' ? route.gateway : undefined;
   }
 
   /** Deletes the veth pair of a namespace (both ends go); missing is fine. */
@@ -298,6 +326,7 @@ export class KernelNetwork {
    * /etc/netns/NAME/resolv.conf). A file someone else wrote is kept aside and restored on detach.
    */
   async writeResolvConf(netns: string, nameserver: string, search: string): Promise<void> {
+    validateNetnsName(netns); // a namespace path has no /etc/netns directory: its runtime writes its resolver
     const dir = join(this.configDir, netns);
     const path = join(dir, 'resolv.conf');
     await mkdir(dir, { recursive: true });
@@ -330,11 +359,10 @@ export class KernelNetwork {
     return join(this.configDir, netns, 'resolv.conf');
   }
 
-  private async macOf(ifname: string, netns: string): Promise<string> {
-    const text = await this.ip(['-n', netns, '-j', 'link', 'show', 'dev', ifname]);
-    const parsed = JSON.parse(text) as { address?: unknown }[];
-    const mac = parsed[0]?.address;
-    if (typeof mac !== 'string') throw new EndpointError('command-failed', `ip did not report a MAC for ${ifname} in ${netns}`);
+  private async macOf(ifname: string, netns?: string): Promise<string> {
+    const text = await this.ip([...(netns ? ['-n', netns] : []), '-j', 'link', 'show', 'dev', ifname]);
+    const mac = parseJsonList(text, 'link show')[0]?.address;
+    if (typeof mac !== 'string') throw new EndpointError('command-failed', `ip did not report a MAC for ${ifname}${netns ? ` in ${netns}` : ''}`);
     return mac;
   }
 
@@ -345,6 +373,13 @@ export class KernelNetwork {
       if (!isMissingError(error)) throw error;
     }
   }
+}
+
+/** The error for a namespace that is not there, with how to make one when it is an `ip netns` name. */
+export function missingNetns(netns: string): EndpointError {
+  return isNetnsPath(netns)
+    ? new EndpointError('not-found', `network namespace ${netns} does not exist (the container or its runtime is gone?)`)
+    : new EndpointError('not-found', `network namespace "${netns}" does not exist: create it first (ip netns add ${netns})`);
 }
 
 interface IpJsonLink {

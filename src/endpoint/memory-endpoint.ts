@@ -20,7 +20,7 @@ export interface EndpointInfo {
   name: string;
   /** Fully qualified DNS name, when DNS is on. */
   fqdn?: string | undefined;
-  /** The IPAM and DNS owner id (`mem:NAME` or `netns:NAMESPACE`). */
+  /** The IPAM and DNS owner id (`mem:NAME`, `netns:NAMESPACE` or `container:ID`). */
   id: string;
   /** CIDR. */
   address: string;
@@ -28,12 +28,20 @@ export interface EndpointInfo {
   mac: string;
   /** The endpoint's IP MTU (the overlay's `mtu`, default 1376). */
   mtu: number;
-  /** Kernel endpoints: the `ip netns` namespace. */
+  /** Kernel endpoints: the `ip netns` namespace, or the path of the namespace file. */
   netns?: string | undefined;
+  /** Kernel endpoints attached for a container runtime (CNI): the container's id, which keys the endpoint. */
+  container?: string | undefined;
   /** Kernel endpoints: the interface name inside the namespace (default `ethwe`). */
   ifname?: string | undefined;
   /** Kernel endpoints: the host end of the veth, enslaved to the bridge. */
   hostIfname?: string | undefined;
+  /** Kernel endpoints: the MAC of the host end. */
+  hostMac?: string | undefined;
+  /** Container endpoints: the default route's gateway, the host's overlay address on the bridge. */
+  gateway?: string | undefined;
+  /** Kernel endpoints, with DNS on and the host exposed: the resolver the namespace should use. */
+  dns?: { nameserver: string; domain: string } | undefined;
   /** In-process endpoints, in status snapshots: TCP connections by state and counters. */
   tcp?: TcpStackStats | undefined;
 }

@@ -9,7 +9,8 @@ import { DecodeError } from '../errors.js';
 import { hasStateFileMagic, openStateFile, sealStateFile, type StateFileKind } from '../wire/state-file.js';
 import { nodeFileSystem, type FileSystem } from '../persist/file-system.js';
 import { StateFile } from '../persist/state-file.js';
-import { isValidNetnsName } from './ip-command.js';
+import { isNetnsPath, isValidNetnsName, validateNetnsRef } from './ip-command.js';
+import { isValidContainerId } from './container-id.js';
 import { isValidInterfaceName } from '../nic/tap-nic.js';
 
 /** The envelope of `endpoints.json`. */
@@ -19,8 +20,10 @@ export const ENDPOINTS_FILE = 'endpoints.json';
 
 /** One kernel endpoint as persisted. */
 export interface PersistedNetnsEndpoint {
-  /** The `ip netns` namespace. */
+  /** The `ip netns` namespace, or the path of the namespace file. */
   netns: string;
+  /** The container id a runtime attached it for (CNI); the endpoint is then keyed by it, not by `netns`. */
+  container?: string;
   /** DNS name (as given). */
   name: string;
   /** Interface name inside the namespace. */
@@ -39,8 +42,8 @@ export interface PersistedNetnsEndpoint {
  * gone from the committed state and before the kernel is touched.
  */
 export type PendingOperation =
-  | { op: 'attach'; netns: string; name: string; ifname: string; hostIfname: string; address: string }
-  | { op: 'detach'; netns: string; name: string; ifname: string; hostIfname: string; address: string }
+  | { op: 'attach'; netns: string; container?: string; name: string; ifname: string; hostIfname: string; address: string }
+  | { op: 'detach'; netns: string; container?: string; name: string; ifname: string; hostIfname: string; address: string }
   | { op: 'expose'; address: string }
   | { op: 'hide'; address: string };
 
@@ -161,10 +164,26 @@ function cidr(value: unknown, what: string): string {
   return s;
 }
 
-function netnsName(value: unknown, what: string): string {
+/** An `ip netns` name or the path of a namespace file. */
+function netnsRef(value: unknown, what: string): string {
+  if (typeof value === 'string' && isNetnsPath(value)) {
+    try {
+      validateNetnsRef(value);
+    } catch (cause) {
+      throw new DecodeError('bad-value', `endpoint registry: ${what} is not a namespace path: ${(cause as Error).message}`, { cause });
+    }
+    return value;
+  }
   const netns = text_(value, what);
-  if (!isValidNetnsName(netns)) throw new DecodeError('bad-value', `endpoint registry: ${what} is not a namespace name`);
+  if (!isValidNetnsName(netns)) throw new DecodeError('bad-value', `endpoint registry: ${what} is not a namespace name or path`);
   return netns;
+}
+
+/** The optional container id of an entry. */
+function container(value: unknown, what: string): { container?: string } {
+  if (value === undefined) return {};
+  if (typeof value !== 'string' || !isValidContainerId(value)) throw new DecodeError('bad-value', `endpoint registry: ${what} is not a container id`);
+  return { container: value };
 }
 
 function interfaceName(value: unknown, what: string): string {
@@ -174,12 +193,12 @@ function interfaceName(value: unknown, what: string): string {
 }
 
 function endpoint(e: Record<string, unknown>, at: string): PersistedNetnsEndpoint {
-  const netns = netnsName(e.netns, `${at}.netns`);
+  const netns = netnsRef(e.netns, `${at}.netns`);
   const ifname = interfaceName(e.ifname, `${at}.ifname`);
   const hostIfname = interfaceName(e.hostIfname, `${at}.hostIfname`);
   const mac = text_(e.mac, `${at}.mac`);
   if (!MAC.test(mac)) throw new DecodeError('bad-value', `endpoint registry: ${at}.mac is not a MAC address`);
-  return { netns, name: text_(e.name, `${at}.name`), ifname, hostIfname, address: cidr(e.address, `${at}.address`), mac };
+  return { netns, ...container(e.container, `${at}.container`), name: text_(e.name, `${at}.name`), ifname, hostIfname, address: cidr(e.address, `${at}.address`), mac };
 }
 
 function operation(o: Record<string, unknown>, at: string): PendingOperation {
@@ -188,7 +207,8 @@ function operation(o: Record<string, unknown>, at: string): PendingOperation {
     case 'detach':
       return {
         op: o.op,
-        netns: netnsName(o.netns, `${at}.netns`),
+        netns: netnsRef(o.netns, `${at}.netns`),
+        ...container(o.container, `${at}.container`),
         name: text_(o.name, `${at}.name`),
         ifname: interfaceName(o.ifname, `${at}.ifname`),
         hostIfname: interfaceName(o.hostIfname, `${at}.hostIfname`),
