@@ -126,7 +126,8 @@ export class ApiError extends WeaveError {}
 /**
  * Peers could not be listed from the Kubernetes API: `unreachable` (no answer), `timeout`, `unauthorized`
  * (401/403: the service account's token or its ClusterRole), `protocol` (another HTTP status), `read-failed`
- * (the token or CA file). A node list that does not decode is a {@link DecodeError} instead.
+ * (the token or CA file), `aborted` (discovery stopped). A node list that does not decode is a
+ * {@link DecodeError} instead.
  * @category Errors
  */
 export class DiscoveryError extends WeaveError {}
