@@ -124,6 +124,15 @@ export class StateFileError extends WeaveError {}
 export class ApiError extends WeaveError {}
 
 /**
+ * Peers could not be listed from the Kubernetes API: `unreachable` (no answer), `timeout`, `unauthorized`
+ * (401/403: the service account's token or its ClusterRole), `protocol` (another HTTP status), `read-failed`
+ * (the token or CA file), `aborted` (discovery stopped). A node list that does not decode is a
+ * {@link DecodeError} instead.
+ * @category Errors
+ */
+export class DiscoveryError extends WeaveError {}
+
+/**
  * Something awaited (`overlay.ready()`, `dns.waitFor()`) did not become ready: `code` is `timeout` when
  * its deadline passed, `aborted` when its signal aborted; `waitingFor` lists, in words, what was still
  * missing (the message says the same).

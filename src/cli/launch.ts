@@ -12,6 +12,8 @@ import { flag, parseArgs, type FlagSpec, type ParsedArgs } from './args.js';
 import { ApiServer } from './api-server.js';
 import { DEFAULT_API_ADDRESS, TOKEN_FILE } from './api-protocol.js';
 import { AGENT_FILE, removeAgentRecord, writeAgentRecord } from './agent-file.js';
+import { canonicalAddress, DEFAULT_PORT, parseListenAddress } from '../mesh/address.js';
+import { initialPeerCount, kubernetesApiServer, KubernetesPeers, type NodeSnapshot } from './kubernetes-peers.js';
 
 /** Flags of `weave-ts launch`. */
 export const LAUNCH_FLAGS: FlagSpec = {
@@ -33,8 +35,9 @@ export const LAUNCH_FLAGS: FlagSpec = {
     'conn-limit': {},
     'log-level': {},
     'trusted-subnets': {},
+    'kubernetes-api': {},
   },
-  booleans: ['no-dns', 'no-discovery', 'no-fragmentation', 'no-ipam', 'no-fastdp', 'no-offload'],
+  booleans: ['peers-from-kubernetes', 'no-dns', 'no-discovery', 'no-fragmentation', 'no-ipam', 'no-fastdp', 'no-offload'],
 };
 
 /** The data dir when none is given: system-wide for root, per user otherwise. */
@@ -64,8 +67,33 @@ function trustedSubnets(text: string): string[] {
   return list;
 }
 
+/** Peer discovery from the Kubernetes API, as the launch flags ask for it. */
+export interface KubernetesLaunch {
+  /** The API server's base URL (`--kubernetes-api`, else the pod's environment). */
+  apiServer: string;
+  /** The port peers listen on: ours (every node of a DaemonSet runs the same command). */
+  port: number;
+  /** `--peer` targets, canonical: never forgotten by discovery. */
+  keep: string[];
+}
+
+/** Parses `--peers-from-kubernetes` and `--kubernetes-api`; undefined without them. */
+function kubernetesLaunch(args: ParsedArgs, env: NodeJS.ProcessEnv, listen: string, peers: readonly string[]): KubernetesLaunch | undefined {
+  const explicit = flag(args, 'kubernetes-api');
+  if (!args.booleans.has('peers-from-kubernetes')) {
+    if (explicit !== undefined) throw new OptionsError('--kubernetes-api is the API server of --peers-from-kubernetes: give both');
+    return undefined;
+  }
+  // Port 0 (tests) cannot be dialled: the other nodes are then expected on the default port.
+  const port = parseListenAddress(listen).port || DEFAULT_PORT;
+  return { apiServer: kubernetesApiServer(explicit, env).href, port, keep: peers.map((p) => canonicalAddress(p)) };
+}
+
 /** Builds overlay options from launch flags (reads the password file); throws OptionsError on bad input. */
-export async function launchOptions(args: ParsedArgs, env: NodeJS.ProcessEnv): Promise<{ overlay: OverlayOptions; api: string; dataDir: string }> {
+export async function launchOptions(
+  args: ParsedArgs,
+  env: NodeJS.ProcessEnv,
+): Promise<{ overlay: OverlayOptions; api: string; dataDir: string; kubernetes?: KubernetesLaunch | undefined }> {
   const peers = args.values.get('peer') ?? [];
   const dataDir = flag(args, 'data-dir') ?? defaultDataDir();
   let password: string | undefined;
@@ -92,8 +120,10 @@ export async function launchOptions(args: ParsedArgs, env: NodeJS.ProcessEnv): P
   const logLevel = flag(args, 'log-level') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new OptionsError(`--log-level ${logLevel}: use debug, info, warn or error`);
   const noIpam = args.booleans.has('no-ipam');
+  const listen = flag(args, 'listen') ?? '0.0.0.0:6783';
+  const kubernetes = kubernetesLaunch(args, env, listen, peers);
   const overlay: OverlayOptions = {
-    listen: flag(args, 'listen') ?? '0.0.0.0:6783',
+    listen,
     peers,
     dataDir,
     ...(password !== undefined ? { password } : {}),
@@ -122,15 +152,47 @@ export async function launchOptions(args: ParsedArgs, env: NodeJS.ProcessEnv): P
         },
     logger: jsonLineLogger(process.stderr, logLevel as 'info'),
   };
-  return { overlay, api: flag(args, 'api') ?? DEFAULT_API_ADDRESS, dataDir };
+  return { overlay, api: flag(args, 'api') ?? DEFAULT_API_ADDRESS, dataDir, kubernetes };
+}
+
+/**
+ * The number of initial peers other than this one when the nodes come from Kubernetes: the other nodes,
+ * and `--peer` targets that are none of them (for `--ipalloc-init consensus`).
+ */
+export function kubernetesPeerCount(snapshot: NodeSnapshot, keep: readonly string[]): number {
+  return initialPeerCount(snapshot) - 1 + keep.filter((address) => !snapshot.peers.has(address)).length;
 }
 
 /** Runs the agent until SIGINT/SIGTERM (or `POST /stop`). Resolves with the exit code. */
 export async function launch(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = parseArgs('launch', argv, LAUNCH_FLAGS);
-  const { overlay: options, api, dataDir } = await launchOptions(args, env);
+  const { overlay: options, api, dataDir, kubernetes } = await launchOptions(args, env);
+  const logger = options.logger ?? jsonLineLogger(process.stderr);
+  // Discovery's callbacks reach the overlay once it is built; no target is added before start(first).
+  const targets: { overlay?: Overlay } = {};
+  let discovery: KubernetesPeers | undefined;
+  let first: NodeSnapshot | undefined;
+  if (kubernetes) {
+    discovery = new KubernetesPeers({
+      apiServer: kubernetes.apiServer,
+      env,
+      port: kubernetes.port,
+      keep: kubernetes.keep,
+      connect: (address) => targets.overlay?.connect(address),
+      forget: (address) => targets.overlay?.forget(address),
+      warn: (message, error) => logger.warn({ error }, message),
+      info: (message) => logger.info({}, message),
+    });
+    // Before the overlay exists: the ring's initial division waits for a majority of all the nodes.
+    first = await discovery.initial();
+    if (options.ipam !== false) {
+      options.ipam = { ...options.ipam, init: parseIpamInit(flag(args, 'ipalloc-init'), kubernetesPeerCount(first, kubernetes.keep)) };
+    }
+    logger.info({ nodes: first.nodes.length, peers: [...first.peers.keys()] }, `peers from Kubernetes: ${first.nodes.length} nodes listed by ${kubernetes.apiServer}`);
+  }
   // Every component checks its options at construction and writes nothing: a bad option leaves no trace.
   const overlay = new Overlay(options);
+  targets.overlay = overlay;
   const token = randomBytes(32).toString('hex');
   let stop: (reason: string, transfer?: boolean) => void = () => undefined;
   const server = new ApiServer(overlay, { listen: api, token, onStop: ({ transfer }) => stop('stop requested over the API', transfer) });
@@ -152,6 +214,7 @@ export async function launch(argv: readonly string[], env: NodeJS.ProcessEnv = p
     await overlay.stop();
     throw error;
   }
+  discovery?.start(first);
   const stopped = new Promise<number>((resolve) => {
     let stopping = false;
     stop = (reason: string, transfer = false): void => {
@@ -162,6 +225,7 @@ export async function launch(argv: readonly string[], env: NodeJS.ProcessEnv = p
       stopping = true;
       void (async () => {
         await server.stop().catch(() => undefined);
+        await discovery?.stop();
         await overlay.stop({ transfer });
         await removeAgentRecord(dataDir).catch(() => undefined);
         process.stderr.write(`weave-ts: stopped (${reason})\n`);

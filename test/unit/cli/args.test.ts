@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { OptionsError } from '../../../src/errors.js';
 import { flag, parseArgs, requiredFlag } from '../../../src/cli/args.js';
-import { launchOptions, LAUNCH_FLAGS, parseIpamInit } from '../../../src/cli/launch.js';
+import { kubernetesPeerCount, launchOptions, LAUNCH_FLAGS, parseIpamInit } from '../../../src/cli/launch.js';
 
 function throwsOptions(fn: () => unknown, message: RegExp): void {
   try {
@@ -83,6 +83,35 @@ test('launch options: --trusted-subnets, --no-fastdp and --no-offload', async ()
   } catch (error) {
     assert.match((error as Error).message, /--trusted-subnets needs at least one CIDR/);
   }
+});
+
+test('launch options: --peers-from-kubernetes, --kubernetes-api, the peer port, and the consensus count', async () => {
+  const parse = (argv: string[], env: NodeJS.ProcessEnv = {}): ReturnType<typeof launchOptions> => launchOptions(parseArgs('launch', [...argv, '--data-dir', '/tmp/wt-x'], LAUNCH_FLAGS), env);
+  assert.is((await parse([])).kubernetes, undefined, 'off by default');
+  const inPod = await parse(['--peers-from-kubernetes', '--peer', '192.0.2.7'], { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' });
+  assert.equal(inPod.kubernetes, { apiServer: 'https://10.96.0.1/', port: 6783, keep: ['192.0.2.7:6783'] });
+  const explicit = await parse(['--peers-from-kubernetes', '--kubernetes-api', 'http://127.0.0.1:8001', '--listen', '127.0.0.2:7000']);
+  assert.equal(explicit.kubernetes, { apiServer: 'http://127.0.0.1:8001/', port: 7000, keep: [] });
+  assert.is((await parse(['--peers-from-kubernetes', '--kubernetes-api', 'http://127.0.0.1:8001', '--listen', '127.0.0.1:0'])).kubernetes?.port, 6783, 'port 0 cannot be dialled');
+  for (const [argv, message] of [
+    [['--kubernetes-api', 'http://127.0.0.1:8001'], /--kubernetes-api is the API server of --peers-from-kubernetes/],
+    [['--peers-from-kubernetes'], /KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set/],
+    [['--peers-from-kubernetes', '--kubernetes-api', 'nope'], /is not a URL/],
+  ] as [string[], RegExp][]) {
+    try {
+      await parse(argv);
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, OptionsError);
+      assert.match((error as Error).message, message);
+    }
+  }
+  // Consensus: the other nodes (all listed, with an address or not), and --peer targets that are no node.
+  const snapshot = { nodes: [{ name: 'self', addresses: [] }, { name: 'a', addresses: ['10.0.0.1'] }, { name: 'b', addresses: [] }], self: [{ name: 'self', addresses: [] }], peers: new Map([['10.0.0.1:6783', 'a']]) };
+  assert.is(kubernetesPeerCount(snapshot, []), 2);
+  assert.is(kubernetesPeerCount(snapshot, ['10.0.0.1:6783', '192.0.2.7:6783']), 3);
+  assert.is(kubernetesPeerCount({ ...snapshot, self: [] }, []), 3, 'this host counts once even when it is not listed yet');
+  assert.equal(parseIpamInit(undefined, kubernetesPeerCount(snapshot, [])), { consensus: 3 }, 'consensus = every node');
 });
 
 test.run();
