@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (namespace tools, dig, curl, perl, python3 and openssl for the TCP
-# interop and TLS tests, and a C compiler for the flood test's sender), only those that are missing.
+# interop and TLS tests, a C compiler for the flood test's sender; containerd, runc, the reference CNI plugins,
+# iptables for portmap and a static busybox for the CNI tests), only those that are missing.
 # Idempotent and non-interactive; run as root. Benchmark-only packages (wireguard-go, wireguard-tools)
 # are installed by bench/dataplane.ts itself, not here.
 set -euo pipefail
 
-PACKAGES=(iproute2 iputils-ping iperf3 iperf socat bind9-dnsutils nftables procps gcc libc6-dev curl perl mount python3 openssl)
+PACKAGES=(iproute2 iputils-ping iperf3 iperf socat bind9-dnsutils nftables procps gcc libc6-dev curl perl mount python3 openssl
+  util-linux iptables containerd runc containernetworking-plugins busybox-static)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-test-deps: must run as root (apt-get install); skipping" >&2

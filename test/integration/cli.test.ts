@@ -204,6 +204,23 @@ test('a peer with another password shows in the warn log and in status; the API 
     const badRecord = await post('/dns/add', JSON.stringify({ name: `${'a.'.repeat(150)}x`, ip: '10.32.0.9' }));
     assert.is(badRecord.status, 400);
     assert.match(await badRecord.text(), /at most 253 characters/);
+    // Container attachments (the CNI plugin's): a bad container id or namespace path is 400 before anything
+    // is touched; detach takes exactly one of netns and container; an unknown container is `detached: false`.
+    const badId = await post('/attach', JSON.stringify({ netns: '/proc/1/ns/net', name: 'web', container: '-bad' }));
+    assert.is(badId.status, 400);
+    const badIdText = await badId.text();
+    assert.match(badIdText, /container id \\"-bad\\" is not valid/, badIdText);
+    const badPath = await post('/attach', JSON.stringify({ netns: '/proc/../etc/x', name: 'web', container: 'c1' }));
+    assert.is(badPath.status, 400);
+    assert.match(await badPath.text(), /without \\"\.\.\\"/);
+    const both = await post('/detach', JSON.stringify({ netns: 'x', container: 'c1' }));
+    assert.is(both.status, 400);
+    assert.match(await both.text(), /exactly one of \\"netns\\" and \\"container\\"/);
+    const unknown = await post('/detach', JSON.stringify({ container: 'c1' }));
+    assert.is(unknown.status, 200);
+    assert.equal(await unknown.json(), { ok: true, detached: false });
+    const check = await fetch(`http://${a.api}/endpoints/check?container=c1`, { headers: { authorization: `Bearer ${token}` } });
+    assert.is(check.status, 404);
   } finally {
     for (const agent of agents) agent.child.kill('SIGKILL');
     rmSync(root, { recursive: true, force: true });

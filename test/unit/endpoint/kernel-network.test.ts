@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EndpointError, OptionsError } from '../../../src/errors.js';
+import { EndpointError, OptionsError, WeaveError } from '../../../src/errors.js';
 import { KernelNetwork } from '../../../src/endpoint/kernel-network.js';
 import type { IpCommand } from '../../../src/endpoint/ip-command.js';
 
@@ -50,7 +50,7 @@ test('attach: veth into the namespace, address, MTU, multicast route, MAC', asyn
     const k = new KernelNetwork({ bridge: 'wtbr1', mtu: 1376, ip, netnsRunDir: run, netnsConfigDir: config });
     const link = await k.attach('web', 'ethwe', '10.32.0.2/12');
     const host = k.hostIfnameFor('web');
-    assert.equal(link, { netns: 'web', ifname: 'ethwe', hostIfname: host, mac: '02:aa:bb:cc:dd:ee' });
+    assert.equal(link, { netns: 'web', ifname: 'ethwe', hostIfname: host, mac: '02:aa:bb:cc:dd:ee', hostMac: '02:aa:bb:cc:dd:ee' });
     assert.equal(calls, [
       `link add name ${host} mtu 1376 type veth peer name ethwe mtu 1376 netns web`,
       `link set ${host} master wtbr1 up`,
@@ -59,7 +59,39 @@ test('attach: veth into the namespace, address, MTU, multicast route, MAC', asyn
       '-n web link set lo up',
       '-n web route add 224.0.0.0/4 dev ethwe',
       '-n web -j link show dev ethwe',
+      `-j link show dev ${host}`,
     ]);
+  });
+});
+
+test('attach by namespace path (as a container runtime gives it): given host end, default route through the gateway', async () => {
+  await withDirs(async ({ run, config }) => {
+    const { ip, calls } = fakeIp();
+    const k = new KernelNetwork({ bridge: 'wtbr1', mtu: 1376, ip, netnsRunDir: run, netnsConfigDir: config });
+    const path = join(run, 'cni-1234'); // any file stands for the namespace: the fake ip does the rest
+    await writeFile(path, '');
+    const link = await k.attach(path, 'eth0', '10.32.0.3/12', { hostIfname: 'wtbr1vabc', gateway: '10.32.0.1' });
+    assert.is(link.hostIfname, 'wtbr1vabc');
+    assert.equal(calls.slice(0, 3), [`link add name wtbr1vabc mtu 1376 type veth peer name eth0 mtu 1376 netns ${path}`, 'link set wtbr1vabc master wtbr1 up', `-n ${path} addr add 10.32.0.3/12 dev eth0`]);
+    assert.ok(calls.includes(`-n ${path} route replace default via 10.32.0.1 dev eth0`), calls.join('\n'));
+    // A relative path, "..", or a path that does not exist are refused before anything runs.
+    for (const bad of ['../etc/x', '/run/../etc/passwd', join(run, 'gone')]) {
+      const before = calls.length;
+      try {
+        await k.attach(bad, 'eth0', '10.32.0.4/12');
+        assert.unreachable();
+      } catch (error) {
+        assert.instance(error, WeaveError);
+      }
+      assert.is(calls.length, before, `${bad}: nothing ran`);
+    }
+    // Resolver files belong to ip netns names: a path has none.
+    try {
+      await k.writeResolvConf(path, '10.32.0.1', 'weave.local.');
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, OptionsError);
+    }
   });
 });
 

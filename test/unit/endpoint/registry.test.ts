@@ -11,11 +11,16 @@ import { fuzzDecoder } from '../../helpers/fuzz.js';
 const octet = fc.integer({ min: 0, max: 255 });
 const cidrArb = fc.tuple(octet, octet, octet, octet, fc.integer({ min: 0, max: 32 })).map(([a, b, c, d, p]) => `${a}.${b}.${c}.${d}/${p}`);
 const ifnameArb = fc.stringMatching(/^[a-z][a-z0-9-]{0,14}$/);
-const netnsArb = fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/);
+// An `ip netns` name, or a namespace path as a container runtime gives it.
+const netnsArb = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/), fc.nat().map((pid) => `/proc/${pid}/ns/net`), fc.stringMatching(/^\/var\/run\/netns\/cni-[0-9a-f-]{1,36}$/));
+const containerArb = fc.option(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/), { nil: undefined });
+/** Drops an undefined `container` (the codec leaves the key out). */
+const withContainer = <T extends { container: string | undefined }>({ container, ...rest }: T): Omit<T, 'container'> & { container?: string } =>
+  container === undefined ? rest : { ...rest, container };
 const nameArb = fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/);
 const macArb = fc.uint8Array({ minLength: 6, maxLength: 6 }).map((b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':'));
-const linkOp = (op: 'attach' | 'detach') =>
-  fc.record({ op: fc.constant(op), netns: netnsArb, name: nameArb, ifname: ifnameArb, hostIfname: ifnameArb, address: cidrArb }, { noNullPrototype: true });
+const linkOp = <Op extends 'attach' | 'detach'>(op: Op) =>
+  fc.record({ op: fc.constant(op), netns: netnsArb, container: containerArb, name: nameArb, ifname: ifnameArb, hostIfname: ifnameArb, address: cidrArb }, { noNullPrototype: true }).map(withContainer);
 const pendingArb: fc.Arbitrary<PendingOperation> = fc.oneof(
   linkOp('attach'),
   linkOp('detach'),
@@ -28,7 +33,7 @@ const stateArb: fc.Arbitrary<EndpointState> = fc
       bridge: fc.option(ifnameArb, { nil: undefined }),
       exposed: fc.option(cidrArb, { nil: undefined }),
       endpoints: fc.array(
-        fc.record({ netns: netnsArb, name: nameArb, ifname: ifnameArb, hostIfname: ifnameArb, address: cidrArb, mac: macArb }, { noNullPrototype: true }),
+        fc.record({ netns: netnsArb, container: containerArb, name: nameArb, ifname: ifnameArb, hostIfname: ifnameArb, address: cidrArb, mac: macArb }, { noNullPrototype: true }).map(withContainer),
         { maxLength: 5 },
       ),
       pending: fc.array(pendingArb, { maxLength: 3 }),
@@ -108,6 +113,9 @@ test('bad registries are rejected with what is wrong', () => {
     ['{"version":1,"endpoints":[{"netns":"../x","name":"x","ifname":"ethwe","hostIfname":"v1","address":"10.0.0.3/8","mac":"02:00:00:00:00:01"}]}', /namespace name/],
     ['{"version":1,"endpoints":[{"netns":"a","name":"x","ifname":"a very long interface","hostIfname":"v1","address":"10.0.0.3/8","mac":"02:00:00:00:00:01"}]}', /interface name/],
     ['{"version":1,"bridge":"a/b","endpoints":[]}', /bridge is an invalid interface name/],
+    ['{"version":1,"endpoints":[{"netns":"/proc/1/../../etc","name":"x","ifname":"ethwe","hostIfname":"v1","address":"10.0.0.3/8","mac":"02:00:00:00:00:01"}]}', /not a namespace path/],
+    ['{"version":1,"endpoints":[{"netns":"/proc/1/ns/net","container":"-x","name":"x","ifname":"ethwe","hostIfname":"v1","address":"10.0.0.3/8","mac":"02:00:00:00:00:01"}]}', /container is not a container id/],
+    ['{"version":1,"endpoints":[{"netns":"/proc/1/ns/net","container":7,"name":"x","ifname":"ethwe","hostIfname":"v1","address":"10.0.0.3/8","mac":"02:00:00:00:00:01"}]}', /container is not a container id/],
   ];
   for (const [json, message] of cases) {
     try {
