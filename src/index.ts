@@ -50,7 +50,7 @@ export type {
 export type { OverlayReadiness, PeerReadiness, PeerReadinessState, IpamReadiness, ReadinessQuery } from './status/readiness.js';
 export type { OverlayLinkView, OverlayLinkState, EstablishedLinkView, ConnectingLinkView, UnreachableLinkView } from './status/links.js';
 export type { HandshakeFailureView } from './status/handshake-failures.js';
-export { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
+export { MemoryEndpoint, type EndpointInfo, type EndpointResolver, type ContainerCheck } from './endpoint/memory-endpoint.js';
 export {
   EndpointHttpAgent,
   serveHttp,

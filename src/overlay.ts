@@ -39,7 +39,7 @@ import { EndpointRegistry, ENDPOINTS_FILE } from './endpoint/registry.js';
 import { KernelEndpoints } from './endpoint/kernel-endpoints.js';
 import { describeIoError } from './persist/state-file.js';
 import type { FileSystem } from './persist/file-system.js';
-import { MemoryEndpoint, type EndpointInfo } from './endpoint/memory-endpoint.js';
+import { MemoryEndpoint, type ContainerCheck, type EndpointInfo } from './endpoint/memory-endpoint.js';
 import { renderMetrics } from './status/metrics.js';
 import type { OverlayState, OverlayStatus } from './status/overlay-status.js';
 import { linkViews, type OverlayLinkView } from './status/links.js';
@@ -579,7 +579,7 @@ export class Overlay extends EventEmitter<OverlayEvents> {
   }
 
   /** Compares a container's endpoint with the kernel (namespace, interface, MAC, address, routes); undefined when it is not attached. */
-  checkContainer(container: string): Promise<{ endpoint: EndpointInfo; problems: string[] } | undefined> {
+  checkContainer(container: string): Promise<ContainerCheck | undefined> {
     validateContainerId(container);
     return this.kernelEndpoints.check(container);
   }

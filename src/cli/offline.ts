@@ -134,7 +134,8 @@ export async function detachOffline(netns: string, options: OfflineOptions): Pro
         : `no agent runs, and namespace "${netns}" is not attached according to ${registry.path} (attached: ${listed.join(', ')})`,
     );
   }
-  const intent: PendingOperation = { op: 'detach', netns, name: endpoint.name, ifname: endpoint.ifname, hostIfname: endpoint.hostIfname, address: endpoint.address };
+  const container = endpoint.container === undefined ? {} : { container: endpoint.container };
+  const intent: PendingOperation = { op: 'detach', netns, ...container, name: endpoint.name, ifname: endpoint.ifname, hostIfname: endpoint.hostIfname, address: endpoint.address };
   await registry.save({ ...state, endpoints: state.endpoints.filter((e) => e !== endpoint), pending: [...state.pending, intent] });
   const kernel = kernelFor(options)(state.bridge ?? options.bridge ?? DEFAULT_BRIDGE);
   await kernel.detach(endpoint.hostIfname);

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiError, WeaveError } from '../errors.js';
-import type { EndpointInfo } from '../endpoint/memory-endpoint.js';
+import type { ContainerCheck, EndpointInfo } from '../endpoint/memory-endpoint.js';
 import { ApiClient } from '../cli/api-client.js';
 import { AGENT_FILE, parseAgentRecord } from '../cli/agent-file.js';
 import { DEFAULT_API_ADDRESS } from '../cli/api-protocol.js';
@@ -20,7 +20,7 @@ export interface AgentApi {
   attach(request: { container: string; netns: string; ifname: string; name: string }): Promise<EndpointInfo>;
   /** True when something was detached. */
   detach(container: string): Promise<boolean>;
-  check(container: string): Promise<{ endpoint: EndpointInfo; problems: string[] } | undefined>;
+  check(container: string): Promise<ContainerCheck | undefined>;
   endpoints(): Promise<EndpointInfo[]>;
   status(): Promise<AgentStatus>;
 }
@@ -147,7 +147,7 @@ export const openAgentApi: OpenAgent = async (config, timeoutMs) => {
     detach: async (container) => (await client.post<'POST /detach', { detached?: boolean }>('POST /detach', { container })).detached === true,
     check: async (container) => {
       try {
-        return await client.get<{ endpoint: EndpointInfo; problems: string[] }>(`/endpoints/check?container=${encodeURIComponent(container)}`);
+        return await client.get<ContainerCheck>(`/endpoints/check?container=${encodeURIComponent(container)}`);
       } catch (error) {
         if (error instanceof ApiError && error.code === 'not-found') return undefined;
         throw error;

@@ -12,7 +12,7 @@ import type { Dns } from '../dns/dns.js';
 import { normaliseName } from '../dns/records.js';
 import { missingNetns, type KernelNetwork, type NetnsLink } from './kernel-network.js';
 import { isNetnsPath } from './ip-command.js';
-import type { EndpointInfo } from './memory-endpoint.js';
+import type { ContainerCheck, EndpointInfo } from './memory-endpoint.js';
 import type { EndpointRegistry, EndpointState, PendingOperation, PersistedNetnsEndpoint } from './registry.js';
 
 /** The IPAM/DNS owner id of the host's own overlay address (Weave's). */
@@ -125,7 +125,7 @@ export class KernelEndpoints {
    * Compares a container's endpoint with what the kernel has now: the namespace, the interface with its
    * MAC and address, the default route, the host end. Undefined when the container is not attached.
    */
-  check(container: string): Promise<{ endpoint: EndpointInfo; problems: string[] } | undefined> {
+  check(container: string): Promise<ContainerCheck | undefined> {
     return this.serialised(() => this.doCheck(container));
   }
 
@@ -228,7 +228,7 @@ export class KernelEndpoints {
     return this.decorate(info);
   }
 
-  private async doCheck(container: string): Promise<{ endpoint: EndpointInfo; problems: string[] } | undefined> {
+  private async doCheck(container: string): Promise<ContainerCheck | undefined> {
     const stored = this.state.endpoints.get(containerId(container));
     if (!stored) return undefined;
     const endpoint = this.decorate(stored);

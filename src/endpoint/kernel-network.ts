@@ -341,6 +341,7 @@ export class KernelNetwork {
    * files alone. Returns what it did: `removed`, `restored` (the set-aside file is back) or `none`.
    */
   async removeResolvConf(netns: string): Promise<'removed' | 'restored' | 'none'> {
+    if (isNetnsPath(netns)) return 'none'; // a namespace given by path never gets one
     const dir = join(this.configDir, netns);
     const path = join(dir, 'resolv.conf');
     const existing = await readFile(path, 'utf8').catch(() => undefined);

@@ -41,9 +41,25 @@ export interface EndpointInfo {
   /** Container endpoints: the default route's gateway, the host's overlay address on the bridge. */
   gateway?: string | undefined;
   /** Kernel endpoints, with DNS on and the host exposed: the resolver the namespace should use. */
-  dns?: { nameserver: string; domain: string } | undefined;
+  dns?: EndpointResolver | undefined;
   /** In-process endpoints, in status snapshots: TCP connections by state and counters. */
   tcp?: TcpStackStats | undefined;
+}
+
+/** Where a kernel endpoint's names resolve: the agent's DNS server on the host's overlay address. */
+export interface EndpointResolver {
+  /** The DNS server's address (the host's overlay address). */
+  nameserver: string;
+  /** The search domain, without the final dot (`weave.local`). */
+  domain: string;
+}
+
+/** A container's endpoint compared with what the kernel has (`Overlay.checkContainer`). */
+export interface ContainerCheck {
+  /** The endpoint as the overlay recorded it. */
+  endpoint: EndpointInfo;
+  /** What differs in the kernel, one sentence each; empty when everything is as recorded. */
+  problems: string[];
 }
 
 /**
