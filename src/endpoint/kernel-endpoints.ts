@@ -288,6 +288,11 @@ export class KernelEndpoints {
   private async doHide(): Promise<void> {
     const address = this.state.exposed;
     if (!address) return;
+    const containers = [...this.state.endpoints.values()].filter((e) => e.container !== undefined).map((e) => e.container);
+    if (containers.length > 0) {
+      // Their default route goes through this address: removing it would cut them off without a word.
+      throw new EndpointError('address-in-use', `the host's overlay address ${address} is the gateway of container${containers.length > 1 ? 's' : ''} ${containers.join(', ')}: detach ${containers.length > 1 ? 'them' : 'it'} first`);
+    }
     const intent: PendingOperation = { op: 'hide', address };
     try {
       await this.commit({ exposed: undefined, pending: [...this.state.pending, intent] });

@@ -227,7 +227,8 @@ export class FakeKernel {
   }
 
   private netnsExists(netns: string): boolean {
-    return netns === '' || existsSync(join(this.runDir, netns));
+    // A namespace by path (a container runtime's) is any file there; by name, a file in the run dir.
+    return netns === '' || existsSync(netns.startsWith('/') ? netns : join(this.runDir, netns));
   }
 
   private find(netns: string, name: string, line: string): Link {
@@ -329,6 +330,12 @@ export class FakeKernel {
       const route = `${netns} ${text}`;
       if (this.routes.has(route)) throw new EndpointError('command-failed', `ip ${line}: RTNETLINK answers: File exists`);
       this.routes.add(route);
+      return '';
+    }
+    if (object === 'route' && verb === 'replace' && (m = /^default via (\S+) dev (\S+)$/.exec(text))) {
+      this.find(netns, m[2] as string, line);
+      for (const route of [...this.routes]) if (route.startsWith(`${netns} default `)) this.routes.delete(route);
+      this.routes.add(`${netns} ${text}`);
       return '';
     }
     throw new Error(`fake ip: unsupported command "${line}"`);

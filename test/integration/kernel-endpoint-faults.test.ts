@@ -35,9 +35,13 @@ class World {
   /** The overlay last booted, even one whose start never finished. */
   last: Overlay | undefined;
 
+  /** A container's namespace, given by path as a runtime gives it (`/proc/PID/ns/net`). */
+  readonly containerNetns = join(this.runDir, 'container-ns');
+
   constructor(readonly namespaces: string[]) {
     mkdirSync(this.runDir);
     for (const ns of namespaces) writeFileSync(join(this.runDir, ns), '');
+    writeFileSync(this.containerNetns, '');
   }
 
   options(extra: Partial<OverlayOptions> = {}): OverlayOptions {
@@ -58,6 +62,7 @@ class World {
   }
 
   async boot(extra: Partial<OverlayOptions> = {}): Promise<Overlay> {
+    containerNetns = this.containerNetns;
     const overlay = new Overlay(this.options(extra));
     this.last = overlay;
     overlay.on('warning', (message) => this.warnings.push(message));
@@ -88,7 +93,8 @@ function checkInvariants(world: World, overlay: Overlay, when: string): void {
     assert.equal(kernel.addressesOf(e.netns as string, e.ifname as string), [e.address], `${e.netns} has exactly ${e.address} (${when})`);
     const veth = kernel.hostVeths().find((v) => v.name === e.hostIfname);
     assert.is(veth?.master, BRIDGE, `${e.netns}'s host end is on the bridge (${when})`);
-    assert.ok(existsSync(join(world.configDir, e.netns as string, 'resolv.conf')), `${e.netns} has its resolver file (${when})`);
+    if (e.container === undefined) assert.ok(existsSync(join(world.configDir, e.netns as string, 'resolv.conf')), `${e.netns} has its resolver file (${when})`);
+    else assert.ok(kernel.routes.has(`${e.netns} default via ${hostPart(status.exposed ?? '?')} dev ${e.ifname}`), `container ${e.container} routes through the host (${when})`);
   }
   const known = new Set(endpoints.map((e) => e.hostIfname));
   assert.equal(kernel.hostVeths().filter((v) => !known.has(v.name)), [], `no veth that no endpoint owns (${when})`);
@@ -121,21 +127,39 @@ async function checkDisk(world: World, overlay: Overlay, when: string): Promise<
   }
 }
 
-type Op = { op: 'attach'; ns: string; ip?: string } | { op: 'detach'; ns: string } | { op: 'expose' } | { op: 'hide' };
+type Op =
+  | { op: 'attach'; ns: string; ip?: string }
+  | { op: 'detach'; ns: string }
+  | { op: 'expose' }
+  | { op: 'hide' }
+  // A container runtime's (the CNI plugin's) attach: keyed by the container id, its namespace by path.
+  | { op: 'attach-container'; id: string }
+  | { op: 'detach-container'; id: string };
 
 const SCRIPT: Op[] = [
   { op: 'attach', ns: 'n0' },
+  { op: 'attach-container', id: 'c0' },
   { op: 'attach', ns: 'n1' },
   { op: 'detach', ns: 'n0' },
+  { op: 'attach-container', id: 'c0' }, // the runtime repeats its ADD
   { op: 'attach', ns: 'n2', ip: '127.77.0.20/27' },
+  { op: 'detach-container', id: 'c0' },
   { op: 'hide' },
   { op: 'attach', ns: 'n0' },
+  { op: 'attach-container', id: 'c1' },
   { op: 'detach', ns: 'n1' },
   { op: 'expose' },
 ];
 
+/** The container ids attached over `containerNetns` (one at a time: they share its eth0). */
+let containerNetns = '';
+
 function run(overlay: Overlay, step: Op): Promise<unknown> {
   switch (step.op) {
+    case 'attach-container':
+      return overlay.attach({ name: step.id, netns: containerNetns, container: step.id, ifname: 'eth0' });
+    case 'detach-container':
+      return overlay.detach({ container: step.id });
     case 'attach':
       return overlay.attach({ name: step.ns, netns: step.ns, ...(step.ip ? { ip: step.ip } : {}) });
     case 'detach':
@@ -183,7 +207,7 @@ test('without faults the script runs and every invariant holds throughout', asyn
     const again = await world.boot();
     checkInvariants(world, again, 'restart');
     await checkDisk(world, again, 'restart');
-    assert.equal(again.endpoints().map((e) => e.netns).sort(), ['n0', 'n2']);
+    assert.equal(again.endpoints().map((e) => e.container ?? e.netns).sort(), ['c1', 'n0', 'n2']);
     await again.stop();
   } finally {
     world.dispose();
@@ -276,7 +300,19 @@ type FaultOp =
 
 const nsArb = fc.constantFrom('n0', 'n1', 'n2', 'n3');
 const faultOpArb: fc.Arbitrary<FaultOp> = fc.oneof(
-  { weight: 8, arbitrary: fc.oneof(nsArb.map((ns): Op => ({ op: 'attach', ns })), nsArb.map((ns): Op => ({ op: 'detach', ns })), fc.constant<Op>({ op: 'expose' }), fc.constant<Op>({ op: 'hide' })).map((op): FaultOp => ({ kind: 'op', op })) },
+  {
+    weight: 8,
+    arbitrary: fc
+      .oneof(
+        nsArb.map((ns): Op => ({ op: 'attach', ns })),
+        nsArb.map((ns): Op => ({ op: 'detach', ns })),
+        fc.constant<Op>({ op: 'expose' }),
+        fc.constant<Op>({ op: 'hide' }),
+        fc.constantFrom('c0', 'c1').map((id): Op => ({ op: 'attach-container', id })),
+        fc.constantFrom('c0', 'c1').map((id): Op => ({ op: 'detach-container', id })),
+      )
+      .map((op): FaultOp => ({ kind: 'op', op })),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('fail' as const), in: fc.integer({ min: 1, max: 30 }), code: fc.constantFrom('ENOSPC' as const, 'EIO' as const) }, { noNullPrototype: true }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('crash' as const), in: fc.integer({ min: 1, max: 30 }) }, { noNullPrototype: true }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('disk' as const), full: fc.boolean() }, { noNullPrototype: true }) },
