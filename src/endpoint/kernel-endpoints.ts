@@ -151,7 +151,13 @@ export class KernelEndpoints {
     if (existing) {
       // A runtime may repeat an ADD (after a timeout, say): the same container in the same place is that.
       if (container !== undefined && existing.netns === netns && existing.ifname === ifname) return this.decorate(existing);
-      throw new EndpointError('already-exists', `${container === undefined ? `namespace ${what}` : `${what} (${existing.netns}, ${existing.ifname})`} is already attached (detach it first)`);
+      if (container !== undefined && !(await this.stillThere(existing))) {
+        // Its namespace died without a DEL reaching us (the agent was down): free it, then attach anew.
+        this.o.warn(`container ${container} is attached again (${netns}); its earlier namespace ${existing.netns ?? '?'} is gone: ${existing.address} released`);
+        await this.doDetach(id);
+      } else {
+        throw new EndpointError('already-exists', `${container === undefined ? `namespace ${what}` : `${what} (${existing.netns}, ${existing.ifname})`} is already attached (detach it first)`);
+      }
     }
     if (!kernel.netnsExists(netns)) throw missingNetns(netns);
     await this.o.ensureKernel();
@@ -557,6 +563,11 @@ export class KernelEndpoints {
       hostIfname: e.hostIfname,
       ...(hostMac === undefined ? {} : { hostMac }),
     };
+  }
+
+  /** True while an endpoint's namespace and the host end of its veth exist (the host end goes with the namespace). */
+  private async stillThere(info: EndpointInfo): Promise<boolean> {
+    return this.o.kernel.netnsExists(info.netns ?? '') && (await this.o.kernel.linkExists(info.hostIfname ?? ''));
   }
 
   /** What depends on the host's overlay address now: a container's gateway, the resolver. */

@@ -183,6 +183,26 @@ nsTest('ADD, CHECK, DEL as the spec describes: result, idempotence, errors with 
       `no container keeps an address: ${JSON.stringify(status.ipam.allocated)}`,
     );
 
+    // A container whose namespace died while its DEL could not reach the agent is attached again elsewhere:
+    // the stale endpoint is freed and the new one attached (not "already attached").
+    await lab.addHost('pd');
+    await lab.addHost('pe');
+    const first = await weaveCni(lab, 'ha', { command: 'ADD', containerId: 'c0ffee04', netns: `/run/netns/${lab.ns('pd')}`, ifname: 'eth0' }, config(hosts.a));
+    assert.is(first.code, 0, first.stdout);
+    await lab.execOk('ha', ['ip', 'netns', 'del', lab.ns('pd')]);
+    const second = await weaveCni(lab, 'ha', { command: 'ADD', containerId: 'c0ffee04', netns: `/run/netns/${lab.ns('pe')}`, ifname: 'eth0' }, config(hosts.a));
+    assert.is(second.code, 0, second.stdout);
+    assert.is((second.json as unknown as Result).interfaces[1]?.sandbox, `/run/netns/${lab.ns('pe')}`);
+    assert.equal(
+      (JSON.parse(await cli(lab, hosts.a, ['ps', '--json'])) as { container?: string; netns?: string }[]).map((e) => `${e.container ?? ''}@${e.netns ?? ''}`),
+      [`c0ffee04@/run/netns/${lab.ns('pe')}`],
+    );
+    // While the first namespace lives, the same id elsewhere is refused (100: the agent refused).
+    const taken = await weaveCni(lab, 'ha', { command: 'ADD', containerId: 'c0ffee04', netns: `/run/netns/${lab.ns('pa')}`, ifname: 'eth0' }, config(hosts.a));
+    assert.is(taken.json?.code, 100, taken.stdout);
+    assert.match(String(taken.json?.msg), /already attached/);
+    assert.is((await weaveCni(lab, 'ha', { command: 'DEL', containerId: 'c0ffee04', ifname: 'eth0' }, config(hosts.a))).code, 0);
+
     // STATUS and GC (CNI 1.1.0): the agent is ready; GC detaches what the runtime no longer lists.
     const statusCall = await weaveCni(lab, 'hb', { command: 'STATUS' }, config(hosts.b, { cniVersion: '1.1.0' }));
     assert.is(statusCall.code, 0, statusCall.stdout);
