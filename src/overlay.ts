@@ -548,7 +548,8 @@ export class Overlay extends EventEmitter<OverlayEvents> {
     if (options.netns !== undefined) {
       const before = options.container === undefined ? undefined : this.kernelEndpoints.container(options.container);
       const info = await this.kernelEndpoints.attach({ ...options, netns: options.netns });
-      if (!before) this.emit('endpoint:attached', info);
+      if (before && before.mac !== info.mac) this.afterKernelDetach(before); // a stale endpoint of the container was replaced
+      if (!before || before.mac !== info.mac) this.emit('endpoint:attached', info);
       return { kind: 'netns', info };
     }
     return this.attachMemory(options);
