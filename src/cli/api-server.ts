@@ -78,7 +78,7 @@ export class ApiServer {
       const url = new URL(req.url ?? '/', 'http://api');
       const route = `${req.method ?? 'GET'} ${url.pathname}`;
       if (req.method === 'GET') {
-        this.get(route, url, res);
+        await this.get(route, url, res);
         return;
       }
       if (!isApiRoute(route)) throw new ApiError('not-found', `no route ${route}`);
@@ -97,7 +97,7 @@ export class ApiServer {
     }
   }
 
-  private get(route: string, url: URL, res: ServerResponse): void {
+  private async get(route: string, url: URL, res: ServerResponse): Promise<void> {
     switch (route) {
       case 'GET /status':
         reply(res, 200, this.overlay.status());
@@ -115,13 +115,9 @@ export class ApiServer {
       case 'GET /endpoints/check': {
         const container = url.searchParams.get('container');
         if (!container) throw new ApiError('invalid-option', 'GET /endpoints/check needs ?container=');
-        void this.overlay.checkContainer(container).then(
-          (result) => (result ? reply(res, 200, result) : reply(res, 404, { error: { code: 'not-found', message: `container ${container} is not attached` } })),
-          (error: unknown) => {
-            const { status, body } = errorReply(error);
-            reply(res, status, body);
-          },
-        );
+        const result = await this.overlay.checkContainer(container);
+        if (!result) throw new ApiError('not-found', `container ${container} is not attached`);
+        reply(res, 200, result);
         return;
       }
       case 'GET /dns': {

@@ -1,6 +1,6 @@
 // `weave-ts-cni install`: puts the plugin where a container runtime looks for it (with the Node binary it
 // runs on, so the host needs no Node of its own) and writes the network configuration list.
-import { chmod, copyFile, cp, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, lstat, mkdir, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CNI_DATA_DIR, PLUGIN_TYPE } from './config.js';
@@ -39,24 +39,30 @@ export function conflist(dataDir = DEFAULT_CNI_DATA_DIR): object {
 }
 
 /**
- * Installs `BIN_DIR/weave-ts-cni` (a small shell script), `BIN_DIR/weave-ts-cni.d/` (Node and the
- * compiled package) and `CONF_DIR/10-weave-ts.conflist`. Each part replaces the previous one whole, so a
- * runtime calling the plugin meanwhile runs either the old or the new one. Returns the paths written.
+ * Installs `BIN_DIR/weave-ts-cni` (a small shell script), `BIN_DIR/weave-ts-cni.d` (a link to a directory
+ * with Node and the compiled package) and `CONF_DIR/10-weave-ts.conflist`. Each is swapped in with one
+ * rename, so a runtime calling the plugin meanwhile finds the old or the new one, never a missing file;
+ * the directories of earlier installs are removed afterwards. Returns the paths written.
  */
 export async function install(options: InstallOptions): Promise<string[]> {
   const packageRoot = fileURLToPath(new URL('../../../', import.meta.url));
   const home = join(options.binDir, `${PLUGIN_TYPE}.d`);
-  const staging = `${home}.new-${process.pid}`;
-  await rm(staging, { recursive: true, force: true });
+  const release = `${PLUGIN_TYPE}.d-${Date.now().toString(36)}-${process.pid}`;
+  const staging = join(options.binDir, release);
   await mkdir(join(staging, 'dist'), { recursive: true });
   await cp(join(packageRoot, 'dist', 'src'), join(staging, 'dist', 'src'), { recursive: true });
   await copyFile(join(packageRoot, 'package.json'), join(staging, 'package.json')); // "type": "module"
   await copyFile(options.node ?? process.execPath, join(staging, 'node'));
   await chmod(join(staging, 'node'), 0o755);
-  const old = `${home}.old-${process.pid}`;
-  await rename(home, old).catch(() => undefined);
-  await rename(staging, home);
-  await rm(old, { recursive: true, force: true });
+  const link = `${home}.tmp-${process.pid}`;
+  await rm(link, { force: true });
+  await symlink(release, link);
+  // A real directory there (not ours to swap atomically) goes first.
+  if ((await lstat(home).catch(() => undefined))?.isDirectory()) await rm(home, { recursive: true, force: true });
+  await rename(link, home);
+  for (const entry of await readdir(options.binDir)) {
+    if (entry.startsWith(`${PLUGIN_TYPE}.d-`) && entry !== release) await rm(join(options.binDir, entry), { recursive: true, force: true });
+  }
 
   const wrapper = join(options.binDir, PLUGIN_TYPE);
   const script = `#!/bin/sh\n# weave-ts CNI plugin (written by weave-ts-cni install)\nhere=$(dirname "$0")\nexec "$here/${PLUGIN_TYPE}.d/node" "$here/${PLUGIN_TYPE}.d/dist/src/cni/main.js" "$@"\n`;

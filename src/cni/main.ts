@@ -3,6 +3,7 @@
 // configuration on stdin, the result or a CNI error object on stdout), and `weave-ts-cni install`.
 import { readFileSync } from 'node:fs';
 import { parseArgs, flag } from '../cli/args.js';
+import { OptionsError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { CniCode, CniError } from './errors.js';
 import { parseCniRequest, requestedVersion } from './config.js';
@@ -52,6 +53,6 @@ main(process.argv.slice(2), process.env).then(
   },
   (error: unknown) => {
     process.stderr.write(`weave-ts-cni: ${(error as Error).message}\n`);
-    process.exitCode = 1;
+    process.exitCode = error instanceof OptionsError ? 2 : 1; // 2: bad arguments, as weave-ts
   },
 );

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { conflist, CONFLIST_FILE } from '../../../src/cni/install.js';
@@ -20,6 +20,11 @@ test('install writes the plugin, its Node and the conflist; installing again rep
       assert.match(r.stdout, /weave-ts-cni installed/);
     }
     assert.is(statSync(join(binDir, 'weave-ts-cni')).mode & 0o111, 0o111, 'the wrapper is executable');
+    // weave-ts-cni.d is a link to the newest install's directory; the earlier one is gone.
+    const releases = readdirSync(binDir).filter((e) => e.startsWith('weave-ts-cni.d-'));
+    assert.is(releases.length, 1, readdirSync(binDir).join(' '));
+    assert.is(readlinkSync(join(binDir, 'weave-ts-cni.d')), releases[0]);
+    assert.equal(readdirSync(binDir).sort(), ['weave-ts-cni', 'weave-ts-cni.d', releases[0]].sort());
     assert.equal(JSON.parse(readFileSync(join(confDir, CONFLIST_FILE), 'utf8')), conflist('/srv/weave'));
     const version = spawnSync(join(binDir, 'weave-ts-cni'), [], { input: '{"cniVersion":"1.0.0"}', encoding: 'utf8', env: { CNI_COMMAND: 'VERSION' } });
     assert.is(version.status, 0, version.stderr);
@@ -28,6 +33,8 @@ test('install writes the plugin, its Node and the conflist; installing again rep
     const usage = spawnSync(join(binDir, 'weave-ts-cni'), [], { encoding: 'utf8', env: {} });
     assert.is(usage.status, 2);
     assert.match(usage.stderr, /CNI plugin/);
+    const badFlag = spawnSync(process.execPath, [main, 'install', '--bin-dri', binDir], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    assert.is(badFlag.status, 2, badFlag.stderr);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
